@@ -1,0 +1,1 @@
+"""AWS plumbing and per-service fetchers (boto3 and the standard library only)."""

@@ -1,0 +1,1 @@
+"""Storage only: Redis, DynamoDB and S3, and the readers the web tier uses."""

@@ -1,0 +1,102 @@
+"""Every Redis key, DynamoDB table name and S3 key, for writers and readers alike."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+GLOBAL = "global"
+ALL_ACCOUNTS = "all"
+
+# Resource kinds written by the IAM sync, and the account mapping.
+IAM_ROLE = "iam_role"
+IAM_USER = "iam_user"
+IAM_GROUP = "iam_group"
+IAM_POLICY = "iam_policy"
+IAM_KINDS = (IAM_ROLE, IAM_USER, IAM_GROUP, IAM_POLICY)
+ACCOUNT = "account"
+
+# Logical DynamoDB tables; the physical name is table_prefix + logical name.
+TABLE_IAM_ROLES = "iamroles"
+TABLE_RESOURCES = "resources"
+TABLE_ACCOUNTS = "cloudaccounts"
+TABLES = (TABLE_IAM_ROLES, TABLE_RESOURCES, TABLE_ACCOUNTS)
+_TABLE_BY_KIND = {IAM_ROLE: TABLE_IAM_ROLES, ACCOUNT: TABLE_ACCOUNTS}
+
+
+def table_for_kind(kind: str) -> str:
+    """The logical table a kind is stored in: roles keep ConsoleMe's own table."""
+    return _TABLE_BY_KIND.get(kind, TABLE_RESOURCES)
+
+
+@dataclass(frozen=True)
+class Partition:
+    """The unit of caching: one kind in one account and region (IAM kinds use ``global``)."""
+
+    kind: str
+    account_id: str
+    region: str = GLOBAL
+
+    @property
+    def id(self) -> str:
+        return f"{self.kind}|{self.account_id}|{self.region}"
+
+    @classmethod
+    def parse(cls, value: str) -> Partition:
+        kind, account_id, region = value.split("|")
+        return cls(kind, account_id, region)
+
+
+@dataclass(frozen=True)
+class Keys:
+    """Redis key names under one prefix."""
+
+    prefix: str = "inv:"
+
+    def items(self, p: Partition) -> str:
+        """Hash: ARN -> record JSON."""
+        return f"{self.prefix}p:{p.id}:items"
+
+    def hashes(self, p: Partition) -> str:
+        """Hash: ARN -> content hash of the record's canonical JSON."""
+        return f"{self.prefix}p:{p.id}:hashes"
+
+    def seen(self, p: Partition) -> str:
+        """Sorted set: ARN scored by the last time a listing returned it."""
+        return f"{self.prefix}p:{p.id}:seen"
+
+    def meta(self, p: Partition) -> str:
+        """Hash: refreshed_at, complete, count, changed_at for the partition."""
+        return f"{self.prefix}p:{p.id}:meta"
+
+    def partitions(self) -> str:
+        """Set of every partition id that holds data."""
+        return f"{self.prefix}partitions"
+
+    def arn_index(self) -> str:
+        """Hash: ARN -> partition id, so a reader finds any resource by ARN alone."""
+        return f"{self.prefix}arn"
+
+    def last_success(self) -> str:
+        """Hash: ``task|account`` -> unix time of the last success."""
+        return f"{self.prefix}task:last_success"
+
+    def last_failure(self) -> str:
+        """Hash: ``task|account`` -> unix time of the last failure."""
+        return f"{self.prefix}task:last_failure"
+
+    def last_error(self) -> str:
+        """Hash: ``task|account`` -> the last failure's error, one line."""
+        return f"{self.prefix}task:last_error"
+
+    def outcomes(self) -> str:
+        """Hash: ``task|account|outcome`` -> count."""
+        return f"{self.prefix}task:outcomes"
+
+
+def outcome_field(task: str, account_id: str | None) -> str:
+    return f"{task}|{account_id or ALL_ACCOUNTS}"
+
+
+def s3_snapshot_key(prefix: str, p: Partition) -> str:
+    """One gzipped JSON object per partition."""
+    return f"{prefix}{p.kind}/{p.account_id}/{p.region}.json.gz"

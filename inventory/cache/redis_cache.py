@@ -1,0 +1,142 @@
+"""The Redis side of a partition: atomic apply of a diff, and the reads the web tier needs."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from inventory.cache.keys import Keys, Partition
+
+
+@dataclass(frozen=True)
+class PartitionMeta:
+    """Freshness of one partition as last written."""
+
+    refreshed_at: float
+    changed_at: float
+    complete: bool
+    count: int
+    s3_digest: str | None = None
+
+
+def connect(url: str, socket_timeout: float = 10.0) -> redis.Redis:
+    """A client whose connection errors raise (never turn into empty results)."""
+    return redis.Redis.from_url(
+        url,
+        socket_timeout=socket_timeout,
+        socket_connect_timeout=min(socket_timeout, 5.0),
+        health_check_interval=30,
+        decode_responses=True,
+    )
+
+
+class RedisCache:
+    """Partition reads and writes; every write of a partition is one MULTI/EXEC."""
+
+    def __init__(self, client: redis.Redis, keys: Keys) -> None:
+        self.client = client
+        self.keys = keys
+
+    def load_hashes(self, p: Partition) -> dict[str, str] | None:
+        """Content hashes by ARN, or None when Redis has never held this partition (cold)."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.exists(self.keys.meta(p))
+        pipe.hgetall(self.keys.hashes(p))
+        exists, hashes = pipe.execute()
+        return hashes if exists else None
+
+    def get_items(self, p: Partition, arns: Iterable[str]) -> dict[str, str]:
+        arns = list(arns)
+        if not arns:
+            return {}
+        values = self.client.hmget(self.keys.items(p), arns)
+        return {arn: v for arn, v in zip(arns, values, strict=True) if v is not None}
+
+    def apply(
+        self,
+        p: Partition,
+        upserts: Mapping[str, tuple[str, str]],
+        removed: Iterable[str],
+        seen: Iterable[str],
+        now: float,
+        complete: bool,
+        count: int,
+    ) -> None:
+        """Write changed items, drop removed ones and stamp freshness, atomically."""
+        removed = list(removed)
+        k = self.keys
+        pipe = self.client.pipeline(transaction=True)
+        if upserts:
+            pipe.hset(k.items(p), mapping={arn: v[0] for arn, v in upserts.items()})
+            pipe.hset(k.hashes(p), mapping={arn: v[1] for arn, v in upserts.items()})
+            pipe.hset(k.arn_index(), mapping=dict.fromkeys(upserts, p.id))
+        if removed:
+            pipe.hdel(k.items(p), *removed)
+            pipe.hdel(k.hashes(p), *removed)
+            pipe.zrem(k.seen(p), *removed)
+            pipe.hdel(k.arn_index(), *removed)
+        seen_scores = dict.fromkeys(seen, now)
+        if seen_scores:
+            pipe.zadd(k.seen(p), seen_scores)
+        meta: dict[str, Any] = {"refreshed_at": now, "complete": int(complete), "count": count}
+        if upserts or removed:
+            meta["changed_at"] = now
+        pipe.hset(k.meta(p), mapping=meta)
+        pipe.hsetnx(k.meta(p), "changed_at", now)
+        pipe.sadd(k.partitions(), p.id)
+        pipe.execute()
+
+    def set_s3_digest(self, p: Partition, digest: str) -> None:
+        self.client.hset(self.keys.meta(p), "s3_digest", digest)
+
+    def meta(self, p: Partition) -> PartitionMeta | None:
+        raw = self.client.hgetall(self.keys.meta(p))
+        if not raw:
+            return None
+        return PartitionMeta(
+            refreshed_at=float(raw["refreshed_at"]),
+            changed_at=float(raw.get("changed_at", raw["refreshed_at"])),
+            complete=raw.get("complete") == "1",
+            count=int(raw.get("count", 0)),
+            s3_digest=raw.get("s3_digest"),
+        )
+
+    def items(self, p: Partition) -> dict[str, dict[str, Any]]:
+        """Every record of a partition, by ARN."""
+        return {arn: json.loads(v) for arn, v in self.client.hgetall(self.keys.items(p)).items()}
+
+    def get(self, arn: str) -> dict[str, Any] | None:
+        """One record by ARN, wherever it lives."""
+        partition_id = self.client.hget(self.keys.arn_index(), arn)
+        if partition_id is None:
+            return None
+        raw = self.client.hget(self.keys.items(Partition.parse(partition_id)), arn)
+        return None if raw is None else json.loads(raw)
+
+    def partitions(self, kind: str | None = None) -> list[Partition]:
+        found = [Partition.parse(p) for p in self.client.smembers(self.keys.partitions())]
+        return sorted(
+            (p for p in found if kind is None or p.kind == kind),
+            key=lambda p: (p.kind, p.account_id, p.region),
+        )
+
+    def stale_arns(self, p: Partition, older_than: float) -> list[str]:
+        """ARNs a listing last returned before ``older_than``."""
+        return list(self.client.zrangebyscore(self.keys.seen(p), "-inf", f"({older_than}"))
+
+    def remove(self, p: Partition, arns: list[str]) -> None:
+        """Drop items from Redis only (the durable copy keeps its TTL)."""
+        if not arns:
+            return
+        k = self.keys
+        pipe = self.client.pipeline(transaction=True)
+        pipe.hdel(k.items(p), *arns)
+        pipe.hdel(k.hashes(p), *arns)
+        pipe.zrem(k.seen(p), *arns)
+        pipe.hdel(k.arn_index(), *arns)
+        pipe.hincrby(k.meta(p), "count", -len(arns))
+        pipe.execute()

@@ -1,0 +1,147 @@
+"""``replace_partition``: make one cached partition equal a listing, writing only what changed."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from inventory.cache.dynamo import DynamoStore
+from inventory.cache.keys import Partition
+from inventory.cache.redis_cache import RedisCache
+from inventory.cache.s3_snapshot import S3Snapshots
+
+
+def canonical_json(record: Mapping[str, Any]) -> str:
+    """The one serialisation we hash, store and compare."""
+    return json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def content_hash(document: str) -> str:
+    return hashlib.blake2b(document.encode(), digest_size=16).hexdigest()
+
+
+def partition_digest(hashes: Mapping[str, str]) -> str:
+    """A digest of a whole partition's contents, to know whether its S3 snapshot is current."""
+    h = hashlib.blake2b(digest_size=16)
+    for arn in sorted(hashes):
+        h.update(f"{arn}\0{hashes[arn]}\n".encode())
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class PartitionResult:
+    """What one ``replace_partition`` call did."""
+
+    kind: str
+    account_id: str
+    region: str
+    listed: int
+    created: int
+    updated: int
+    removed: int
+    complete: bool
+    dynamo_writes: int
+    s3_objects: int
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.created or self.updated or self.removed)
+
+
+class Store:
+    """Redis (read path), DynamoDB (durable) and optionally S3 (snapshots), kept in step."""
+
+    def __init__(
+        self,
+        redis: RedisCache,
+        dynamo: DynamoStore,
+        s3: S3Snapshots | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.redis = redis
+        self.dynamo = dynamo
+        self.s3 = s3
+        self.clock = clock
+
+    def replace_partition(
+        self,
+        kind: str,
+        account_id: str,
+        region: str,
+        records: Iterable[Mapping[str, Any]],
+        complete: bool,
+        keep: Iterable[str] = (),
+    ) -> PartitionResult:
+        """Write new and changed records; with ``complete``, remove items the listing lacks.
+
+        ``keep`` names ARNs that were listed but could not be transformed: their cached copies
+        stay, as a failed record must never delete data.
+
+        DynamoDB is written first, then Redis in one transaction, then S3: a failure at any
+        step raises, and the retry rewrites whatever is still different.
+        """
+        p = Partition(kind, account_id, region)
+        now = self.clock()
+        encoded: dict[str, tuple[str, str]] = {}
+        for record in records:
+            document = canonical_json(record)
+            encoded[record["arn"]] = (document, content_hash(document))
+
+        cached = self.redis.load_hashes(p)
+        durable = self.dynamo.load_hashes(p) if cached is None else cached
+        cached = cached or {}
+
+        keep = set(keep)
+        present = encoded.keys() | keep
+        removed = [arn for arn in durable if arn not in present] if complete else []
+        redis_removed = [arn for arn in cached if arn not in present] if complete else []
+        dynamo_upserts = {a: v for a, v in encoded.items() if durable.get(a) != v[1]}
+        redis_upserts = {a: v for a, v in encoded.items() if cached.get(a) != v[1]}
+
+        dynamo_writes = self.dynamo.write(p, dynamo_upserts, removed, now)
+
+        final = {a: h for a, h in cached.items() if a not in redis_removed}
+        final.update({a: v[1] for a, v in encoded.items()})
+        self.redis.apply(p, redis_upserts, redis_removed, encoded, now, complete, len(final))
+
+        s3_objects = 0
+        if self.s3 is not None:
+            s3_objects = self._snapshot(p, encoded, final, now)
+
+        created = sum(1 for a in dynamo_upserts if a not in durable)
+        return PartitionResult(
+            kind=kind,
+            account_id=account_id,
+            region=region,
+            listed=len(encoded),
+            created=created,
+            updated=len(dynamo_upserts) - created,
+            removed=len(removed),
+            complete=complete,
+            dynamo_writes=dynamo_writes,
+            s3_objects=s3_objects,
+        )
+
+    def _snapshot(
+        self,
+        p: Partition,
+        encoded: Mapping[str, tuple[str, str]],
+        final: Mapping[str, str],
+        now: float,
+    ) -> int:
+        """Write the S3 snapshot when the partition's digest differs from the last one written."""
+        assert self.s3 is not None
+        digest = partition_digest(final)
+        meta = self.redis.meta(p)
+        if meta is not None and meta.s3_digest == digest:
+            return 0
+        documents = {a: v[0] for a, v in encoded.items()}
+        kept = [a for a in final if a not in documents]
+        documents.update(self.redis.get_items(p, kept))
+        self.s3.put(p, documents, now)
+        self.redis.set_s3_digest(p, digest)
+        return 1

@@ -1,0 +1,213 @@
+"""The ``inventory`` command: worker, beat, web, sync, accounts, tables, schedule, check."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+import click
+
+from inventory.settings import ConfigError, Settings, load_settings
+
+EXIT_CONFIG = 2
+EXIT_FAILED = 1
+
+
+def _settings(ctx: click.Context) -> Settings:
+    """Settings loaded once per invocation; a bad config exits 2 with the message."""
+    if ctx.obj is None:
+        try:
+            ctx.obj = load_settings(list(ctx.find_root().params.get("config") or ()) or None)
+        except ConfigError as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(EXIT_CONFIG)
+    return ctx.obj
+
+
+def with_settings(fn: Callable[..., Any]) -> Callable[..., Any]:
+    @wraps(fn)
+    @click.pass_context
+    def wrapper(ctx: click.Context, *args: Any, **kwargs: Any) -> Any:
+        return fn(_settings(ctx), *args, **kwargs)
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config",
+    "-c",
+    multiple=True,
+    type=click.Path(dir_okay=False),
+    help="YAML settings file (repeatable; later wins). Default: $INVENTORY_CONFIG.",
+)
+@click.version_option(package_name="inventory")
+def main(config: tuple[str, ...]) -> None:
+    """Cache AWS inventory (IAM, S3, SQS, SNS, Config) in Redis, DynamoDB and S3."""
+
+
+@main.command()
+@click.option("--queues", "-Q", default=None, help="Comma-separated queues (default: all).")
+@click.option("--concurrency", "-C", type=int, default=None, help="Worker processes.")
+@click.option("--pool", default="prefork", show_default=True)
+@click.option("--loglevel", "-l", default="INFO", show_default=True)
+@click.option("--hostname", "-n", default=None, help="Worker node name.")
+@with_settings
+def worker(
+    settings: Settings,
+    queues: str | None,
+    concurrency: int | None,
+    pool: str,
+    loglevel: str,
+    hostname: str | None,
+) -> None:
+    """Run a Celery worker consuming the inventory queues."""
+    from inventory.celery_app import QUEUES, create_app
+
+    app = create_app(settings)
+    argv = ["worker", f"--loglevel={loglevel}", f"--pool={pool}"]
+    argv += ["--queues", queues or ",".join(QUEUES)]
+    argv += ["--concurrency", str(concurrency or settings.celery.worker_concurrency)]
+    if hostname:
+        argv += ["--hostname", hostname]
+    app.worker_main(argv)
+
+
+@main.command()
+@click.option("--loglevel", "-l", default="INFO", show_default=True)
+@click.option(
+    "--schedule-file",
+    default="celerybeat-schedule",
+    show_default=True,
+    help="Where beat keeps its last-run times.",
+)
+@with_settings
+def beat(settings: Settings, loglevel: str, schedule_file: str) -> None:
+    """Run Celery beat with the inventory schedule."""
+    from inventory.celery_app import create_app
+
+    app = create_app(settings)
+    app.start(["beat", f"--loglevel={loglevel}", f"--schedule={schedule_file}"])
+
+
+@main.command()
+@click.argument("kind", type=click.Choice(["iam", "accounts"]))
+@click.option("--account", "-a", "account_ids", multiple=True, help="Account id (default: all).")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@with_settings
+def sync(settings: Settings, kind: str, account_ids: tuple[str, ...], as_json: bool) -> None:
+    """Run one kind's sync in this process, for one account or all."""
+    from rich.console import Console
+    from rich.progress import Progress
+    from rich.table import Table
+
+    from inventory.runtime import Runtime
+    from inventory.tasks.accounts import active_accounts, store_account_mapping
+    from inventory.tasks.iam import sync_iam_account
+
+    runtime = Runtime(settings)
+    console = Console(stderr=as_json)
+    if kind == "accounts":
+        summary = store_account_mapping(runtime)
+        click.echo(json.dumps(summary, indent=2) if as_json else _kv(summary))
+        return
+    accounts = list(account_ids) or [a["id"] for a in active_accounts(runtime)]
+    summaries: dict[str, Any] = {}
+    failures = 0
+    with Progress(console=console, transient=True) as progress:
+        bar = progress.add_task("IAM", total=len(accounts))
+        for account_id in accounts:
+            try:
+                summaries[account_id] = sync_iam_account(runtime, account_id)
+            except Exception as exc:  # noqa: BLE001 - reported per account, exit code says it
+                failures += 1
+                summaries[account_id] = {"error": f"{type(exc).__name__}: {exc}"}
+            progress.advance(bar)
+    if as_json:
+        click.echo(json.dumps(summaries, indent=2))
+    else:
+        table = Table("account", "kind", "listed", "created", "updated", "removed", "error")
+        for account_id, s in summaries.items():
+            if "error" in s:
+                table.add_row(account_id, "-", "", "", "", "", s["error"])
+                continue
+            for k, p in s["partitions"].items():
+                table.add_row(
+                    account_id,
+                    k,
+                    *(str(p[f]) for f in ("listed", "created", "updated", "removed")),
+                    "",
+                )
+        console.print(table)
+    if failures:
+        sys.exit(EXIT_FAILED)
+
+
+def _kv(summary: dict[str, Any]) -> str:
+    return "\n".join(f"{k}: {v}" for k, v in summary.items())
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True)
+@with_settings
+def accounts(settings: Settings, as_json: bool) -> None:
+    """List the cached account mapping (building it if it was never cached)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from inventory.runtime import Runtime
+    from inventory.tasks.accounts import account_mapping
+
+    mapping = account_mapping(Runtime(settings))
+    if as_json:
+        click.echo(json.dumps(mapping, indent=2))
+        return
+    table = Table("id", "name", "status", "email", "source")
+    for a in mapping:
+        table.add_row(a["id"], a["name"], a["status"], a.get("email") or "", a["source"])
+    Console().print(table)
+
+
+@main.group()
+def tables() -> None:
+    """DynamoDB tables."""
+
+
+@tables.command("create")
+@with_settings
+def tables_create(settings: Settings) -> None:
+    """Create the DynamoDB tables that are missing."""
+    from inventory.runtime import Runtime
+
+    created = Runtime(settings).dynamo.ensure_tables()
+    click.echo("created: " + ", ".join(created) if created else "all tables exist")
+
+
+@main.group()
+def schedule() -> None:
+    """The beat schedule."""
+
+
+@schedule.command("show")
+@with_settings
+def schedule_show(settings: Settings) -> None:
+    """Print the effective schedule (after settings overrides)."""
+    from inventory.schedule import effective_schedule
+
+    for e in effective_schedule(settings):
+        state = "enabled " if e.enabled else "disabled"
+        click.echo(f"{state}  every {e.every:>8.0f}s  {e.queue:<12} {e.name}")
+
+
+@main.command()
+@with_settings
+def config(settings: Settings) -> None:
+    """Validate the configuration and print it (secrets masked)."""
+    click.echo(json.dumps(settings.model_dump(mode="json"), indent=2))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

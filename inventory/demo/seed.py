@@ -1,0 +1,204 @@
+"""Seed a moto server with a small, deterministic AWS organisation (tests, demo, benchmarks)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+
+SPOKE_ROLE = "OrganizationAccountAccessRole"  # moto creates it in every member account
+MANAGEMENT_ACCOUNT = "123456789012"  # moto's default account becomes the management account
+
+
+def _doc(*statements: dict[str, Any]) -> dict[str, Any]:
+    return {"Version": "2012-10-17", "Statement": list(statements)}
+
+
+def _allow(action: str | list[str], resource: str | list[str]) -> dict[str, Any]:
+    return {"Effect": "Allow", "Action": action, "Resource": resource}
+
+
+def trust(service: str) -> dict[str, Any]:
+    return _doc({"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"})
+
+
+@dataclass
+class RoleSeed:
+    name: str
+    trust_policy: dict[str, Any]
+    inline: dict[str, dict[str, Any]] = field(default_factory=dict)
+    attached: list[str] = field(default_factory=list)  # customer policy names
+    tags: dict[str, str] = field(default_factory=dict)
+    boundary: str | None = None  # customer policy name
+    description: str = ""
+
+
+@dataclass
+class UserSeed:
+    name: str
+    groups: list[str] = field(default_factory=list)
+    inline: dict[str, dict[str, Any]] = field(default_factory=dict)
+    attached: list[str] = field(default_factory=list)
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class GroupSeed:
+    name: str
+    inline: dict[str, dict[str, Any]] = field(default_factory=dict)
+    attached: list[str] = field(default_factory=list)
+
+
+@dataclass
+class AccountSeed:
+    """What one member account holds; ``id`` is filled in once Organizations assigns it."""
+
+    name: str
+    policies: dict[str, dict[str, Any]] = field(default_factory=dict)
+    roles: list[RoleSeed] = field(default_factory=list)
+    users: list[UserSeed] = field(default_factory=list)
+    groups: list[GroupSeed] = field(default_factory=list)
+    id: str = ""
+
+    def policy_arn(self, name: str) -> str:
+        return f"arn:aws:iam::{self.id}:policy/{name}"
+
+    def role_arn(self, name: str) -> str:
+        return f"arn:aws:iam::{self.id}:role/{name}"
+
+
+def demo_account(name: str, index: int) -> AccountSeed:
+    """A member account whose resources differ by name and index."""
+    queue_policy = f"{name}-queue-access"
+    account = AccountSeed(
+        name=name,
+        policies={
+            queue_policy: _doc(_allow(["sqs:SendMessage", "sqs:ReceiveMessage"], "*")),
+            f"{name}-boundary": _doc(_allow("*", "*")),
+        },
+    )
+    account.roles.append(
+        RoleSeed(
+            name=f"{name}-app",
+            trust_policy=trust("ec2.amazonaws.com"),
+            inline={"read-bucket": _doc(_allow("s3:GetObject", f"arn:aws:s3:::{name}-data/*"))},
+            attached=[queue_policy],
+            tags={"owner": f"team-{name}", "inventory-groups": f"{name}-devs@example.com"},
+            boundary=f"{name}-boundary",
+            description=f"{name} application role",
+        )
+    )
+    for n in range(index + 1):
+        account.roles.append(
+            RoleSeed(
+                name=f"{name}-worker-{n}",
+                trust_policy=trust("lambda.amazonaws.com"),
+                inline={f"logs-{n}": _doc(_allow("logs:PutLogEvents", "*"))},
+                tags={"tier": str(n)},
+            )
+        )
+    account.groups.append(GroupSeed(name=f"{name}-admins", attached=[queue_policy]))
+    account.users.append(
+        UserSeed(
+            name=f"{name}-alice",
+            groups=[f"{name}-admins"],
+            inline={"self": _doc(_allow("iam:GetUser", "*"))},
+            tags={"email": f"alice@{name}.example.com"},
+        )
+    )
+    return account
+
+
+class Seeder:
+    """Creates an organisation and fills member accounts through assumed roles."""
+
+    def __init__(self, endpoint_url: str, region: str = "us-east-1") -> None:
+        self.endpoint_url = endpoint_url
+        self.region = region
+        self.hub = boto3.Session(region_name=region)
+
+    def client(self, service: str, account_id: str | None = None) -> Any:
+        session = self.hub
+        if account_id is not None:
+            sts = self.hub.client("sts", endpoint_url=self.endpoint_url)
+            creds = sts.assume_role(
+                RoleArn=f"arn:aws:iam::{account_id}:role/{SPOKE_ROLE}",
+                RoleSessionName="seed",
+            )["Credentials"]
+            session = boto3.Session(
+                aws_access_key_id=creds["AccessKeyId"],
+                aws_secret_access_key=creds["SecretAccessKey"],
+                aws_session_token=creds["SessionToken"],
+                region_name=self.region,
+            )
+        return session.client(service, endpoint_url=self.endpoint_url)
+
+    def organisation(self) -> str:
+        org = self.client("organizations")
+        try:
+            return str(org.create_organization(FeatureSet="ALL")["Organization"]["Id"])
+        except org.exceptions.AlreadyInOrganizationException:
+            return str(org.describe_organization()["Organization"]["Id"])
+
+    def create_account(self, seed: AccountSeed) -> AccountSeed:
+        org = self.client("organizations")
+        status = org.create_account(AccountName=seed.name, Email=f"{seed.name}@example.com")
+        seed.id = status["CreateAccountStatus"]["AccountId"]
+        self.fill(seed)
+        return seed
+
+    def fill(self, seed: AccountSeed) -> None:
+        iam = self.client("iam", seed.id)
+        for name, document in seed.policies.items():
+            iam.create_policy(PolicyName=name, PolicyDocument=json.dumps(document))
+        for group in seed.groups:
+            iam.create_group(GroupName=group.name)
+            for pname, document in group.inline.items():
+                iam.put_group_policy(
+                    GroupName=group.name, PolicyName=pname, PolicyDocument=json.dumps(document)
+                )
+            for pname in group.attached:
+                iam.attach_group_policy(GroupName=group.name, PolicyArn=seed.policy_arn(pname))
+        for role in seed.roles:
+            params: dict[str, Any] = {
+                "RoleName": role.name,
+                "AssumeRolePolicyDocument": json.dumps(role.trust_policy),
+                "Tags": [{"Key": k, "Value": v} for k, v in role.tags.items()],
+            }
+            if role.description:
+                params["Description"] = role.description
+            if role.boundary:
+                params["PermissionsBoundary"] = seed.policy_arn(role.boundary)
+            iam.create_role(**params)
+            for pname, document in role.inline.items():
+                iam.put_role_policy(
+                    RoleName=role.name, PolicyName=pname, PolicyDocument=json.dumps(document)
+                )
+            for pname in role.attached:
+                iam.attach_role_policy(RoleName=role.name, PolicyArn=seed.policy_arn(pname))
+        for user in seed.users:
+            iam.create_user(
+                UserName=user.name, Tags=[{"Key": k, "Value": v} for k, v in user.tags.items()]
+            )
+            for gname in user.groups:
+                iam.add_user_to_group(GroupName=gname, UserName=user.name)
+            for pname, document in user.inline.items():
+                iam.put_user_policy(
+                    UserName=user.name, PolicyName=pname, PolicyDocument=json.dumps(document)
+                )
+            for pname in user.attached:
+                iam.attach_user_policy(UserName=user.name, PolicyArn=seed.policy_arn(pname))
+
+
+def seed_demo_organisation(
+    endpoint_url: str, names: list[str] | None = None, region: str = "us-east-1"
+) -> list[AccountSeed]:
+    """An organisation with member accounts ``dev``, ``staging``, ``prod`` (or ``names``)."""
+    seeder = Seeder(endpoint_url, region)
+    seeder.organisation()
+    return [
+        seeder.create_account(demo_account(name, i))
+        for i, name in enumerate(names or ["dev", "staging", "prod"])
+    ]

@@ -1,0 +1,80 @@
+"""Last success and last failure of every task, per account, kept in Redis for every process."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import redis
+
+from inventory.cache.keys import ALL_ACCOUNTS, Keys, outcome_field
+
+OK = "ok"
+FAILED = "failed"
+RETRY = "retry"
+
+
+@dataclass(frozen=True)
+class TaskStatus:
+    """Freshness of one task for one account (``all`` for tasks not tied to an account)."""
+
+    task: str
+    account_id: str
+    last_success: float | None
+    last_failure: float | None
+    last_error: str | None
+
+
+class TaskOutcomes:
+    """Record and read task outcomes; one pipelined round trip per outcome."""
+
+    def __init__(self, client: redis.Redis, keys: Keys) -> None:
+        self.client = client
+        self.keys = keys
+
+    def record(
+        self,
+        task: str,
+        account_id: str | None,
+        outcome: str,
+        now: float,
+        error: str | None = None,
+    ) -> None:
+        name = outcome_field(task, account_id)
+        pipe = self.client.pipeline(transaction=False)
+        if outcome == OK:
+            pipe.hset(self.keys.last_success(), name, now)
+        else:
+            pipe.hset(self.keys.last_failure(), name, now)
+            pipe.hset(self.keys.last_error(), name, (error or "")[:500])
+        pipe.hincrby(self.keys.outcomes(), f"{name}|{outcome}", 1)
+        pipe.execute()
+
+    def status(self) -> list[TaskStatus]:
+        """Every task/account pair that has an outcome, sorted."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hgetall(self.keys.last_success())
+        pipe.hgetall(self.keys.last_failure())
+        pipe.hgetall(self.keys.last_error())
+        success, failure, errors = pipe.execute()
+        result = []
+        for name in sorted(set(success) | set(failure)):
+            task, _, account = name.partition("|")
+            result.append(
+                TaskStatus(
+                    task=task,
+                    account_id=account or ALL_ACCOUNTS,
+                    last_success=float(success[name]) if name in success else None,
+                    last_failure=float(failure[name]) if name in failure else None,
+                    last_error=errors.get(name),
+                )
+            )
+        return result
+
+    def counts(self) -> dict[tuple[str, str, str], int]:
+        """(task, account, outcome) -> count."""
+        raw = self.client.hgetall(self.keys.outcomes())
+        result = {}
+        for name, value in raw.items():
+            task, account, outcome = name.split("|")
+            result[(task, account, outcome)] = int(value)
+        return result

@@ -1,0 +1,105 @@
+"""The services a process needs, built lazily from Settings (after fork, never at import)."""
+
+from __future__ import annotations
+
+import threading
+from functools import cached_property
+from typing import Any
+
+import redis
+
+from inventory.aws.session import AwsSessions, ClientOptions
+from inventory.cache.dynamo import DynamoStore
+from inventory.cache.keys import Keys
+from inventory.cache.redis_cache import RedisCache, connect
+from inventory.cache.s3_snapshot import S3Snapshots
+from inventory.cache.store import Store
+from inventory.metrics import TaskOutcomes
+from inventory.settings import Settings
+
+
+class Runtime:
+    """Settings plus the clients built from them; one per process."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._tables_lock = threading.Lock()
+        self._tables_ready = False
+
+    @cached_property
+    def keys(self) -> Keys:
+        return Keys(self.settings.redis.key_prefix)
+
+    @cached_property
+    def redis(self) -> redis.Redis:
+        return connect(self.settings.redis.url, self.settings.redis.socket_timeout)
+
+    @cached_property
+    def redis_cache(self) -> RedisCache:
+        return RedisCache(self.redis, self.keys)
+
+    @cached_property
+    def outcomes(self) -> TaskOutcomes:
+        return TaskOutcomes(self.redis, self.keys)
+
+    @cached_property
+    def aws(self) -> AwsSessions:
+        a = self.settings.aws
+        return AwsSessions(
+            ClientOptions(
+                endpoint_url=a.endpoint_url,
+                retry_mode=a.retry_mode,
+                max_attempts=a.max_attempts,
+                connect_timeout=a.connect_timeout,
+                read_timeout=a.read_timeout,
+            ),
+            role_name=a.role_name,
+            assume_role=a.assume_role,
+            session_name=a.session_name,
+            external_id=a.external_id.get_secret_value() if a.external_id else None,
+            duration_seconds=a.session_duration_seconds,
+            margin_seconds=a.credential_margin_seconds,
+        )
+
+    @cached_property
+    def dynamo(self) -> DynamoStore:
+        d = self.settings.dynamodb
+        return DynamoStore(
+            d.table_prefix,
+            d.region,
+            host=self.settings.dynamodb_endpoint,
+            ttl_days=d.item_ttl_days,
+            read_capacity=d.read_capacity,
+            write_capacity=d.write_capacity,
+        )
+
+    @cached_property
+    def s3(self) -> S3Snapshots | None:
+        s = self.settings.s3
+        if s.bucket is None:
+            return None
+        return S3Snapshots(self.aws.hub_client("s3", self.settings.s3_region), s.bucket, s.prefix)
+
+    @property
+    def store(self) -> Store:
+        self.ensure_tables()
+        return self._store
+
+    @cached_property
+    def _store(self) -> Store:
+        return Store(self.redis_cache, self.dynamo, self.s3)
+
+    def ensure_tables(self) -> list[str]:
+        """Create missing DynamoDB tables once per process, when settings allow it."""
+        if self._tables_ready or not self.settings.dynamodb.create_tables:
+            return []
+        with self._tables_lock:
+            if self._tables_ready:
+                return []
+            created = self.dynamo.ensure_tables()
+            self._tables_ready = True
+            return created
+
+    def account_client(self, service: str, account: dict[str, Any], region: str) -> Any:
+        """A client in an account, through its own role name if the mapping sets one."""
+        return self.aws.client(service, account["id"], region, account.get("role_name"))

@@ -1,0 +1,82 @@
+"""The beat schedule as one table, and how settings re-time or disable its entries."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from inventory.settings import Settings
+
+MINUTE = 60.0
+HOUR = 60 * MINUTE
+
+
+@dataclass(frozen=True)
+class ScheduleEntry:
+    """One beat entry: which task runs how often, on which queue, and when a run goes stale."""
+
+    name: str
+    task: str
+    every: float
+    queue: str = "fanout"
+    expires: float | None = None
+    enabled: bool = True
+    description: str = ""
+
+    @property
+    def effective_expires(self) -> float:
+        """A run still queued after one interval is dropped: the next one will do its work."""
+        return self.expires if self.expires is not None else self.every
+
+    def beat_entry(self) -> dict[str, Any]:
+        return {
+            "task": self.task,
+            "schedule": self.every,
+            "options": {"queue": self.queue, "expires": self.effective_expires},
+        }
+
+
+SCHEDULE: tuple[ScheduleEntry, ...] = (
+    ScheduleEntry(
+        "cache_iam_resources_across_accounts",
+        "inventory.cache_iam_resources_across_accounts",
+        45 * MINUTE,
+        description="Fan out one IAM sync per active account",
+    ),
+    ScheduleEntry(
+        "clear_old_redis_iam_cache",
+        "inventory.clear_old_redis_iam_cache",
+        6 * HOUR,
+        queue="maintenance",
+        description="Remove IAM entries not refreshed within iam.stale_after_seconds",
+    ),
+    ScheduleEntry(
+        "cache_cloud_account_mapping",
+        "inventory.cache_cloud_account_mapping",
+        1 * HOUR,
+        queue="maintenance",
+        description="Refresh the account list from config and AWS Organizations",
+    ),
+)
+
+
+def effective_schedule(settings: Settings) -> list[ScheduleEntry]:
+    """The schedule table with the settings' per-entry overrides applied."""
+    entries = []
+    for entry in SCHEDULE:
+        override = settings.schedule.get(entry.name)
+        if override is not None:
+            changes = {
+                k: v
+                for k, v in override.model_dump().items()
+                if v is not None and k in ("enabled", "every", "expires")
+            }
+            entry = replace(entry, **changes)
+        entries.append(entry)
+    return entries
+
+
+def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
+    """Celery ``beat_schedule`` from the enabled entries."""
+    return {e.name: e.beat_entry() for e in effective_schedule(settings) if e.enabled}

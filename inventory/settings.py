@@ -1,0 +1,409 @@
+"""The one typed, validated settings object: YAML files plus ``INVENTORY_*`` environment overrides.
+
+Load it once with :func:`load_settings`; everything else receives the object it returns.
+A bad value raises :class:`ConfigError`, whose message names the key, the value and what was
+expected (secret values are masked).
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+CONFIG_ENV = "INVENTORY_CONFIG"
+ENV_PREFIX = "INVENTORY_"
+AWS_REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$")
+ROLE_NAME = re.compile(r"^[\w+=,.@/-]{1,64}$")
+SECRET_WORDS = ("password", "secret", "token", "dsn", "key")
+
+
+class ConfigError(Exception):
+    """Settings could not be loaded; the message is meant for the operator, one line per problem."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _redis_url(value: str) -> str:
+    if not re.match(r"^(redis|rediss|unix)://", value):
+        raise ValueError("expected a redis://, rediss:// or unix:// URL")
+    return value
+
+
+class CelerySettings(_Section):
+    """Broker and result backend."""
+
+    broker_url: str = Field("redis://127.0.0.1:6379/0", description="Celery broker URL")
+    result_backend: str | None = Field(
+        "redis://127.0.0.1:6379/1", description="Celery result backend URL; null disables results"
+    )
+    worker_concurrency: int = Field(2, ge=1, le=256, description="Worker processes by default")
+
+    @field_validator("broker_url")
+    @classmethod
+    def _broker(cls, value: str) -> str:
+        if not re.match(r"^(redis|rediss|amqp|amqps|memory)://", value):
+            raise ValueError("expected a redis://, rediss://, amqp:// or amqps:// URL")
+        return value
+
+    @field_validator("result_backend")
+    @classmethod
+    def _backend(cls, value: str | None) -> str | None:
+        return None if value is None else _redis_url(value)
+
+
+class RedisSettings(_Section):
+    """The Redis cache the web tier reads."""
+
+    url: str = Field("redis://127.0.0.1:6379/2", description="Redis URL of the cache")
+    key_prefix: str = Field("inv:", pattern=r"^[\w:.-]{0,32}$", description="Prefix of every key")
+    socket_timeout: float = Field(10.0, gt=0, le=300, description="Seconds per Redis command")
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        return _redis_url(value)
+
+
+class DynamoSettings(_Section):
+    """DynamoDB tables (PynamoDB); global tables in a multi-region deployment."""
+
+    region: str = Field("us-east-1", description="Region of the DynamoDB tables")
+    table_prefix: str = Field(
+        "inventory_", pattern=r"^[A-Za-z0-9_.-]{0,64}$", description="Prefix of every table name"
+    )
+    endpoint_url: str | None = Field(
+        None, description="DynamoDB endpoint; defaults to aws.endpoint_url"
+    )
+    create_tables: bool = Field(
+        True, description="Create missing tables on start-up (turn off when IaC owns them)"
+    )
+    item_ttl_days: int = Field(
+        30, ge=1, le=3650, description="Items not refreshed for this long expire (TTL attribute)"
+    )
+    read_capacity: int = Field(0, ge=0, description="0 means on-demand billing")
+    write_capacity: int = Field(0, ge=0, description="0 means on-demand billing")
+
+    @field_validator("region")
+    @classmethod
+    def _region(cls, value: str) -> str:
+        return _check_region(value)
+
+
+class S3Settings(_Section):
+    """Optional gzipped JSON snapshot per partition."""
+
+    bucket: str | None = Field(None, description="Bucket for partition snapshots; null disables S3")
+    prefix: str = Field("inventory/", description="Key prefix inside the bucket")
+    region: str | None = Field(None, description="Bucket region; defaults to dynamodb.region")
+
+    @field_validator("bucket")
+    @classmethod
+    def _bucket(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", value):
+            raise ValueError("expected an S3 bucket name (3-63 lowercase letters, digits, . and -)")
+        return value
+
+
+class AwsSettings(_Section):
+    """How we reach AWS: the hub credentials come from the usual boto3 chain."""
+
+    endpoint_url: str | None = Field(
+        default_factory=lambda: os.environ.get("AWS_ENDPOINT_URL") or None,
+        description="Override every AWS endpoint (moto in tests and the demo); AWS_ENDPOINT_URL",
+    )
+    role_name: str = Field(
+        "InventoryReadOnly",
+        description="Role assumed in each account: arn:aws:iam::{id}:role/{name}",
+    )
+    assume_role: bool = Field(True, description="Assume role_name in each account")
+    external_id: SecretStr | None = Field(None, description="ExternalId for AssumeRole")
+    session_name: str = Field("inventory", pattern=r"^[\w+=,.@-]{2,64}$")
+    regions: list[str] = Field(
+        default_factory=lambda: ["us-east-1", "us-west-2"],
+        description="Regions synced for regional kinds",
+    )
+    retry_mode: Literal["standard", "adaptive"] = Field("adaptive", description="botocore retries")
+    max_attempts: int = Field(5, ge=1, le=20, description="botocore attempts per call")
+    connect_timeout: float = Field(5.0, gt=0, le=120, description="Seconds to connect")
+    read_timeout: float = Field(30.0, gt=0, le=900, description="Seconds to read a response")
+    credential_margin_seconds: int = Field(
+        300, ge=0, le=3000, description="Refresh assumed credentials this long before expiry"
+    )
+    session_duration_seconds: int = Field(3600, ge=900, le=43200)
+
+    @field_validator("role_name")
+    @classmethod
+    def _role(cls, value: str) -> str:
+        if not ROLE_NAME.match(value):
+            raise ValueError("expected an IAM role name (letters, digits and +=,.@_-, at most 64)")
+        return value
+
+    @field_validator("regions")
+    @classmethod
+    def _regions(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("expected at least one region")
+        return [_check_region(r) for r in value]
+
+
+def _account_id(value: Any) -> Any:
+    """Accept an unquoted YAML number as an account id (leading zeros restored)."""
+    return str(value).zfill(12) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+AccountId = Annotated[str, BeforeValidator(_account_id), StringConstraints(pattern=r"^\d{12}$")]
+
+
+class StaticAccount(_Section):
+    """An account listed in config."""
+
+    id: AccountId = Field(description="12-digit account id")
+    name: str = Field(min_length=1, max_length=128)
+    status: Literal["ACTIVE", "SUSPENDED", "PENDING_CLOSURE"] = "ACTIVE"
+    email: str | None = None
+    role_name: str | None = Field(None, description="Overrides aws.role_name for this account")
+
+
+class OrganizationsSource(_Section):
+    """Accounts from AWS Organizations ListAccounts, through a role in the management account."""
+
+    enabled: bool = False
+    management_account_id: AccountId | None = None
+    role_name: str | None = Field(None, description="Role in the management account; aws.role_name")
+
+    @model_validator(mode="after")
+    def _needs_account(self) -> OrganizationsSource:
+        if self.enabled and not self.management_account_id:
+            raise ValueError("management_account_id is required when organizations is enabled")
+        return self
+
+
+class AccountsSettings(_Section):
+    """Where the account list comes from."""
+
+    static: list[StaticAccount] = Field(default_factory=list)
+    organizations: OrganizationsSource = Field(default_factory=OrganizationsSource)
+
+    @model_validator(mode="after")
+    def _unique(self) -> AccountsSettings:
+        ids = [a.id for a in self.static]
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        if dupes:
+            raise ValueError(f"account ids listed twice in static: {', '.join(dupes)}")
+        return self
+
+
+class IamSettings(_Section):
+    """IAM caching."""
+
+    stale_after_seconds: int = Field(
+        3 * 24 * 3600,
+        ge=3600,
+        description="clear_old_redis_iam_cache removes IAM entries not refreshed for this long",
+    )
+
+
+class ScheduleOverride(_Section):
+    """Re-time or disable one beat entry."""
+
+    enabled: bool | None = None
+    every: float | None = Field(None, ge=10, le=7 * 24 * 3600, description="Seconds between runs")
+    expires: float | None = Field(None, gt=0, description="Seconds after which a run is dropped")
+
+
+class Settings(_Section):
+    """Everything the service reads from configuration."""
+
+    active_region: str = Field("us-east-1", description="The one region that calls AWS")
+    region: str | None = Field(
+        default_factory=lambda: (
+            os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or None
+        ),
+        description="Region this deployment runs in; AWS_REGION, else active_region",
+    )
+    celery: CelerySettings = Field(default_factory=CelerySettings)
+    redis: RedisSettings = Field(default_factory=RedisSettings)
+    dynamodb: DynamoSettings = Field(default_factory=DynamoSettings)
+    s3: S3Settings = Field(default_factory=S3Settings)
+    aws: AwsSettings = Field(default_factory=AwsSettings)
+    accounts: AccountsSettings = Field(default_factory=AccountsSettings)
+    iam: IamSettings = Field(default_factory=IamSettings)
+    schedule: dict[str, ScheduleOverride] = Field(
+        default_factory=dict, description="Per beat entry: enabled, every, expires"
+    )
+
+    @field_validator("active_region", "region")
+    @classmethod
+    def _region(cls, value: str | None) -> str | None:
+        return None if value is None else _check_region(value)
+
+    @field_validator("schedule")
+    @classmethod
+    def _known_entries(cls, value: dict[str, ScheduleOverride]) -> dict[str, ScheduleOverride]:
+        from inventory.schedule import SCHEDULE
+
+        known = {entry.name for entry in SCHEDULE}
+        for name in value:
+            if name not in known:
+                raise ValueError(f"unknown schedule entry {name!r}{_did_you_mean(name, known)}")
+        return value
+
+    @property
+    def deployment_region(self) -> str:
+        """The region this process runs in."""
+        return self.region or self.active_region
+
+    @property
+    def is_active_region(self) -> bool:
+        """Only the active region calls AWS and writes DynamoDB and S3."""
+        return self.deployment_region == self.active_region
+
+    @property
+    def dynamodb_endpoint(self) -> str | None:
+        return self.dynamodb.endpoint_url or self.aws.endpoint_url
+
+    @property
+    def s3_region(self) -> str:
+        return self.s3.region or self.dynamodb.region
+
+
+def _check_region(value: str) -> str:
+    if not AWS_REGION.match(value):
+        raise ValueError("expected an AWS region name such as us-east-1")
+    return value
+
+
+def _did_you_mean(name: str, choices: set[str] | list[str]) -> str:
+    close = difflib.get_close_matches(name, sorted(choices), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
+    """``INVENTORY_REDIS__URL=x`` -> ``{"redis": {"url": "x"}}``; values are parsed as YAML."""
+    result: dict[str, Any] = {}
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX) or name == CONFIG_ENV:
+            continue
+        path = name[len(ENV_PREFIX) :].lower().split("__")
+        # Lists, mappings and null need YAML; scalars stay strings for pydantic to coerce, so
+        # an account id or bucket name made of digits is never turned into a number.
+        try:
+            parsed = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError:
+            parsed = raw
+        value = parsed if parsed is None or isinstance(parsed, list | dict) else raw
+        node = result
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+        node[path[-1]] = value
+    return result
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"{CONFIG_ENV}: cannot read {path}: {exc.strerror}") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of settings, got {type(data).__name__}")
+    return data
+
+
+def _mask(key: str, value: Any) -> str:
+    if any(word in key.lower() for word in SECRET_WORDS) and value not in (None, ""):
+        return "'***'"
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _format_errors(exc: ValidationError, sources: str) -> str:
+    lines = [f"invalid configuration ({sources}):"]
+    for error in exc.errors():
+        key = ".".join(str(p) for p in error["loc"]) or "(top level)"
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            parent = _model_at(error["loc"][:-1])
+            known = list(parent.model_fields) if parent else []
+            message = f"unknown key{_did_you_mean(str(error['loc'][-1]), known)}"
+            lines.append(f"  {key}: {message}")
+            continue
+        if error["type"] == "missing":
+            lines.append(f"  {key}: required but missing")
+            continue
+        lines.append(f"  {key} = {_mask(key, error.get('input'))}: {message}")
+    return "\n".join(lines)
+
+
+def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    model: type[BaseModel] = Settings
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(str(part))
+        if field is None:
+            return None
+        annotation = field.annotation
+        inner = getattr(annotation, "__args__", None)
+        candidates = [annotation, *(inner or ())]
+        nxt = next(
+            (c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None
+        )
+        if nxt is None:
+            return None
+        model = nxt
+    return model
+
+
+def load_settings(
+    paths: list[str | Path] | None = None, environ: dict[str, str] | None = None
+) -> Settings:
+    """Read YAML files (``INVENTORY_CONFIG``, comma-separated, later wins), apply env overrides."""
+    environ = dict(os.environ if environ is None else environ)
+    if paths is None:
+        raw = environ.get(CONFIG_ENV, "")
+        paths = [p for p in raw.split(",") if p.strip()]
+    data: dict[str, Any] = {}
+    for path in paths:
+        data = _deep_merge(data, _read_yaml(Path(path).expanduser()))
+    data = _deep_merge(data, _env_overrides(environ))
+    sources = ", ".join(str(p) for p in paths) or "defaults"
+    if any(k.startswith(ENV_PREFIX) and k != CONFIG_ENV for k in environ):
+        sources += " + INVENTORY_* environment"
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(exc, sources)) from None

@@ -1,0 +1,95 @@
+"""The account mapping: which accounts exist and which are synced."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from celery import shared_task
+
+from inventory.aws.accounts import (
+    ACTIVE,
+    account_arn,
+    list_organization_accounts,
+    merge_sources,
+    static_account_record,
+    transform_organization_account,
+)
+from inventory.cache.keys import ACCOUNT, ALL_ACCOUNTS, GLOBAL, Partition
+from inventory.runtime import Runtime
+from inventory.tasks.base import InventoryTask
+
+log = logging.getLogger(__name__)
+ACCOUNTS = Partition(ACCOUNT, ALL_ACCOUNTS, GLOBAL)
+
+
+def fetch_account_mapping(runtime: Runtime) -> list[dict[str, Any]]:
+    """Static accounts from settings merged over Organizations ListAccounts (if enabled)."""
+    settings = runtime.settings
+    org_records: list[dict[str, Any]] = []
+    org = settings.accounts.organizations
+    if org.enabled:
+        assert org.management_account_id is not None
+        client = runtime.aws.client(
+            "organizations", org.management_account_id, settings.deployment_region, org.role_name
+        )
+        org_records = [
+            transform_organization_account(a) for a in list_organization_accounts(client)
+        ]
+    static_records = [
+        static_account_record(
+            a.id,
+            a.name,
+            # an unset status must not override what Organizations says
+            a.status if "status" in a.model_fields_set or not org.enabled else None,
+            a.email,
+            a.role_name,
+        )
+        for a in settings.accounts.static
+    ]
+    records = merge_sources(org_records, static_records)
+    for record in records:
+        record["status"] = record["status"] or ACTIVE
+    return records
+
+
+def store_account_mapping(runtime: Runtime) -> dict[str, Any]:
+    records = fetch_account_mapping(runtime)
+    result = runtime.store.replace_partition(
+        ACCOUNTS.kind, ACCOUNTS.account_id, ACCOUNTS.region, records, complete=True
+    )
+    return {
+        "accounts": len(records),
+        "active": sum(1 for r in records if r["status"] == ACTIVE),
+        "created": result.created,
+        "updated": result.updated,
+        "removed": result.removed,
+    }
+
+
+def account_mapping(runtime: Runtime) -> list[dict[str, Any]]:
+    """The cached mapping, built now if it has never been cached."""
+    if runtime.redis_cache.meta(ACCOUNTS) is None:
+        store_account_mapping(runtime)
+    items = runtime.redis_cache.items(ACCOUNTS)
+    return sorted(items.values(), key=lambda r: r["id"])
+
+
+def active_accounts(runtime: Runtime) -> list[dict[str, Any]]:
+    """Accounts to sync: only ACTIVE ones."""
+    return [a for a in account_mapping(runtime) if a["status"] == ACTIVE]
+
+
+def account_record(runtime: Runtime, account_id: str) -> dict[str, Any]:
+    """One account's record, or a bare one for an id that is not in the mapping."""
+    found = runtime.redis_cache.get_items(ACCOUNTS, [account_arn(account_id)])
+    if found:
+        return json.loads(next(iter(found.values())))
+    return {"id": account_id, "name": account_id, "status": ACTIVE, "role_name": None}
+
+
+@shared_task(bind=True, base=InventoryTask, name="inventory.cache_cloud_account_mapping")
+def cache_cloud_account_mapping(self: InventoryTask) -> dict[str, Any]:
+    """Organizations ListAccounts + static accounts -> the account mapping in Redis and DynamoDB."""
+    return store_account_mapping(self.runtime)

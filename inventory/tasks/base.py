@@ -1,0 +1,85 @@
+"""The one base task: outcome bookkeeping per task and account, and retries for transient faults."""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from typing import Any
+
+import redis
+from celery import Task
+
+from inventory.aws.errors import error_code, is_retryable
+from inventory.metrics import FAILED, OK, RETRY
+from inventory.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+RETRY_BASE_SECONDS = 5.0
+RETRY_CAP_SECONDS = 300.0
+MAX_RETRIES = 5
+_REDIS_TRANSIENT = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError)
+
+
+def retry_countdown(retries: int, base: float = RETRY_BASE_SECONDS) -> float:
+    """Exponential backoff with full jitter, capped."""
+    return random.uniform(0, min(RETRY_CAP_SECONDS, base * 2**retries))
+
+
+def should_retry(exc: BaseException) -> bool:
+    """Only throttling and transient faults (AWS, network, Redis) are retried."""
+    return is_retryable(exc) or isinstance(exc, _REDIS_TRANSIENT)
+
+
+def describe(exc: BaseException) -> str:
+    code = error_code(exc)
+    text = f"{type(exc).__name__}: {exc}"
+    return f"{code}: {text}" if code else text
+
+
+class InventoryTask(Task):
+    """Acks late, time-limited, records outcomes, retries transient faults with backoff."""
+
+    abstract = True
+    acks_late = True
+    reject_on_worker_lost = True
+    soft_time_limit = 600
+    time_limit = 660
+    max_retries = MAX_RETRIES
+    #: Per-account tasks take ``account_id`` as their first argument.
+    per_account = False
+
+    @property
+    def runtime(self) -> Runtime:
+        runtime: Runtime = self.app.runtime  # type: ignore[attr-defined]
+        return runtime
+
+    def account_of(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None:
+        if not self.per_account:
+            return None
+        return kwargs.get("account_id") or (args[0] if args else None)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        account_id = self.account_of(args, kwargs)
+        short = self.name.removeprefix("inventory.")
+        try:
+            result = super().__call__(*args, **kwargs)
+        except Exception as exc:
+            retry = should_retry(exc) and self.request.retries < self.max_retries
+            self._record(short, account_id, RETRY if retry else FAILED, describe(exc))
+            if retry and not self.request.is_eager:
+                log.warning("%s %s: transient failure, retrying: %s", short, account_id, exc)
+                raise self.retry(exc=exc, countdown=retry_countdown(self.request.retries)) from exc
+            raise
+        self._record(short, account_id, OK)
+        return result
+
+    def _record(
+        self, task: str, account_id: str | None, outcome: str, error: str | None = None
+    ) -> None:
+        try:
+            self.runtime.outcomes.record(task, account_id, outcome, time.time(), error)
+        except _REDIS_TRANSIENT:
+            # Redis being down is already the task's problem; don't hide the original error.
+            log.exception("could not record %s outcome for %s", outcome, task)

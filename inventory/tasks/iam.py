@@ -1,0 +1,102 @@
+"""IAM tasks: the per-account sync, its fan-out, and the removal of stale Redis entries."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from celery import group, shared_task
+
+from inventory.aws.iam import get_authorization_details, transform_authorization_details
+from inventory.cache.keys import GLOBAL, IAM_KINDS
+from inventory.cache.store import PartitionResult
+from inventory.runtime import Runtime
+from inventory.tasks.accounts import account_record, active_accounts
+from inventory.tasks.base import InventoryTask
+
+log = logging.getLogger(__name__)
+
+
+def summarise(results: list[PartitionResult], skipped: list[Any]) -> dict[str, Any]:
+    """A JSON-safe summary of what a sync changed."""
+    return {
+        "partitions": {
+            r.kind: {
+                "listed": r.listed,
+                "created": r.created,
+                "updated": r.updated,
+                "removed": r.removed,
+                "complete": r.complete,
+            }
+            for r in results
+        },
+        "dynamo_writes": sum(r.dynamo_writes for r in results),
+        "s3_objects": sum(r.s3_objects for r in results),
+        "skipped": [{"record": s.identifier, "reason": s.reason} for s in skipped],
+    }
+
+
+def sync_iam_account(runtime: Runtime, account_id: str) -> dict[str, Any]:
+    """Fetch one account's IAM listing and make the four IAM partitions equal to it."""
+    account = account_record(runtime, account_id)
+    client = runtime.account_client("iam", account, runtime.settings.deployment_region)
+    details = get_authorization_details(client)
+    records = transform_authorization_details(details, account_id)
+    for bad in records.skipped:
+        log.warning("account %s: skipped %s: %s", account_id, bad.identifier, bad.reason)
+    # A bad record we cannot even name could be any cached item: then delete nothing.
+    complete = all(bad.arn for bad in records.skipped)
+    keep = {bad.arn for bad in records.skipped if bad.arn}
+    store = runtime.store
+    results = [
+        store.replace_partition(
+            kind, account_id, GLOBAL, records.by_kind[kind], complete=complete, keep=keep
+        )
+        for kind in IAM_KINDS
+    ]
+    return summarise(results, records.skipped) | {"account_id": account_id, "pages": details.pages}
+
+
+@shared_task(
+    bind=True,
+    base=InventoryTask,
+    name="inventory.cache_iam_resources_for_account",
+    per_account=True,
+    soft_time_limit=900,
+    time_limit=960,
+)
+def cache_iam_resources_for_account(self: InventoryTask, account_id: str) -> dict[str, Any]:
+    """GetAccountAuthorizationDetails -> one account's roles, users, groups, local policies."""
+    return sync_iam_account(self.runtime, account_id)
+
+
+@shared_task(bind=True, base=InventoryTask, name="inventory.cache_iam_resources_across_accounts")
+def cache_iam_resources_across_accounts(self: InventoryTask) -> dict[str, Any]:
+    """Send one cache_iam_resources_for_account per active account; never waits for them."""
+    accounts = [a["id"] for a in active_accounts(self.runtime)]
+    if not accounts:
+        return {"accounts": [], "task_ids": []}
+    result = group(cache_iam_resources_for_account.s(a) for a in accounts).apply_async()
+    return {"accounts": accounts, "task_ids": [r.id for r in result.results]}
+
+
+def clear_stale_iam(runtime: Runtime, now: float | None = None) -> dict[str, int]:
+    """Remove IAM entries from Redis that no listing has returned for ``stale_after_seconds``."""
+    cutoff = (now or time.time()) - runtime.settings.iam.stale_after_seconds
+    removed: dict[str, int] = {}
+    cache = runtime.redis_cache
+    for kind in IAM_KINDS:
+        for p in cache.partitions(kind):
+            stale = cache.stale_arns(p, cutoff)
+            cache.remove(p, stale)
+            if stale:
+                removed[p.id] = len(stale)
+    return removed
+
+
+@shared_task(bind=True, base=InventoryTask, name="inventory.clear_old_redis_iam_cache")
+def clear_old_redis_iam_cache(self: InventoryTask) -> dict[str, Any]:
+    """Remove IAM entries not refreshed within iam.stale_after_seconds from Redis."""
+    removed = clear_stale_iam(self.runtime)
+    return {"removed": removed, "total": sum(removed.values())}

@@ -1,0 +1,102 @@
+"""Fixtures: a real redis-server and moto server per session, clean state per test."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from inventory.demo.seed import MANAGEMENT_ACCOUNT, SPOKE_ROLE
+from inventory.runtime import Runtime
+from inventory.settings import Settings, load_settings
+from tests.servers import MotoServer, RedisServer
+
+BROKER_DB, RESULTS_DB, CACHE_DB = 0, 1, 2
+BUCKET = "inventory-snapshots"
+
+# Credentials for moto only; set before any boto3 session exists.
+os.environ.update(
+    AWS_ACCESS_KEY_ID="testing",
+    AWS_SECRET_ACCESS_KEY="testing",
+    AWS_DEFAULT_REGION="us-east-1",
+)
+os.environ.pop("AWS_PROFILE", None)
+for name in [n for n in os.environ if n.startswith("INVENTORY_")]:
+    del os.environ[name]
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[MotoServer]:
+    server = MotoServer().start()
+    yield server
+    server.stop()
+
+
+def inventory_env(
+    redis_server: RedisServer, moto_server: MotoServer, **extra: str
+) -> dict[str, str]:
+    """INVENTORY_* variables that point every part of the service at the test servers."""
+    env = {
+        "INVENTORY_CELERY__BROKER_URL": redis_server.url(BROKER_DB),
+        "INVENTORY_CELERY__RESULT_BACKEND": redis_server.url(RESULTS_DB),
+        "INVENTORY_REDIS__URL": redis_server.url(CACHE_DB),
+        "INVENTORY_AWS__ENDPOINT_URL": moto_server.url,
+        "INVENTORY_AWS__ROLE_NAME": SPOKE_ROLE,
+        "INVENTORY_AWS__REGIONS": "[us-east-1, us-west-2]",
+        "INVENTORY_ACTIVE_REGION": "us-east-1",
+        "INVENTORY_REGION": "us-east-1",
+        "INVENTORY_ACCOUNTS__ORGANIZATIONS__ENABLED": "true",
+        "INVENTORY_ACCOUNTS__ORGANIZATIONS__MANAGEMENT_ACCOUNT_ID": MANAGEMENT_ACCOUNT,
+        "INVENTORY_S3__BUCKET": BUCKET,
+        "INVENTORY_DYNAMODB__TABLE_PREFIX": "test_",
+    }
+    env.update(extra)
+    return env
+
+
+@pytest.fixture
+def env(redis_server: RedisServer, moto_server: MotoServer) -> dict[str, str]:
+    return inventory_env(redis_server, moto_server)
+
+
+@pytest.fixture
+def settings(env: dict[str, str]) -> Settings:
+    return load_settings(paths=[], environ=env)
+
+
+@pytest.fixture
+def clean(redis_server: RedisServer, moto_server: MotoServer) -> None:
+    """Empty moto and every Redis database before the test."""
+    moto_server.reset()
+    redis.Redis(port=redis_server.port).flushall()
+
+
+@pytest.fixture
+def runtime(settings: Settings, clean: None) -> Runtime:
+    """A fresh Runtime over clean servers, with its tables and snapshot bucket created."""
+    rt = Runtime(settings)
+    rt.ensure_tables()
+    s3 = rt.aws.hub_client("s3", "us-east-1")
+    s3.create_bucket(Bucket=BUCKET)
+    s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    return rt
+
+
+@pytest.fixture
+def tmp_config(tmp_path: Path):
+    def write(text: str) -> Path:
+        path = tmp_path / "inventory.yaml"
+        path.write_text(text)
+        return path
+
+    return write
