@@ -100,3 +100,20 @@ def tmp_config(tmp_path: Path):
         return path
 
     return write
+
+
+@pytest.fixture
+def start_worker(tmp_path: Path):
+    """Start a real `inventory worker` (prefork, 2 processes) with the given environment."""
+    from tests.processes import Worker
+
+    workers: list[Worker] = []
+
+    def start(env: dict[str, str], concurrency: int = 2) -> Worker:
+        worker = Worker(env, tmp_path / f"worker{len(workers)}.log", concurrency).start()
+        workers.append(worker)
+        return worker
+
+    yield start
+    for worker in workers:
+        worker.stop()

@@ -1,0 +1,143 @@
+"""An HTTP proxy in front of the moto server that answers chosen AWS actions with errors.
+
+Fault injection over the wire: the worker under test talks to this proxy exactly as it would
+to AWS, and the proxy returns a real AWS error response (query-protocol XML or JSON) for the
+actions a test names, optionally only for the first N matching calls.
+"""
+
+from __future__ import annotations
+
+import http.client
+import threading
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "upgrade", "proxy-connection"}
+
+
+@dataclass
+class Fault:
+    action: str
+    code: str
+    status: int = 400
+    remaining: int | None = None  # None: every matching call
+    hits: int = 0
+
+
+class FaultProxy:
+    def __init__(self, upstream: str) -> None:
+        parts = urlsplit(upstream)
+        self.upstream_host = parts.hostname or "127.0.0.1"
+        self.upstream_port = parts.port or 80
+        self.faults: list[Fault] = []
+        self.calls: list[str] = []
+        self.lock = threading.Lock()
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def start(self) -> FaultProxy:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def fail(self, action: str, code: str, status: int = 400, times: int | None = None) -> Fault:
+        fault = Fault(action, code, status, times)
+        with self.lock:
+            self.faults.append(fault)
+        return fault
+
+    def clear(self) -> None:
+        with self.lock:
+            self.faults.clear()
+
+    def count(self, action: str) -> int:
+        with self.lock:
+            return sum(1 for c in self.calls if c == action)
+
+    def _match(self, action: str) -> Fault | None:
+        with self.lock:
+            self.calls.append(action)
+            for fault in self.faults:
+                if fault.action == action and (fault.remaining is None or fault.remaining > 0):
+                    if fault.remaining is not None:
+                        fault.remaining -= 1
+                    fault.hits += 1
+                    return fault
+        return None
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def _proxy(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                action = _action(self.headers.get("X-Amz-Target"), body, self.path)
+                fault = proxy._match(action)
+                if fault is not None:
+                    self._error(fault, json_protocol=bool(self.headers.get("X-Amz-Target")))
+                    return
+                conn = http.client.HTTPConnection(
+                    proxy.upstream_host, proxy.upstream_port, timeout=60
+                )
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
+                conn.request(self.command, self.path, body=body, headers=headers)
+                response = conn.getresponse()
+                data = response.read()
+                self.send_response(response.status)
+                for key, value in response.getheaders():
+                    if key.lower() not in HOP_BY_HOP and key.lower() != "content-length":
+                        self.send_header(key, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+                conn.close()
+
+            def _error(self, fault: Fault, json_protocol: bool) -> None:
+                if json_protocol:
+                    data = (
+                        f'{{"__type":"{fault.code}","message":"injected {fault.code}"}}'
+                    ).encode()
+                    ctype = "application/x-amz-json-1.0"
+                else:
+                    data = (
+                        "<ErrorResponse><Error><Type>Sender</Type>"
+                        f"<Code>{fault.code}</Code><Message>injected {fault.code}</Message>"
+                        "</Error><RequestId>fault-proxy</RequestId></ErrorResponse>"
+                    ).encode()
+                    ctype = "text/xml"
+                self.send_response(fault.status)
+                self.send_header("Content-Type", ctype)
+                self.send_header("x-amzn-RequestId", "fault-proxy")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _proxy
+
+        return Handler
+
+
+def _action(target: str | None, body: bytes, path: str) -> str:
+    """The AWS action: JSON protocols name it in X-Amz-Target, query protocols in the body."""
+    if target:
+        return target.rsplit(".", 1)[-1]
+    params = parse_qs(body.decode(errors="replace")) if body else {}
+    if "Action" in params:
+        return params["Action"][0]
+    query = parse_qs(urlsplit(path).query)
+    return query.get("Action", [""])[0]
