@@ -1,0 +1,149 @@
+"""replace_partition against a real Redis and DynamoDB/S3 in a moto server."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+
+import pytest
+from pynamodb.signals import pre_dynamodb_send
+
+from inventory.cache.keys import GLOBAL, Partition
+from inventory.cache.store import canonical_json, content_hash
+from inventory.runtime import Runtime
+
+KIND = "iam_role"
+ACCOUNT = "111122223333"
+
+
+def record(n: int, version: int = 1) -> dict:
+    return {"arn": f"arn:aws:iam::{ACCOUNT}:role/r{n}", "name": f"r{n}", "version": version}
+
+
+@pytest.fixture
+def dynamo_calls():
+    """Counts DynamoDB operations as PynamoDB sends them (its own signal, not a mock)."""
+    calls: Counter[str] = Counter()
+
+    def count(sender, operation_name, table_name, req_uuid):
+        calls[operation_name] += 1
+
+    pre_dynamodb_send.connect(count)
+    yield calls
+    pre_dynamodb_send.disconnect(count)
+
+
+def replace(rt: Runtime, records, complete=True, keep=()):
+    return rt.store.replace_partition(KIND, ACCOUNT, GLOBAL, records, complete=complete, keep=keep)
+
+
+def test_first_write_batches_dynamo_calls_by_25(runtime, dynamo_calls):
+    records = [record(n) for n in range(130)]
+    dynamo_calls.clear()
+
+    result = replace(runtime, records)
+
+    assert result.created == 130 and result.dynamo_writes == 130
+    assert dynamo_calls["BatchWriteItem"] == math.ceil(130 / 25)
+    assert dynamo_calls["PutItem"] == 0
+    p = Partition(KIND, ACCOUNT)
+    assert runtime.redis_cache.items(p) == {r["arn"]: r for r in records}
+    assert runtime.dynamo.items(p) == {r["arn"]: r for r in records}
+
+
+def test_unchanged_listing_writes_nothing_and_only_changes_are_written(runtime, dynamo_calls):
+    records = [record(n) for n in range(30)]
+    replace(runtime, records)
+    dynamo_calls.clear()
+
+    same = replace(runtime, records)
+    assert (same.dynamo_writes, same.s3_objects, dynamo_calls["BatchWriteItem"]) == (0, 0, 0)
+
+    records[3] = record(3, version=2)
+    changed = replace(runtime, records)
+    assert (changed.created, changed.updated, changed.removed) == (0, 1, 0)
+    assert changed.dynamo_writes == 1 and changed.s3_objects == 1
+    assert runtime.redis_cache.get(records[3]["arn"]) == record(3, version=2)
+
+
+def test_incomplete_listing_removes_nothing(runtime):
+    replace(runtime, [record(n) for n in range(5)])
+
+    result = replace(runtime, [record(0), record(1, version=9)], complete=False)
+
+    p = Partition(KIND, ACCOUNT)
+    assert result.removed == 0 and result.updated == 1
+    assert set(runtime.redis_cache.items(p)) == {record(n)["arn"] for n in range(5)}
+    assert set(runtime.dynamo.items(p)) == {record(n)["arn"] for n in range(5)}
+    assert runtime.redis_cache.meta(p).complete is False
+    assert runtime.redis_cache.meta(p).count == 5
+    # The snapshot holds the whole cached partition, not just the partial listing.
+    assert set(runtime.s3.get(p)["data"]) == {record(n)["arn"] for n in range(5)}
+
+
+def test_complete_listing_removes_missing_but_keeps_named_bad_records(runtime):
+    replace(runtime, [record(n) for n in range(4)])
+
+    result = replace(runtime, [record(0)], keep=[record(1)["arn"]])
+
+    p = Partition(KIND, ACCOUNT)
+    assert result.removed == 2
+    assert set(runtime.redis_cache.items(p)) == {record(0)["arn"], record(1)["arn"]}
+    assert set(runtime.dynamo.items(p)) == {record(0)["arn"], record(1)["arn"]}
+    assert runtime.redis_cache.get(record(2)["arn"]) is None
+
+
+def test_cold_redis_reloads_hashes_from_dynamo_instead_of_rewriting(runtime, dynamo_calls):
+    records = [record(n) for n in range(10)]
+    replace(runtime, records)
+    runtime.redis.flushdb()
+    dynamo_calls.clear()
+
+    result = replace(runtime, records[:8])
+
+    assert result.dynamo_writes == 2  # only the two deletions
+    assert result.removed == 2
+    assert dynamo_calls["BatchWriteItem"] == 1
+    p = Partition(KIND, ACCOUNT)
+    assert runtime.redis_cache.items(p) == {r["arn"]: r for r in records[:8]}
+    assert set(runtime.dynamo.items(p)) == {r["arn"] for r in records[:8]}
+
+
+def test_redis_write_is_one_transaction_per_partition(runtime):
+    """Readers never see a half-applied partition: MULTI ... EXEC around every change."""
+    replace(runtime, [record(n) for n in range(3)])
+    monitor_client = runtime.redis.connection_pool.get_connection()
+    try:
+        monitor_client.send_command("MONITOR")
+        assert monitor_client.read_response() in (b"OK", "OK")
+        replace(runtime, [record(0, version=2), record(5)])
+        seen = []
+        while True:
+            line = str(monitor_client.read_response())
+            seen.append(line)
+            if '"EXEC"' in line or '"exec"' in line:
+                break
+    finally:
+        monitor_client.disconnect()
+    writes = [line for line in seen if any(f'"{c}"' in line for c in ("HSET", "HDEL", "ZADD"))]
+    multi = next(i for i, line in enumerate(seen) if '"MULTI"' in line)
+    assert writes and all(seen.index(w) > multi for w in writes)
+
+
+def test_large_document_is_stored_compressed_and_read_back(runtime):
+    big = {"arn": f"arn:aws:iam::{ACCOUNT}:role/big", "blob": "x" * 400_000}
+    replace(runtime, [big])
+    p = Partition(KIND, ACCOUNT)
+    item = runtime.dynamo.model(KIND).get(big["arn"], ACCOUNT)
+    assert item.data is None and item.dataZ is not None
+    assert runtime.dynamo.items(p) == {big["arn"]: big}
+    assert item.contentHash == content_hash(canonical_json(big))
+
+
+def test_store_without_bucket_skips_s3(settings, clean):
+    rt = Runtime(
+        settings.model_copy(update={"s3": settings.s3.model_copy(update={"bucket": None})})
+    )
+    rt.ensure_tables()
+    result = replace(rt, [record(1)])
+    assert result.s3_objects == 0 and rt.s3 is None

@@ -1,0 +1,75 @@
+"""The account mapping and clear_old_redis_iam_cache, in process against real servers."""
+
+from __future__ import annotations
+
+import time
+
+from inventory.cache.keys import ACCOUNT, ALL_ACCOUNTS, GLOBAL, IAM_ROLE, Partition
+from inventory.demo.seed import MANAGEMENT_ACCOUNT, Seeder, demo_account
+from inventory.runtime import Runtime
+from inventory.settings import load_settings
+from inventory.tasks.accounts import active_accounts, store_account_mapping
+from inventory.tasks.iam import clear_stale_iam, sync_iam_account
+
+
+def test_mapping_merges_organizations_and_static_and_syncs_only_active(
+    runtime: Runtime, moto_server, env
+):
+    seeder = Seeder(moto_server.url)
+    seeder.organisation()
+    dev = seeder.create_account(demo_account("dev", 0))
+    old = seeder.create_account(demo_account("old", 0))
+    seeder.client("organizations").close_account(AccountId=old.id)
+    env = env | {
+        "INVENTORY_ACCOUNTS__STATIC": (
+            f'[{{id: "{dev.id}", name: "Development"}}, {{id: "210987654321", name: lab}}]'
+        )
+    }
+    rt = Runtime(load_settings(paths=[], environ=env))
+
+    summary = store_account_mapping(rt)
+
+    items = rt.redis_cache.items(Partition(ACCOUNT, ALL_ACCOUNTS, GLOBAL))
+    by_id = {r["id"]: r for r in items.values()}
+    assert set(by_id) == {MANAGEMENT_ACCOUNT, dev.id, old.id, "210987654321"}
+    assert by_id[dev.id]["name"] == "Development"  # static wins over Organizations
+    assert by_id[dev.id]["email"] == "dev@example.com"  # Organizations fills what static lacks
+    assert by_id[dev.id]["source"] == "organizations+static"
+    assert by_id[old.id]["status"] == "SUSPENDED"
+    assert by_id["210987654321"] == {
+        "arn": "arn:aws:iam::210987654321:root",
+        "kind": "account",
+        "id": "210987654321",
+        "name": "lab",
+        "status": "ACTIVE",
+        "email": None,
+        "joined": None,
+        "organizations_arn": None,
+        "source": "static",
+        "role_name": None,
+    }
+    assert summary == {"accounts": 4, "active": 3, "created": 4, "updated": 0, "removed": 0}
+    assert {a["id"] for a in active_accounts(rt)} == {MANAGEMENT_ACCOUNT, dev.id, "210987654321"}
+    assert set(rt.dynamo.items(Partition(ACCOUNT, ALL_ACCOUNTS, GLOBAL))) == set(items)
+
+
+def test_clear_old_removes_only_entries_not_refreshed_in_time(runtime: Runtime, moto_server):
+    seeder = Seeder(moto_server.url)
+    seeder.organisation()
+    dev = seeder.create_account(demo_account("dev", 1))
+    store_account_mapping(runtime)
+    sync_iam_account(runtime, dev.id)
+    p = Partition(IAM_ROLE, dev.id)
+    arns = set(runtime.redis_cache.items(p))
+    stale_after = runtime.settings.iam.stale_after_seconds
+
+    assert clear_stale_iam(runtime, now=time.time() + stale_after - 60) == {}
+    assert set(runtime.redis_cache.items(p)) == arns
+
+    removed = clear_stale_iam(runtime, now=time.time() + stale_after + 60)
+
+    assert removed[p.id] == len(arns)
+    assert runtime.redis_cache.items(p) == {}
+    assert runtime.redis_cache.get(dev.role_arn("dev-app")) is None
+    # The durable copy keeps its TTL; a later sync brings Redis back without rewriting DynamoDB.
+    assert set(runtime.dynamo.items(p)) == arns
