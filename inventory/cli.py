@@ -94,6 +94,51 @@ def beat(settings: Settings, loglevel: str, schedule_file: str) -> None:
 
 
 @main.command()
+@click.option("--host", default=None, help="Listen address (default: web.host).")
+@click.option("--port", type=int, default=None, help="Listen port (default: web.port).")
+@with_settings
+def web(settings: Settings, host: str | None, port: int | None) -> None:
+    """Serve the web tier (health checks and the JSON API)."""
+    import tornado.ioloop
+
+    from inventory.runtime import Runtime
+    from inventory.web.app import Readers, make_app
+
+    runtime = Runtime(settings)
+    app = make_app(settings, Readers(runtime.redis_cache, runtime.outcomes))
+    address, listen_port = host or settings.web.host, port or settings.web.port
+    app.listen(listen_port, address)
+    click.echo(f"web tier listening on http://{address}:{listen_port}", err=True)
+    tornado.ioloop.IOLoop.current().start()
+
+
+@main.command()
+@click.option(
+    "--accounts",
+    "-n",
+    "member_accounts",
+    type=int,
+    default=3,
+    show_default=True,
+    help="Member accounts in the demo organisation.",
+)
+@click.option(
+    "--state-dir",
+    default="state/demo",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Where the demo keeps its data and logs.",
+)
+@click.option("--reset", is_flag=True, help="Clear the state directory first.")
+@click.option("--port", type=int, default=8080, show_default=True, help="Web tier port.")
+def demo(member_accounts: int, state_dir: str, reset: bool, port: int) -> None:
+    """Run everything locally: Redis, a seeded moto AWS, worker, beat and web. Ctrl-C stops all."""
+    from inventory.demo.runner import run_demo
+
+    sys.exit(run_demo(member_accounts, state_dir, reset, port))
+
+
+@main.command()
 @click.argument("kind", type=click.Choice(["iam", "accounts"]))
 @click.option("--account", "-a", "account_ids", multiple=True, help="Account id (default: all).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")

@@ -126,7 +126,7 @@ class AwsSettings(_Section):
     """How we reach AWS: the hub credentials come from the usual boto3 chain."""
 
     endpoint_url: str | None = Field(
-        default_factory=lambda: os.environ.get("AWS_ENDPOINT_URL") or None,
+        None,
         description="Override every AWS endpoint (moto in tests and the demo); AWS_ENDPOINT_URL",
     )
     role_name: str = Field(
@@ -165,8 +165,27 @@ class AwsSettings(_Section):
 
 
 def _account_id(value: Any) -> Any:
-    """Accept an unquoted YAML number as an account id (leading zeros restored)."""
-    return str(value).zfill(12) if isinstance(value, int) and not isinstance(value, bool) else value
+    """Accept an unquoted 12-digit YAML number as an account id.
+
+    Numbers with a leading zero never get here as ints: :class:`_Loader` keeps them as text.
+    """
+    if isinstance(value, int) and not isinstance(value, bool) and len(str(value)) == 12:
+        return str(value)
+    return value
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML that keeps 0-prefixed numbers as text: ``012345670123`` is an id, not octal."""
+
+
+def _int_or_text(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Any:
+    text = loader.construct_scalar(node)
+    if isinstance(text, str) and re.fullmatch(r"0[0-9_]+", text):
+        return text
+    return yaml.SafeLoader.construct_yaml_int(loader, node)
+
+
+_Loader.add_constructor("tag:yaml.org,2002:int", _int_or_text)
 
 
 AccountId = Annotated[str, BeforeValidator(_account_id), StringConstraints(pattern=r"^\d{12}$")]
@@ -221,6 +240,25 @@ class IamSettings(_Section):
     )
 
 
+class WebSettings(_Section):
+    """The Tornado web tier."""
+
+    host: str = Field("127.0.0.1", description="Address to listen on")
+    port: int = Field(8080, ge=1, le=65535, description="Port to listen on")
+    api_token_hashes: list[str] = Field(
+        default_factory=list,
+        description="SHA-256 hex digests of accepted bearer tokens (never the tokens themselves)",
+    )
+
+    @field_validator("api_token_hashes")
+    @classmethod
+    def _hashes(cls, value: list[str]) -> list[str]:
+        for digest in value:
+            if not re.fullmatch(r"[0-9a-f]{64}", digest):
+                raise ValueError("expected SHA-256 hex digests (64 lowercase hex characters)")
+        return value
+
+
 class ScheduleOverride(_Section):
     """Re-time or disable one beat entry."""
 
@@ -234,10 +272,7 @@ class Settings(_Section):
 
     active_region: str = Field("us-east-1", description="The one region that calls AWS")
     region: str | None = Field(
-        default_factory=lambda: (
-            os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or None
-        ),
-        description="Region this deployment runs in; AWS_REGION, else active_region",
+        None, description="Region this deployment runs in; AWS_REGION, else active_region"
     )
     celery: CelerySettings = Field(default_factory=CelerySettings)
     redis: RedisSettings = Field(default_factory=RedisSettings)
@@ -246,6 +281,7 @@ class Settings(_Section):
     aws: AwsSettings = Field(default_factory=AwsSettings)
     accounts: AccountsSettings = Field(default_factory=AccountsSettings)
     iam: IamSettings = Field(default_factory=IamSettings)
+    web: WebSettings = Field(default_factory=WebSettings)
     schedule: dict[str, ScheduleOverride] = Field(
         default_factory=dict, description="Per beat entry: enabled, every, expires"
     )
@@ -316,7 +352,7 @@ def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
         # Lists, mappings and null need YAML; scalars stay strings for pydantic to coerce, so
         # an account id or bucket name made of digits is never turned into a number.
         try:
-            parsed = yaml.safe_load(raw) if raw.strip() else None
+            parsed = yaml.load(raw, Loader=_Loader) if raw.strip() else None  # noqa: S506
         except yaml.YAMLError:
             parsed = raw
         value = parsed if parsed is None or isinstance(parsed, list | dict) else raw
@@ -333,7 +369,7 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     except OSError as exc:
         raise ConfigError(f"{CONFIG_ENV}: cannot read {path}: {exc.strerror}") from exc
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
     if data is None:
@@ -343,8 +379,14 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
-def _mask(key: str, value: Any) -> str:
-    if any(word in key.lower() for word in SECRET_WORDS) and value not in (None, ""):
+def _is_secret(loc: tuple[Any, ...]) -> bool:
+    parent = _model_at(loc[:-1]) if loc else None
+    field = parent.model_fields.get(str(loc[-1])) if parent else None
+    return field is not None and "SecretStr" in str(field.annotation)
+
+
+def _mask(key: str, value: Any, secret: bool = False) -> str:
+    if (secret or any(word in key.lower() for word in SECRET_WORDS)) and value not in (None, ""):
         return "'***'"
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
@@ -364,20 +406,25 @@ def _format_errors(exc: ValidationError, sources: str) -> str:
         if error["type"] == "missing":
             lines.append(f"  {key}: required but missing")
             continue
-        lines.append(f"  {key} = {_mask(key, error.get('input'))}: {message}")
+        shown = _mask(key, error.get("input"), _is_secret(tuple(error["loc"])))
+        lines.append(f"  {key} = {shown}: {message}")
     return "\n".join(lines)
 
 
 def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The settings model at an error location (list indexes and dict keys skipped)."""
     model: type[BaseModel] = Settings
+    skip_key = False
     for part in loc:
-        if isinstance(part, int):
+        if isinstance(part, int) or skip_key:
+            skip_key = False
             continue
         field = model.model_fields.get(str(part))
         if field is None:
             return None
         annotation = field.annotation
         inner = getattr(annotation, "__args__", None)
+        skip_key = getattr(annotation, "__origin__", None) is dict
         candidates = [annotation, *(inner or ())]
         nxt = next(
             (c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None
@@ -400,6 +447,16 @@ def load_settings(
     for path in paths:
         data = _deep_merge(data, _read_yaml(Path(path).expanduser()))
     data = _deep_merge(data, _env_overrides(environ))
+    # The usual AWS variables fill what neither file nor INVENTORY_* set.
+    aws_region = environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION")
+    if aws_region and data.get("region") is None:
+        data["region"] = aws_region
+    endpoint = environ.get("AWS_ENDPOINT_URL")
+    aws_section = data.get("aws")
+    if endpoint and (aws_section is None or isinstance(aws_section, dict)):
+        aws_section = dict(aws_section or {})
+        aws_section.setdefault("endpoint_url", endpoint)
+        data["aws"] = aws_section
     sources = ", ".join(str(p) for p in paths) or "defaults"
     if any(k.startswith(ENV_PREFIX) and k != CONFIG_ENV for k in environ):
         sources += " + INVENTORY_* environment"

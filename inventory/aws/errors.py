@@ -56,13 +56,17 @@ def _causes(exc: BaseException) -> list[BaseException]:
     current: BaseException | None = exc
     while current is not None and current not in chain and len(chain) < 8:
         chain.append(current)
-        current = getattr(current, "cause", None) or current.__cause__ or current.__context__
+        # Explicit causes only: an error raised while handling a throttle is not a throttle.
+        current = getattr(current, "cause", None) or current.__cause__
     return chain
 
 
 def is_retryable(exc: BaseException) -> bool:
     """Throttling, 5xx-style AWS errors, and network faults reaching AWS."""
-    for cause in _causes(exc):
+    causes = _causes(exc)
+    if any(error_code(c) in ACCESS_DENIED_CODES for c in causes):
+        return False
+    for cause in causes:
         code = error_code(cause)
         if code in THROTTLING_CODES or code in TRANSIENT_CODES:
             return True

