@@ -248,9 +248,16 @@ def schedule_show(settings: Settings) -> None:
 
 
 @main.command()
-@with_settings
-def config(settings: Settings) -> None:
+@click.option("--reference", is_flag=True, help="Print the Markdown reference of every setting.")
+@click.pass_context
+def config(ctx: click.Context, reference: bool) -> None:
     """Validate the configuration and print it (secrets masked)."""
+    if reference:
+        from inventory.settings import reference_markdown
+
+        click.echo(reference_markdown(), nl=False)
+        return
+    settings = _settings(ctx)
     click.echo(json.dumps(settings.model_dump(mode="json"), indent=2))
 
 

@@ -1,0 +1,76 @@
+"""The schedule table, the shipped config files and the generated docs stay true."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from inventory.celery_app import create_app
+from inventory.schedule import SCHEDULE, beat_schedule, effective_schedule
+from inventory.settings import load_settings, reference_markdown
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# From ../shared/DESIGN.md, for the tasks that exist so far.
+DESIGN_DEFAULTS = {
+    "cache_iam_resources_across_accounts": 45 * 60,
+    "clear_old_redis_iam_cache": 6 * 3600,
+    "cache_cloud_account_mapping": 3600,
+}
+
+
+def test_every_scheduled_task_is_registered_with_design_interval():
+    app = create_app(load_settings(paths=[], environ={}))
+    schedule = app.conf.beat_schedule
+    assert {name: entry["schedule"] for name, entry in schedule.items()} == DESIGN_DEFAULTS
+    for name, entry in schedule.items():
+        assert entry["task"] in app.tasks, name
+        assert entry["task"] == f"inventory.{name}"
+        assert entry["options"]["expires"] > 0
+        routed = app.amqp.router.route({}, entry["task"])["queue"].name
+        assert routed == entry["options"]["queue"], name
+
+
+def test_every_task_has_a_name_docstring_time_limits_and_late_ack():
+    app = create_app(load_settings(paths=[], environ={}))
+    ours = {name: task for name, task in app.tasks.items() if name.startswith("inventory.")}
+    assert set(ours) >= {e.task for e in SCHEDULE} | {"inventory.cache_iam_resources_for_account"}
+    for name, task in ours.items():
+        assert task.__doc__ and task.__doc__.strip(), name
+        assert task.acks_late and task.reject_on_worker_lost, name
+        assert 0 < task.soft_time_limit < task.time_limit, name
+
+
+def test_schedule_overrides_retime_and_disable_entries():
+    settings = load_settings(
+        paths=[],
+        environ={
+            "INVENTORY_SCHEDULE": "{cache_iam_resources_across_accounts: {every: 600}, "
+            "clear_old_redis_iam_cache: {enabled: false}}"
+        },
+    )
+    entries = {e.name: e for e in effective_schedule(settings)}
+    assert entries["cache_iam_resources_across_accounts"].every == 600
+    assert entries["clear_old_redis_iam_cache"].enabled is False
+    assert set(beat_schedule(settings)) == set(DESIGN_DEFAULTS) - {"clear_old_redis_iam_cache"}
+    assert (
+        beat_schedule(settings)["cache_iam_resources_across_accounts"]["options"]["expires"] == 600
+    )
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "config").glob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_config_files_load(path):
+    load_settings(paths=[path], environ={})
+
+
+def test_default_yaml_equals_model_defaults():
+    from_file = load_settings(paths=[ROOT / "config" / "default.yaml"], environ={})
+    assert from_file == load_settings(paths=[], environ={})
+
+
+def test_configuration_reference_is_up_to_date():
+    committed = (ROOT / "docs" / "configuration.md").read_text()
+    assert committed == reference_markdown(), (
+        "run: inventory config --reference > docs/configuration.md"
+    )
