@@ -61,6 +61,18 @@ SCHEDULE: tuple[ScheduleEntry, ...] = (
 )
 
 
+def _registry_entries() -> tuple[ScheduleEntry, ...]:
+    from inventory.registry import KINDS
+
+    return tuple(
+        ScheduleEntry(k.schedule_name, k.across_accounts_task, k.every, description=k.description)
+        for k in KINDS
+    )
+
+
+SCHEDULE = SCHEDULE + _registry_entries()
+
+
 def effective_schedule(settings: Settings) -> list[ScheduleEntry]:
     """The schedule table with the settings' per-entry overrides applied."""
     entries = []

@@ -141,7 +141,7 @@ class AwsSettings(_Section):
     )
     regions: list[str] = Field(
         default_factory=lambda: ["us-east-1", "us-west-2"],
-        description="Regions synced for regional kinds",
+        description="Regions synced for regional kinds; [] = each account's enabled regions",
     )
     retry_mode: Literal["standard", "adaptive"] = Field("adaptive", description="botocore retries")
     max_attempts: int = Field(5, ge=1, le=20, description="botocore attempts per call")
@@ -164,8 +164,6 @@ class AwsSettings(_Section):
     @field_validator("regions")
     @classmethod
     def _regions(cls, value: list[str]) -> list[str]:
-        if not value:
-            raise ValueError("expected at least one region")
         return [_check_region(r) for r in value]
 
 

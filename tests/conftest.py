@@ -37,6 +37,7 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
 
 @pytest.fixture(scope="session")
 def moto_server() -> Iterator[MotoServer]:
+    # Without AWS managed policies: loading them costs seconds for every new account.
     server = MotoServer().start()
     yield server
     server.stop()

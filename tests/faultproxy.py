@@ -23,6 +23,7 @@ class Fault:
     status: int = 400
     remaining: int | None = None  # None: every matching call
     hits: int = 0
+    region: str | None = None  # None: every region
 
 
 class FaultProxy:
@@ -49,8 +50,15 @@ class FaultProxy:
         self.server.shutdown()
         self.server.server_close()
 
-    def fail(self, action: str, code: str, status: int = 400, times: int | None = None) -> Fault:
-        fault = Fault(action, code, status, times)
+    def fail(
+        self,
+        action: str,
+        code: str,
+        status: int = 400,
+        times: int | None = None,
+        region: str | None = None,
+    ) -> Fault:
+        fault = Fault(action, code, status, times, region=region)
         with self.lock:
             self.faults.append(fault)
         return fault
@@ -63,10 +71,12 @@ class FaultProxy:
         with self.lock:
             return sum(1 for c in self.calls if c == action)
 
-    def _match(self, action: str) -> Fault | None:
+    def _match(self, action: str, region: str | None) -> Fault | None:
         with self.lock:
             self.calls.append(action)
             for fault in self.faults:
+                if fault.region is not None and fault.region != region:
+                    continue
                 if fault.action == action and (fault.remaining is None or fault.remaining > 0):
                     if fault.remaining is not None:
                         fault.remaining -= 1
@@ -87,7 +97,7 @@ class FaultProxy:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
                 action = _action(self.headers.get("X-Amz-Target"), body, self.path)
-                fault = proxy._match(action)
+                fault = proxy._match(action, _region(self.headers.get("Authorization", "")))
                 if fault is not None:
                     self._error(fault, json_protocol=bool(self.headers.get("X-Amz-Target")))
                     return
@@ -130,6 +140,15 @@ class FaultProxy:
             do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _proxy
 
         return Handler
+
+
+def _region(authorization: str) -> str | None:
+    """The region of a SigV4 request: ``Credential=KEY/DATE/REGION/SERVICE/aws4_request``."""
+    marker = "Credential="
+    if marker not in authorization:
+        return None
+    scope = authorization.split(marker, 1)[1].split(",", 1)[0].split("/")
+    return scope[2] if len(scope) > 2 else None
 
 
 def _action(target: str | None, body: bytes, path: str) -> str:

@@ -24,6 +24,7 @@ from inventory.demo.seed import (
     SPOKE_ROLE,
     AccountSeed,
     Seeder,
+    aws_policy_arn,
     seed_demo_organisation,
 )
 from inventory.runtime import Runtime
@@ -71,7 +72,9 @@ def expected_role(seeder: Seeder, seed: AccountSeed, name: str) -> dict[str, Any
         "trust_policy": role.trust_policy,
         "inline_policies": role.inline,
         "attached_policies": sorted(
-            ({"name": p, "arn": seed.policy_arn(p)} for p in role.attached), key=lambda p: p["arn"]
+            [{"name": p, "arn": seed.policy_arn(p)} for p in role.attached]
+            + [{"name": p, "arn": aws_policy_arn(p)} for p in role.aws_policies],
+            key=lambda p: p["arn"],
         ),
         "permissions_boundary": (
             {"type": "PermissionsBoundaryPolicy", "arn": seed.policy_arn(role.boundary)}

@@ -17,6 +17,11 @@ DESIGN_DEFAULTS = {
     "cache_iam_resources_across_accounts": 45 * 60,
     "clear_old_redis_iam_cache": 6 * 3600,
     "cache_cloud_account_mapping": 3600,
+    "cache_managed_policies_across_accounts": 45 * 60,
+    "cache_s3_buckets_across_accounts": 45 * 60,
+    "cache_sqs_queues_across_accounts": 45 * 60,
+    "cache_sns_topics_across_accounts": 45 * 60,
+    "cache_resources_from_aws_config_across_accounts": 3600,
 }
 
 

@@ -92,6 +92,14 @@ class Keys:
         """Hash: ``task|account|outcome`` -> count."""
         return f"{self.prefix}task:outcomes"
 
+    def shared_document_versions(self) -> str:
+        """Hash: AWS managed policy ARN -> the version whose document is cached."""
+        return f"{self.prefix}awsdoc:versions"
+
+    def shared_document_claim(self, arn: str, version: str) -> str:
+        """String, short TTL: one sync is fetching this document, the others need not."""
+        return f"{self.prefix}awsdoc:claim:{arn}:{version}"
+
 
 def outcome_field(task: str, account_id: str | None) -> str:
     return f"{task}|{account_id or ALL_ACCOUNTS}"

@@ -7,7 +7,7 @@ import json
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from inventory.cache.dynamo import DynamoStore
 from inventory.cache.keys import Partition
@@ -52,6 +52,14 @@ class PartitionResult:
         return bool(self.created or self.updated or self.removed)
 
 
+class PartitionListener(Protocol):
+    """Told about every change a partition write made (e.g. the policies table index)."""
+
+    def partition_changed(
+        self, p: Partition, upserts: Mapping[str, str], removed: list[str]
+    ) -> None: ...
+
+
 class Store:
     """Redis (read path), DynamoDB (durable) and optionally S3 (snapshots), kept in step."""
 
@@ -61,11 +69,13 @@ class Store:
         dynamo: DynamoStore,
         s3: S3Snapshots | None = None,
         clock: Callable[[], float] = time.time,
+        listeners: list[PartitionListener] | None = None,
     ) -> None:
         self.redis = redis
         self.dynamo = dynamo
         self.s3 = s3
         self.clock = clock
+        self.listeners = listeners or []
 
     def replace_partition(
         self,
@@ -75,6 +85,7 @@ class Store:
         records: Iterable[Mapping[str, Any]],
         complete: bool,
         keep: Iterable[str] = (),
+        durable: bool = True,
     ) -> PartitionResult:
         """Write new and changed records; with ``complete``, remove items the listing lacks.
 
@@ -92,27 +103,35 @@ class Store:
             encoded[record["arn"]] = (document, content_hash(document))
 
         cached = self.redis.load_hashes(p)
-        durable = self.dynamo.load_hashes(p) if cached is None else cached
-        cached = cached or {}
+        if not durable:
+            cached = cached or {}
+            stored: dict[str, str] = cached
+        else:
+            stored = self.dynamo.load_hashes(p) if cached is None else cached
+            cached = cached or {}
 
         keep = set(keep)
         present = encoded.keys() | keep
-        removed = [arn for arn in durable if arn not in present] if complete else []
+        removed = [arn for arn in stored if arn not in present] if complete else []
         redis_removed = [arn for arn in cached if arn not in present] if complete else []
-        dynamo_upserts = {a: v for a, v in encoded.items() if durable.get(a) != v[1]}
+        dynamo_upserts = {a: v for a, v in encoded.items() if stored.get(a) != v[1]}
         redis_upserts = {a: v for a, v in encoded.items() if cached.get(a) != v[1]}
 
-        dynamo_writes = self.dynamo.write(p, dynamo_upserts, removed, now)
+        dynamo_writes = self.dynamo.write(p, dynamo_upserts, removed, now) if durable else 0
 
         final = {a: h for a, h in cached.items() if a not in redis_removed}
         final.update({a: v[1] for a, v in encoded.items()})
         self.redis.apply(p, redis_upserts, redis_removed, encoded, now, complete, len(final))
+        if redis_upserts or redis_removed:
+            documents = {a: v[0] for a, v in redis_upserts.items()}
+            for listener in self.listeners:
+                listener.partition_changed(p, documents, redis_removed)
 
         s3_objects = 0
-        if self.s3 is not None:
+        if self.s3 is not None and durable:
             s3_objects = self._snapshot(p, encoded, final, now)
 
-        created = sum(1 for a in dynamo_upserts if a not in durable)
+        created = sum(1 for a in dynamo_upserts if a not in stored)
         return PartitionResult(
             kind=kind,
             account_id=account_id,

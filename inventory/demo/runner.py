@@ -153,7 +153,7 @@ def _run(member_accounts: int, state: Path, port: int, sup: Supervisor, stop: di
     sup.start(
         "moto",
         [py, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(moto_port)],
-        base_env | aws_env,
+        base_env | aws_env | {"MOTO_IAM_LOAD_MANAGED_POLICIES": "true"},
     )
     moto_url = f"http://127.0.0.1:{moto_port}"
     wait_until(lambda: http_ok(f"{moto_url}/moto-api/"), "moto server")

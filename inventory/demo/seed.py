@@ -12,6 +12,10 @@ SPOKE_ROLE = "OrganizationAccountAccessRole"  # moto creates it in every member 
 MANAGEMENT_ACCOUNT = "123456789012"  # moto's default account becomes the management account
 
 
+def aws_policy_arn(name: str) -> str:
+    return f"arn:aws:iam::aws:policy/{name}"
+
+
 def _doc(*statements: dict[str, Any]) -> dict[str, Any]:
     return {"Version": "2012-10-17", "Statement": list(statements)}
 
@@ -32,6 +36,7 @@ class RoleSeed:
     attached: list[str] = field(default_factory=list)  # customer policy names
     tags: dict[str, str] = field(default_factory=dict)
     boundary: str | None = None  # customer policy name
+    aws_policies: list[str] = field(default_factory=list)  # AWS managed policy names
     description: str = ""
 
 
@@ -52,6 +57,31 @@ class GroupSeed:
 
 
 @dataclass
+class BucketSeed:
+    name: str
+    region: str
+    policy: dict[str, Any] | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class QueueSeed:
+    name: str
+    region: str
+    policy: dict[str, Any] | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    dead_letter: str | None = None  # name of another queue in the same region
+
+
+@dataclass
+class TopicSeed:
+    name: str
+    region: str
+    policy: dict[str, Any] | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
 class AccountSeed:
     """What one member account holds; ``id`` is filled in once Organizations assigns it."""
 
@@ -60,7 +90,16 @@ class AccountSeed:
     roles: list[RoleSeed] = field(default_factory=list)
     users: list[UserSeed] = field(default_factory=list)
     groups: list[GroupSeed] = field(default_factory=list)
+    buckets: list[BucketSeed] = field(default_factory=list)
+    queues: list[QueueSeed] = field(default_factory=list)
+    topics: list[TopicSeed] = field(default_factory=list)
     id: str = ""
+
+    def queue_arn(self, q: QueueSeed) -> str:
+        return f"arn:aws:sqs:{q.region}:{self.id}:{q.name}"
+
+    def topic_arn(self, t: TopicSeed) -> str:
+        return f"arn:aws:sns:{t.region}:{self.id}:{t.name}"
 
     def policy_arn(self, name: str) -> str:
         return f"arn:aws:iam::{self.id}:policy/{name}"
@@ -88,6 +127,7 @@ def demo_account(name: str, index: int) -> AccountSeed:
             tags={"owner": f"team-{name}", "inventory-groups": f"{name}-devs@example.com"},
             boundary=f"{name}-boundary",
             description=f"{name} application role",
+            aws_policies=["ReadOnlyAccess"],
         )
     )
     for n in range(index + 1):
@@ -108,7 +148,47 @@ def demo_account(name: str, index: int) -> AccountSeed:
             tags={"email": f"alice@{name}.example.com"},
         )
     )
+    account.buckets += [
+        BucketSeed(
+            f"{name}-data-{index}",
+            "us-east-1",
+            policy=_doc(
+                {
+                    "Sid": "DenyInsecure",
+                    "Effect": "Deny",
+                    "Principal": "*",
+                    "Action": "s3:*",
+                    "Resource": f"arn:aws:s3:::{name}-data-{index}/*",
+                    "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                }
+            ),
+            tags={"owner": f"team-{name}"},
+        ),
+        BucketSeed(f"{name}-logs-{index}", "us-west-2"),
+    ]
+    for region in REGIONS:
+        account.queues += [
+            QueueSeed(f"{name}-jobs-dlq", region),
+            QueueSeed(
+                f"{name}-jobs",
+                region,
+                policy=_doc(
+                    {
+                        "Effect": "Allow",
+                        "Principal": {"Service": "sns.amazonaws.com"},
+                        "Action": "sqs:SendMessage",
+                        "Resource": "*",
+                    }
+                ),
+                tags={"service": "jobs"},
+                dead_letter=f"{name}-jobs-dlq",
+            ),
+        ]
+        account.topics.append(TopicSeed(f"{name}-events", region, tags={"service": "events"}))
     return account
+
+
+REGIONS = ("us-east-1", "us-west-2")
 
 
 class Seeder:
@@ -118,10 +198,11 @@ class Seeder:
         self.endpoint_url = endpoint_url
         self.region = region
         self.hub = boto3.Session(region_name=region)
+        self._sessions: dict[str, boto3.Session] = {}
 
-    def client(self, service: str, account_id: str | None = None) -> Any:
-        session = self.hub
-        if account_id is not None:
+    def client(self, service: str, account_id: str | None = None, region: str | None = None) -> Any:
+        session = self.hub if account_id is None else self._sessions.get(account_id)
+        if session is None and account_id is not None:
             sts = self.hub.client("sts", endpoint_url=self.endpoint_url)
             creds = sts.assume_role(
                 RoleArn=f"arn:aws:iam::{account_id}:role/{SPOKE_ROLE}",
@@ -133,7 +214,11 @@ class Seeder:
                 aws_session_token=creds["SessionToken"],
                 region_name=self.region,
             )
-        return session.client(service, endpoint_url=self.endpoint_url)
+            self._sessions[account_id] = session
+        assert session is not None
+        return session.client(
+            service, endpoint_url=self.endpoint_url, region_name=region or self.region
+        )
 
     def organisation(self) -> str:
         org = self.client("organizations")
@@ -150,6 +235,45 @@ class Seeder:
         return seed
 
     def fill(self, seed: AccountSeed) -> None:
+        self.fill_iam(seed)
+        self.fill_resources(seed)
+
+    def fill_resources(self, seed: AccountSeed) -> None:
+        for bucket in seed.buckets:
+            s3 = self.client("s3", seed.id, bucket.region)
+            params: dict[str, Any] = {"Bucket": bucket.name}
+            if bucket.region != "us-east-1":
+                params["CreateBucketConfiguration"] = {"LocationConstraint": bucket.region}
+            s3.create_bucket(**params)
+            if bucket.policy:
+                s3.put_bucket_policy(Bucket=bucket.name, Policy=json.dumps(bucket.policy))
+            if bucket.tags:
+                s3.put_bucket_tagging(
+                    Bucket=bucket.name,
+                    Tagging={"TagSet": [{"Key": k, "Value": v} for k, v in bucket.tags.items()]},
+                )
+        for queue in seed.queues:
+            sqs = self.client("sqs", seed.id, queue.region)
+            attributes: dict[str, str] = {}
+            if queue.policy:
+                attributes["Policy"] = json.dumps(queue.policy)
+            if queue.dead_letter:
+                dlq = f"arn:aws:sqs:{queue.region}:{seed.id}:{queue.dead_letter}"
+                attributes["RedrivePolicy"] = json.dumps(
+                    {"deadLetterTargetArn": dlq, "maxReceiveCount": 5}
+                )
+            sqs.create_queue(QueueName=queue.name, Attributes=attributes, tags=queue.tags)
+        for topic in seed.topics:
+            sns = self.client("sns", seed.id, topic.region)
+            arn = sns.create_topic(
+                Name=topic.name, Tags=[{"Key": k, "Value": v} for k, v in topic.tags.items()]
+            )["TopicArn"]
+            if topic.policy:
+                sns.set_topic_attributes(
+                    TopicArn=arn, AttributeName="Policy", AttributeValue=json.dumps(topic.policy)
+                )
+
+    def fill_iam(self, seed: AccountSeed) -> None:
         iam = self.client("iam", seed.id)
         for name, document in seed.policies.items():
             iam.create_policy(PolicyName=name, PolicyDocument=json.dumps(document))
@@ -178,6 +302,12 @@ class Seeder:
                 )
             for pname in role.attached:
                 iam.attach_role_policy(RoleName=role.name, PolicyArn=seed.policy_arn(pname))
+            for pname in list(role.aws_policies):
+                try:
+                    iam.attach_role_policy(RoleName=role.name, PolicyArn=aws_policy_arn(pname))
+                except iam.exceptions.NoSuchEntityException:
+                    # moto has AWS managed policies only with MOTO_IAM_LOAD_MANAGED_POLICIES=true
+                    role.aws_policies.remove(pname)
         for user in seed.users:
             iam.create_user(
                 UserName=user.name, Tags=[{"Key": k, "Value": v} for k, v in user.tags.items()]

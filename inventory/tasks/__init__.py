@@ -1,5 +1,5 @@
 """Task modules by family; importing this package registers every task."""
 
-from inventory.tasks import accounts, iam
+from inventory.tasks import accounts, iam, resources
 
-__all__ = ["accounts", "iam"]
+__all__ = ["accounts", "iam", "resources"]

@@ -29,6 +29,9 @@ def retry_countdown(retries: int, base: float = RETRY_BASE_SECONDS) -> float:
 
 def should_retry(exc: BaseException) -> bool:
     """Only throttling and transient faults (AWS, network, Redis) are retried."""
+    declared = getattr(exc, "retryable", None)
+    if isinstance(declared, bool):
+        return declared
     return is_retryable(exc) or isinstance(exc, _REDIS_TRANSIENT)
 
 

@@ -1,0 +1,38 @@
+"""Documents that are the same in every account (AWS managed policies): fetched once per version."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import redis
+
+from inventory.cache.keys import Keys
+
+CLAIM_SECONDS = 300
+
+
+class SharedDocuments:
+    """Which AWS managed policy versions are cached, and a claim so only one sync fetches each."""
+
+    def __init__(self, client: redis.Redis, keys: Keys) -> None:
+        self.client = client
+        self.keys = keys
+
+    def need(self, arn: str, version: str) -> bool:
+        """True when this version is not cached and this caller won the claim to fetch it."""
+        if self.client.hget(self.keys.shared_document_versions(), arn) == version:
+            return False
+        claim = self.keys.shared_document_claim(arn, version)
+        return bool(self.client.set(claim, "1", nx=True, ex=CLAIM_SECONDS))
+
+    def stored(self, versions: Iterable[tuple[str, str]]) -> None:
+        """Mark documents as cached (after they were written)."""
+        mapping = dict(versions)
+        if mapping:
+            self.client.hset(self.keys.shared_document_versions(), mapping=mapping)
+
+    def release(self, claims: Iterable[tuple[str, str]]) -> None:
+        """Give up claims whose fetch failed, so the next sync tries again at once."""
+        names = [self.keys.shared_document_claim(a, v) for a, v in claims]
+        if names:
+            self.client.delete(*names)

@@ -1,0 +1,224 @@
+"""Registry kinds (S3, SQS, SNS, managed policies) against moto and a real Redis."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from inventory.cache.keys import GLOBAL, Partition
+from inventory.demo.seed import REGIONS, AccountSeed, Seeder, aws_policy_arn, demo_account
+from inventory.registry import BY_STEM
+from inventory.runtime import Runtime
+from inventory.settings import load_settings
+from inventory.tasks.accounts import store_account_mapping
+from inventory.tasks.resources import RegionsFailed, sync_kind
+from tests.conftest import BUCKET, inventory_env
+from tests.faultproxy import FaultProxy
+from tests.servers import MotoServer
+
+
+@pytest.fixture
+def org(runtime: Runtime, moto_server) -> tuple[Seeder, list[AccountSeed]]:
+    seeder = Seeder(moto_server.url)
+    seeder.organisation()
+    seeds = [seeder.create_account(demo_account(n, i)) for i, n in enumerate(["dev", "prod"])]
+    store_account_mapping(runtime)
+    return seeder, seeds
+
+
+def items(rt: Runtime, kind: str, account: str, region: str = GLOBAL) -> dict:
+    return rt.redis_cache.items(Partition(kind, account, region))
+
+
+def expected_buckets(seed: AccountSeed) -> dict:
+    return {
+        f"arn:aws:s3:::{b.name}": {
+            "arn": f"arn:aws:s3:::{b.name}",
+            "kind": "s3_bucket",
+            "account_id": seed.id,
+            "name": b.name,
+            "region": b.region,
+            "tags": b.tags,
+            "policy": b.policy,
+        }
+        for b in seed.buckets
+    }
+
+
+def test_s3_buckets_cached_with_region_tags_and_policy(runtime, org):
+    seeder, seeds = org
+    for seed in seeds:
+        sync_kind(runtime, BY_STEM["s3_buckets"], seed.id)
+    for seed in seeds:
+        cached = items(runtime, "s3_bucket", seed.id)
+        listed = {
+            b["Name"]: b["CreationDate"]
+            for b in seeder.client("s3", seed.id).list_buckets()["Buckets"]
+        }
+        assert {a: {k: v for k, v in r.items() if k != "created"} for a, r in cached.items()} == (
+            expected_buckets(seed)
+        )
+        assert {r["name"]: r["created"] for r in cached.values()} == {
+            n: d.isoformat().replace("+00:00", "Z") for n, d in listed.items()
+        }
+        # a bucket without a policy is not an error: policy is None
+        assert cached[f"arn:aws:s3:::{seed.buckets[1].name}"]["policy"] is None
+
+
+def test_sqs_queues_cached_per_region_with_policy_redrive_and_tags(runtime, org):
+    seeder, seeds = org
+    dev = seeds[0]
+    summary = sync_kind(runtime, BY_STEM["sqs_queues"], dev.id)
+    assert set(summary["regions"]) == set(REGIONS)
+    for region in REGIONS:
+        cached = items(runtime, "sqs_queue", dev.id, region)
+        expected_arns = {dev.queue_arn(q) for q in dev.queues if q.region == region}
+        assert set(cached) == expected_arns
+        jobs = cached[f"arn:aws:sqs:{region}:{dev.id}:dev-jobs"]
+        sqs = seeder.client("sqs", dev.id, region)
+        url = sqs.get_queue_url(QueueName="dev-jobs")["QueueUrl"]
+        created = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["CreatedTimestamp"])
+        assert jobs == {
+            "arn": f"arn:aws:sqs:{region}:{dev.id}:dev-jobs",
+            "kind": "sqs_queue",
+            "account_id": dev.id,
+            "region": region,
+            "name": "dev-jobs",
+            "url": url,
+            "policy": next(q.policy for q in dev.queues if q.name == "dev-jobs"),
+            "kms_key": None,
+            "sqs_managed_sse": True,
+            "redrive_policy": {
+                "deadLetterTargetArn": f"arn:aws:sqs:{region}:{dev.id}:dev-jobs-dlq",
+                "maxReceiveCount": 5,
+            },
+            "fifo": False,
+            "visibility_timeout": 30,
+            "retention_seconds": 345600,
+            "created": created["Attributes"]["CreatedTimestamp"],
+            "tags": {"service": "jobs"},
+        }
+
+
+def test_sns_topics_cached_per_region(runtime, org):
+    seeder, seeds = org
+    dev = seeds[0]
+    sync_kind(runtime, BY_STEM["sns_topics"], dev.id)
+    for region in REGIONS:
+        cached = items(runtime, "sns_topic", dev.id, region)
+        arn = f"arn:aws:sns:{region}:{dev.id}:dev-events"
+        assert set(cached) == {arn}
+        policy = json.loads(
+            seeder.client("sns", dev.id, region).get_topic_attributes(TopicArn=arn)["Attributes"][
+                "Policy"
+            ]
+        )
+        assert cached[arn] == {
+            "arn": arn,
+            "kind": "sns_topic",
+            "account_id": dev.id,
+            "region": region,
+            "name": "dev-events",
+            "display_name": None,
+            "policy": policy,
+            "kms_key": None,
+            "fifo": False,
+            "tags": {"service": "events"},
+        }
+
+
+def test_failing_region_keeps_its_cache_while_other_regions_update(
+    runtime, org, redis_server, moto_server
+):
+    seeder, seeds = org
+    dev = seeds[0]
+    proxy = FaultProxy(moto_server.url).start()
+    try:
+        env = inventory_env(
+            redis_server,
+            moto_server,
+            INVENTORY_AWS__ENDPOINT_URL=proxy.url,
+            INVENTORY_AWS__MAX_ATTEMPTS="1",
+        )
+        rt = Runtime(load_settings(paths=[], environ=env))
+        sync_kind(rt, BY_STEM["sqs_queues"], dev.id)
+        before_west = items(rt, "sqs_queue", dev.id, "us-west-2")
+        for region in REGIONS:
+            sqs = seeder.client("sqs", dev.id, region)
+            sqs.delete_queue(QueueUrl=sqs.get_queue_url(QueueName="dev-jobs")["QueueUrl"])
+        proxy.fail("ListQueues", "AccessDenied", 403, region="us-west-2")
+
+        with pytest.raises(RegionsFailed) as failed:
+            sync_kind(rt, BY_STEM["sqs_queues"], dev.id)
+
+        assert set(failed.value.failures) == {"us-west-2"}
+        assert failed.value.retryable is False
+        assert items(rt, "sqs_queue", dev.id, "us-west-2") == before_west
+        assert set(items(rt, "sqs_queue", dev.id, "us-east-1")) == {
+            f"arn:aws:sqs:us-east-1:{dev.id}:dev-jobs-dlq"
+        }
+    finally:
+        proxy.stop()
+
+
+def test_deleted_bucket_goes_and_steady_state_writes_nothing(runtime, org):
+    seeder, seeds = org
+    dev = seeds[0]
+    kind = BY_STEM["s3_buckets"]
+    sync_kind(runtime, kind, dev.id)
+    again = sync_kind(runtime, kind, dev.id)["regions"][GLOBAL]
+    assert (again["dynamo_writes"], again["s3_objects"]) == (0, 0)
+
+    seeder.client("s3", dev.id, "us-west-2").delete_bucket(Bucket=dev.buckets[1].name)
+    after = sync_kind(runtime, kind, dev.id)["regions"][GLOBAL]
+
+    assert after["removed"] == 1
+    assert set(items(runtime, "s3_bucket", dev.id)) == {f"arn:aws:s3:::{dev.buckets[0].name}"}
+    assert set(runtime.dynamo.items(Partition("s3_bucket", dev.id))) == {
+        f"arn:aws:s3:::{dev.buckets[0].name}"
+    }
+
+
+@pytest.fixture(scope="module")
+def moto_with_aws_policies():
+    """A moto server that knows AWS managed policies (slower to create accounts in)."""
+    server = MotoServer(env={"MOTO_IAM_LOAD_MANAGED_POLICIES": "true"}).start()
+    yield server
+    server.stop()
+
+
+def test_aws_managed_documents_fetched_once_for_all_accounts(
+    redis_server, moto_with_aws_policies, clean
+):
+    moto = moto_with_aws_policies
+    seeder = Seeder(moto.url)
+    seeder.organisation()
+    seeds = [seeder.create_account(demo_account(n, i)) for i, n in enumerate(["dev", "prod"])]
+    assert all(s.roles[0].aws_policies == ["ReadOnlyAccess"] for s in seeds)
+    proxy = FaultProxy(moto.url).start()
+    try:
+        env = inventory_env(redis_server, moto, INVENTORY_AWS__ENDPOINT_URL=proxy.url)
+        rt = Runtime(load_settings(paths=[], environ=env))
+        rt.ensure_tables()
+        rt.aws.hub_client("s3", "us-east-1").create_bucket(Bucket=BUCKET)
+        store_account_mapping(rt)
+        for seed in seeds:
+            sync_kind(rt, BY_STEM["managed_policies"], seed.id)
+
+        read_only = aws_policy_arn("ReadOnlyAccess")
+        attached = {s.id: {f"{s.name}-queue-access"} for s in seeds}  # boundaries aren't attached
+        # one per attached customer policy per account, plus ReadOnlyAccess once for both
+        assert proxy.count("GetPolicyVersion") == sum(len(a) for a in attached.values()) + 1
+        shared = items(rt, "aws_managed_policy", "aws")
+        assert set(shared) == {read_only}
+        assert shared[read_only]["document"]["Statement"]
+        for seed in seeds:
+            cached = items(rt, "managed_policy", seed.id)
+            assert set(cached) == {seed.policy_arn(p) for p in attached[seed.id]} | {read_only}
+            assert cached[read_only]["aws_managed"] is True
+            assert cached[read_only]["document"] is None
+            for name in attached[seed.id]:
+                assert cached[seed.policy_arn(name)]["document"] == seed.policies[name]
+    finally:
+        proxy.stop()
