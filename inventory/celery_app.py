@@ -18,13 +18,20 @@ from inventory.settings import Settings, load_settings
 FANOUT = "fanout"
 AWS = "aws"
 MAINTENANCE = "maintenance"
-QUEUES = (FANOUT, AWS, MAINTENANCE)
+METRICS = "metrics"
+QUEUES = (FANOUT, AWS, MAINTENANCE, METRICS)
 
 TASK_ROUTES = {
     "inventory.*_across_accounts": {"queue": FANOUT},
     "inventory.*_for_account": {"queue": AWS},
     "inventory.clear_old_redis_iam_cache": {"queue": MAINTENANCE},
     "inventory.cache_cloud_account_mapping": {"queue": MAINTENANCE},
+    "inventory.cache_policies_table_details": {"queue": MAINTENANCE},
+    "inventory.cache_policy_requests": {"queue": MAINTENANCE},
+    "inventory.cache_credential_authorization_mapping": {"queue": MAINTENANCE},
+    "inventory.get_iam_role_limit": {"queue": AWS},
+    "inventory.cache_cloudtrail_errors_by_arn": {"queue": AWS},
+    "inventory.report_celery_last_success_metrics": {"queue": METRICS},
 }
 
 

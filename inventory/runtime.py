@@ -11,7 +11,9 @@ import redis
 from inventory.aws.session import AwsSessions, ClientOptions
 from inventory.cache.dynamo import DynamoStore
 from inventory.cache.keys import Keys
+from inventory.cache.policies_table import PoliciesTable
 from inventory.cache.redis_cache import RedisCache, connect
+from inventory.cache.requests import PolicyRequests
 from inventory.cache.s3_snapshot import S3Snapshots
 from inventory.cache.store import Store
 from inventory.metrics import TaskOutcomes
@@ -86,8 +88,17 @@ class Runtime:
         return self._store
 
     @cached_property
+    def requests(self) -> PolicyRequests:
+        d = self.settings.dynamodb
+        return PolicyRequests(d.table_prefix, d.region, self.settings.dynamodb_endpoint)
+
+    @cached_property
+    def policies_table(self) -> PoliciesTable:
+        return PoliciesTable(self.redis, self.keys)
+
+    @cached_property
     def _store(self) -> Store:
-        return Store(self.redis_cache, self.dynamo, self.s3)
+        return Store(self.redis_cache, self.dynamo, self.s3, listeners=[self.policies_table])
 
     def ensure_tables(self) -> list[str]:
         """Create missing DynamoDB tables once per process, when settings allow it."""
@@ -97,6 +108,8 @@ class Runtime:
             if self._tables_ready:
                 return []
             created = self.dynamo.ensure_tables()
+            if self.requests.ensure_table():
+                created.append(self.requests.model.Meta.table_name)
             self._tables_ready = True
             return created
 

@@ -247,6 +247,53 @@ class IamSettings(_Section):
     )
 
 
+class CloudTrailSettings(_Section):
+    """Where CloudTrail error events come from, and how long they are kept."""
+
+    source: str = Field(
+        "none",
+        description="'sqs' (EventBridge -> SQS queue), 'lookup_events', 'none', "
+        "or 'package.module:factory' (called with settings and the AwsSessions)",
+    )
+    queue_url: str | None = Field(None, description="SQS queue URL for the 'sqs' source")
+    queue_region: str | None = Field(None, description="Region of the queue; active_region")
+    max_messages: int = Field(1000, ge=10, le=100_000, description="Messages drained per run")
+    lookback_seconds: int = Field(3600, ge=60, le=90 * 24 * 3600, description="'lookup_events'")
+    retention_days: int = Field(14, ge=1, le=365, description="Errors older than this are dropped")
+
+    @model_validator(mode="after")
+    def _source(self) -> CloudTrailSettings:
+        if self.source not in ("none", "sqs", "lookup_events") and not re.fullmatch(
+            r"[\w.]+:[\w]+", self.source
+        ):
+            raise ValueError(
+                "source must be 'sqs', 'lookup_events', 'none' or 'package.module:factory'"
+            )
+        if self.source == "sqs" and not self.queue_url:
+            raise ValueError("queue_url is required when source is 'sqs'")
+        return self
+
+
+class CredentialMappingSettings(_Section):
+    """Who may use which role: role tags plus a static mapping."""
+
+    role_tag_keys: list[str] = Field(
+        default_factory=lambda: ["inventory-groups", "consoleme-authorized"],
+        description="Role tags whose values list groups/emails (separated by : , or space)",
+    )
+    static: dict[str, list[str]] = Field(
+        default_factory=dict, description="Role ARN -> groups/emails allowed to use it"
+    )
+
+    @field_validator("static")
+    @classmethod
+    def _arns(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        for arn in value:
+            if not re.fullmatch(r"arn:aws[\w-]*:iam::\d{12}:role/.+", arn):
+                raise ValueError(f"{arn!r} is not an IAM role ARN")
+        return value
+
+
 class WebSettings(_Section):
     """The Tornado web tier."""
 
@@ -289,6 +336,8 @@ class Settings(_Section):
     accounts: AccountsSettings = Field(default_factory=AccountsSettings)
     iam: IamSettings = Field(default_factory=IamSettings)
     web: WebSettings = Field(default_factory=WebSettings)
+    cloudtrail: CloudTrailSettings = Field(default_factory=CloudTrailSettings)
+    credential_mapping: CredentialMappingSettings = Field(default_factory=CredentialMappingSettings)
     schedule: dict[str, ScheduleOverride] = Field(
         default_factory=dict, description="Per beat entry: enabled, every, expires"
     )

@@ -12,7 +12,7 @@ from inventory.settings import load_settings, reference_markdown
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# From ../shared/DESIGN.md, for the tasks that exist so far.
+# The schedule table of ../shared/DESIGN.md: every entry, with its default interval.
 DESIGN_DEFAULTS = {
     "cache_iam_resources_across_accounts": 45 * 60,
     "clear_old_redis_iam_cache": 6 * 3600,
@@ -22,6 +22,12 @@ DESIGN_DEFAULTS = {
     "cache_sqs_queues_across_accounts": 45 * 60,
     "cache_sns_topics_across_accounts": 45 * 60,
     "cache_resources_from_aws_config_across_accounts": 3600,
+    "cache_policies_table_details": 30 * 60,
+    "report_celery_last_success_metrics": 60,
+    "get_iam_role_limit": 24 * 3600,
+    "cache_cloudtrail_errors_by_arn": 3600,
+    "cache_policy_requests": 3600,
+    "cache_credential_authorization_mapping": 5 * 60,
 }
 
 

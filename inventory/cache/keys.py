@@ -15,10 +15,33 @@ IAM_POLICY = "iam_policy"
 IAM_KINDS = (IAM_ROLE, IAM_USER, IAM_GROUP, IAM_POLICY)
 ACCOUNT = "account"
 
+# Kinds derived from others or keyed by something other than a unique ARN: not in the ARN index.
+MANAGED_POLICY = "managed_policy"
+AWS_MANAGED_POLICY = "aws_managed_policy"
+CONFIG_RESOURCE = "config_resource"
+CLOUDTRAIL_ERRORS = "cloudtrail_errors"
+ROLE_ACCESS = "role_access"
+PRINCIPAL_ACCESS = "principal_access"
+POLICY_REQUEST = "policy_request"
+IAM_ROLE_LIMIT = "iam_role_limit"
+UNINDEXED_KINDS = frozenset(
+    {
+        ACCOUNT,
+        MANAGED_POLICY,
+        CONFIG_RESOURCE,
+        CLOUDTRAIL_ERRORS,
+        ROLE_ACCESS,
+        PRINCIPAL_ACCESS,
+        POLICY_REQUEST,
+        IAM_ROLE_LIMIT,
+    }
+)
+
 # Logical DynamoDB tables; the physical name is table_prefix + logical name.
 TABLE_IAM_ROLES = "iamroles"
 TABLE_RESOURCES = "resources"
 TABLE_ACCOUNTS = "cloudaccounts"
+TABLE_POLICY_REQUESTS = "policyrequests"
 TABLES = (TABLE_IAM_ROLES, TABLE_RESOURCES, TABLE_ACCOUNTS)
 _TABLE_BY_KIND = {IAM_ROLE: TABLE_IAM_ROLES, ACCOUNT: TABLE_ACCOUNTS}
 

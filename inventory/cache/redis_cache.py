@@ -9,7 +9,7 @@ from typing import Any
 
 import redis
 
-from inventory.cache.keys import Keys, Partition
+from inventory.cache.keys import UNINDEXED_KINDS, Keys, Partition
 
 
 @dataclass(frozen=True)
@@ -69,16 +69,19 @@ class RedisCache:
         """Write changed items, drop removed ones and stamp freshness, atomically."""
         removed = list(removed)
         k = self.keys
+        indexed = p.kind not in UNINDEXED_KINDS
         pipe = self.client.pipeline(transaction=True)
         if upserts:
             pipe.hset(k.items(p), mapping={arn: v[0] for arn, v in upserts.items()})
             pipe.hset(k.hashes(p), mapping={arn: v[1] for arn, v in upserts.items()})
-            pipe.hset(k.arn_index(), mapping=dict.fromkeys(upserts, p.id))
+            if indexed:
+                pipe.hset(k.arn_index(), mapping=dict.fromkeys(upserts, p.id))
         if removed:
             pipe.hdel(k.items(p), *removed)
             pipe.hdel(k.hashes(p), *removed)
             pipe.zrem(k.seen(p), *removed)
-            pipe.hdel(k.arn_index(), *removed)
+            if indexed:
+                pipe.hdel(k.arn_index(), *removed)
         seen_scores = dict.fromkeys(seen, now)
         if seen_scores:
             pipe.zadd(k.seen(p), seen_scores)
@@ -137,6 +140,7 @@ class RedisCache:
         pipe.hdel(k.items(p), *arns)
         pipe.hdel(k.hashes(p), *arns)
         pipe.zrem(k.seen(p), *arns)
-        pipe.hdel(k.arn_index(), *arns)
+        if p.kind not in UNINDEXED_KINDS:
+            pipe.hdel(k.arn_index(), *arns)
         pipe.hincrby(k.meta(p), "count", -len(arns))
         pipe.execute()

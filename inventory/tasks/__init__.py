@@ -1,5 +1,25 @@
 """Task modules by family; importing this package registers every task."""
 
-from inventory.tasks import accounts, iam, resources
+from inventory.tasks import (
+    access,
+    accounts,
+    cloudtrail,
+    iam,
+    limits,
+    metrics,
+    policies_table,
+    requests,
+    resources,
+)
 
-__all__ = ["accounts", "iam", "resources"]
+__all__ = [
+    "access",
+    "accounts",
+    "cloudtrail",
+    "iam",
+    "limits",
+    "metrics",
+    "policies_table",
+    "requests",
+    "resources",
+]

@@ -1,0 +1,188 @@
+"""The policies table: one row per resource across kinds and accounts, indexed in Redis.
+
+Rows live in one hash; facet sets (account, kind, region, has-errors) and sorted sets (by name,
+account, kind, region, errors, last updated) let the web tier filter, sort and page with set
+operations instead of loading every row. Rows follow partition changes as they happen
+(``partition_changed``); the scheduled task rebuilds and verifies the whole table.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import redis
+
+from inventory.cache.keys import (
+    ACCOUNT,
+    ALL_ACCOUNTS,
+    CLOUDTRAIL_ERRORS,
+    GLOBAL,
+    IAM_KINDS,
+    Keys,
+    Partition,
+)
+
+TABLE_KINDS = frozenset({*IAM_KINDS, "s3_bucket", "sqs_queue", "sns_topic"})
+FACETS = ("account_id", "kind", "region")
+SORTS = ("name", "account_id", "kind", "region", "errors", "last_updated")
+OWNER_TAGS = ("owner", "Owner", "team", "Team")
+TEMPLATE_TAGS = ("template", "aws:cloudformation:stack-name")
+_ALPHABET = " -./0123456789:@_abcdefghijklmnopqrstuvwxyz"
+
+
+def text_score(value: str) -> float:
+    """A number that orders strings by their first 8 characters (case-insensitive)."""
+    score = 0
+    for ch in value.lower()[:8].ljust(8):
+        index = _ALPHABET.find(ch)
+        score = score * (len(_ALPHABET) + 1) + (index + 1 if index >= 0 else len(_ALPHABET))
+    return float(score)
+
+
+def build_row(
+    record: Mapping[str, Any], account_name: str | None, errors: int, last_updated: float
+) -> dict[str, Any]:
+    """A policies-table row from a cached record."""
+    tags = record.get("tags") or {}
+    return {
+        "arn": record["arn"],
+        "name": record.get("name") or record["arn"].rsplit("/", 1)[-1],
+        "kind": record["kind"],
+        "account_id": record.get("account_id"),
+        "account_name": account_name,
+        "region": record.get("region") or GLOBAL,
+        "tags": tags,
+        "errors": errors,
+        "owner": next((tags[t] for t in OWNER_TAGS if tags.get(t)), None),
+        "template": next((tags[t] for t in TEMPLATE_TAGS if tags.get(t)), None),
+        "last_updated": last_updated,
+    }
+
+
+class PoliciesTable:
+    """Maintains the rows and their indexes; also a :class:`PartitionListener`."""
+
+    def __init__(self, client: redis.Redis, keys: Keys, clock: Any = None) -> None:
+        import time
+
+        self.client = client
+        self.keys = keys
+        self.clock = clock or time.time
+        self.prefix = f"{keys.prefix}pt:"
+
+    # --- key names -------------------------------------------------------------------------
+    def rows_key(self) -> str:
+        return f"{self.prefix}rows"
+
+    def facet_key(self, facet: str, value: str) -> str:
+        return f"{self.prefix}f:{facet}:{value}"
+
+    def errors_key(self) -> str:
+        return f"{self.prefix}f:has_errors"
+
+    def sort_key(self, column: str) -> str:
+        return f"{self.prefix}s:{column}"
+
+    def all_key(self) -> str:
+        return self.sort_key("name")
+
+    # --- writes -----------------------------------------------------------------------------
+    def _index(self, pipe: Any, row: Mapping[str, Any], old: Mapping[str, Any] | None) -> None:
+        arn = row["arn"]
+        if old is not None:
+            self._unindex(pipe, old)
+        pipe.hset(self.rows_key(), arn, json.dumps(row, sort_keys=True))
+        for facet in FACETS:
+            pipe.sadd(self.facet_key(facet, str(row[facet])), arn)
+        if row["errors"]:
+            pipe.sadd(self.errors_key(), arn)
+        for column in SORTS:
+            value = row[column]
+            score = (
+                float(value or 0)
+                if column in ("errors", "last_updated")
+                else text_score(str(value or ""))
+            )
+            pipe.zadd(self.sort_key(column), {arn: score})
+
+    def _unindex(self, pipe: Any, old: Mapping[str, Any]) -> None:
+        arn = old["arn"]
+        for facet in FACETS:
+            pipe.srem(self.facet_key(facet, str(old[facet])), arn)
+        pipe.srem(self.errors_key(), arn)
+
+    def upsert(self, rows: Iterable[Mapping[str, Any]]) -> int:
+        rows = list(rows)
+        if not rows:
+            return 0
+        old = self._rows([r["arn"] for r in rows])
+        pipe = self.client.pipeline(transaction=True)
+        for row in rows:
+            self._index(pipe, row, old.get(row["arn"]))
+        pipe.execute()
+        return len(rows)
+
+    def remove(self, arns: Iterable[str]) -> int:
+        old = self._rows(list(arns))
+        if not old:
+            return 0
+        pipe = self.client.pipeline(transaction=True)
+        for row in old.values():
+            self._unindex(pipe, row)
+            for column in SORTS:
+                pipe.zrem(self.sort_key(column), row["arn"])
+        pipe.hdel(self.rows_key(), *old)
+        pipe.execute()
+        return len(old)
+
+    def _rows(self, arns: list[str]) -> dict[str, dict[str, Any]]:
+        if not arns:
+            return {}
+        values = self.client.hmget(self.rows_key(), arns)
+        return {a: json.loads(v) for a, v in zip(arns, values, strict=True) if v is not None}
+
+    # --- reads ------------------------------------------------------------------------------
+    def rows(self) -> dict[str, dict[str, Any]]:
+        return {a: json.loads(v) for a, v in self.client.hgetall(self.rows_key()).items()}
+
+    def count(self) -> int:
+        return int(self.client.hlen(self.rows_key()))
+
+    # --- incremental maintenance ------------------------------------------------------------
+    def account_name(self, account_id: str) -> str | None:
+        raw = self.client.hget(
+            self.keys.items(Partition(ACCOUNT, ALL_ACCOUNTS, GLOBAL)),
+            f"arn:aws:iam::{account_id}:root",
+        )
+        return json.loads(raw)["name"] if raw else None
+
+    def error_counts(self, account_id: str, arns: list[str]) -> dict[str, int]:
+        if not arns:
+            return {}
+        values = self.client.hmget(self.keys.items(Partition(CLOUDTRAIL_ERRORS, account_id)), arns)
+        return {a: json.loads(v)["count"] for a, v in zip(arns, values, strict=True) if v}
+
+    def partition_changed(
+        self, p: Partition, upserts: Mapping[str, str], removed: list[str]
+    ) -> None:
+        if p.kind == CLOUDTRAIL_ERRORS:
+            self._errors_changed(upserts, removed)
+            return
+        if p.kind not in TABLE_KINDS:
+            return
+        now = self.clock()
+        name = self.account_name(p.account_id)
+        errors = self.error_counts(p.account_id, list(upserts))
+        rows = []
+        for arn, document in upserts.items():
+            rows.append(build_row(json.loads(document), name, errors.get(arn, 0), now))
+        self.upsert(rows)
+        self.remove(removed)
+
+    def _errors_changed(self, upserts: Mapping[str, str], removed: list[str]) -> None:
+        counts = {arn: json.loads(doc)["count"] for arn, doc in upserts.items()}
+        counts.update(dict.fromkeys(removed, 0))
+        existing = self._rows(list(counts))
+        self.upsert(row | {"errors": counts[arn]} for arn, row in existing.items())

@@ -1,0 +1,27 @@
+"""Freshness: seconds since each task's last success, per task and per account."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from celery import shared_task
+
+from inventory.runtime import Runtime
+from inventory.tasks.base import InventoryTask
+
+
+def last_success_ages(runtime: Runtime, now: float | None = None) -> dict[str, dict[str, Any]]:
+    """``{task: {account: seconds since last success (None if never)}}``."""
+    now = time.time() if now is None else now
+    ages: dict[str, dict[str, Any]] = {}
+    for status in runtime.outcomes.status():
+        age = None if status.last_success is None else round(now - status.last_success, 3)
+        ages.setdefault(status.task, {})[status.account_id] = age
+    return ages
+
+
+@shared_task(bind=True, base=InventoryTask, name="inventory.report_celery_last_success_metrics")
+def report_celery_last_success_metrics(self: InventoryTask) -> dict[str, dict[str, Any]]:
+    """Report time since the last success of every task and account (ConsoleMe's gauge)."""
+    return last_success_ages(self.runtime)

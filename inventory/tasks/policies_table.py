@@ -1,0 +1,50 @@
+"""The policies table: rebuilt and verified on a schedule (it also follows every change)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import shared_task
+
+from inventory.cache.policies_table import TABLE_KINDS, build_row
+from inventory.runtime import Runtime
+from inventory.tasks.accounts import account_mapping
+from inventory.tasks.base import InventoryTask
+
+
+def _comparable(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in row.items() if k != "last_updated"}
+
+
+def rebuild_policies_table(runtime: Runtime) -> dict[str, int]:
+    """Recompute every row from the cached partitions; fix rows that drifted, drop orphans."""
+    cache, table = runtime.redis_cache, runtime.policies_table
+    names = {a["id"]: a["name"] for a in account_mapping(runtime)}
+    expected: dict[str, dict[str, Any]] = {}
+    for p in cache.partitions():
+        if p.kind not in TABLE_KINDS:
+            continue
+        items = cache.items(p)
+        meta = cache.meta(p)
+        changed_at = meta.changed_at if meta else 0.0
+        errors = table.error_counts(p.account_id, list(items))
+        for arn, record in items.items():
+            expected[arn] = build_row(
+                record, names.get(p.account_id), errors.get(arn, 0), changed_at
+            )
+    current = table.rows()
+    fixed = [
+        row | {"last_updated": current.get(arn, row)["last_updated"]}
+        for arn, row in expected.items()
+        if arn not in current or _comparable(current[arn]) != _comparable(row)
+    ]
+    orphans = [arn for arn in current if arn not in expected]
+    table.upsert(fixed)
+    table.remove(orphans)
+    return {"rows": len(expected), "fixed": len(fixed), "removed": len(orphans)}
+
+
+@shared_task(bind=True, base=InventoryTask, name="inventory.cache_policies_table_details")
+def cache_policies_table_details(self: InventoryTask) -> dict[str, int]:
+    """Rebuild and verify the policies table rows the web UI filters, sorts and pages."""
+    return rebuild_policies_table(self.runtime)

@@ -1,0 +1,135 @@
+"""The policies table follows partition changes and the scheduled rebuild repairs drift."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from inventory.cache.keys import GLOBAL, IAM_KINDS, Partition
+from inventory.cache.policies_table import TABLE_KINDS, text_score
+from inventory.demo.seed import Seeder, demo_account
+from inventory.registry import BY_STEM
+from inventory.tasks.accounts import store_account_mapping
+from inventory.tasks.iam import sync_iam_account
+from inventory.tasks.metrics import last_success_ages
+from inventory.tasks.policies_table import rebuild_policies_table
+from inventory.tasks.resources import sync_kind
+
+
+@pytest.fixture
+def synced(runtime, moto_server):
+    seeder = Seeder(moto_server.url)
+    seeder.organisation()
+    seeds = [seeder.create_account(demo_account(n, i)) for i, n in enumerate(["dev", "prod"])]
+    store_account_mapping(runtime)
+    for seed in seeds:
+        sync_iam_account(runtime, seed.id)
+        for stem in ("s3_buckets", "sqs_queues"):
+            sync_kind(runtime, BY_STEM[stem], seed.id)
+    return seeder, seeds
+
+
+def cached_arns(runtime) -> dict[str, dict]:
+    rows = {}
+    for p in runtime.redis_cache.partitions():
+        if p.kind in TABLE_KINDS:
+            rows.update(runtime.redis_cache.items(p))
+    return rows
+
+
+def test_rows_follow_every_partition_change(runtime, synced):
+    seeder, seeds = synced
+    table = runtime.policies_table
+    records = cached_arns(runtime)
+    rows = table.rows()
+    assert set(rows) == set(records)
+    dev = seeds[0]
+    app = rows[dev.role_arn("dev-app")]
+    assert {k: v for k, v in app.items() if k != "last_updated"} == {
+        "arn": dev.role_arn("dev-app"),
+        "name": "dev-app",
+        "kind": "iam_role",
+        "account_id": dev.id,
+        "account_name": "dev",
+        "region": GLOBAL,
+        "tags": {"owner": "team-dev", "inventory-groups": "dev-devs@example.com"},
+        "errors": 0,
+        "owner": "team-dev",
+        "template": None,
+    }
+    assert rows[f"arn:aws:sqs:us-west-2:{dev.id}:dev-jobs"]["region"] == "us-west-2"
+
+    iam = seeder.client("iam", dev.id)
+    iam.delete_role_policy(RoleName="dev-worker-0", PolicyName="logs-0")
+    iam.delete_role(RoleName="dev-worker-0")
+    sync_iam_account(runtime, dev.id)
+
+    assert dev.role_arn("dev-worker-0") not in table.rows()
+    assert set(table.rows()) == set(cached_arns(runtime))
+
+
+def test_facet_and_sort_indexes_match_rows(runtime, synced):
+    seeder, seeds = synced
+    table = runtime.policies_table
+    rows = table.rows()
+    client = runtime.redis
+    for facet in ("account_id", "kind", "region"):
+        for value in {str(r[facet]) for r in rows.values()}:
+            members = client.smembers(table.facet_key(facet, value))
+            assert members == {a for a, r in rows.items() if str(r[facet]) == value}
+    by_name = client.zrange(table.sort_key("name"), 0, -1)
+    assert set(by_name) == set(rows)
+    names = [rows[a]["name"].lower()[:8] for a in by_name]
+    assert names == sorted(names, key=text_score)
+    assert client.scard(table.facet_key("kind", "iam_role")) == sum(
+        1 for r in rows.values() if r["kind"] == "iam_role"
+    )
+
+
+def test_rebuild_reports_no_drift_when_in_step_and_repairs_when_not(runtime, synced):
+    table = runtime.policies_table
+    assert rebuild_policies_table(runtime) == {"rows": table.count(), "fixed": 0, "removed": 0}
+
+    victim = next(iter(table.rows()))
+    broken = table.rows()[victim] | {"name": "tampered", "account_name": "nope"}
+    runtime.redis.hset(table.rows_key(), victim, json.dumps(broken))
+    runtime.redis.hset(
+        table.rows_key(),
+        "arn:aws:iam::000000000000:role/orphan",
+        json.dumps(broken | {"arn": "arn:aws:iam::000000000000:role/orphan"}),
+    )
+
+    result = rebuild_policies_table(runtime)
+
+    assert result == {"rows": table.count(), "fixed": 1, "removed": 1}
+    assert table.rows()[victim]["name"] != "tampered"
+    assert "arn:aws:iam::000000000000:role/orphan" not in table.rows()
+
+
+def test_text_score_orders_like_lowercase_prefix():
+    words = ["Zeta", "alpha", "alp", "beta-2", "beta-10", "0day", ""]
+    assert sorted(words, key=text_score) == sorted(words, key=lambda w: w.lower()[:8])
+
+
+def test_config_resources_come_from_the_listing_fallback(runtime, synced):
+    seeder, seeds = synced
+    dev = seeds[0]
+    summary = sync_kind(runtime, BY_STEM["resources_from_aws_config"], dev.id)
+    assert set(summary["regions"]) == {"us-east-1", "us-west-2"}
+    cached = runtime.redis_cache.items(Partition("config_resource", dev.id, "us-east-1"))
+    buckets = {r["arn"] for r in cached.values() if r["resource_type"] == "AWS::S3::Bucket"}
+    assert buckets >= {f"arn:aws:s3:::{b.name}" for b in dev.buckets if b.region == "us-east-1"}
+    # Config resources never displace the primary record of the same ARN
+    bucket_arn = f"arn:aws:s3:::{dev.buckets[0].name}"
+    assert runtime.redis_cache.get(bucket_arn)["kind"] == "s3_bucket"
+
+
+def test_last_success_ages_per_task_and_account(runtime, synced):
+    from inventory.metrics import OK
+
+    seeder, seeds = synced
+    runtime.outcomes.record("cache_iam_resources_for_account", seeds[0].id, OK, 1000.0)
+    ages = last_success_ages(runtime, now=1060.0)
+    assert ages == {"cache_iam_resources_for_account": {seeds[0].id: 60.0}}
+    assert set(IAM_KINDS) <= TABLE_KINDS
