@@ -37,6 +37,10 @@ UNINDEXED_KINDS = frozenset(
     }
 )
 
+# Fields that change without the resource changing: left out of the content hash, so they are
+# refreshed only when something durable changes (moto even moves Config's capture time per call).
+VOLATILE_FIELDS: dict[str, frozenset[str]] = {CONFIG_RESOURCE: frozenset({"captured"})}
+
 # Logical DynamoDB tables; the physical name is table_prefix + logical name.
 TABLE_IAM_ROLES = "iamroles"
 TABLE_RESOURCES = "resources"

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from inventory.cache.dynamo import DynamoStore
-from inventory.cache.keys import Partition
+from inventory.cache.keys import VOLATILE_FIELDS, Partition
 from inventory.cache.redis_cache import RedisCache
 from inventory.cache.s3_snapshot import S3Snapshots
 
@@ -98,9 +98,14 @@ class Store:
         p = Partition(kind, account_id, region)
         now = self.clock()
         encoded: dict[str, tuple[str, str]] = {}
+        volatile = VOLATILE_FIELDS.get(kind)
         for record in records:
             document = canonical_json(record)
-            encoded[record["arn"]] = (document, content_hash(document))
+            if volatile:
+                durable_part = {k: v for k, v in record.items() if k not in volatile}
+                encoded[record["arn"]] = (document, content_hash(canonical_json(durable_part)))
+            else:
+                encoded[record["arn"]] = (document, content_hash(document))
 
         cached = self.redis.load_hashes(p)
         if not durable:

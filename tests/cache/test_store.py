@@ -147,3 +147,19 @@ def test_store_without_bucket_skips_s3(settings, clean):
     rt.ensure_tables()
     result = replace(rt, [record(1)])
     assert result.s3_objects == 0 and rt.s3 is None
+
+
+def test_volatile_fields_do_not_count_as_changes(runtime):
+    arn = f"arn:aws:s3:::{ACCOUNT}-bucket"
+    first = {"arn": arn, "resource_type": "AWS::S3::Bucket", "captured": "2026-01-01T00:00:00Z"}
+    store = runtime.store
+    store.replace_partition("config_resource", ACCOUNT, "us-east-1", [first], complete=True)
+
+    moved = first | {"captured": "2026-01-02T00:00:00Z"}
+    same = store.replace_partition("config_resource", ACCOUNT, "us-east-1", [moved], complete=True)
+    changed = store.replace_partition(
+        "config_resource", ACCOUNT, "us-east-1", [moved | {"resource_type": "x"}], complete=True
+    )
+
+    assert (same.updated, same.dynamo_writes) == (0, 0)
+    assert (changed.updated, changed.dynamo_writes) == (1, 1)

@@ -222,3 +222,61 @@ def test_aws_managed_documents_fetched_once_for_all_accounts(
                 assert cached[seed.policy_arn(name)]["document"] == seed.policies[name]
     finally:
         proxy.stop()
+
+
+def _delete_one(seeder: Seeder, seed: AccountSeed, stem: str) -> tuple[str, str]:
+    """Delete one resource of the kind in AWS; returns (region of its partition, its ARN)."""
+    if stem == "sqs_queues":
+        sqs = seeder.client("sqs", seed.id, "us-west-2")
+        sqs.delete_queue(QueueUrl=sqs.get_queue_url(QueueName=f"{seed.name}-jobs")["QueueUrl"])
+        return "us-west-2", f"arn:aws:sqs:us-west-2:{seed.id}:{seed.name}-jobs"
+    if stem == "sns_topics":
+        arn = f"arn:aws:sns:us-west-2:{seed.id}:{seed.name}-events"
+        seeder.client("sns", seed.id, "us-west-2").delete_topic(TopicArn=arn)
+        return "us-west-2", arn
+    if stem == "managed_policies":
+        iam = seeder.client("iam", seed.id)
+        arn = seed.policy_arn(f"{seed.name}-queue-access")
+        iam.detach_role_policy(RoleName=f"{seed.name}-app", PolicyArn=arn)
+        iam.detach_group_policy(GroupName=f"{seed.name}-admins", PolicyArn=arn)
+        return GLOBAL, arn
+    if stem == "resources_from_aws_config":
+        bucket = next(b for b in seed.buckets if b.region == "us-east-1")
+        seeder.client("s3", seed.id).delete_bucket(Bucket=bucket.name)
+        return "us-east-1", f"arn:aws:s3:::{bucket.name}"
+    raise AssertionError(stem)
+
+
+KIND_OF = {
+    "sqs_queues": "sqs_queue",
+    "sns_topics": "sns_topic",
+    "managed_policies": "managed_policy",
+    "resources_from_aws_config": "config_resource",
+}
+
+
+@pytest.mark.parametrize("stem", sorted(KIND_OF))
+def test_steady_state_writes_nothing_and_deleted_resource_goes(runtime, org, stem):
+    seeder, seeds = org
+    kind = BY_STEM[stem]
+    for seed in seeds:
+        sync_kind(runtime, kind, seed.id)
+    for seed in seeds:
+        again = sync_kind(runtime, kind, seed.id)["regions"]
+        assert {r: (s["dynamo_writes"], s["s3_objects"]) for r, s in again.items()} == {
+            r: (0, 0) for r in again
+        }
+    dev, prod = seeds
+    region, arn = _delete_one(seeder, dev, stem)
+    prod_before = {
+        r: items(runtime, KIND_OF[stem], prod.id, r)
+        for r in ([GLOBAL] if region == GLOBAL else REGIONS)
+    }
+    assert arn in items(runtime, KIND_OF[stem], dev.id, region)
+
+    result = sync_kind(runtime, kind, dev.id)["regions"][region]
+
+    assert result["removed"] == 1
+    assert arn not in items(runtime, KIND_OF[stem], dev.id, region)
+    assert arn not in runtime.dynamo.items(Partition(KIND_OF[stem], dev.id, region))
+    assert {r: items(runtime, KIND_OF[stem], prod.id, r) for r in prod_before} == prod_before
