@@ -125,7 +125,11 @@ class PolicyRequests:
                 actions=[
                     self.model.status.set(status),
                     self.model.reviewer.set(reviewer),
-                    self.model.review_comment.set(comment or ""),
+                    (
+                        self.model.review_comment.set(comment)
+                        if comment
+                        else self.model.review_comment.remove()
+                    ),
                     self.model.updated_at.set(now),
                 ],
                 condition=(self.model.request_id.exists()) & (self.model.status == expected),

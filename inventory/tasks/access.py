@@ -25,10 +25,10 @@ _SPLIT = re.compile(r"[:,\s]+")
 
 
 def principals_from_tags(tags: Mapping[str, str], tag_keys: Iterable[str]) -> set[str]:
-    """Groups/emails named in a role's tags (values separated by ':', ',' or spaces)."""
+    """Groups/emails named in a role's tags (values separated by ':', ',' or spaces), lowercased."""
     found: set[str] = set()
     for key in tag_keys:
-        found.update(p for p in _SPLIT.split(tags.get(key, "")) if p)
+        found.update(p.lower() for p in _SPLIT.split(tags.get(key, "")) if p)
     return found
 
 
@@ -45,7 +45,8 @@ def build_mapping(
         if principals:
             by_role[role["arn"]].update(principals)
     for arn, principals in static.items():
-        by_role[arn].update(principals)
+        # Groups and emails compare case-insensitively: one principal, one record.
+        by_role[arn].update(p.lower() for p in principals)
     by_principal: dict[str, set[str]] = defaultdict(set)
     for arn, principals in by_role.items():
         for principal in principals:
