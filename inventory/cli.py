@@ -227,7 +227,7 @@ def tables_create(settings: Settings) -> None:
     """Create the DynamoDB tables that are missing."""
     from inventory.runtime import Runtime
 
-    created = Runtime(settings).dynamo.ensure_tables()
+    created = Runtime(settings).create_tables()
     click.echo("created: " + ", ".join(created) if created else "all tables exist")
 
 

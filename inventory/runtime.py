@@ -107,11 +107,16 @@ class Runtime:
         with self._tables_lock:
             if self._tables_ready:
                 return []
-            created = self.dynamo.ensure_tables()
-            if self.requests.ensure_table():
-                created.append(self.requests.model.Meta.table_name)
+            created = self.create_tables()
             self._tables_ready = True
             return created
+
+    def create_tables(self) -> list[str]:
+        """Create every missing table the service uses (whatever create_tables says)."""
+        created = self.dynamo.ensure_tables()
+        if self.requests.ensure_table():
+            created.append(self.requests.model.Meta.table_name)
+        return created
 
     def account_client(self, service: str, account: dict[str, Any], region: str) -> Any:
         """A client in an account, through its own role name if the mapping sets one."""

@@ -79,6 +79,9 @@ class HealthHandler(BaseHandler):
     def get(self) -> None:
         self.write_json({"status": "ok"})
 
+    def head(self) -> None:
+        self.set_status(200)
+
 
 class ReadyHandler(BaseHandler):
     def get(self) -> None:
