@@ -11,6 +11,7 @@ from inventory.cache.keys import ALL_ACCOUNTS, Keys, outcome_field
 OK = "ok"
 FAILED = "failed"
 RETRY = "retry"
+RUNTIME_BUCKETS = (0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800)
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,24 @@ class TaskOutcomes:
             pipe.hset(self.keys.last_error(), name, (error or "")[:500])
         pipe.hincrby(self.keys.outcomes(), f"{name}|{outcome}", 1)
         pipe.execute()
+
+    def record_runtime(self, task: str, seconds: float) -> None:
+        """One run's duration into cumulative histogram buckets (read by the exporter)."""
+        pipe = self.client.pipeline(transaction=False)
+        for bound in RUNTIME_BUCKETS:
+            if seconds <= bound:
+                pipe.hincrby(self.keys.runtimes(), f"{task}|{bound:g}", 1)
+        pipe.hincrby(self.keys.runtimes(), f"{task}|+Inf", 1)
+        pipe.hincrbyfloat(self.keys.runtimes(), f"{task}|sum", seconds)
+        pipe.execute()
+
+    def runtimes(self) -> dict[str, dict[str, float]]:
+        """task -> {bucket bound ('0.5', ..., '+Inf') or 'sum': value}; buckets are cumulative."""
+        result: dict[str, dict[str, float]] = {}
+        for name, value in self.client.hgetall(self.keys.runtimes()).items():
+            task, _, bucket = name.rpartition("|")
+            result.setdefault(task, {})[bucket] = float(value)
+        return result
 
     def status(self) -> list[TaskStatus]:
         """Every task/account pair that has an outcome, sorted."""

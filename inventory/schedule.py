@@ -5,11 +5,32 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from celery.schedules import crontab
+
 if TYPE_CHECKING:
     from inventory.settings import Settings
 
 MINUTE = 60.0
 HOUR = 60 * MINUTE
+
+
+def parse_crontab(text: str) -> crontab:
+    """Five cron fields -> a Celery crontab; a field Celery cannot parse raises ValueError."""
+    fields = text.split()
+    if len(fields) != 5:
+        raise ValueError("crontab needs five fields: minute hour day-of-month month day-of-week")
+    minute, hour, day_of_month, month, day_of_week = fields
+    try:
+        schedule = crontab(
+            minute=minute,
+            hour=hour,
+            day_of_month=day_of_month,
+            month_of_year=month,
+            day_of_week=day_of_week,
+        )
+    except Exception as exc:  # noqa: BLE001 - celery raises several types for a bad field
+        raise ValueError(f"invalid crontab {text!r}: {exc}") from None
+    return schedule
 
 
 @dataclass(frozen=True)
@@ -23,18 +44,38 @@ class ScheduleEntry:
     expires: float | None = None
     enabled: bool = True
     description: str = ""
+    crontab: str | None = None
 
     @property
     def effective_expires(self) -> float:
         """A run still queued after one interval is dropped: the next one will do its work."""
-        return self.expires if self.expires is not None else self.every
+        if self.expires is not None:
+            return self.expires
+        return self.every if self.crontab is None else HOUR
+
+    def schedule(self) -> Any:
+        return self.every if self.crontab is None else parse_crontab(self.crontab)
+
+    def describe(self) -> str:
+        """The schedule in words."""
+        if self.crontab is not None:
+            return f"cron `{self.crontab}`"
+        return f"every {_duration(self.every)}"
 
     def beat_entry(self) -> dict[str, Any]:
         return {
             "task": self.task,
-            "schedule": self.every,
+            "schedule": self.schedule(),
             "options": {"queue": self.queue, "expires": self.effective_expires},
         }
+
+
+def _duration(seconds: float) -> str:
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size and seconds % size == 0:
+            n = int(seconds // size)
+            return f"{n} {unit}{'s' if n != 1 else ''}"
+    return f"{seconds:g} seconds"
 
 
 SCHEDULE: tuple[ScheduleEntry, ...] = (
@@ -115,6 +156,16 @@ def _registry_entries() -> tuple[ScheduleEntry, ...]:
 SCHEDULE = SCHEDULE + _registry_entries()
 
 
+def known_task_names() -> set[str]:
+    """Short names of every task (scheduled ones and the per-account ones they send)."""
+    from inventory.registry import KINDS
+
+    names = {e.task.removeprefix("inventory.") for e in SCHEDULE}
+    names |= {k.for_account_task.removeprefix("inventory.") for k in KINDS}
+    names.add("cache_iam_resources_for_account")
+    return names
+
+
 def effective_schedule(settings: Settings) -> list[ScheduleEntry]:
     """The schedule table with the settings' per-entry overrides applied."""
     entries = []
@@ -124,8 +175,10 @@ def effective_schedule(settings: Settings) -> list[ScheduleEntry]:
             changes = {
                 k: v
                 for k, v in override.model_dump().items()
-                if v is not None and k in ("enabled", "every", "expires")
+                if v is not None and k in ("enabled", "every", "expires", "crontab")
             }
+            if "every" in changes:
+                changes["crontab"] = None
             entry = replace(entry, **changes)
         entries.append(entry)
     return entries

@@ -48,14 +48,77 @@ def _redis_url(value: str) -> str:
     return value
 
 
+class TaskOptions(_Section):
+    """Per-task overrides, applied as Celery ``task_annotations``."""
+
+    rate_limit: str | None = Field(
+        None, pattern=r"^\d+(\.\d+)?/[smh]$", description="e.g. '10/m': at most 10 a minute"
+    )
+    soft_time_limit: int | None = Field(None, ge=1, le=24 * 3600, description="Seconds")
+    time_limit: int | None = Field(None, ge=1, le=24 * 3600, description="Seconds (hard)")
+    max_retries: int | None = Field(None, ge=0, le=50)
+
+    @model_validator(mode="after")
+    def _limits(self) -> TaskOptions:
+        if self.soft_time_limit and self.time_limit and self.soft_time_limit >= self.time_limit:
+            raise ValueError("soft_time_limit must be below time_limit")
+        return self
+
+
+class SigningSettings(_Section):
+    """Celery message signing (the ``auth`` serializer): workers reject unsigned messages."""
+
+    enabled: bool = Field(False, description="Sign every task message and accept only signed ones")
+    key: str | None = Field(None, description="Path of the PEM private key")
+    certificate: str | None = Field(None, description="Path of the PEM certificate")
+    cert_store: str | None = Field(None, description="Directory of trusted PEM certificates")
+    digest: Literal["sha256", "sha384", "sha512"] = "sha256"
+
+    @model_validator(mode="after")
+    def _paths(self) -> SigningSettings:
+        if not self.enabled:
+            return self
+        for name in ("key", "certificate", "cert_store"):
+            value = getattr(self, name)
+            if not value:
+                raise ValueError(f"{name} is required when signing is enabled")
+            path = Path(value)
+            if not (path.is_dir() if name == "cert_store" else path.is_file()):
+                kind = "directory" if name == "cert_store" else "file"
+                raise ValueError(f"{name}: no readable {kind} at {value}")
+        return self
+
+
+class TlsSettings(_Section):
+    """TLS for rediss:// broker, backend and cache URLs: certificates are always verified."""
+
+    ca_certs: str | None = Field(None, description="CA bundle for rediss:// (system CAs if null)")
+    certfile: str | None = Field(None, description="Client certificate (mutual TLS)")
+    keyfile: str | None = Field(None, description="Client key (mutual TLS)")
+
+
 class CelerySettings(_Section):
-    """Broker and result backend."""
+    """Broker, result backend and delivery guarantees."""
 
     broker_url: str = Field("redis://127.0.0.1:6379/0", description="Celery broker URL")
     result_backend: str | None = Field(
         "redis://127.0.0.1:6379/1", description="Celery result backend URL; null disables results"
     )
     worker_concurrency: int = Field(2, ge=1, le=256, description="Worker processes by default")
+    visibility_timeout: int = Field(
+        7200,
+        ge=60,
+        description="Seconds before an unacknowledged message is redelivered (Redis broker); "
+        "must exceed the longest hard time limit plus retry_backoff_max",
+    )
+    retry_backoff_base: float = Field(5.0, gt=0, le=600, description="First retry delay, seconds")
+    retry_backoff_max: float = Field(300.0, gt=0, le=3600, description="Longest retry delay")
+    tasks: dict[str, TaskOptions] = Field(
+        default_factory=dict,
+        description="Per task (short name): rate_limit, soft_time_limit, time_limit, max_retries",
+    )
+    signing: SigningSettings = Field(default_factory=SigningSettings)
+    tls: TlsSettings = Field(default_factory=TlsSettings)
 
     @field_validator("broker_url")
     @classmethod
@@ -318,7 +381,89 @@ class ScheduleOverride(_Section):
 
     enabled: bool | None = None
     every: float | None = Field(None, ge=10, le=7 * 24 * 3600, description="Seconds between runs")
+    crontab: str | None = Field(
+        None, description="Five cron fields (minute hour day month weekday), instead of every"
+    )
     expires: float | None = Field(None, gt=0, description="Seconds after which a run is dropped")
+
+    @model_validator(mode="after")
+    def _one_timing(self) -> ScheduleOverride:
+        if self.every is not None and self.crontab is not None:
+            raise ValueError("set either every or crontab, not both")
+        if self.crontab is not None:
+            from inventory.schedule import parse_crontab
+
+            parse_crontab(self.crontab)
+        return self
+
+
+class BeatSettings(_Section):
+    """The scheduler: RedBeat keeps the schedule and a leader lock in Redis."""
+
+    redis_url: str | None = Field(
+        None, description="Redis for the schedule and lock; defaults to celery.broker_url"
+    )
+    key_prefix: str = Field("inv:redbeat:", pattern=r"^[\w:.-]{1,64}$")
+    max_loop_interval: float = Field(
+        30.0, ge=1, le=600, description="Longest sleep between beat ticks, seconds"
+    )
+    lock_timeout: float = Field(
+        150.0,
+        ge=2,
+        description="Seconds a dead leader keeps the lock; the standby takes over after this. "
+        "Must be at least 2 x max_loop_interval",
+    )
+    timezone: str = Field("UTC", description="Timezone of crontab entries")
+
+    @field_validator("redis_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        return None if value is None else _redis_url(value)
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError("expected an IANA timezone such as UTC or Europe/Berlin") from exc
+        return value
+
+    @model_validator(mode="after")
+    def _lock(self) -> BeatSettings:
+        if self.lock_timeout < 2 * self.max_loop_interval:
+            raise ValueError(
+                f"lock_timeout ({self.lock_timeout:g}s) must be at least 2 x max_loop_interval "
+                f"({self.max_loop_interval:g}s): raise lock_timeout or lower max_loop_interval"
+            )
+        return self
+
+
+class SentrySettings(_Section):
+    """Error reporting; nothing is sent without a DSN."""
+
+    dsn: SecretStr | None = Field(None, description="Sentry DSN (from a secret, e.g. env)")
+    environment: str = Field("production", description="Sentry environment tag")
+    traces_sample_rate: float = Field(0.0, ge=0, le=1)
+
+
+class LoggingSettings(_Section):
+    """Log format for every process."""
+
+    format: Literal["text", "json"] = Field("text", description="json: one object per line")
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+class MetricsSettings(_Section):
+    """The Prometheus exporter (``inventory metrics``; also /metrics on the web tier)."""
+
+    host: str = Field("127.0.0.1", description="Listen address of `inventory metrics`")
+    port: int = Field(9808, ge=1, le=65535, description="Listen port of `inventory metrics`")
+    stale_after_seconds: float = Field(
+        7200, gt=0, description="An account whose task has not succeeded for this long is stale"
+    )
 
 
 class Settings(_Section):
@@ -339,8 +484,12 @@ class Settings(_Section):
     cloudtrail: CloudTrailSettings = Field(default_factory=CloudTrailSettings)
     credential_mapping: CredentialMappingSettings = Field(default_factory=CredentialMappingSettings)
     schedule: dict[str, ScheduleOverride] = Field(
-        default_factory=dict, description="Per beat entry: enabled, every, expires"
+        default_factory=dict, description="Per beat entry: enabled, every or crontab, expires"
     )
+    beat: BeatSettings = Field(default_factory=BeatSettings)
+    sentry: SentrySettings = Field(default_factory=SentrySettings)
+    logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
 
     @field_validator("active_region", "region")
     @classmethod
@@ -357,6 +506,26 @@ class Settings(_Section):
             if name not in known:
                 raise ValueError(f"unknown schedule entry {name!r}{_did_you_mean(name, known)}")
         return value
+
+    @field_validator("celery")
+    @classmethod
+    def _known_tasks(cls, value: CelerySettings) -> CelerySettings:
+        from inventory.schedule import known_task_names
+
+        known = known_task_names()
+        for name in value.tasks:
+            if name not in known:
+                raise ValueError(
+                    f"unknown task {name!r} in celery.tasks{_did_you_mean(name, known)}"
+                )
+        return value
+
+    @property
+    def beat_redis_url(self) -> str:
+        if self.beat.redis_url:
+            return self.beat.redis_url
+        broker = self.celery.broker_url
+        return broker if broker.startswith(("redis://", "rediss://")) else self.redis.url
 
     @property
     def deployment_region(self) -> str:

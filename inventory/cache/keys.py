@@ -119,6 +119,26 @@ class Keys:
         """Hash: ``task|account|outcome`` -> count."""
         return f"{self.prefix}task:outcomes"
 
+    def runtimes(self) -> str:
+        """Hash: ``task|bucket`` -> count, ``task|sum`` -> seconds, ``task|count`` -> runs."""
+        return f"{self.prefix}task:runtime"
+
+    def last_success_gauge(self) -> str:
+        """Hash: task -> seconds since its last success (ConsoleMe's per-task gauge)."""
+        return f"{self.prefix}metrics:celery_last_success"
+
+    def beat_last_tick(self) -> str:
+        """String: unix time of the leader beat's last tick."""
+        return f"{self.prefix}beat:last_tick"
+
+    def beat_leader(self) -> str:
+        """String: ``host:pid`` of the beat holding the RedBeat lock."""
+        return f"{self.prefix}beat:leader"
+
+    def rejected_messages(self) -> str:
+        """Hash: reason -> count of task messages a worker refused (unsigned, tampered...)."""
+        return f"{self.prefix}worker:rejected"
+
     def shared_document_versions(self) -> str:
         """Hash: AWS managed policy ARN -> the version whose document is cached."""
         return f"{self.prefix}awsdoc:versions"

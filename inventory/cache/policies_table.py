@@ -42,14 +42,18 @@ def text_score(value: str) -> float:
 
 
 def build_row(
-    record: Mapping[str, Any], account_name: str | None, errors: int, last_updated: float
+    record: Mapping[str, Any],
+    kind: str,
+    account_name: str | None,
+    errors: int,
+    last_updated: float,
 ) -> dict[str, Any]:
     """A policies-table row from a cached record."""
     tags = record.get("tags") or {}
     return {
         "arn": record["arn"],
         "name": record.get("name") or record["arn"].rsplit("/", 1)[-1],
-        "kind": record["kind"],
+        "kind": kind,
         "account_id": record.get("account_id"),
         "account_name": account_name,
         "region": record.get("region") or GLOBAL,
@@ -177,7 +181,7 @@ class PoliciesTable:
         errors = self.error_counts(p.account_id, list(upserts))
         rows = []
         for arn, document in upserts.items():
-            rows.append(build_row(json.loads(document), name, errors.get(arn, 0), now))
+            rows.append(build_row(json.loads(document), p.kind, name, errors.get(arn, 0), now))
         self.upsert(rows)
         self.remove(removed)
 

@@ -22,9 +22,11 @@ MAX_RETRIES = 5
 _REDIS_TRANSIENT = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError)
 
 
-def retry_countdown(retries: int, base: float = RETRY_BASE_SECONDS) -> float:
+def retry_countdown(
+    retries: int, base: float = RETRY_BASE_SECONDS, cap: float = RETRY_CAP_SECONDS
+) -> float:
     """Exponential backoff with full jitter, capped."""
-    return random.uniform(0, min(RETRY_CAP_SECONDS, base * 2**retries))
+    return random.uniform(0, min(cap, base * 2**retries))
 
 
 def should_retry(exc: BaseException) -> bool:

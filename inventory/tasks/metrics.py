@@ -24,4 +24,13 @@ def last_success_ages(runtime: Runtime, now: float | None = None) -> dict[str, d
 @shared_task(bind=True, base=InventoryTask, name="inventory.report_celery_last_success_metrics")
 def report_celery_last_success_metrics(self: InventoryTask) -> dict[str, dict[str, Any]]:
     """Report time since the last success of every task and account (ConsoleMe's gauge)."""
-    return last_success_ages(self.runtime)
+    ages = last_success_ages(self.runtime)
+    # ConsoleMe's gauge is per task: the time since any run of it last succeeded.
+    per_task = {
+        task: min((a for a in by_account.values() if a is not None), default=None)
+        for task, by_account in ages.items()
+    }
+    gauge = {task: age for task, age in per_task.items() if age is not None}
+    if gauge:
+        self.runtime.redis.hset(self.runtime.keys.last_success_gauge(), mapping=gauge)
+    return ages
