@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import ssl
 from typing import Any
 
 from celery import Celery
@@ -13,7 +14,7 @@ from kombu import Queue
 
 from inventory.runtime import Runtime
 from inventory.schedule import beat_schedule
-from inventory.settings import Settings, load_settings
+from inventory.settings import ConfigError, Settings, load_settings
 
 FANOUT = "fanout"
 AWS = "aws"
@@ -41,9 +42,24 @@ class InventoryCelery(Celery):
     runtime: Runtime
 
 
+def _tls(url: str | None, settings: Settings) -> dict[str, Any] | None:
+    """SSL options for a rediss:// URL: the server certificate is always verified."""
+    if not url or not url.startswith("rediss://"):
+        return None
+    tls = settings.celery.tls
+    options: dict[str, Any] = {"ssl_cert_reqs": ssl.CERT_REQUIRED}
+    if tls.ca_certs:
+        options["ssl_ca_certs"] = tls.ca_certs
+    if tls.certfile:
+        options["ssl_certfile"] = tls.certfile
+    if tls.keyfile:
+        options["ssl_keyfile"] = tls.keyfile
+    return options
+
+
 def celery_config(settings: Settings) -> dict[str, Any]:
     c = settings.celery
-    return {
+    config = {
         "broker_url": c.broker_url,
         "result_backend": c.result_backend,
         "result_expires": 24 * 3600,
@@ -61,13 +77,79 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_track_started": True,
         "worker_send_task_events": True,
         "task_send_sent_event": True,
-        # A message not acked within this is redelivered: keep it above the longest time limit.
-        "broker_transport_options": {"visibility_timeout": 2 * 3600},
+        # A message not acked within this is redelivered: check_delivery_safety keeps it above
+        # the longest hard time limit plus the longest retry delay.
+        "broker_transport_options": {"visibility_timeout": c.visibility_timeout},
         "result_backend_transport_options": {"retry_policy": {"timeout": 5.0}},
+        "task_annotations": {
+            f"inventory.{name}": options.model_dump(exclude_none=True)
+            for name, options in c.tasks.items()
+        },
+        "worker_consumer": "inventory.worker:InventoryConsumer",
+        "worker_hijack_root_logger": False,
         "beat_schedule": beat_schedule(settings),
-        "timezone": "UTC",
+        "beat_scheduler": "inventory.beat:InventoryScheduler",
+        "beat_max_loop_interval": settings.beat.max_loop_interval,
+        "redbeat_redis_url": settings.beat_redis_url,
+        "redbeat_key_prefix": settings.beat.key_prefix,
+        "redbeat_lock_timeout": int(settings.beat.lock_timeout),
+        "timezone": settings.beat.timezone,
         "enable_utc": True,
     }
+    broker_tls = _tls(c.broker_url, settings)
+    if broker_tls:
+        config["broker_use_ssl"] = broker_tls
+    backend_tls = _tls(c.result_backend, settings)
+    if backend_tls:
+        config["redis_backend_use_ssl"] = backend_tls
+    beat_tls = _tls(settings.beat_redis_url, settings)
+    if beat_tls:
+        config["redbeat_redis_options"] = {"ssl": True, **beat_tls}
+    if c.signing.enabled:
+        config.update(
+            task_serializer="auth",
+            accept_content=["auth"],
+            result_accept_content=["json"],
+            security_key=c.signing.key,
+            security_certificate=c.signing.certificate,
+            security_cert_store=c.signing.cert_store,
+            security_digest=c.signing.digest,
+        )
+    return config
+
+
+def check_delivery_safety(app: Celery, settings: Settings) -> None:
+    """Refuse settings under which a message could be delivered twice or a beat lock lapse."""
+    problems = []
+    longest = 0.0
+    for name, task in app.tasks.items():
+        if not name.startswith("inventory."):
+            continue
+        options = settings.celery.tasks.get(name.removeprefix("inventory."))
+        hard = (options.time_limit if options and options.time_limit else None) or task.time_limit
+        longest = max(longest, float(hard or 0))
+    needed = longest + settings.celery.retry_backoff_max
+    if settings.celery.broker_url.startswith(("redis", "rediss")) and (
+        settings.celery.visibility_timeout <= needed
+    ):
+        problems.append(
+            f"celery.visibility_timeout ({settings.celery.visibility_timeout}s) must exceed the "
+            f"longest hard time limit plus celery.retry_backoff_max ({longest:g}s + "
+            f"{settings.celery.retry_backoff_max:g}s = {needed:g}s), or a running or delayed "
+            f"task is delivered twice: raise visibility_timeout above {needed:g} or lower "
+            "the time limits"
+        )
+    for name, options in settings.celery.tasks.items():
+        task = app.tasks.get(f"inventory.{name}")
+        soft = options.soft_time_limit or (task.soft_time_limit if task else None)
+        hard = options.time_limit or (task.time_limit if task else None)
+        if soft and hard and soft >= hard:
+            problems.append(
+                f"celery.tasks.{name}: soft_time_limit ({soft}s) must be below time_limit "
+                f"({hard}s) so the task can clean up before it is killed"
+            )
+    if problems:
+        raise ConfigError("unsafe Celery settings:\n  " + "\n  ".join(problems))
 
 
 def create_app(settings: Settings | None = None) -> InventoryCelery:
@@ -78,6 +160,10 @@ def create_app(settings: Settings | None = None) -> InventoryCelery:
     app.runtime = Runtime(settings)
     import inventory.tasks  # noqa: F401 - registers the shared tasks on this app
 
+    app.finalize(auto=True)
+    check_delivery_safety(app, settings)
+    if settings.celery.signing.enabled:
+        app.setup_security()
     return app
 
 

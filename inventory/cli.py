@@ -27,6 +27,21 @@ def _settings(ctx: click.Context) -> Settings:
     return ctx.obj
 
 
+def _app(settings: Settings, component: str) -> Any:
+    """The Celery app, logging and Sentry for a long-running process; unsafe settings exit 2."""
+    from inventory.celery_app import create_app
+    from inventory.observability import init_sentry, setup_logging
+
+    try:
+        app = create_app(settings)
+    except ConfigError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_CONFIG)
+    setup_logging(settings)
+    init_sentry(settings, component)
+    return app
+
+
 def with_settings(fn: Callable[..., Any]) -> Callable[..., Any]:
     @wraps(fn)
     @click.pass_context
@@ -65,9 +80,9 @@ def worker(
     hostname: str | None,
 ) -> None:
     """Run a Celery worker consuming the inventory queues."""
-    from inventory.celery_app import QUEUES, create_app
+    from inventory.celery_app import QUEUES
 
-    app = create_app(settings)
+    app = _app(settings, "worker")
     argv = ["worker", f"--loglevel={loglevel}", f"--pool={pool}"]
     argv += ["--queues", queues or ",".join(QUEUES)]
     argv += ["--concurrency", str(concurrency or settings.celery.worker_concurrency)]
@@ -86,10 +101,8 @@ def worker(
 )
 @with_settings
 def beat(settings: Settings, loglevel: str, schedule_file: str) -> None:
-    """Run Celery beat with the inventory schedule."""
-    from inventory.celery_app import create_app
-
-    app = create_app(settings)
+    """Run Celery beat (RedBeat: one active scheduler, leader lock in Redis)."""
+    app = _app(settings, "beat")
     app.start(["beat", f"--loglevel={loglevel}", f"--schedule={schedule_file}"])
 
 
@@ -101,9 +114,12 @@ def web(settings: Settings, host: str | None, port: int | None) -> None:
     """Serve the web tier (health checks and the JSON API)."""
     import tornado.ioloop
 
+    from inventory.observability import init_sentry, setup_logging
     from inventory.runtime import Runtime
     from inventory.web.app import Readers, make_app
 
+    setup_logging(settings)
+    init_sentry(settings, "web")
     runtime = Runtime(settings)
     app = make_app(settings, Readers(runtime.redis_cache, runtime.outcomes))
     address, listen_port = host or settings.web.host, port or settings.web.port
@@ -234,6 +250,42 @@ def tables_create(settings: Settings) -> None:
 @main.group()
 def schedule() -> None:
     """The beat schedule."""
+
+
+@schedule.command("docs")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Write to this file instead of standard output.",
+)
+@click.option("--check", is_flag=True, help="Exit 1 when the file differs from the rendering.")
+@with_settings
+def schedule_docs(settings: Settings, output: str | None, check: bool) -> None:
+    """Render every beat entry as a Markdown table (docs/schedule.md)."""
+    from inventory.schedule import UnregisteredTask, render_schedule_docs
+
+    app = _app(settings, "cli")
+    try:
+        text = render_schedule_docs(app, settings)
+    except UnregisteredTask as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_FAILED)
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    from pathlib import Path
+
+    path = Path(output)
+    if check:
+        if not path.exists() or path.read_text() != text:
+            click.echo(
+                f"{output} is out of date: run inventory schedule docs -o {output}", err=True
+            )
+            sys.exit(EXIT_FAILED)
+        return
+    path.write_text(text)
 
 
 @schedule.command("show")

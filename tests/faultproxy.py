@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import http.client
 import threading
+import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
@@ -24,6 +25,7 @@ class Fault:
     remaining: int | None = None  # None: every matching call
     hits: int = 0
     region: str | None = None  # None: every region
+    delay: float = 0.0  # > 0: hold the request this long, then forward it (no error)
 
 
 class FaultProxy:
@@ -63,6 +65,13 @@ class FaultProxy:
             self.faults.append(fault)
         return fault
 
+    def slow(self, action: str, seconds: float, times: int | None = None) -> Fault:
+        """Hold matching requests for ``seconds`` before forwarding them."""
+        fault = Fault(action, "", 0, times, delay=seconds)
+        with self.lock:
+            self.faults.append(fault)
+        return fault
+
     def clear(self) -> None:
         with self.lock:
             self.faults.clear()
@@ -98,6 +107,9 @@ class FaultProxy:
                 body = self.rfile.read(length) if length else b""
                 action = _action(self.headers.get("X-Amz-Target"), body, self.path)
                 fault = proxy._match(action, _region(self.headers.get("Authorization", "")))
+                if fault is not None and fault.delay:
+                    time.sleep(fault.delay)
+                    fault = None
                 if fault is not None:
                     self._error(fault, json_protocol=bool(self.headers.get("X-Amz-Target")))
                     return

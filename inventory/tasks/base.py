@@ -19,6 +19,8 @@ log = logging.getLogger(__name__)
 RETRY_BASE_SECONDS = 5.0
 RETRY_CAP_SECONDS = 300.0
 MAX_RETRIES = 5
+# Fan-outs only read the account list and send messages.
+FANOUT_SOFT_LIMIT, FANOUT_HARD_LIMIT = 60, 90
 _REDIS_TRANSIENT = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError)
 
 

@@ -13,7 +13,7 @@ from inventory.cache.keys import GLOBAL, IAM_KINDS
 from inventory.cache.store import PartitionResult
 from inventory.runtime import Runtime
 from inventory.tasks.accounts import account_record, active_accounts
-from inventory.tasks.base import InventoryTask
+from inventory.tasks.base import FANOUT_HARD_LIMIT, FANOUT_SOFT_LIMIT, InventoryTask
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,13 @@ def cache_iam_resources_for_account(self: InventoryTask, account_id: str) -> dic
     return sync_iam_account(self.runtime, account_id)
 
 
-@shared_task(bind=True, base=InventoryTask, name="inventory.cache_iam_resources_across_accounts")
+@shared_task(
+    bind=True,
+    base=InventoryTask,
+    name="inventory.cache_iam_resources_across_accounts",
+    soft_time_limit=FANOUT_SOFT_LIMIT,
+    time_limit=FANOUT_HARD_LIMIT,
+)
 def cache_iam_resources_across_accounts(self: InventoryTask) -> dict[str, Any]:
     """Send one cache_iam_resources_for_account per active account; never waits for them."""
     accounts = [a["id"] for a in active_accounts(self.runtime)]

@@ -21,7 +21,13 @@ def last_success_ages(runtime: Runtime, now: float | None = None) -> dict[str, d
     return ages
 
 
-@shared_task(bind=True, base=InventoryTask, name="inventory.report_celery_last_success_metrics")
+@shared_task(
+    bind=True,
+    base=InventoryTask,
+    name="inventory.report_celery_last_success_metrics",
+    soft_time_limit=30,
+    time_limit=45,
+)
 def report_celery_last_success_metrics(self: InventoryTask) -> dict[str, dict[str, Any]]:
     """Report time since the last success of every task and account (ConsoleMe's gauge)."""
     ages = last_success_ages(self.runtime)

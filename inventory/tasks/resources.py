@@ -21,7 +21,12 @@ from inventory.cache.store import PartitionResult
 from inventory.registry import KINDS, ResourceKind
 from inventory.runtime import Runtime
 from inventory.tasks.accounts import account_record, active_accounts
-from inventory.tasks.base import InventoryTask, should_retry
+from inventory.tasks.base import (
+    FANOUT_HARD_LIMIT,
+    FANOUT_SOFT_LIMIT,
+    InventoryTask,
+    should_retry,
+)
 
 log = logging.getLogger(__name__)
 
@@ -158,9 +163,13 @@ def _make_tasks(kind: ResourceKind) -> tuple[Any, Any]:
     per_account = shared_task(
         bind=True, base=InventoryTask, name=kind.for_account_task, per_account=True
     )(for_account)
-    fan_out = shared_task(bind=True, base=InventoryTask, name=kind.across_accounts_task)(
-        across_accounts
-    )
+    fan_out = shared_task(
+        bind=True,
+        base=InventoryTask,
+        name=kind.across_accounts_task,
+        soft_time_limit=FANOUT_SOFT_LIMIT,
+        time_limit=FANOUT_HARD_LIMIT,
+    )(across_accounts)
     return per_account, fan_out
 
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis
 import tornado.web
@@ -16,6 +17,9 @@ from inventory.cache.redis_cache import RedisCache
 from inventory.metrics import TaskOutcomes
 from inventory.settings import Settings
 
+if TYPE_CHECKING:
+    from inventory.exporter import InventoryCollector
+
 
 @dataclass(frozen=True)
 class Readers:
@@ -23,6 +27,8 @@ class Readers:
 
     cache: RedisCache
     outcomes: TaskOutcomes
+    #: The Prometheus collector behind ``/metrics``; None answers 404.
+    metrics: InventoryCollector | None = None
 
 
 class BaseHandler(tornado.web.RequestHandler):
@@ -138,6 +144,23 @@ class AccountsHandler(AuthenticatedHandler):
         self.write_json({"accounts": sorted(items.values(), key=lambda a: a["id"])})
 
 
+class MetricsHandler(AuthenticatedHandler):
+    """``GET /metrics``: the Prometheus exposition, read from Redis on every scrape."""
+
+    async def get(self) -> None:
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+        collector = self.readers.metrics
+        if collector is None:
+            raise tornado.web.HTTPError(404, "metrics are not enabled")
+        # Redis reads block: off the IOLoop. A Redis failure is inventory_exporter_up 0, not 503.
+        body = await asyncio.get_running_loop().run_in_executor(
+            None, generate_latest, collector.registry
+        )
+        self.set_header("Content-Type", CONTENT_TYPE_LATEST)
+        self.finish(body)
+
+
 class NotFoundHandler(BaseHandler):
     def prepare(self) -> None:
         raise tornado.web.HTTPError(404, "not found")
@@ -152,6 +175,7 @@ def make_app(settings: Settings, readers: Readers) -> tornado.web.Application:
             (r"/api/v1/resource", ResourceHandler, deps),
             (r"/api/v1/partitions", PartitionsHandler, deps),
             (r"/api/v1/accounts", AccountsHandler, deps),
+            (r"/metrics", MetricsHandler, deps),
         ],
         default_handler_class=NotFoundHandler,
         default_handler_args=deps,

@@ -1,0 +1,408 @@
+"""The Prometheus exporter: every scrape reads Redis afresh, nothing is cached in the process.
+
+:class:`InventoryCollector` is a prometheus_client custom collector. It serves both the
+standalone ``inventory metrics`` process (:func:`serve_metrics`) and ``/metrics`` on the web
+tier. A failed read (Redis down, a corrupt entry) never fails the scrape: the exposition then
+holds only ``inventory_exporter_up 0`` and the scrape's duration.
+
+See docs/metrics.md for every metric and docs/alerts.yml for the alerting rules.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import redis
+from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.utils import floatToGoString
+
+from inventory.cache.keys import ALL_ACCOUNTS, GLOBAL, IAM_ROLE_LIMIT, Keys, Partition
+from inventory.cache.redis_cache import RedisCache
+from inventory.metrics import RUNTIME_BUCKETS, TaskOutcomes
+
+if TYPE_CHECKING:
+    from wsgiref.simple_server import WSGIServer
+
+    from inventory.runtime import Runtime
+    from inventory.schedule import ScheduleEntry
+    from inventory.settings import Settings
+
+log = logging.getLogger(__name__)
+
+#: kombu's Redis transport keeps priority ``n`` of queue ``q`` in the list ``q + SEP + n``.
+PRIORITY_SEP = "\x06\x16"
+PRIORITIES = range(1, 10)
+META_BATCH = 500
+
+
+class InventoryCollector:
+    """Task freshness and outcomes, queues, beat, IAM role quotas and cache ages, from Redis.
+
+    ``task_stale_after`` maps a task's short name to its own staleness threshold (seconds);
+    tasks not in it use ``stale_after_seconds``. :func:`build_collector` fills it with
+    ``max(stale_after_seconds, 2 x the task's schedule interval)``, so a daily task is not
+    flagged stale two hours after its run.
+    """
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        keys: Keys,
+        broker: redis.Redis | None,
+        queues: Sequence[str],
+        stale_after_seconds: float,
+        clock: Callable[[], float] = time.time,
+        task_stale_after: Mapping[str, float] | None = None,
+    ) -> None:
+        self.client = client
+        self.keys = keys
+        self.broker = broker
+        self.queues = list(queues)
+        self.stale_after_seconds = stale_after_seconds
+        self.clock = clock
+        self.task_stale_after = dict(task_stale_after or {})
+        self.outcomes = TaskOutcomes(client, keys)
+        self.cache = RedisCache(client, keys)
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(self)
+
+    def threshold(self, task: str) -> float:
+        return self.task_stale_after.get(task, self.stale_after_seconds)
+
+    def collect(self) -> Iterator[Metric]:
+        started = time.perf_counter()
+        try:
+            # Everything is read before anything is yielded: a failure half-way exposes nothing.
+            families = list(self._families(self.clock()))
+            up = 1.0
+        except redis.RedisError as exc:
+            log.warning("metrics: cannot read Redis: %s", exc)
+            families, up = [], 0.0
+        except Exception:  # noqa: BLE001 - a corrupt entry must not fail every scrape
+            log.exception("metrics: cannot build the metrics")
+            families, up = [], 0.0
+        yield from families
+        yield GaugeMetricFamily(
+            "inventory_exporter_up", "1 if the exporter read Redis in this scrape, else 0", up
+        )
+        yield GaugeMetricFamily(
+            "inventory_exporter_scrape_duration_seconds",
+            "Seconds this scrape spent reading Redis",
+            time.perf_counter() - started,
+        )
+
+    def _families(self, now: float) -> Iterable[Metric]:
+        yield from self._tasks(now)
+        yield self._runtimes()
+        yield self._queues()
+        yield from self._beat()
+        yield from self._role_limits()
+        yield self._celery_last_success()
+        yield self._rejected()
+        yield from self._partitions(now)
+
+    def _tasks(self, now: float) -> Iterable[Metric]:
+        labels = ["task", "account"]
+        success = GaugeMetricFamily(
+            "inventory_task_last_success_timestamp_seconds",
+            "Unix time of the last successful run of a task for an account",
+            labels=labels,
+        )
+        failure = GaugeMetricFamily(
+            "inventory_task_last_failure_timestamp_seconds",
+            "Unix time of the last failed (or retried) run of a task for an account",
+            labels=labels,
+        )
+        age = GaugeMetricFamily(
+            "inventory_task_seconds_since_last_success",
+            "Seconds since the last success; absent for a pair that never succeeded",
+            labels=labels,
+        )
+        stale = GaugeMetricFamily(
+            "inventory_task_stale",
+            "1 if the last success is older than the task's threshold, or it never succeeded "
+            "but failed; else 0",
+            labels=labels,
+        )
+        thresholds = GaugeMetricFamily(
+            "inventory_task_stale_threshold_seconds",
+            "Seconds without success after which a task is stale",
+            labels=["task"],
+        )
+        tasks: set[str] = set()
+        for s in self.outcomes.status():
+            pair = [s.task, s.account_id]
+            tasks.add(s.task)
+            if s.last_failure is not None:
+                failure.add_metric(pair, s.last_failure)
+            if s.last_success is None:
+                stale.add_metric(pair, 1.0)
+                continue
+            since = now - s.last_success
+            success.add_metric(pair, s.last_success)
+            age.add_metric(pair, since)
+            stale.add_metric(pair, 1.0 if since > self.threshold(s.task) else 0.0)
+        for task in sorted(tasks):
+            thresholds.add_metric([task], self.threshold(task))
+
+        counts = CounterMetricFamily(
+            "inventory_task_outcomes_total",
+            "Runs of a task for an account by outcome (ok, failed, retry)",
+            labels=["task", "account", "outcome"],
+        )
+        for (task, account, outcome), n in sorted(self.outcomes.counts().items()):
+            counts.add_metric([task, account, outcome], n)
+        return [success, failure, age, stale, thresholds, counts]
+
+    def _runtimes(self) -> Metric:
+        family = HistogramMetricFamily(
+            "inventory_task_runtime_seconds", "Duration of task runs", labels=["task"]
+        )
+        for task, values in sorted(self.outcomes.runtimes().items()):
+            # A bound no run fitted under was never written: it holds 0.
+            buckets = [(floatToGoString(b), values.get(f"{b:g}", 0.0)) for b in RUNTIME_BUCKETS]
+            buckets.append(("+Inf", values.get("+Inf", 0.0)))
+            family.add_metric([task], buckets, values.get("sum", 0.0))
+        return family
+
+    def _queues(self) -> Metric:
+        family = GaugeMetricFamily(
+            "inventory_queue_length",
+            "Messages waiting in a broker queue (every priority list)",
+            labels=["queue"],
+        )
+        if self.broker is None or not self.queues:
+            return family
+        pipe = self.broker.pipeline(transaction=False)
+        for queue in self.queues:
+            pipe.llen(queue)
+            for n in PRIORITIES:
+                pipe.llen(f"{queue}{PRIORITY_SEP}{n}")
+        lengths = pipe.execute()
+        per_queue = 1 + len(PRIORITIES)
+        for i, queue in enumerate(self.queues):
+            family.add_metric([queue], sum(lengths[i * per_queue : (i + 1) * per_queue]))
+        return family
+
+    def _beat(self) -> Iterable[Metric]:
+        tick, leader = self.client.mget([self.keys.beat_last_tick(), self.keys.beat_leader()])
+        last_tick = GaugeMetricFamily(
+            "inventory_beat_last_tick_timestamp_seconds",
+            "Unix time of the leader beat's last tick",
+        )
+        if tick is not None:
+            last_tick.add_metric([], float(tick))
+        info = GaugeMetricFamily(
+            "inventory_beat_leader_info",
+            "1 for the beat (host:pid) that last held the schedule lock",
+            labels=["leader"],
+        )
+        if leader:
+            info.add_metric([str(leader)], 1.0)
+        return [last_tick, info]
+
+    def _role_limits(self) -> Iterable[Metric]:
+        labels = ["account"]
+        roles = GaugeMetricFamily("inventory_iam_roles", "IAM roles in an account", labels=labels)
+        quota = GaugeMetricFamily(
+            "inventory_iam_roles_quota", "IAM roles quota of an account", labels=labels
+        )
+        ratio = GaugeMetricFamily(
+            "inventory_iam_role_quota_ratio", "IAM roles used / roles quota", labels=labels
+        )
+        records = self.cache.items(Partition(IAM_ROLE_LIMIT, ALL_ACCOUNTS, GLOBAL))
+        for record in sorted(records.values(), key=lambda r: str(r.get("account_id"))):
+            account = [str(record["account_id"])]
+            if record.get("roles") is not None:
+                roles.add_metric(account, float(record["roles"]))
+            if record.get("quota") is not None:
+                quota.add_metric(account, float(record["quota"]))
+            if record.get("ratio") is not None:
+                ratio.add_metric(account, float(record["ratio"]))
+        return [roles, quota, ratio]
+
+    def _celery_last_success(self) -> Metric:
+        family = GaugeMetricFamily(
+            "celery_last_success",
+            "Seconds since any run of a task last succeeded, as of the last "
+            "report_celery_last_success_metrics run (ConsoleMe's gauge)",
+            labels=["task_name"],
+        )
+        raw = self.client.hgetall(self.keys.last_success_gauge())
+        for task, value in sorted(raw.items()):
+            family.add_metric([str(task)], float(value))
+        return family
+
+    def _rejected(self) -> Metric:
+        family = CounterMetricFamily(
+            "inventory_rejected_messages_total",
+            "Task messages a worker refused, by reason",
+            labels=["reason"],
+        )
+        for reason, value in sorted(self.client.hgetall(self.keys.rejected_messages()).items()):
+            family.add_metric([str(reason)], float(value))
+        return family
+
+    def _partitions(self, now: float) -> Iterable[Metric]:
+        labels = ["kind", "account", "region"]
+        age = GaugeMetricFamily(
+            "inventory_cache_partition_age_seconds",
+            "Seconds since a cached partition was last refreshed",
+            labels=labels,
+        )
+        items = GaugeMetricFamily(
+            "inventory_cache_partition_items",
+            "Records in a cached partition as last written",
+            labels=labels,
+        )
+        partitions = self.cache.partitions()
+        for start in range(0, len(partitions), META_BATCH):
+            batch = partitions[start : start + META_BATCH]
+            pipe = self.client.pipeline(transaction=False)
+            for p in batch:
+                pipe.hgetall(self.keys.meta(p))
+            for p, meta in zip(batch, pipe.execute(), strict=True):
+                if not meta or "refreshed_at" not in meta:
+                    continue
+                values = [p.kind, p.account_id, p.region]
+                age.add_metric(values, now - float(meta["refreshed_at"]))
+                items.add_metric(values, float(meta.get("count", 0)))
+        return [age, items]
+
+
+def render(collector: InventoryCollector) -> bytes:
+    """The text exposition of one scrape."""
+    from prometheus_client import generate_latest
+
+    return generate_latest(collector.registry)
+
+
+@dataclass
+class MetricsServer:
+    """The standalone exporter's HTTP server (a daemon thread); ``stop()`` ends it."""
+
+    httpd: WSGIServer
+    thread: threading.Thread
+
+    @property
+    def port(self) -> int:
+        return int(self.httpd.server_port)
+
+    def wait(self) -> None:
+        """Block until the server stops (``stop()`` from another thread, or a signal)."""
+        while self.thread.is_alive():
+            self.thread.join(0.5)
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(10)
+
+
+def serve_metrics(host: str, port: int, collector: InventoryCollector) -> MetricsServer:
+    """Serve the collector's registry on ``http://host:port/`` (any path); port 0 picks one."""
+    httpd, thread = start_http_server(port, host, collector.registry)
+    return MetricsServer(httpd, thread)
+
+
+def schedule_interval(entry: ScheduleEntry) -> float:
+    """Seconds between runs of a schedule entry: the longest gap for a crontab."""
+    if entry.crontab is None:
+        return float(entry.every)
+    from inventory.schedule import parse_crontab
+
+    schedule = parse_crontab(entry.crontab)
+    start = t = datetime(2024, 1, 1, tzinfo=UTC)
+    previous: datetime | None = None
+    longest = 0.0
+    # Eight days cover every weekly pattern; a per-minute crontab stops at the run cap.
+    for _ in range(12000):
+        last, delta, _now = schedule.remaining_delta(t)
+        t = last + delta
+        if previous is not None:
+            longest = max(longest, (t - previous).total_seconds())
+        previous = t
+        if t - start > timedelta(days=8):
+            break
+    return longest or float(entry.every)
+
+
+def task_thresholds(settings: Settings) -> dict[str, float]:
+    """Short task name -> stale threshold: max(stale_after_seconds, 2 x schedule interval).
+
+    A fan-out entry's interval also applies to its per-account task (``*_for_account``).
+    Disabled entries are left out: their tasks use the generic threshold.
+    """
+    from inventory.schedule import effective_schedule
+
+    floor = settings.metrics.stale_after_seconds
+    result: dict[str, float] = {}
+    for entry in effective_schedule(settings):
+        if not entry.enabled:
+            continue
+        threshold = max(floor, 2 * schedule_interval(entry))
+        short = entry.task.removeprefix("inventory.")
+        result[short] = threshold
+        if short.endswith("_across_accounts"):
+            result[short.removesuffix("_across_accounts") + "_for_account"] = threshold
+    return result
+
+
+def _broker_client(settings: Settings) -> redis.Redis | None:
+    url = settings.celery.broker_url
+    if not url.startswith(("redis://", "rediss://")):
+        return None
+    options: dict[str, Any] = {}
+    if url.startswith("rediss://"):
+        tls = settings.celery.tls
+        options = {
+            "ssl_ca_certs": tls.ca_certs,
+            "ssl_certfile": tls.certfile,
+            "ssl_keyfile": tls.keyfile,
+        }
+        options = {k: v for k, v in options.items() if v}
+    timeout = settings.redis.socket_timeout
+    return redis.Redis.from_url(
+        url,
+        socket_timeout=timeout,
+        socket_connect_timeout=min(timeout, 5.0),
+        decode_responses=True,
+        **options,
+    )
+
+
+def build_collector(runtime: Runtime, settings: Settings) -> InventoryCollector:
+    """The collector over a runtime's cache Redis and the broker's queues (Redis brokers only)."""
+    from inventory.celery_app import QUEUES
+
+    return InventoryCollector(
+        runtime.redis,
+        runtime.keys,
+        _broker_client(settings),
+        list(QUEUES),
+        settings.metrics.stale_after_seconds,
+        task_stale_after=task_thresholds(settings),
+    )
+
+
+__all__ = [
+    "InventoryCollector",
+    "MetricsServer",
+    "build_collector",
+    "render",
+    "schedule_interval",
+    "serve_metrics",
+    "task_thresholds",
+]
