@@ -114,6 +114,7 @@ def web(settings: Settings, host: str | None, port: int | None) -> None:
     """Serve the web tier (health checks and the JSON API)."""
     import tornado.ioloop
 
+    from inventory.exporter import build_collector
     from inventory.observability import init_sentry, setup_logging
     from inventory.runtime import Runtime
     from inventory.web.app import Readers, make_app
@@ -121,7 +122,10 @@ def web(settings: Settings, host: str | None, port: int | None) -> None:
     setup_logging(settings)
     init_sentry(settings, "web")
     runtime = Runtime(settings)
-    app = make_app(settings, Readers(runtime.redis_cache, runtime.outcomes))
+    readers = Readers(
+        runtime.redis_cache, runtime.outcomes, metrics=build_collector(runtime, settings)
+    )
+    app = make_app(settings, readers)
     address, listen_port = host or settings.web.host, port or settings.web.port
     app.listen(listen_port, address)
     click.echo(f"web tier listening on http://{address}:{listen_port}", err=True)
@@ -152,6 +156,31 @@ def demo(member_accounts: int, state_dir: str, reset: bool, port: int) -> None:
     from inventory.demo.runner import run_demo
 
     sys.exit(run_demo(member_accounts, state_dir, reset, port))
+
+
+@main.command()
+@click.option("--host", default=None, help="Listen address (default: metrics.host).")
+@click.option("--port", type=int, default=None, help="Listen port (default: metrics.port).")
+@with_settings
+def metrics(settings: Settings, host: str | None, port: int | None) -> None:
+    """Serve the Prometheus exporter (reads Redis on every scrape). SIGTERM or Ctrl-C stops it."""
+    import signal
+
+    from inventory.exporter import build_collector, serve_metrics
+    from inventory.observability import init_sentry, setup_logging
+    from inventory.runtime import Runtime
+
+    setup_logging(settings)
+    init_sentry(settings, "metrics")
+    collector = build_collector(Runtime(settings), settings)
+    address = host or settings.metrics.host
+    server = serve_metrics(address, settings.metrics.port if port is None else port, collector)
+    signal.signal(signal.SIGTERM, lambda *_: server.stop())
+    click.echo(f"metrics exporter listening on http://{address}:{server.port}/metrics", err=True)
+    try:
+        server.wait()
+    except KeyboardInterrupt:
+        server.stop()
 
 
 @main.command()

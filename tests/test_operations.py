@@ -293,3 +293,71 @@ def test_runtime_not_touched_before_fork():
     )
     assert isinstance(app.runtime, Runtime)
     assert "redis" not in vars(app.runtime)
+
+
+def test_metrics_endpoint_shows_the_account_whose_task_failed_as_stale(
+    runtime, redis_server, moto_server, start_worker, tmp_path
+):
+    import subprocess
+    import sys
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from tests.servers import free_port
+
+    seeder = Seeder(moto_server.url)
+    seeder.organisation()
+    dev, prod = (seeder.create_account(demo_account(n, i)) for i, n in enumerate(["dev", "prod"]))
+    store_account_mapping(runtime)
+    proxy = FaultProxy(moto_server.url).start()
+    port = free_port()
+    env = inventory_env(
+        redis_server,
+        moto_server,
+        INVENTORY_AWS__ENDPOINT_URL=proxy.url,
+        INVENTORY_AWS__MAX_ATTEMPTS="1",
+    )
+    exporter = subprocess.Popen(
+        [sys.executable, "-m", "inventory.cli", "metrics", "--port", str(port)],
+        env={**__import__("os").environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        worker = start_worker(env)
+        proxy.fail("ListQueues", "AccessDenied", 403, times=1)
+        task = "inventory.cache_sqs_queues_for_account"
+        worker.app.send_task(task, args=[dev.id]).get(timeout=60, propagate=False)
+        worker.app.send_task(task, args=[prod.id]).get(timeout=60)
+
+        def scrape() -> dict[tuple[str, str], float]:
+            body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read()
+            return {
+                (s.labels.get("account", ""), s.name): s.value
+                for family in text_string_to_metric_families(body.decode())
+                for s in family.samples
+                if s.labels.get("task") == "cache_sqs_queues_for_account"
+            }
+
+        wait_for(lambda: _up(port), 30, "the exporter")
+        samples = scrape()
+        assert samples[(dev.id, "inventory_task_stale")] == 1
+        assert samples[(prod.id, "inventory_task_stale")] == 0
+        assert (dev.id, "inventory_task_last_failure_timestamp_seconds") in samples
+        assert (dev.id, "inventory_task_seconds_since_last_success") not in samples
+        assert samples[(prod.id, "inventory_task_seconds_since_last_success")] < 60
+    finally:
+        exporter.terminate()
+        exporter.wait(10)
+        proxy.stop()
+
+
+def _up(port: int) -> bool:
+    import urllib.request
+
+    try:
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read()
+        return True
+    except OSError:
+        return False

@@ -11,6 +11,7 @@ import redis
 from celery import Task
 
 from inventory.aws.errors import error_code, is_retryable
+from inventory.cache.store import PartitionResult
 from inventory.metrics import FAILED, OK, RETRY
 from inventory.runtime import Runtime
 
@@ -90,3 +91,17 @@ class InventoryTask(Task):
         except _REDIS_TRANSIENT:
             # Redis being down is already the task's problem; don't hide the original error.
             log.exception("could not record %s outcome for %s", outcome, task)
+
+
+def log_result(result: PartitionResult) -> None:
+    """One line per stored partition (task, account and region come from the log context)."""
+    log.info(
+        "stored %s: listed=%d created=%d updated=%d removed=%d complete=%s dynamo_writes=%d",
+        result.kind,
+        result.listed,
+        result.created,
+        result.updated,
+        result.removed,
+        result.complete,
+        result.dynamo_writes,
+    )

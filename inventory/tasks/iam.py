@@ -11,9 +11,15 @@ from celery import group, shared_task
 from inventory.aws.iam import get_authorization_details, transform_authorization_details
 from inventory.cache.keys import GLOBAL, IAM_KINDS
 from inventory.cache.store import PartitionResult
+from inventory.observability import region_context
 from inventory.runtime import Runtime
 from inventory.tasks.accounts import account_record, active_accounts
-from inventory.tasks.base import FANOUT_HARD_LIMIT, FANOUT_SOFT_LIMIT, InventoryTask
+from inventory.tasks.base import (
+    FANOUT_HARD_LIMIT,
+    FANOUT_SOFT_LIMIT,
+    InventoryTask,
+    log_result,
+)
 
 log = logging.getLogger(__name__)
 
@@ -49,12 +55,15 @@ def sync_iam_account(runtime: Runtime, account_id: str) -> dict[str, Any]:
     complete = all(bad.arn for bad in records.skipped)
     keep = {bad.arn for bad in records.skipped if bad.arn}
     store = runtime.store
-    results = [
-        store.replace_partition(
-            kind, account_id, GLOBAL, records.by_kind[kind], complete=complete, keep=keep
-        )
-        for kind in IAM_KINDS
-    ]
+    with region_context(GLOBAL):
+        results = [
+            store.replace_partition(
+                kind, account_id, GLOBAL, records.by_kind[kind], complete=complete, keep=keep
+            )
+            for kind in IAM_KINDS
+        ]
+        for result in results:
+            log_result(result)
     return summarise(results, records.skipped) | {"account_id": account_id, "pages": details.pages}
 
 

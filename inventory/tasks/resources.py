@@ -18,6 +18,7 @@ from inventory.aws.regions import get_enabled_regions
 from inventory.cache.keys import GLOBAL
 from inventory.cache.shared_documents import SharedDocuments
 from inventory.cache.store import PartitionResult
+from inventory.observability import region_context
 from inventory.registry import KINDS, ResourceKind
 from inventory.runtime import Runtime
 from inventory.tasks.accounts import account_record, active_accounts
@@ -25,6 +26,7 @@ from inventory.tasks.base import (
     FANOUT_HARD_LIMIT,
     FANOUT_SOFT_LIMIT,
     InventoryTask,
+    log_result,
     should_retry,
 )
 
@@ -82,6 +84,7 @@ def store_listing(
         keep=listing.keep,
         durable=kind.durable,
     )
+    log_result(result)
     return result_summary(result, listing)
 
 
@@ -103,9 +106,10 @@ def sync_kind(runtime: Runtime, kind: ResourceKind, account_id: str) -> dict[str
     for region in regions:
         client_region = runtime.settings.deployment_region if region == GLOBAL else region
         try:
-            client = runtime.account_client(kind.service, account, client_region)
-            listing = kind.collect(client, account_id, region)
-            summaries[region] = store_listing(runtime, kind, account_id, region, listing)
+            with region_context(region):
+                client = runtime.account_client(kind.service, account, client_region)
+                listing = kind.collect(client, account_id, region)
+                summaries[region] = store_listing(runtime, kind, account_id, region, listing)
         except Exception as exc:
             if not kind.regional:
                 raise

@@ -57,3 +57,8 @@ class FixedSource:
 def make(settings: Any, aws: Any) -> FixedSource:
     CALLS.append(("make", settings.cloudtrail.source, aws))
     return FixedSource(settings, aws)
+
+
+def broken(settings: object, aws: object) -> object:
+    """A plugin whose set-up fails: the task fails loudly (and Sentry hears of it)."""
+    raise RuntimeError("cloudtrail plugin exploded")
