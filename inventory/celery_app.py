@@ -79,7 +79,12 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_send_sent_event": True,
         # A message not acked within this is redelivered: check_delivery_safety keeps it above
         # the longest hard time limit plus the longest retry delay.
-        "broker_transport_options": {"visibility_timeout": c.visibility_timeout},
+        "broker_transport_options": {
+            "visibility_timeout": c.visibility_timeout,
+            # kombu scans for expired unacked messages every interval x throttle seconds.
+            "unacked_restore_interval": min(10, c.unacked_restore_seconds),
+            "unacked_restore_throttle": max(1, c.unacked_restore_seconds // 10),
+        },
         "result_backend_transport_options": {"retry_policy": {"timeout": 5.0}},
         "task_annotations": {
             f"inventory.{name}": options.model_dump(exclude_none=True)

@@ -107,9 +107,16 @@ class CelerySettings(_Section):
     worker_concurrency: int = Field(2, ge=1, le=256, description="Worker processes by default")
     visibility_timeout: int = Field(
         7200,
-        ge=60,
+        ge=10,
         description="Seconds before an unacknowledged message is redelivered (Redis broker); "
         "must exceed the longest hard time limit plus retry_backoff_max",
+    )
+    unacked_restore_seconds: int = Field(
+        100,
+        ge=1,
+        le=3600,
+        description="How often workers look for messages whose visibility timeout passed "
+        "(their worker died) and requeue them",
     )
     retry_backoff_base: float = Field(5.0, gt=0, le=600, description="First retry delay, seconds")
     retry_backoff_max: float = Field(300.0, gt=0, le=3600, description="Longest retry delay")
@@ -380,7 +387,7 @@ class ScheduleOverride(_Section):
     """Re-time or disable one beat entry."""
 
     enabled: bool | None = None
-    every: float | None = Field(None, ge=10, le=7 * 24 * 3600, description="Seconds between runs")
+    every: float | None = Field(None, ge=1, le=7 * 24 * 3600, description="Seconds between runs")
     crontab: str | None = Field(
         None, description="Five cron fields (minute hour day month weekday), instead of every"
     )

@@ -22,7 +22,7 @@ from tests.processes import Beat
 
 pytestmark = pytest.mark.slow
 
-TICK, LOCK, EVERY = 1, 6, 10
+TICK, LOCK, EVERY = 1, 6, 4
 
 
 def only_metrics_entry() -> str:
@@ -118,15 +118,12 @@ def test_worker_killed_mid_task_is_redelivered_and_cache_written_once(
             redis_server,
             moto_server,
             INVENTORY_AWS__ENDPOINT_URL=proxy.url,
-            INVENTORY_CELERY__VISIBILITY_TIMEOUT="60",
-            INVENTORY_CELERY__RETRY_BACKOFF_MAX="5",
-            INVENTORY_CELERY__TASKS=json.dumps(
-                {"cache_iam_resources_for_account": {"soft_time_limit": 40, "time_limit": 50}}
-            ),
+            INVENTORY_CELERY__VISIBILITY_TIMEOUT="20",
+            INVENTORY_CELERY__RETRY_BACKOFF_MAX="2",
+            INVENTORY_CELERY__UNACKED_RESTORE_SECONDS="2",
         )
-        # Short limits everywhere, so the 60 s visibility timeout passes the safety check.
-        limits = {n: {"soft_time_limit": 20, "time_limit": 30} for n in _all_tasks()}
-        limits["cache_iam_resources_for_account"] = {"soft_time_limit": 40, "time_limit": 50}
+        # Short limits everywhere, so the 20 s visibility timeout passes the safety check.
+        limits = {n: {"soft_time_limit": 10, "time_limit": 15} for n in _all_tasks()}
         env["INVENTORY_CELERY__TASKS"] = json.dumps(limits)
         first = start_worker(env, concurrency=1)
         proxy.slow("GetAccountAuthorizationDetails", 30, times=1)
@@ -139,7 +136,7 @@ def test_worker_killed_mid_task_is_redelivered_and_cache_written_once(
         second = start_worker(env, concurrency=1)
         summary = AsyncResult(result.id, app=second.app).get(timeout=150)
 
-        assert time.monotonic() - killed >= 50  # redelivered after the visibility timeout
+        assert time.monotonic() - killed >= 15  # redelivered after the visibility timeout
         listed = sum(p["listed"] for p in summary["partitions"].values())
         assert summary["dynamo_writes"] == listed  # this run wrote everything: nobody before it
         counts = runtime.outcomes.counts()

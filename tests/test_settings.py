@@ -23,6 +23,7 @@ DEFAULTS = {
         "result_backend": "redis://127.0.0.1:6379/1",
         "worker_concurrency": 2,
         "visibility_timeout": 7200,
+        "unacked_restore_seconds": 100,
         "retry_backoff_base": 5.0,
         "retry_backoff_max": 300.0,
         "tasks": {},

@@ -119,6 +119,10 @@ class Keys:
         """Hash: ``task|account|outcome`` -> count."""
         return f"{self.prefix}task:outcomes"
 
+    def changes(self) -> str:
+        """Stream: one entry per partition change (ARNs added/removed, policies-table rows)."""
+        return f"{self.prefix}changes"
+
     def runtimes(self) -> str:
         """Hash: ``task|bucket`` -> count, ``task|sum`` -> seconds, ``task|count`` -> runs."""
         return f"{self.prefix}task:runtime"

@@ -20,10 +20,13 @@ from inventory.cache.keys import (
     CLOUDTRAIL_ERRORS,
     GLOBAL,
     IAM_KINDS,
+    MANAGED_POLICY,
     Keys,
     Partition,
 )
 
+#: Entries kept in the change stream; a reader further behind than this reloads in full.
+STREAM_LENGTH = 200_000
 TABLE_KINDS = frozenset({*IAM_KINDS, "s3_bucket", "sqs_queue", "sns_topic"})
 FACETS = ("account_id", "kind", "region")
 SORTS = ("name", "account_id", "kind", "region", "errors", "last_updated")
@@ -171,22 +174,52 @@ class PoliciesTable:
     def partition_changed(
         self, p: Partition, upserts: Mapping[str, str], removed: list[str]
     ) -> None:
+        """Update rows for a changed partition, then append the change to the stream."""
+        rows: list[dict[str, Any]] = []
+        rows_removed: list[str] = []
         if p.kind == CLOUDTRAIL_ERRORS:
-            self._errors_changed(upserts, removed)
-            return
-        if p.kind not in TABLE_KINDS:
-            return
-        now = self.clock()
-        name = self.account_name(p.account_id)
-        errors = self.error_counts(p.account_id, list(upserts))
-        rows = []
-        for arn, document in upserts.items():
-            rows.append(build_row(json.loads(document), p.kind, name, errors.get(arn, 0), now))
-        self.upsert(rows)
-        self.remove(removed)
+            rows = self._errors_changed(upserts, removed)
+        elif p.kind in TABLE_KINDS:
+            now = self.clock()
+            name = self.account_name(p.account_id)
+            errors = self.error_counts(p.account_id, list(upserts))
+            for arn, document in upserts.items():
+                rows.append(build_row(json.loads(document), p.kind, name, errors.get(arn, 0), now))
+            self.upsert(rows)
+            self.remove(removed)
+            rows_removed = list(removed)
+        self.publish(p, upserts, removed, rows, rows_removed)
 
-    def _errors_changed(self, upserts: Mapping[str, str], removed: list[str]) -> None:
+    def publish(
+        self,
+        p: Partition,
+        upserts: Mapping[str, str],
+        removed: list[str],
+        rows: list[dict[str, Any]],
+        rows_removed: list[str],
+    ) -> None:
+        """Append one change to the stream the web tier's search index follows."""
+        fields = {
+            "partition": p.id,
+            "added": json.dumps(list(upserts)),
+            "removed": json.dumps(removed),
+            "rows": json.dumps(rows),
+            "rows_removed": json.dumps(rows_removed),
+        }
+        if p.kind == MANAGED_POLICY:
+            policies = {}
+            for arn, document in upserts.items():
+                record = json.loads(document)
+                policies[arn] = [record.get("name") or arn, bool(record.get("aws_managed"))]
+            fields["policies"] = json.dumps(policies)
+        self.client.xadd(self.keys.changes(), fields, maxlen=STREAM_LENGTH, approximate=True)
+
+    def _errors_changed(
+        self, upserts: Mapping[str, str], removed: list[str]
+    ) -> list[dict[str, Any]]:
         counts = {arn: json.loads(doc)["count"] for arn, doc in upserts.items()}
         counts.update(dict.fromkeys(removed, 0))
         existing = self._rows(list(counts))
-        self.upsert(row | {"errors": counts[arn]} for arn, row in existing.items())
+        rows = [row | {"errors": counts[arn]} for arn, row in existing.items()]
+        self.upsert(rows)
+        return rows

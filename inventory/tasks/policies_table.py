@@ -6,6 +6,7 @@ from typing import Any
 
 from celery import shared_task
 
+from inventory.cache.keys import Partition
 from inventory.cache.policies_table import TABLE_KINDS, build_row
 from inventory.runtime import Runtime
 from inventory.tasks.accounts import account_mapping
@@ -30,7 +31,7 @@ def rebuild_policies_table(runtime: Runtime) -> dict[str, int]:
         errors = table.error_counts(p.account_id, list(items))
         for arn, record in items.items():
             expected[arn] = build_row(
-                record, names.get(p.account_id), errors.get(arn, 0), changed_at
+                record, p.kind, names.get(p.account_id), errors.get(arn, 0), changed_at
             )
     current = table.rows()
     fixed = [
@@ -41,6 +42,9 @@ def rebuild_policies_table(runtime: Runtime) -> dict[str, int]:
     orphans = [arn for arn in current if arn not in expected]
     table.upsert(fixed)
     table.remove(orphans)
+    if fixed or orphans:
+        # Tell search indexes about the repair (they reload or apply these rows).
+        table.publish(Partition("policies_table", "all"), {}, [], fixed, orphans)
     return {"rows": len(expected), "fixed": len(fixed), "removed": len(orphans)}
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+import redis
 import tornado.httpserver
 import tornado.netutil
 import tornado.web
@@ -25,6 +26,7 @@ from inventory.settings import Settings, load_settings
 from inventory.tasks.accounts import store_account_mapping
 from inventory.tasks.iam import sync_iam_account
 from inventory.web.app import Readers, make_app
+from tests.conftest import BUCKET, inventory_env
 from tests.servers import free_port
 
 TOKEN = "web-test-token-Zq8v1xK3mP0w"
@@ -112,16 +114,42 @@ def serve(settings: Settings, runtime: Runtime) -> Iterator[Server]:
         assert WRONG_TOKEN.encode() not in body
 
 
-@pytest.fixture
-def web_settings(env: dict[str, str]) -> Settings:
+# The tests here only read, so one seeded organisation serves the whole module.
+@pytest.fixture(scope="module")
+def web_settings(redis_server, moto_server) -> Settings:
+    env = inventory_env(redis_server, moto_server)
     return load_settings(
         paths=[], environ=env | {"INVENTORY_WEB__API_TOKEN_HASHES": f"[{TOKEN_HASH}]"}
     )
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
+def runtime(web_settings: Settings, redis_server, moto_server) -> Runtime:
+    moto_server.reset()
+    redis.Redis(port=redis_server.port).flushall()
+    rt = Runtime(web_settings)
+    rt.ensure_tables()
+    rt.aws.hub_client("s3", "us-east-1").create_bucket(Bucket=BUCKET)
+    return rt
+
+
+@pytest.fixture(scope="module")
 def web(web_settings: Settings, runtime: Runtime) -> Iterator[Server]:
     yield from serve(web_settings, runtime)
+
+
+@pytest.fixture
+def empty_web(env: dict[str, str]) -> Iterator[Server]:
+    """An app over a Redis database nothing has written to."""
+    settings = load_settings(
+        paths=[],
+        environ=env
+        | {
+            "INVENTORY_WEB__API_TOKEN_HASHES": f"[{TOKEN_HASH}]",
+            "INVENTORY_REDIS__URL": env["INVENTORY_REDIS__URL"].rsplit("/", 1)[0] + "/9",
+        },
+    )
+    yield from serve(settings, Runtime(settings))
 
 
 @pytest.fixture
@@ -135,7 +163,7 @@ def redis_down(env: dict[str, str]) -> Iterator[Server]:
     yield from serve(settings, Runtime(settings))
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def org(runtime: Runtime, moto_server) -> list[AccountSeed]:
     """A demo organisation in moto, its mapping and every account's IAM synced by the real code."""
     seeds = seed_demo_organisation(moto_server.url)
@@ -159,8 +187,8 @@ def test_readyz_reports_partition_count_when_caches_are_filled(web, runtime, org
     assert r.json()["partitions"] == len(runtime.redis_cache.partitions())
 
 
-def test_readyz_is_503_empty_on_an_empty_redis(web):
-    r = web.get("/readyz")
+def test_readyz_is_503_empty_on_an_empty_redis(empty_web):
+    r = empty_web.get("/readyz")
     assert r.status == 503
     assert r.json() == {"status": "empty", "partitions": 0}
 
@@ -304,8 +332,8 @@ def test_partitions_lists_exactly_the_redis_partitions_with_item_counts(web, run
     assert got[Partition(ACCOUNT, ALL_ACCOUNTS, GLOBAL)]["count"] == len(accounts)
 
 
-def test_partitions_is_empty_list_on_an_empty_redis(web):
-    r = web.get("/api/v1/partitions", TOKEN)
+def test_partitions_is_empty_list_on_an_empty_redis(empty_web):
+    r = empty_web.get("/api/v1/partitions", TOKEN)
     assert r.status == 200
     assert r.json() == {"partitions": []}
 

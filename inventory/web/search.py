@@ -1,0 +1,352 @@
+"""The web tier's search index: a local SQLite read model of the policies table and every ARN.
+
+Each web process keeps its own copy, loaded from Redis at start and kept current by the change
+stream that every partition write appends to (``Keys.changes``). Queries touch indexes only:
+B-tree indexes for filters and sorting, FTS5 trigram indexes for substring search, so a filtered,
+sorted page over 200,000 rows and a typeahead over a million ARNs stay fast.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from inventory.cache.keys import MANAGED_POLICY, Keys, Partition
+from inventory.cache.redis_cache import RedisCache
+
+log = logging.getLogger(__name__)
+
+SORT_COLUMNS = {
+    "name": "name COLLATE NOCASE",
+    "arn": "arn",
+    "kind": "kind",
+    "account_id": "account_id",
+    "account_name": "account_name COLLATE NOCASE",
+    "region": "region",
+    "errors": "errors",
+    "last_updated": "last_updated",
+}
+MAX_LIMIT = 500
+#: Kinds offered by the resource typeahead (every cached ARN but derived views).
+TYPEAHEAD_SKIP = {
+    "account",
+    "cloudtrail_errors",
+    "role_access",
+    "principal_access",
+    "policy_request",
+    "iam_role_limit",
+    "managed_policy",
+}
+
+SCHEMA = """
+CREATE TABLE rows (
+  id INTEGER PRIMARY KEY, arn TEXT UNIQUE NOT NULL, name TEXT NOT NULL, kind TEXT NOT NULL,
+  account_id TEXT, account_name TEXT, region TEXT, errors INTEGER NOT NULL DEFAULT 0,
+  last_updated REAL, doc TEXT NOT NULL);
+CREATE INDEX rows_name ON rows(name COLLATE NOCASE);
+CREATE INDEX rows_kind ON rows(kind, name COLLATE NOCASE);
+CREATE INDEX rows_account ON rows(account_id, name COLLATE NOCASE);
+CREATE INDEX rows_region ON rows(region, name COLLATE NOCASE);
+CREATE INDEX rows_errors ON rows(errors);
+CREATE INDEX rows_updated ON rows(last_updated);
+CREATE VIRTUAL TABLE rows_text USING fts5(text, content='', tokenize='trigram');
+CREATE TABLE arns (
+  id INTEGER PRIMARY KEY, arn TEXT UNIQUE NOT NULL, name TEXT NOT NULL, kind TEXT NOT NULL,
+  account_id TEXT);
+CREATE INDEX arns_name ON arns(name COLLATE NOCASE);
+CREATE INDEX arns_kind ON arns(kind, arn);
+CREATE VIRTUAL TABLE arns_text USING fts5(name, content='', tokenize='trigram');
+CREATE TABLE policies (
+  account_id TEXT NOT NULL, arn TEXT NOT NULL, name TEXT NOT NULL, aws_managed INTEGER NOT NULL,
+  PRIMARY KEY (account_id, arn));
+CREATE INDEX policies_name ON policies(account_id, name COLLATE NOCASE);
+"""
+
+
+@dataclass(frozen=True)
+class Query:
+    """A policies-table query, validated by the handler."""
+
+    text: str | None = None
+    account: str | None = None
+    kind: str | None = None
+    region: str | None = None
+    has_errors: bool | None = None
+    sort: str = "name"
+    descending: bool = False
+    offset: int = 0
+    limit: int = 50
+
+
+def _like_escape(text: str) -> str:
+    """Escape LIKE wildcards with '!' (the ESCAPE character used in every query)."""
+    return text.replace("!", "!!").replace("%", "!%").replace("_", "!_")
+
+
+def _fts_phrase(text: str) -> str:
+    return '"' + text.replace('"', '""') + '"'
+
+
+def _searchable(row: Mapping[str, Any]) -> str:
+    tags = row.get("tags") or {}
+    parts = [row["arn"], row.get("name") or "", *(f"{k}={v}" for k, v in tags.items())]
+    return "\n".join(parts).lower()
+
+
+def _name_of(arn: str) -> str:
+    tail = arn.rsplit(":", 1)[-1]
+    return tail.rsplit("/", 1)[-1] or arn
+
+
+class PolicySearch:
+    """Local, indexed copy of the policies table and of every cached ARN."""
+
+    def __init__(self, client: redis.Redis, keys: Keys) -> None:
+        self.client = client
+        self.keys = keys
+        self.cache = RedisCache(client, keys)
+        self.db = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
+        self.db.executescript(SCHEMA)
+        self.lock = threading.RLock()
+        self.cursor: str | None = None
+        self.loaded = False
+
+    # --- loading and following changes ---------------------------------------------------
+    def load(self) -> None:
+        """(Re)build from Redis: remember the stream position first, so nothing is missed."""
+        last = self.client.xrevrange(self.keys.changes(), count=1)
+        cursor = last[0][0] if last else "0-0"
+        rows = [json.loads(v) for v in self.client.hgetall(f"{self.keys.prefix}pt:rows").values()]
+        arns: list[tuple[str, str, str, str]] = []
+        policies: list[tuple[str, str, str, int]] = []
+        for p in self.cache.partitions():
+            if p.kind == MANAGED_POLICY:
+                for record in self.cache.items(p).values():
+                    policies.append(
+                        (
+                            p.account_id,
+                            record["arn"],
+                            record["name"],
+                            int(bool(record["aws_managed"])),
+                        )
+                    )
+            elif p.kind not in TYPEAHEAD_SKIP:
+                for arn in self.client.hkeys(self.keys.items(p)):
+                    arns.append((arn, _name_of(arn), p.kind, p.account_id))
+        with self.lock:
+            self.db.execute("BEGIN")
+            for table in ("rows", "rows_text", "arns", "arns_text", "policies"):
+                self.db.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed names
+            self._upsert_rows(rows)
+            self._upsert_arns(arns)
+            self.db.executemany("INSERT OR REPLACE INTO policies VALUES (?,?,?,?)", policies)
+            self.db.execute("COMMIT")
+            self.cursor = cursor
+            self.loaded = True
+
+    def sync(self, block_ms: int | None = None) -> int:
+        """Apply changes appended since the last sync; a gap in the stream means a full reload."""
+        if not self.loaded:
+            self.load()
+            return 0
+        entries = self.client.xread(
+            {self.keys.changes(): self.cursor}, count=10_000, block=block_ms
+        )
+        if not entries:
+            return 0
+        events = entries[0][1]
+        first = self.client.xrange(self.keys.changes(), count=1)
+        if first and self._before(self.cursor, first[0][0]) and self.cursor != "0-0":
+            log.warning("change stream trimmed past our position; reloading the search index")
+            self.load()
+            return len(events)
+        with self.lock:
+            self.db.execute("BEGIN")
+            for _id, fields in events:
+                self._apply(fields)
+            self.db.execute("COMMIT")
+            self.cursor = events[-1][0]
+        return len(events)
+
+    @staticmethod
+    def _before(a: str | None, b: str) -> bool:
+        if a is None:
+            return True
+        pa, pb = (tuple(int(x) for x in v.split("-")) for v in (a, b))
+        return pa < pb
+
+    def _apply(self, fields: Mapping[str, str]) -> None:
+        """One change event (see PoliciesTable.partition_changed for its fields)."""
+        p = Partition.parse(fields["partition"])
+        added = json.loads(fields.get("added", "[]"))
+        removed = json.loads(fields.get("removed", "[]"))
+        if p.kind == MANAGED_POLICY:
+            policies = json.loads(fields.get("policies", "{}"))
+            self.db.executemany(
+                "INSERT OR REPLACE INTO policies VALUES (?,?,?,?)",
+                [(p.account_id, a, n, int(m)) for a, (n, m) in policies.items()],
+            )
+            self.db.executemany(
+                "DELETE FROM policies WHERE account_id=? AND arn=?",
+                [(p.account_id, a) for a in removed],
+            )
+        elif p.kind not in TYPEAHEAD_SKIP:
+            self._delete_arns(removed)
+            self._upsert_arns([(a, _name_of(a), p.kind, p.account_id) for a in added])
+        self._delete_rows(json.loads(fields.get("rows_removed", "[]")))
+        self._upsert_rows(json.loads(fields.get("rows", "[]")))
+
+    def _upsert_rows(self, rows: Iterable[Mapping[str, Any]]) -> None:
+        rows = list(rows)
+        self._delete_rows([r["arn"] for r in rows])
+        for row in rows:
+            cur = self.db.execute(
+                "INSERT INTO rows (arn, name, kind, account_id, account_name, region, errors,"
+                " last_updated, doc) VALUES (?,?,?,?,?,?,?,?,?)",
+                (
+                    row["arn"],
+                    row["name"],
+                    row["kind"],
+                    row.get("account_id"),
+                    row.get("account_name"),
+                    row.get("region"),
+                    int(row.get("errors") or 0),
+                    row.get("last_updated"),
+                    json.dumps(row),
+                ),
+            )
+            self.db.execute(
+                "INSERT INTO rows_text (rowid, text) VALUES (?, ?)",
+                (cur.lastrowid, _searchable(row)),
+            )
+
+    def _delete_rows(self, arns: Iterable[str]) -> None:
+        for arn in arns:
+            found = self.db.execute("SELECT id, doc FROM rows WHERE arn=?", (arn,)).fetchone()
+            if found is None:
+                continue
+            self.db.execute(
+                "INSERT INTO rows_text (rows_text, rowid, text) VALUES ('delete', ?, ?)",
+                (found[0], _searchable(json.loads(found[1]))),
+            )
+            self.db.execute("DELETE FROM rows WHERE id=?", (found[0],))
+
+    def _upsert_arns(self, arns: Iterable[tuple[str, str, str, str]]) -> None:
+        arns = list(arns)
+        self._delete_arns([a[0] for a in arns])
+        for arn, name, kind, account in arns:
+            cur = self.db.execute(
+                "INSERT INTO arns (arn, name, kind, account_id) VALUES (?,?,?,?)",
+                (arn, name, kind, account),
+            )
+            self.db.execute(
+                "INSERT INTO arns_text (rowid, name) VALUES (?, ?)", (cur.lastrowid, arn.lower())
+            )
+
+    def _delete_arns(self, arns: Iterable[str]) -> None:
+        for arn in arns:
+            found = self.db.execute("SELECT id FROM arns WHERE arn=?", (arn,)).fetchone()
+            if found is None:
+                continue
+            self.db.execute(
+                "INSERT INTO arns_text (arns_text, rowid, name) VALUES ('delete', ?, ?)",
+                (found[0], arn.lower()),
+            )
+            self.db.execute("DELETE FROM arns WHERE id=?", (found[0],))
+
+    # --- queries -----------------------------------------------------------------------------
+    def query(self, q: Query) -> dict[str, Any]:
+        """A page of rows matching the filters, sorted, with the total count."""
+        where, params = [], []
+        if q.text:
+            text = q.text.lower()
+            if len(text) >= 3:
+                where.append("id IN (SELECT rowid FROM rows_text WHERE rows_text MATCH ?)")
+                params.append(_fts_phrase(text))
+            else:
+                # Trigram indexes need 3 characters; shorter text matches names and ARNs.
+                where.append("(name LIKE ? ESCAPE '!' OR arn LIKE ? ESCAPE '!')")
+                like = f"%{_like_escape(text)}%"
+                params += [like, like]
+        for column, value in (("account_id", q.account), ("kind", q.kind), ("region", q.region)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        if q.has_errors is not None:
+            where.append("errors > 0" if q.has_errors else "errors = 0")
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        order = SORT_COLUMNS[q.sort] + (" DESC" if q.descending else "")
+        with self.lock:
+            total = self.db.execute(f"SELECT count(*) FROM rows {clause}", params).fetchone()[0]  # noqa: S608
+            docs = self.db.execute(
+                f"SELECT doc FROM rows {clause} ORDER BY {order}, arn LIMIT ? OFFSET ?",  # noqa: S608
+                [*params, q.limit, q.offset],
+            ).fetchall()
+        return {"total": total, "rows": [json.loads(d[0]) for d in docs]}
+
+    def facets(self) -> dict[str, list[str]]:
+        """Distinct accounts, kinds and regions, for the filter menus."""
+        with self.lock:
+            return {
+                column: [
+                    r[0]
+                    for r in self.db.execute(
+                        f"SELECT DISTINCT {column} FROM rows WHERE {column} IS NOT NULL ORDER BY 1"  # noqa: S608
+                    )
+                ]
+                for column in ("account_id", "kind", "region")
+            }
+
+    def typeahead_resources(self, text: str, kind: str | None, limit: int) -> list[dict[str, Any]]:
+        """ARNs whose text starts with or contains ``text``; prefix matches first."""
+        text = text.lower()
+        kind_clause, kind_params = ("AND kind = ?", [kind]) if kind else ("", [])
+        with self.lock:
+            prefix = self.db.execute(
+                f"SELECT arn, name, kind, account_id FROM arns WHERE name LIKE ? ESCAPE '!' "  # noqa: S608
+                f"{kind_clause} ORDER BY name COLLATE NOCASE LIMIT ?",
+                [f"{_like_escape(text)}%", *kind_params, limit],
+            ).fetchall()
+            found = {r[0] for r in prefix}
+            rest: list[Any] = []
+            if len(prefix) < limit:
+                if len(text) >= 3:
+                    sql = (
+                        "SELECT arn, name, kind, account_id FROM arns WHERE id IN "
+                        "(SELECT rowid FROM arns_text WHERE arns_text MATCH ? LIMIT ?) "
+                        f"{kind_clause}"
+                    )
+                    rest = self.db.execute(
+                        sql, [_fts_phrase(text), limit * 4, *kind_params]
+                    ).fetchall()
+                else:
+                    rest = self.db.execute(
+                        f"SELECT arn, name, kind, account_id FROM arns WHERE arn LIKE ? ESCAPE '!' "  # noqa: S608
+                        f"{kind_clause} LIMIT ?",
+                        [f"%{_like_escape(text)}%", *kind_params, limit * 4],
+                    ).fetchall()
+        results = list(prefix) + [r for r in rest if r[0] not in found]
+        return [
+            {"arn": a, "name": n, "kind": k, "account_id": acc} for a, n, k, acc in results[:limit]
+        ]
+
+    def typeahead_managed_policies(
+        self, account: str, text: str, limit: int
+    ) -> list[dict[str, Any]]:
+        """Managed policies attached in an account whose name starts with, then contains, text."""
+        like = _like_escape(text.lower())
+        with self.lock:
+            rows = self.db.execute(
+                "SELECT arn, name, aws_managed FROM policies WHERE account_id = ? AND "
+                "name LIKE ? ESCAPE '!' ORDER BY (name LIKE ? ESCAPE '!') DESC, "
+                "name COLLATE NOCASE LIMIT ?",
+                (account, f"%{like}%", f"{like}%", limit),
+            ).fetchall()
+        return [{"arn": a, "name": n, "aws_managed": bool(m)} for a, n, m in rows]
