@@ -443,12 +443,12 @@ def test_unknown_schedule_entry_suggests_closest_entry_name(tmp_path: Path) -> N
 
 
 def test_schedule_every_below_minimum_is_rejected(tmp_path: Path) -> None:
-    path, message = config_error(tmp_path, "schedule: {clear_old_redis_iam_cache: {every: 1}}\n")
+    path, message = config_error(tmp_path, "schedule: {clear_old_redis_iam_cache: {every: 0}}\n")
 
     assert message == (
         f"invalid configuration ({path}):\n"
-        "  schedule.clear_old_redis_iam_cache.every = 1: "
-        "Input should be greater than or equal to 10"
+        "  schedule.clear_old_redis_iam_cache.every = 0: "
+        "Input should be greater than or equal to 1"
     )
 
 
