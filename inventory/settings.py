@@ -364,6 +364,14 @@ class CredentialMappingSettings(_Section):
         return value
 
 
+class ApiToken(_Section):
+    """A bearer token, stored as its SHA-256 digest, and who it stands for."""
+
+    name: str = Field(min_length=1, max_length=128, description="Identity the token stands for")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="SHA-256 hex digest of the token")
+    groups: list[str] = Field(default_factory=list, description="Groups of that identity")
+
+
 class WebSettings(_Section):
     """The Tornado web tier."""
 
@@ -373,6 +381,44 @@ class WebSettings(_Section):
         default_factory=list,
         description="SHA-256 hex digests of accepted bearer tokens (never the tokens themselves)",
     )
+    api_tokens: list[ApiToken] = Field(
+        default_factory=list, description="Named bearer tokens with groups: {name, sha256, groups}"
+    )
+    user_header: str = Field(
+        "X-Forwarded-User", description="Header with the user an authenticating proxy verified"
+    )
+    groups_header: str = Field(
+        "X-Forwarded-Groups", description="Header with that user's groups (comma-separated)"
+    )
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="Addresses/CIDRs whose identity headers are believed; [] disables headers",
+    )
+    admin_groups: list[str] = Field(
+        default_factory=lambda: ["inventory-admins"],
+        description="Groups that may approve or reject policy requests",
+    )
+    cookie_secret: SecretStr | None = Field(
+        None, description="Signs login cookies; random per process when null"
+    )
+    max_body_bytes: int = Field(
+        262_144, ge=1024, le=10_485_760, description="Larger request bodies are refused (413)"
+    )
+    search_sync_seconds: float = Field(
+        1.0, gt=0, le=60, description="How often the search index applies cache changes"
+    )
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        import ipaddress
+
+        for network in value:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"{network!r} is not an IP address or CIDR") from exc
+        return value
 
     @field_validator("api_token_hashes")
     @classmethod

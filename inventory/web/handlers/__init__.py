@@ -1,0 +1,1 @@
+"""Request handlers by area; each module exposes ``ROUTES``."""
