@@ -111,23 +111,23 @@ def beat(settings: Settings, loglevel: str, schedule_file: str) -> None:
 @click.option("--port", type=int, default=None, help="Listen port (default: web.port).")
 @with_settings
 def web(settings: Settings, host: str | None, port: int | None) -> None:
-    """Serve the web tier (health checks and the JSON API)."""
+    """Serve the web tier: pages, the JSON API, health checks and /metrics."""
     import tornado.ioloop
 
-    from inventory.exporter import build_collector
     from inventory.observability import init_sentry, setup_logging
-    from inventory.runtime import Runtime
-    from inventory.web.app import Readers, make_app
+    from inventory.web.app import make_app, make_readers
 
     setup_logging(settings)
     init_sentry(settings, "web")
-    runtime = Runtime(settings)
-    readers = Readers(
-        runtime.redis_cache, runtime.outcomes, metrics=build_collector(runtime, settings)
-    )
+    readers = make_readers(settings)
     app = make_app(settings, readers)
     address, listen_port = host or settings.web.host, port or settings.web.port
-    app.listen(listen_port, address)
+    app.listen(listen_port, address, max_body_size=settings.web.max_body_bytes)
+    if readers.search is not None:
+        follow = tornado.ioloop.PeriodicCallback(
+            readers.search.sync_safely, settings.web.search_sync_seconds * 1000
+        )
+        follow.start()
     click.echo(f"web tier listening on http://{address}:{listen_port}", err=True)
     tornado.ioloop.IOLoop.current().start()
 

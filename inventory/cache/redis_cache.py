@@ -112,6 +112,15 @@ class RedisCache:
         """Every record of a partition, by ARN."""
         return {arn: json.loads(v) for arn, v in self.client.hgetall(self.keys.items(p)).items()}
 
+    def locate(self, arn: str) -> Partition | None:
+        """The partition an indexed ARN lives in."""
+        partition_id = self.client.hget(self.keys.arn_index(), arn)
+        return None if partition_id is None else Partition.parse(partition_id)
+
+    def item(self, p: Partition, arn: str) -> dict[str, Any] | None:
+        raw = self.client.hget(self.keys.items(p), arn)
+        return None if raw is None else json.loads(raw)
+
     def get(self, arn: str) -> dict[str, Any] | None:
         """One record by ARN, wherever it lives."""
         partition_id = self.client.hget(self.keys.arn_index(), arn)

@@ -8,12 +8,12 @@ import tornado.web
 
 from inventory.settings import Settings
 from inventory.web.base import NotFoundHandler, Readers
-from inventory.web.handlers import core
+from inventory.web.handlers import core, search
 
 __all__ = ["Readers", "make_app"]
 
 HERE = Path(__file__).resolve().parent
-MODULES = [core]
+MODULES = [core, search]
 
 
 def make_app(settings: Settings, readers: Readers) -> tornado.web.Application:
@@ -27,4 +27,29 @@ def make_app(settings: Settings, readers: Readers) -> tornado.web.Application:
         template_path=str(HERE / "templates"),
         static_path=str(HERE / "static"),
         xsrf_cookies=False,
+    )
+
+
+def make_readers(settings: Settings) -> Readers:
+    """Everything the handlers read, built from settings (the search index loaded once)."""
+    from inventory.celery_app import create_app
+    from inventory.exporter import build_collector
+    from inventory.runtime import Runtime
+    from inventory.web.search import PolicySearch
+
+    runtime = Runtime(settings)
+    search = PolicySearch(runtime.redis, runtime.keys)
+    search.sync_safely()
+    celery = create_app(settings)
+
+    def send_task(name: str, args: list[object]) -> str:
+        return str(celery.send_task(name, args=args).id)
+
+    return Readers(
+        runtime.redis_cache,
+        runtime.outcomes,
+        metrics=build_collector(runtime, settings),
+        search=search,
+        requests=runtime.requests,
+        send_task=send_task,
     )

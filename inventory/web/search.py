@@ -142,14 +142,23 @@ class PolicySearch:
                     arns.append((arn, _name_of(arn), p.kind, p.account_id))
         with self.lock:
             self.db.execute("BEGIN")
-            for table in ("rows", "rows_text", "arns", "arns_text", "policies"):
+            for table in ("rows", "arns", "policies"):
                 self.db.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed names
+            for table in ("rows_text", "arns_text"):
+                self.db.execute(f"INSERT INTO {table}({table}) VALUES ('delete-all')")  # noqa: S608
             self._upsert_rows(rows)
             self._upsert_arns(arns)
             self.db.executemany("INSERT OR REPLACE INTO policies VALUES (?,?,?,?)", policies)
             self.db.execute("COMMIT")
             self.cursor = cursor
             self.loaded = True
+
+    def sync_safely(self) -> None:
+        """sync(), logging instead of raising: the index stays as it was while Redis is away."""
+        try:
+            self.sync()
+        except redis.RedisError as exc:
+            log.warning("search index not updated: %s", exc)
 
     def sync(self, block_ms: int | None = None) -> int:
         """Apply changes appended since the last sync; a gap in the stream means a full reload."""
@@ -247,17 +256,17 @@ class PolicySearch:
                 (arn, name, kind, account),
             )
             self.db.execute(
-                "INSERT INTO arns_text (rowid, name) VALUES (?, ?)", (cur.lastrowid, arn.lower())
+                "INSERT INTO arns_text (rowid, name) VALUES (?, ?)", (cur.lastrowid, name.lower())
             )
 
     def _delete_arns(self, arns: Iterable[str]) -> None:
         for arn in arns:
-            found = self.db.execute("SELECT id FROM arns WHERE arn=?", (arn,)).fetchone()
+            found = self.db.execute("SELECT id, name FROM arns WHERE arn=?", (arn,)).fetchone()
             if found is None:
                 continue
             self.db.execute(
                 "INSERT INTO arns_text (arns_text, rowid, name) VALUES ('delete', ?, ?)",
-                (found[0], arn.lower()),
+                (found[0], found[1].lower()),
             )
             self.db.execute("DELETE FROM arns WHERE id=?", (found[0],))
 

@@ -1,0 +1,95 @@
+"""Query parameters parsed once, with a 400 naming the parameter when one is wrong."""
+
+from __future__ import annotations
+
+import re
+
+import tornado.web
+
+_ACCOUNT = re.compile(r"^\d{12}$")
+_TOKEN = re.compile(r"^[\w.:/-]{1,128}$")
+
+
+def bad(name: str, problem: str) -> tornado.web.HTTPError:
+    return tornado.web.HTTPError(400, f"parameter '{name}' {problem}")
+
+
+def text(
+    handler: tornado.web.RequestHandler, name: str, max_length: int = 256, required: bool = False
+) -> str | None:
+    value = handler.get_query_argument(name, None)
+    if value is None or value == "":
+        if required:
+            raise bad(name, "is required")
+        return None
+    if len(value) > max_length:
+        raise bad(name, f"must be at most {max_length} characters")
+    if "\x00" in value:
+        raise bad(name, "must not contain NUL")
+    return value
+
+
+def account(
+    handler: tornado.web.RequestHandler, name: str = "account", required: bool = False
+) -> str | None:
+    value = text(handler, name, 12, required)
+    if value is not None and not _ACCOUNT.match(value):
+        raise bad(name, "must be a 12-digit account id")
+    return value
+
+
+def token(handler: tornado.web.RequestHandler, name: str) -> str | None:
+    """A short identifier such as a kind or a region."""
+    value = text(handler, name, 128)
+    if value is not None and not _TOKEN.match(value):
+        raise bad(name, "has characters that no value of it uses")
+    return value
+
+
+def integer(
+    handler: tornado.web.RequestHandler, name: str, default: int, low: int, high: int
+) -> int:
+    raw = handler.get_query_argument(name, None)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise bad(name, "must be an integer") from None
+    if not low <= value <= high:
+        raise bad(name, f"must be between {low} and {high}")
+    return value
+
+
+def boolean(handler: tornado.web.RequestHandler, name: str) -> bool | None:
+    raw = handler.get_query_argument(name, None)
+    if raw is None or raw == "":
+        return None
+    lowered = raw.lower()
+    if lowered in ("true", "1", "yes"):
+        return True
+    if lowered in ("false", "0", "no"):
+        return False
+    raise bad(name, "must be true or false")
+
+
+def choice(
+    handler: tornado.web.RequestHandler,
+    name: str,
+    choices: tuple[str, ...] | list[str],
+    default: str,
+) -> str:
+    raw = handler.get_query_argument(name, None)
+    if raw is None or raw == "":
+        return default
+    if raw not in choices:
+        raise bad(name, f"must be one of {', '.join(choices)}")
+    return raw
+
+
+def arn(handler: tornado.web.RequestHandler, name: str = "arn") -> str:
+    value = text(handler, name, 2048, required=True)
+    assert value is not None
+    if not value.startswith("arn:"):
+        raise bad(name, "must be an ARN")
+    return value
