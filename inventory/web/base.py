@@ -1,20 +1,30 @@
-"""Shared web plumbing: what handlers read, the base handlers, JSON errors, parameters."""
+"""Shared web plumbing: what handlers read, the base handlers, identity, JSON errors, bodies."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
-from collections.abc import Callable
+import urllib.parse
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import redis
 import tornado.web
+from tornado.httputil import HTTPInputError, parse_body_arguments
 
 from inventory.cache.redis_cache import RedisCache
 from inventory.metrics import TaskOutcomes
 from inventory.settings import Settings
+from inventory.web.auth import (
+    SESSION_COOKIE,
+    Identity,
+    bearer_token,
+    identity_for_digest,
+    login_url,
+    proxy_identity,
+    session_identity,
+    token_digest,
+)
 
 if TYPE_CHECKING:
     from inventory.cache.requests import PolicyRequests
@@ -38,16 +48,181 @@ class Readers:
     send_task: Callable[[str, list[Any]], str] | None = None
 
 
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+)
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+@tornado.web.stream_request_body
 class BaseHandler(tornado.web.RequestHandler):
-    """JSON errors from one place; no stack traces, ever."""
+    """JSON errors from one place (no stack traces, ever), security headers, identity, bodies.
+
+    Bodies are streamed so that ``prepare`` refuses an oversized one (413) from its
+    Content-Length before reading it; a complete body is then exposed the usual way
+    (``self.request.body``, ``get_body_argument``), so handlers need not know.
+    """
 
     def initialize(self, settings: Settings, readers: Readers) -> None:
         self.inventory_settings = settings
         self.readers = readers
+        self._chunks: list[bytes] = []
+        self._received = 0
+        self._expected: int | None = None  # the body's declared length, once it starts
+        self._body_error: str | None = None
 
     def set_default_headers(self) -> None:
         self.set_header("X-Content-Type-Options", "nosniff")
         self.set_header("Cache-Control", "no-store")
+        self.set_header("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        self.set_header("X-Frame-Options", "DENY")
+        self.set_header("Referrer-Policy", "no-referrer")
+        if self.request.protocol == "https":
+            self.set_header("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+
+    # --- request bodies -------------------------------------------------------------------
+
+    def prepare(self) -> Awaitable[None] | None:
+        self.check_body_size()
+        self.check_same_origin()
+        return None
+
+    def check_body_size(self) -> None:
+        """413 for a Content-Length above ``web.max_body_bytes``, before any of it is read."""
+        headers = self.request.headers
+        if "Content-Length" not in headers:
+            if "chunked" in headers.get("Transfer-Encoding", "").lower():
+                raise tornado.web.HTTPError(411, "a request body needs a Content-Length")
+            return
+        length = self._declared_length()
+        if length is None:
+            raise tornado.web.HTTPError(400, "invalid Content-Length")
+        limit = self.inventory_settings.web.max_body_bytes
+        if length > limit:
+            raise tornado.web.HTTPError(413, f"request body is larger than {limit} bytes")
+
+    def _declared_length(self) -> int | None:
+        """Content-Length parsed as Tornado will (after prepare): None when absent or invalid."""
+        pieces = {p.strip() for p in self.request.headers.get("Content-Length", "").split(",")}
+        value = pieces.pop()
+        if pieces or not value.isascii() or not value.isdigit():
+            return None
+        return int(value)
+
+    def check_same_origin(self) -> None:
+        """403 for a state-changing request a browser says came from another site (CSRF)."""
+        if self.request.method in SAFE_METHODS:
+            return
+        site = self.request.headers.get("Sec-Fetch-Site")
+        if site in ("cross-site", "same-site"):
+            raise tornado.web.HTTPError(403, "cross-site request refused")
+        origin = self.request.headers.get("Origin")
+        if origin is not None:
+            netloc = urllib.parse.urlsplit(origin).netloc.lower()
+            if netloc != self.request.headers.get("Host", "").lower():
+                raise tornado.web.HTTPError(403, "cross-origin request refused")
+
+    def data_received(self, chunk: bytes) -> None:
+        if self._expected is None:
+            self._expected = self._declared_length()
+        self._received += len(chunk)
+        limit = self.inventory_settings.web.max_body_bytes
+        if self._expected is None or self._received > min(self._expected, limit):
+            return  # a refused request (413, 411, 400): its data is dropped, never kept
+        self._chunks.append(chunk)
+        if self._received == self._expected:
+            self._body_complete()
+
+    def _body_complete(self) -> None:
+        self.request.body = b"".join(self._chunks)
+        self._chunks = []
+        request = self.request
+        try:
+            parse_body_arguments(
+                request.headers.get("Content-Type", ""),
+                request.body,
+                request.body_arguments,
+                request.files,
+                request.headers,
+            )
+        except HTTPInputError as exc:
+            self._body_error = f"invalid request body: {exc}"
+            return
+        for name, values in request.body_arguments.items():
+            request.arguments.setdefault(name, []).extend(values)
+
+    def check_body(self) -> None:
+        """400 when the body is a form that could not be parsed."""
+        if self._body_error:
+            raise tornado.web.HTTPError(400, "%s", self._body_error)
+
+    def json_body(self, required: bool = True) -> dict[str, Any]:
+        """The body as a JSON object; 400 naming the problem when it is not one."""
+        self.check_body()
+        raw = self.request.body
+        if not raw.strip():
+            if required:
+                raise tornado.web.HTTPError(400, "request body must be a JSON object")
+            return {}
+        try:
+            value = json.loads(raw.decode("utf-8"), parse_constant=_no_constants)
+        except UnicodeDecodeError:
+            raise tornado.web.HTTPError(400, "request body is not UTF-8") from None
+        except json.JSONDecodeError as exc:
+            raise tornado.web.HTTPError(
+                400,
+                f"request body is not valid JSON: {exc.msg} (line {exc.lineno}, "
+                f"column {exc.colno})",
+            ) from None
+        except ValueError as exc:
+            raise tornado.web.HTTPError(400, f"request body is not valid JSON: {exc}") from None
+        if not isinstance(value, dict):
+            raise tornado.web.HTTPError(400, "request body must be a JSON object")
+        return value
+
+    # --- identity -------------------------------------------------------------------------
+
+    def get_current_user(self) -> Identity | None:
+        """Trusted proxy headers, else a bearer token (401 when wrong), else the login cookie."""
+        web = self.inventory_settings.web
+        identity = proxy_identity(self.request.remote_ip, self.request.headers, web)
+        if identity is not None:
+            return identity
+        token = bearer_token(self.request.headers.get("Authorization", ""))
+        if token is not None:
+            identity = identity_for_digest(token_digest(token), web, "token")
+            if identity is None:
+                raise tornado.web.HTTPError(401, "invalid token")
+            return identity
+        return session_identity(self.get_cookie(SESSION_COOKIE), web)
+
+    @property
+    def current_identity(self) -> Identity | None:
+        return cast("Identity | None", self.current_user)
+
+    @property
+    def identity(self) -> Identity:
+        """The caller; only for handlers that required one (AuthenticatedHandler)."""
+        identity = self.current_identity
+        if identity is None:
+            raise tornado.web.HTTPError(401, "authentication required")
+        return identity
+
+    def require_groups(self, *groups: str) -> Identity:
+        """403 naming the group(s) unless the caller belongs to one of ``groups``."""
+        identity = self.identity
+        if not identity.in_any(groups):
+            names = ", ".join(repr(g) for g in groups)
+            needed = f"group {names}" if len(groups) == 1 else f"one of the groups {names}"
+            raise tornado.web.HTTPError(403, f"{needed} required")
+        return identity
+
+    def is_api_request(self) -> bool:
+        path = self.request.path
+        return path.startswith("/api/") or path == "/metrics" or path.startswith("/metrics/")
+
+    # --- responses ------------------------------------------------------------------------
 
     def write_json(self, payload: Any, status: int = 200) -> None:
         self.set_status(status)
@@ -59,7 +234,7 @@ class BaseHandler(tornado.web.RequestHandler):
         if isinstance(exc, redis.RedisError):
             status_code, reason = 503, "cache unavailable"
         elif isinstance(exc, tornado.web.HTTPError) and exc.log_message:
-            reason = exc.log_message
+            reason = exc.log_message % exc.args if exc.args else exc.log_message
         else:
             reason = self._reason
         self.set_status(status_code)
@@ -73,19 +248,20 @@ class BaseHandler(tornado.web.RequestHandler):
 
 
 class AuthenticatedHandler(BaseHandler):
-    """Requires ``Authorization: Bearer <token>`` whose SHA-256 is configured."""
+    """Requires an identity: 401 JSON for the API, a redirect to the login form for pages."""
 
-    def prepare(self) -> None:
-        header = self.request.headers.get("Authorization", "")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token:
-            raise tornado.web.HTTPError(401, "authentication required")
-        digest = hashlib.sha256(token.strip().encode()).hexdigest()
-        if not any(
-            hmac.compare_digest(digest, known)
-            for known in self.inventory_settings.web.api_token_hashes
-        ):
-            raise tornado.web.HTTPError(401, "invalid token")
+    def prepare(self) -> Awaitable[None] | None:
+        super().prepare()
+        if self.current_identity is not None:
+            return None
+        if not self.is_api_request() and self.request.method in ("GET", "HEAD"):
+            self.redirect(login_url(self.request.uri or "/"))
+            return None
+        raise tornado.web.HTTPError(401, "authentication required")
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not allowed")
 
 
 class NotFoundHandler(BaseHandler):

@@ -12,6 +12,7 @@ import json
 import logging
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -20,19 +21,12 @@ import redis
 
 from inventory.cache.keys import MANAGED_POLICY, Keys, Partition
 from inventory.cache.redis_cache import RedisCache
+from inventory.web.table_index import SORT_COLUMNS, TableIndex
+
+__all__ = ["MAX_LIMIT", "SORT_COLUMNS", "PolicySearch", "Query"]
 
 log = logging.getLogger(__name__)
 
-SORT_COLUMNS = {
-    "name": "name COLLATE NOCASE",
-    "arn": "arn",
-    "kind": "kind",
-    "account_id": "account_id",
-    "account_name": "account_name COLLATE NOCASE",
-    "region": "region",
-    "errors": "errors",
-    "last_updated": "last_updated",
-}
 MAX_LIMIT = 500
 #: Kinds offered by the resource typeahead (every cached ARN but derived views).
 TYPEAHEAD_SKIP = {
@@ -46,25 +40,15 @@ TYPEAHEAD_SKIP = {
 }
 
 SCHEMA = """
-CREATE TABLE rows (
-  id INTEGER PRIMARY KEY, arn TEXT UNIQUE NOT NULL, name TEXT NOT NULL, kind TEXT NOT NULL,
-  account_id TEXT, account_name TEXT, region TEXT, errors INTEGER NOT NULL DEFAULT 0,
-  last_updated REAL, doc TEXT NOT NULL);
-CREATE INDEX rows_name ON rows(name COLLATE NOCASE);
-CREATE INDEX rows_kind ON rows(kind, name COLLATE NOCASE);
-CREATE INDEX rows_account ON rows(account_id, name COLLATE NOCASE);
-CREATE INDEX rows_region ON rows(region, name COLLATE NOCASE);
-CREATE INDEX rows_errors ON rows(errors);
-CREATE INDEX rows_updated ON rows(last_updated);
-CREATE VIRTUAL TABLE rows_text USING fts5(text, content='', tokenize='trigram');
 CREATE TABLE arns (
-  id INTEGER PRIMARY KEY, arn TEXT UNIQUE NOT NULL, name TEXT NOT NULL, kind TEXT NOT NULL,
-  account_id TEXT);
+  id INTEGER PRIMARY KEY, arn TEXT UNIQUE NOT NULL, name TEXT COLLATE NOCASE NOT NULL,
+  kind TEXT NOT NULL, account_id TEXT);
 CREATE INDEX arns_name ON arns(name COLLATE NOCASE);
-CREATE INDEX arns_kind ON arns(kind, arn);
+CREATE INDEX arns_kind ON arns(kind, name COLLATE NOCASE);
 CREATE VIRTUAL TABLE arns_text USING fts5(name, content='', tokenize='trigram');
 CREATE TABLE policies (
-  account_id TEXT NOT NULL, arn TEXT NOT NULL, name TEXT NOT NULL, aws_managed INTEGER NOT NULL,
+  account_id TEXT NOT NULL, arn TEXT NOT NULL, name TEXT COLLATE NOCASE NOT NULL,
+  aws_managed INTEGER NOT NULL,
   PRIMARY KEY (account_id, arn));
 CREATE INDEX policies_name ON policies(account_id, name COLLATE NOCASE);
 """
@@ -94,12 +78,6 @@ def _fts_phrase(text: str) -> str:
     return '"' + text.replace('"', '""') + '"'
 
 
-def _searchable(row: Mapping[str, Any]) -> str:
-    tags = row.get("tags") or {}
-    parts = [row["arn"], row.get("name") or "", *(f"{k}={v}" for k, v in tags.items())]
-    return "\n".join(parts).lower()
-
-
 def _name_of(arn: str) -> str:
     tail = arn.rsplit(":", 1)[-1]
     return tail.rsplit("/", 1)[-1] or arn
@@ -108,7 +86,7 @@ def _name_of(arn: str) -> str:
 class PolicySearch:
     """Local, indexed copy of the policies table and of every cached ARN."""
 
-    def __init__(self, client: redis.Redis, keys: Keys) -> None:
+    def __init__(self, client: redis.Redis, keys: Keys, rebuild_seconds: float = 0.0) -> None:
         self.client = client
         self.keys = keys
         self.cache = RedisCache(client, keys)
@@ -117,6 +95,37 @@ class PolicySearch:
         self.lock = threading.RLock()
         self.cursor: str | None = None
         self.loaded = False
+        #: Rows by ARN (the source the table snapshot is built from) and the snapshot itself.
+        self.rows: dict[str, dict[str, Any]] = {}
+        self.table = TableIndex([])
+        self.rebuild_seconds = rebuild_seconds
+        self._dirty = False
+        self._built_at = 0.0
+        self._building: threading.Thread | None = None
+
+    def _rebuild(self, force: bool = False) -> None:
+        """Swap in a fresh snapshot when rows changed, at most every ``rebuild_seconds``.
+
+        With a rebuild interval the snapshot is built in a background thread and swapped in
+        when ready, so queries never wait for it; without one (tests) it is built at once.
+        """
+        now = time.monotonic()
+        if not self._dirty or (not force and now - self._built_at < self.rebuild_seconds):
+            return
+        if self._building is not None and self._building.is_alive():
+            return
+        rows = sorted(self.rows.values(), key=lambda r: r["arn"])
+        self._dirty = False
+        self._built_at = now
+        if force or self.rebuild_seconds <= 0:
+            self.table = TableIndex(rows)
+            return
+
+        def build() -> None:
+            self.table = TableIndex(rows)
+
+        self._building = threading.Thread(target=build, name="search-rebuild", daemon=True)
+        self._building.start()
 
     # --- loading and following changes ---------------------------------------------------
     def load(self) -> None:
@@ -142,14 +151,15 @@ class PolicySearch:
                     arns.append((arn, _name_of(arn), p.kind, p.account_id))
         with self.lock:
             self.db.execute("BEGIN")
-            for table in ("rows", "arns", "policies"):
+            for table in ("arns", "policies"):
                 self.db.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed names
-            for table in ("rows_text", "arns_text"):
-                self.db.execute(f"INSERT INTO {table}({table}) VALUES ('delete-all')")  # noqa: S608
-            self._upsert_rows(rows)
+            self.db.execute("INSERT INTO arns_text(arns_text) VALUES ('delete-all')")
             self._upsert_arns(arns)
             self.db.executemany("INSERT OR REPLACE INTO policies VALUES (?,?,?,?)", policies)
             self.db.execute("COMMIT")
+            self.rows = {r["arn"]: r for r in rows}
+            self._dirty = True
+            self._rebuild(force=True)
             self.cursor = cursor
             self.loaded = True
 
@@ -182,6 +192,7 @@ class PolicySearch:
                 self._apply(fields)
             self.db.execute("COMMIT")
             self.cursor = events[-1][0]
+            self._rebuild()
         return len(events)
 
     @staticmethod
@@ -209,43 +220,12 @@ class PolicySearch:
         elif p.kind not in TYPEAHEAD_SKIP:
             self._delete_arns(removed)
             self._upsert_arns([(a, _name_of(a), p.kind, p.account_id) for a in added])
-        self._delete_rows(json.loads(fields.get("rows_removed", "[]")))
-        self._upsert_rows(json.loads(fields.get("rows", "[]")))
-
-    def _upsert_rows(self, rows: Iterable[Mapping[str, Any]]) -> None:
-        rows = list(rows)
-        self._delete_rows([r["arn"] for r in rows])
-        for row in rows:
-            cur = self.db.execute(
-                "INSERT INTO rows (arn, name, kind, account_id, account_name, region, errors,"
-                " last_updated, doc) VALUES (?,?,?,?,?,?,?,?,?)",
-                (
-                    row["arn"],
-                    row["name"],
-                    row["kind"],
-                    row.get("account_id"),
-                    row.get("account_name"),
-                    row.get("region"),
-                    int(row.get("errors") or 0),
-                    row.get("last_updated"),
-                    json.dumps(row),
-                ),
-            )
-            self.db.execute(
-                "INSERT INTO rows_text (rowid, text) VALUES (?, ?)",
-                (cur.lastrowid, _searchable(row)),
-            )
-
-    def _delete_rows(self, arns: Iterable[str]) -> None:
-        for arn in arns:
-            found = self.db.execute("SELECT id, doc FROM rows WHERE arn=?", (arn,)).fetchone()
-            if found is None:
-                continue
-            self.db.execute(
-                "INSERT INTO rows_text (rows_text, rowid, text) VALUES ('delete', ?, ?)",
-                (found[0], _searchable(json.loads(found[1]))),
-            )
-            self.db.execute("DELETE FROM rows WHERE id=?", (found[0],))
+        for arn in json.loads(fields.get("rows_removed", "[]")):
+            self.rows.pop(arn, None)
+            self._dirty = True
+        for row in json.loads(fields.get("rows", "[]")):
+            self.rows[row["arn"]] = row
+            self._dirty = True
 
     def _upsert_arns(self, arns: Iterable[tuple[str, str, str, str]]) -> None:
         arns = list(arns)
@@ -273,50 +253,39 @@ class PolicySearch:
     # --- queries -----------------------------------------------------------------------------
     def query(self, q: Query) -> dict[str, Any]:
         """A page of rows matching the filters, sorted, with the total count."""
-        where, params = [], []
-        if q.text:
-            text = q.text.lower()
-            if len(text) >= 3:
-                where.append("id IN (SELECT rowid FROM rows_text WHERE rows_text MATCH ?)")
-                params.append(_fts_phrase(text))
-            else:
-                # Trigram indexes need 3 characters; shorter text matches names and ARNs.
-                where.append("(name LIKE ? ESCAPE '!' OR arn LIKE ? ESCAPE '!')")
-                like = f"%{_like_escape(text)}%"
-                params += [like, like]
-        for column, value in (("account_id", q.account), ("kind", q.kind), ("region", q.region)):
-            if value is not None:
-                where.append(f"{column} = ?")
-                params.append(value)
-        if q.has_errors is not None:
-            where.append("errors > 0" if q.has_errors else "errors = 0")
-        clause = f"WHERE {' AND '.join(where)}" if where else ""
-        order = SORT_COLUMNS[q.sort] + (" DESC" if q.descending else "")
-        with self.lock:
-            total = self.db.execute(f"SELECT count(*) FROM rows {clause}", params).fetchone()[0]  # noqa: S608
-            docs = self.db.execute(
-                f"SELECT doc FROM rows {clause} ORDER BY {order}, arn LIMIT ? OFFSET ?",  # noqa: S608
-                [*params, q.limit, q.offset],
-            ).fetchall()
-        return {"total": total, "rows": [json.loads(d[0]) for d in docs]}
+        self._rebuild()
+        table = self.table
+        total, rows = table.select(
+            q.text,
+            {"kind": q.kind, "account_id": q.account, "region": q.region},
+            q.has_errors,
+            q.sort,
+            q.descending,
+            q.offset,
+            q.limit,
+        )
+        return {"total": total, "rows": rows}
 
     def facets(self) -> dict[str, list[str]]:
         """Distinct accounts, kinds and regions, for the filter menus."""
-        with self.lock:
-            return {
-                column: [
-                    r[0]
-                    for r in self.db.execute(
-                        f"SELECT DISTINCT {column} FROM rows WHERE {column} IS NOT NULL ORDER BY 1"  # noqa: S608
-                    )
-                ]
-                for column in ("account_id", "kind", "region")
-            }
+        self._rebuild()
+        return self.table.facets()
 
     def typeahead_resources(self, text: str, kind: str | None, limit: int) -> list[dict[str, Any]]:
         """ARNs whose text starts with or contains ``text``; prefix matches first."""
-        text = text.lower()
         kind_clause, kind_params = ("AND kind = ?", [kind]) if kind else ("", [])
+        if text.startswith("arn:"):
+            # A typed ARN: a range scan of the ARN index (ARNs are case-sensitive).
+            with self.lock:
+                found_arns = self.db.execute(
+                    f"SELECT arn, name, kind, account_id FROM arns WHERE arn >= ? AND arn < ? "  # noqa: S608
+                    f"{kind_clause} ORDER BY arn LIMIT ?",
+                    [text, text + "\U0010ffff", *kind_params, limit],
+                ).fetchall()
+            return [
+                {"arn": a, "name": n, "kind": k, "account_id": acc} for a, n, k, acc in found_arns
+            ]
+        text = text.lower()
         with self.lock:
             prefix = self.db.execute(
                 f"SELECT arn, name, kind, account_id FROM arns WHERE name LIKE ? ESCAPE '!' "  # noqa: S608

@@ -116,10 +116,14 @@ def test_free_text_matches_arn_name_and_tags_as_substrings(web, world):
     assert {r["arn"] for r in by_tag["rows"]} == {
         r["arn"] for r in everything if r["tags"].get("owner") == "team-prod"
     }
-    short = get(web, "/api/v1/policies", q="ev", kind="sqs_queue", limit=500)
+    # Under three characters there are no trigrams: such text matches name prefixes.
+    short = get(web, "/api/v1/policies", q="De", kind="sqs_queue", limit=500)
     assert {r["arn"] for r in short["rows"]} == {
-        r["arn"] for r in everything if r["kind"] == "sqs_queue" and "ev" in r["arn"].lower()
+        r["arn"]
+        for r in everything
+        if r["kind"] == "sqs_queue" and r["name"].lower().startswith("de")
     }
+    assert short["total"] == 4
     literal = get(web, "/api/v1/policies", q="100%_", limit=5)
     assert literal == {"total": 0, "rows": [], "offset": 0, "limit": 5}
 
@@ -232,3 +236,13 @@ def test_index_follows_changes_and_reloads_after_a_gap(world):
     rt.redis.xtrim(rt.keys.changes(), maxlen=1)
     stale.sync()
     assert total(stale, "worker") == total(index, "worker")
+
+
+def test_typeahead_on_a_typed_arn_is_a_prefix_range(web, world):
+    _, _, seeds = world
+    dev = seeds[0]
+    prefix = f"arn:aws:iam::{dev.id}:role/dev-w"
+    results = get(web, "/api/v1/typeahead/resources", q=prefix)["results"]
+    assert [r["arn"] for r in results] == sorted(
+        dev.role_arn(r.name) for r in dev.roles if r.name.startswith("dev-w")
+    )

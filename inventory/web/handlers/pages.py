@@ -6,6 +6,7 @@ from typing import Any
 
 import tornado.web
 
+from inventory.web.auth import Identity
 from inventory.web.base import AuthenticatedHandler, BaseHandler
 
 MAX_ARN = 2048
@@ -24,18 +25,17 @@ class PageHandler(AuthenticatedHandler):
     template = ""
     page = ""
 
-    def identity(self) -> tuple[str, bool]:
-        """The signed-in name and whether it may review requests (the API enforces it too)."""
-        user: Any = self.current_user
-        name = getattr(user, "name", None) or (user if isinstance(user, str) else "")
-        groups = {g.lower() for g in getattr(user, "groups", ()) or ()}
-        admins = {g.lower() for g in self.inventory_settings.web.admin_groups}
-        is_admin = getattr(user, "is_admin", None)
-        return str(name), bool(is_admin if is_admin is not None else groups & admins)
-
     def render_page(self, **kwargs: Any) -> None:
-        name, is_admin = self.identity()
-        self.render(self.template, page=self.page, identity=name, is_admin=is_admin, **kwargs)
+        identity = self.identity
+        self.render(
+            self.template,
+            page=self.page,
+            identity=identity.name,
+            signed_in_via=identity.via,
+            # Only hides the review buttons: the API checks the groups again on every call.
+            is_admin=identity.in_any(self.inventory_settings.web.admin_groups),
+            **kwargs,
+        )
 
     def get(self) -> None:
         self.render_page()
@@ -45,11 +45,14 @@ class PageHandler(AuthenticatedHandler):
         if status_code >= 500 or not isinstance(exc, tornado.web.HTTPError):
             super().write_error(status_code, **kwargs)
             return
+        # The identity as prepare() found it; never looked up again while answering an error.
+        identity: Identity | None = getattr(self, "_current_user", None)
         self.set_status(status_code)
         self.render(
             "error.html",
             page="",
-            identity="",
+            identity=identity.name if identity else "",
+            signed_in_via=identity.via if identity else "",
             is_admin=False,
             status=status_code,
             message=exc.log_message or self._reason,

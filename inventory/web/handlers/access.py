@@ -1,0 +1,290 @@
+"""Login and logout; who may use which role; how fresh each account is; on-demand refresh."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import re
+import time
+from collections import defaultdict
+from typing import Any
+
+import tornado.web
+from kombu.exceptions import OperationalError
+
+from inventory.cache.keys import (
+    ACCOUNT,
+    ALL_ACCOUNTS,
+    GLOBAL,
+    IAM_KINDS,
+    PRINCIPAL_ACCESS,
+    ROLE_ACCESS,
+    Partition,
+)
+from inventory.cache.redis_cache import RedisCache
+from inventory.registry import BY_KIND, KINDS
+from inventory.schedule import ScheduleEntry, effective_schedule
+from inventory.settings import Settings
+from inventory.tasks.access import principal_key
+from inventory.web.auth import (
+    SESSION_COOKIE,
+    SESSION_DAYS,
+    identity_for_digest,
+    login_page,
+    safe_next,
+    session_value,
+    token_digest,
+)
+from inventory.web.base import AuthenticatedHandler, BaseHandler
+
+IAM_TASK = "inventory.cache_iam_resources_for_account"
+IAM_SCHEDULE = "cache_iam_resources_across_accounts"
+ROLE_ARN = re.compile(r"arn:aws[\w-]*:iam::\d{12}:role/\S+")
+MAX_ARN = 2048
+MAX_PRINCIPAL = 256
+#: Data older than this many schedule intervals is stale (one missed run is tolerated).
+STALE_INTERVALS = 2
+
+
+class LoginHandler(BaseHandler):
+    """``GET /login``: the form; ``POST /login``: a valid token sets the login cookie."""
+
+    def get(self) -> None:
+        self.set_header("Content-Type", "text/html; charset=utf-8")
+        self.finish(login_page(self.get_query_argument("next", "")))
+
+    def post(self) -> None:
+        content_type = self.request.headers.get("Content-Type", "")
+        if content_type.split(";")[0].strip().lower() == "application/json":
+            body = self.json_body()
+            token, next_path = body.get("token"), body.get("next")
+        else:
+            self.check_body()
+            token = self.get_body_argument("token", None)
+            next_path = self.get_body_argument("next", None)
+        if next_path is None:
+            next_path = self.get_query_argument("next", None)
+        web = self.inventory_settings.web
+        if not isinstance(token, str) or not token.strip():
+            raise tornado.web.HTTPError(401, "invalid token")
+        digest = token_digest(token)
+        if identity_for_digest(digest, web, "cookie") is None:
+            raise tornado.web.HTTPError(401, "invalid token")
+        self.set_cookie(
+            SESSION_COOKIE,
+            session_value(digest, web).decode(),
+            path="/",
+            max_age=int(SESSION_DAYS * 24 * 3600),
+            httponly=True,
+            secure=self.request.protocol == "https",
+            samesite="Strict",
+        )
+        self.redirect(safe_next(next_path if isinstance(next_path, str) else None), status=303)
+
+
+class LogoutHandler(BaseHandler):
+    """``POST /logout``: forget the login cookie."""
+
+    def post(self) -> None:
+        self.clear_cookie(
+            SESSION_COOKIE,
+            path="/",
+            httponly=True,
+            secure=self.request.protocol == "https",
+            samesite="Strict",
+        )
+        self.redirect("/login", status=303)
+
+
+class WhoAmIHandler(AuthenticatedHandler):
+    """``GET /api/v1/whoami``: the caller's name, groups and how it was identified."""
+
+    def get(self) -> None:
+        identity = self.identity
+        admin = identity.in_any(self.inventory_settings.web.admin_groups)
+        self.write_json(identity.public() | {"admin": admin})
+
+
+class EligibleRolesHandler(AuthenticatedHandler):
+    """``GET /api/v1/roles/eligible?principal=``: role ARNs a group or user may use."""
+
+    def get(self) -> None:
+        principal = self.get_query_argument("principal", "").strip().lower()
+        if not principal or len(principal) > MAX_PRINCIPAL:
+            raise tornado.web.HTTPError(400, "parameter 'principal' must be a group or an email")
+        found = self.readers.cache.get_items(
+            Partition(PRINCIPAL_ACCESS, ALL_ACCOUNTS, GLOBAL), [principal_key(principal)]
+        )
+        roles = json.loads(next(iter(found.values())))["roles"] if found else []
+        self.write_json({"principal": principal, "roles": sorted(roles)})
+
+
+class RolePrincipalsHandler(AuthenticatedHandler):
+    """``GET /api/v1/roles/principals?arn=``: the groups and users who may use a role."""
+
+    def get(self) -> None:
+        arn = self.get_query_argument("arn", "").strip()
+        if len(arn) > MAX_ARN or not ROLE_ARN.fullmatch(arn):
+            raise tornado.web.HTTPError(400, "parameter 'arn' must be an IAM role ARN")
+        found = self.readers.cache.get_items(Partition(ROLE_ACCESS, ALL_ACCOUNTS, GLOBAL), [arn])
+        principals = json.loads(found[arn])["principals"] if found else []
+        self.write_json({"arn": arn, "principals": sorted(principals)})
+
+
+def kind_schedules(settings: Settings) -> dict[str, ScheduleEntry]:
+    """The beat entry that refreshes each per-account kind, with the settings' overrides."""
+    entries = {e.name: e for e in effective_schedule(settings)}
+    found = dict.fromkeys(IAM_KINDS, entries[IAM_SCHEDULE])
+    found.update({k.kind: entries[k.schedule_name] for k in KINDS})
+    return found
+
+
+def account_freshness(cache: RedisCache, settings: Settings, now: float) -> list[dict[str, Any]]:
+    """Per mapped account and kind: age of the oldest partition, and whether that is stale.
+
+    A kind is stale when its data is older than two schedule intervals or missing; accounts
+    that are not ACTIVE are never synced, and kinds whose beat entry is disabled are not
+    expected, so neither is flagged.
+    """
+    schedules = kind_schedules(settings)
+    refreshed: dict[tuple[str, str], float] = {}
+    for p in cache.partitions():
+        if p.kind not in schedules:
+            continue
+        meta = cache.meta(p)
+        if meta is None:
+            continue
+        key = (p.account_id, p.kind)
+        refreshed[key] = min(refreshed.get(key, math.inf), meta.refreshed_at)
+    accounts = cache.items(Partition(ACCOUNT, ALL_ACCOUNTS, GLOBAL)).values()
+    rows = []
+    for account in sorted(accounts, key=lambda a: a["id"]):
+        kinds: dict[str, dict[str, Any]] = defaultdict(dict)
+        active = account.get("status") == "ACTIVE"
+        for kind, entry in schedules.items():
+            at = refreshed.get((account["id"], kind))
+            age = None if at is None else round(max(0.0, now - at), 3)
+            expected = active and entry.enabled
+            kinds[kind] = {
+                "age": age,
+                "refreshed_at": at,
+                "interval_seconds": entry.every,
+                "stale": expected and (age is None or age > STALE_INTERVALS * entry.every),
+            }
+        rows.append(
+            {
+                "id": account["id"],
+                "name": account.get("name"),
+                "status": account.get("status"),
+                "stale": any(k["stale"] for k in kinds.values()),
+                "kinds": dict(kinds),
+            }
+        )
+    return rows
+
+
+class FreshnessHandler(AuthenticatedHandler):
+    """``GET /api/v1/accounts/freshness``: per account and kind, how old the cached data is."""
+
+    def get(self) -> None:
+        now = time.time()
+        rows = account_freshness(self.readers.cache, self.inventory_settings, now)
+        self.write_json({"checked_at": now, "accounts": rows})
+
+
+def refresh_task(kind: str) -> str | None:
+    """The per-account task that re-syncs a kind, or None when none does."""
+    if kind in IAM_KINDS:
+        return IAM_TASK
+    registered = BY_KIND.get(kind)
+    return registered.for_account_task if registered else None
+
+
+def partition_of(cache: RedisCache, arn: str) -> Partition | None:
+    """The partition an ARN was last cached in, from the ARN index."""
+    partition_id = cache.client.hget(cache.keys.arn_index(), arn)
+    return None if partition_id is None else Partition.parse(str(partition_id))
+
+
+class RefreshBase(AuthenticatedHandler):
+    def arn_argument(self) -> str:
+        arn = self.get_query_argument("arn", "").strip()
+        if not arn.startswith("arn:") or len(arn) > MAX_ARN:
+            raise tornado.web.HTTPError(400, "parameter 'arn' must be an ARN")
+        return arn
+
+
+class RefreshHandler(RefreshBase):
+    """``POST /api/v1/refresh?arn=``: enqueue a re-sync of the account and kind of a resource."""
+
+    async def post(self) -> None:
+        send = self.readers.send_task
+        if send is None:
+            raise tornado.web.HTTPError(503, "refresh is not configured")
+        arn = self.arn_argument()
+        record = self.readers.cache.get(arn)
+        if record is None:
+            raise tornado.web.HTTPError(404, "no cached resource with that ARN")
+        task = refresh_task(str(record.get("kind")))
+        account_id = record.get("account_id")
+        if task is None or not isinstance(account_id, str):
+            raise tornado.web.HTTPError(
+                400, f"resources of kind {record.get('kind')!r} cannot be refreshed"
+            )
+        requested_at = time.time()
+        try:
+            # Publishing blocks (and retries) while the broker is unreachable: off the IOLoop.
+            task_id = await asyncio.get_running_loop().run_in_executor(
+                None, send, task, [account_id]
+            )
+        except (OperationalError, OSError):
+            raise tornado.web.HTTPError(503, "task queue unavailable") from None
+        self.write_json(
+            {
+                "task_id": task_id,
+                "task": task,
+                "account_id": account_id,
+                "requested_at": requested_at,
+            },
+            202,
+        )
+
+
+class RefreshStatusHandler(RefreshBase):
+    """``GET /api/v1/refresh/status?arn=&since=``: has the resource's partition been re-stored?"""
+
+    def get(self) -> None:
+        arn = self.arn_argument()
+        raw = self.get_query_argument("since", "").strip()
+        try:
+            since = float(raw)
+        except ValueError:
+            since = math.nan
+        if not math.isfinite(since) or since < 0:
+            raise tornado.web.HTTPError(400, "parameter 'since' must be a unix time")
+        p = partition_of(self.readers.cache, arn)
+        if p is None:
+            raise tornado.web.HTTPError(404, "no cached resource with that ARN")
+        meta = self.readers.cache.meta(p)
+        refreshed_at = meta.refreshed_at if meta else None
+        self.write_json(
+            {
+                "arn": arn,
+                "since": since,
+                "refreshed": refreshed_at is not None and refreshed_at > since,
+                "refreshed_at": refreshed_at,
+            }
+        )
+
+
+ROUTES = [
+    (r"/login", LoginHandler),
+    (r"/logout", LogoutHandler),
+    (r"/api/v1/whoami", WhoAmIHandler),
+    (r"/api/v1/roles/eligible", EligibleRolesHandler),
+    (r"/api/v1/roles/principals", RolePrincipalsHandler),
+    (r"/api/v1/accounts/freshness", FreshnessHandler),
+    (r"/api/v1/refresh", RefreshHandler),
+    (r"/api/v1/refresh/status", RefreshStatusHandler),
+]

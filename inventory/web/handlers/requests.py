@@ -1,0 +1,239 @@
+"""Policy change requests: list (Redis read model), create, approve, reject, cancel (DynamoDB)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import tornado.web
+
+from inventory.cache.keys import ALL_ACCOUNTS, GLOBAL, POLICY_REQUEST, Partition
+from inventory.cache.redis_cache import RedisCache
+from inventory.cache.requests import (
+    APPROVED,
+    CANCELLED,
+    REJECTED,
+    STATUSES,
+    PolicyRequests,
+    RequestConflict,
+)
+from inventory.cache.store import canonical_json, content_hash
+from inventory.web.base import AuthenticatedHandler
+
+READ_MODEL = Partition(POLICY_REQUEST, ALL_ACCOUNTS, GLOBAL)
+ARN = re.compile(r"arn:aws[a-z-]*:[a-z0-9-]+:[a-z0-9-]*:(\d{12})?:\S+")
+ACCOUNT_ID = re.compile(r"\d{12}")
+REQUEST_ID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+MAX_ARN, MAX_TEXT = 2048, 2000
+DEFAULT_LIMIT, MAX_LIMIT = 100, 1000
+
+T = TypeVar("T")
+
+
+def store_in_read_model(
+    cache: RedisCache, requests: PolicyRequests, record: dict[str, Any], now: float
+) -> None:
+    """Write one changed request into the Redis read model as ``cache_policy_requests`` would.
+
+    Only that record is written: a full rebuild from a scan could drop a request another
+    process has just created (scans are eventually consistent). A partition Redis has never
+    held is filled from the table first, so it is never marked complete with one record.
+    """
+    cached = cache.load_hashes(READ_MODEL)
+    records: dict[str, dict[str, Any]] = {}
+    if cached is None:
+        records = {r["arn"]: r for r in requests.all()}
+        complete = True
+    else:
+        meta = cache.meta(READ_MODEL)
+        complete = meta.complete if meta is not None else True
+    records[record["arn"]] = record
+    encoded: dict[str, tuple[str, str]] = {}
+    for arn, item in records.items():
+        document = canonical_json(item)
+        encoded[arn] = (document, content_hash(document))
+    cached = cached or {}
+    upserts = {arn: v for arn, v in encoded.items() if cached.get(arn) != v[1]}
+    count = len(cached.keys() | encoded.keys())
+    cache.apply(READ_MODEL, upserts, [], encoded, now, complete, count)
+
+
+def parse_arn(value: Any, cache: RedisCache) -> tuple[str, str]:
+    """(ARN, account id) of a request's resource; 400 naming 'arn' when it is not one."""
+    match = ARN.fullmatch(value.strip()) if isinstance(value, str) else None
+    if match is None or len(match.group(0)) > MAX_ARN:
+        raise tornado.web.HTTPError(
+            400, f"field 'arn' must be an ARN (arn:aws...) of at most {MAX_ARN} characters"
+        )
+    arn = match.group(0)
+    if match.group(1):
+        return arn, match.group(1)
+    # S3 bucket ARNs carry no account: the cached record knows it.
+    cached = cache.get(arn)
+    account_id = str(cached.get("account_id") or "") if cached else ""
+    if not ACCOUNT_ID.fullmatch(account_id):
+        raise tornado.web.HTTPError(
+            400, "field 'arn' has no account id and is not a cached resource"
+        )
+    return arn, account_id
+
+
+def parse_text(body: dict[str, Any], field: str, required: bool) -> str | None:
+    value = body.get(field)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not (1 <= len(value.strip()) <= MAX_TEXT):
+        raise tornado.web.HTTPError(400, f"field '{field}' must be 1 to {MAX_TEXT} characters")
+    return value.strip()
+
+
+def parse_policy_document(value: Any) -> dict[str, Any]:
+    """A policy document: a JSON object (or a string holding one) with a ``Statement``."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise tornado.web.HTTPError(
+                400, "field 'policy_document' is a string but not valid JSON"
+            ) from None
+    if not isinstance(value, dict):
+        raise tornado.web.HTTPError(400, "field 'policy_document' must be a JSON object")
+    statement = value.get("Statement")
+    if not isinstance(statement, list | dict) or not statement:
+        raise tornado.web.HTTPError(400, "field 'policy_document' must have a Statement")
+    return value
+
+
+class RequestsBase(AuthenticatedHandler):
+    """The requests table (503 when not configured) and its read model."""
+
+    def table(self) -> PolicyRequests:
+        if self.readers.requests is None:
+            raise tornado.web.HTTPError(503, "policy requests are not configured")
+        return self.readers.requests
+
+    async def blocking(self, fn: Callable[..., T], *args: Any) -> T:
+        """DynamoDB calls block (and retry): off the IOLoop."""
+        return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
+
+    def int_argument(self, name: str, default: int, low: int, high: int) -> int:
+        raw = self.get_query_argument(name, "").strip()
+        if not raw:
+            return default
+        if not raw.isascii() or not raw.isdigit() or not low <= int(raw) <= high:
+            raise tornado.web.HTTPError(
+                400, f"parameter '{name}' must be an integer from {low} to {high}"
+            )
+        return int(raw)
+
+    async def stored(self, record: dict[str, Any]) -> None:
+        """The changed record into the read model, so the list shows it at once."""
+        await self.blocking(
+            store_in_read_model, self.readers.cache, self.table(), record, time.time()
+        )
+
+
+class RequestsHandler(RequestsBase):
+    """``GET /api/v1/requests``: filtered, newest first; ``POST``: create a request."""
+
+    def get(self) -> None:
+        status = self.get_query_argument("status", "").strip().lower()
+        if status and status not in STATUSES:
+            raise tornado.web.HTTPError(
+                400, f"parameter 'status' must be one of {', '.join(STATUSES)}"
+            )
+        account = self.get_query_argument("account", "").strip()
+        if account and not ACCOUNT_ID.fullmatch(account):
+            raise tornado.web.HTTPError(400, "parameter 'account' must be a 12-digit account id")
+        arn = self.get_query_argument("arn", "").strip()
+        requester = self.get_query_argument("requester", "").strip()
+        limit = self.int_argument("limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
+        offset = self.int_argument("offset", 0, 0, 10**9)
+
+        found = [
+            r
+            for r in self.readers.cache.items(READ_MODEL).values()
+            if (not status or r.get("status") == status)
+            and (not account or r.get("account_id") == account)
+            and (not arn or r.get("resource_arn") == arn)
+            and (not requester or str(r.get("requester", "")).casefold() == requester.casefold())
+        ]
+        found.sort(key=lambda r: (r.get("created_at") or 0, r.get("id") or ""), reverse=True)
+        self.write_json(
+            {
+                "requests": found[offset : offset + limit],
+                "total": len(found),
+                "limit": limit,
+                "offset": offset,
+            }
+        )
+
+    async def post(self) -> None:
+        table = self.table()
+        body = self.json_body()
+        arn, account_id = parse_arn(body.get("arn"), self.readers.cache)
+        justification = parse_text(body, "justification", required=True)
+        assert justification is not None
+        document = parse_policy_document(body.get("policy_document"))
+        record = await self.blocking(
+            lambda: table.create(
+                arn=arn,
+                account_id=account_id,
+                requester=self.identity.name,
+                justification=justification,
+                policy_document=document,
+                now=time.time(),
+            )
+        )
+        await self.stored(record)
+        self.set_header("Location", f"/api/v1/requests/{record['id']}")
+        self.write_json(record, 201)
+
+
+class RequestHandler(RequestsBase):
+    """``GET /api/v1/requests/<id>``: one request from the read model."""
+
+    def get(self, request_id: str) -> None:
+        found = self.readers.cache.get_items(READ_MODEL, [request_id])
+        if not found:
+            raise tornado.web.HTTPError(404, "no request with that id")
+        self.write_json(json.loads(found[request_id]))
+
+
+class ReviewHandler(RequestsBase):
+    """``POST /api/v1/requests/<id>/(approve|reject|cancel)``: move a pending request on."""
+
+    async def post(self, request_id: str, action: str) -> None:
+        table = self.table()
+        if action in ("approve", "reject"):
+            identity = self.require_groups(*self.inventory_settings.web.admin_groups)
+        else:
+            identity = self.identity
+        comment = parse_text(self.json_body(required=False), "comment", required=False)
+        current = await self.blocking(table.get, request_id)
+        if current is None:
+            raise tornado.web.HTTPError(404, "no request with that id")
+        if action == "cancel" and current["requester"] != identity.name:
+            raise tornado.web.HTTPError(403, "only the requester may cancel a request")
+        status = {"approve": APPROVED, "reject": REJECTED, "cancel": CANCELLED}[action]
+        try:
+            record = await self.blocking(
+                lambda: table.set_status(request_id, status, identity.name, time.time(), comment)
+            )
+        except RequestConflict:
+            latest = await self.blocking(table.get, request_id)
+            now_status = (latest or current)["status"]
+            raise tornado.web.HTTPError(409, f"request is {now_status}, not pending") from None
+        await self.stored(record)
+        self.write_json(record)
+
+
+ROUTES = [
+    (r"/api/v1/requests", RequestsHandler),
+    (rf"/api/v1/requests/({REQUEST_ID})", RequestHandler),
+    (rf"/api/v1/requests/({REQUEST_ID})/(approve|reject|cancel)", ReviewHandler),
+]
