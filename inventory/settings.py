@@ -407,6 +407,13 @@ class WebSettings(_Section):
     search_sync_seconds: float = Field(
         1.0, gt=0, le=60, description="How often the search index applies cache changes"
     )
+    search_rebuild_seconds: float = Field(
+        10.0,
+        ge=0,
+        le=3600,
+        description="Least time between background rebuilds of the search snapshots "
+        "(the ARN typeahead: 6x this)",
+    )
 
     @field_validator("trusted_proxies")
     @classmethod

@@ -78,6 +78,7 @@ DEFAULTS = {
         "cookie_secret": None,
         "max_body_bytes": 262144,
         "search_sync_seconds": 1.0,
+        "search_rebuild_seconds": 10.0,
     },
     "cloudtrail": {
         "source": "none",

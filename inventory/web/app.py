@@ -38,7 +38,7 @@ def make_readers(settings: Settings) -> Readers:
     from inventory.web.search import PolicySearch
 
     runtime = Runtime(settings)
-    search = PolicySearch(runtime.redis, runtime.keys)
+    search = PolicySearch(runtime.redis, runtime.keys, settings.web.search_rebuild_seconds)
     search.sync_safely()
     celery = create_app(settings)
 

@@ -9,6 +9,7 @@ Text shorter than three characters matches name prefixes.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -53,32 +54,7 @@ class TableIndex:
             numbers = np.array([float(r.get(column) or 0) for r in self.rows], dtype=np.float64)
             self.orders[column] = np.argsort(numbers, kind="stable").astype(np.int64)
         self.names_sorted = self.sort_keys["name"][self.orders["name"]]
-        self.texts = [searchable(r).encode() for r in self.rows]
-        self._index_trigrams()
-
-    def _index_trigrams(self) -> None:
-        """Posting lists of every trigram, built with vector operations (no Python per trigram)."""
-        n = self.size
-        lengths = np.fromiter((len(t) for t in self.texts), np.int64, n)
-        data = np.frombuffer(b"".join(self.texts), dtype=np.uint8).astype(np.int64)
-        row_of = np.repeat(np.arange(n, dtype=np.int64), lengths)
-        if data.size < 3:
-            self.trigram_keys = np.zeros(0, dtype=np.int64)
-            return
-        codes = (data[:-2] << 16) | (data[1:-1] << 8) | data[2:]
-        same_row = row_of[:-2] == row_of[2:]
-        keys = codes[same_row] * max(n, 1) + row_of[:-2][same_row]
-        keys.sort()  # a plain sort: np.unique's hashing is far slower on this many keys
-        if keys.size:
-            keys = keys[np.concatenate(([True], keys[1:] != keys[:-1]))]
-        self.trigram_keys = keys  # sorted: trigram-major, then row
-
-    def _posting(self, trigram: bytes) -> np.ndarray:
-        n = max(self.size, 1)
-        code = (trigram[0] << 16) | (trigram[1] << 8) | trigram[2]
-        lo = np.searchsorted(self.trigram_keys, code * n)
-        hi = np.searchsorted(self.trigram_keys, (code + 1) * n)
-        return self.trigram_keys[lo:hi] - code * n
+        self.text = _PositionIndex([searchable(r).encode() for r in self.rows])
 
     def text_mask(self, text: str, within: np.ndarray | None = None) -> np.ndarray:
         """Rows (among ``within``) whose ARN, name or tags contain ``text``, case-insensitive."""
@@ -92,23 +68,9 @@ class TableIndex:
             lo = np.searchsorted(self.names_sorted, prefix, side="left")
             hi = np.searchsorted(self.names_sorted, prefix + "\U0010ffff", side="left")
             mask[self.orders["name"][lo:hi]] = True
-            return mask
-        postings = sorted(
-            (self._posting(needle[i : i + 3]) for i in range(len(needle) - 2)), key=len
-        )
-        candidates = postings[0]
-        for posting in postings[1:]:
-            if not candidates.size:
-                break
-            candidates = np.intersect1d(candidates, posting, assume_unique=True)
-        if within is not None and candidates.size:
-            candidates = candidates[within[candidates]]
-        if len(needle) > 3 and candidates.size:
-            # Every trigram present does not make the whole needle present: check each.
-            texts = self.texts
-            candidates = np.array([i for i in candidates.tolist() if needle in texts[i]], np.int64)
-        mask[candidates] = True
-        return mask
+            return mask if within is None else mask & within
+        mask[self.text.rows_containing(needle)] = True
+        return mask if within is None else mask & within
 
     def select(
         self,
@@ -142,3 +104,114 @@ class TableIndex:
 
     def facets(self) -> dict[str, list[str]]:
         return {column: sorted(v for v in self.values[column] if v) for column in FACETS}
+
+
+class NameIndex:
+    """Every cached ARN by name: prefix matches by binary search, substrings by trigrams."""
+
+    #: How many entries a filtered prefix scan may look at before it stops.
+    SCAN_LIMIT = 20_000
+
+    def __init__(self, entries: Sequence[tuple[str, str, str, str]]) -> None:
+        """``entries``: (arn, name, kind, account_id)."""
+        self.entries = sorted(entries, key=lambda e: (e[1].lower(), e[0]))
+        self.lower = [e[1].lower() for e in self.entries]
+        kinds = sorted({e[2] for e in self.entries})
+        self.kind_codes = {k: i for i, k in enumerate(kinds)}
+        self.kinds = np.fromiter(
+            (self.kind_codes[e[2]] for e in self.entries), np.int32, len(self.entries)
+        )
+        encoded = [name.encode() for name in self.lower]
+        self.text = _PositionIndex(encoded)
+        self.arns = sorted(range(len(self.entries)), key=lambda i: self.entries[i][0])
+        self.arns_sorted = [self.entries[i][0] for i in self.arns]
+
+    def arn_prefix(
+        self, prefix: str, kind: str | None, limit: int
+    ) -> list[tuple[str, str, str, str]]:
+        """Entries whose ARN starts with ``prefix`` (case-sensitive, as ARNs are), in ARN order."""
+        found = []
+        start = bisect.bisect_left(self.arns_sorted, prefix)
+        for position in range(start, min(len(self.arns), start + self.SCAN_LIMIT)):
+            if not self.arns_sorted[position].startswith(prefix) or len(found) >= limit:
+                break
+            entry = self.entries[self.arns[position]]
+            if kind is None or entry[2] == kind:
+                found.append(entry)
+        return found
+
+    def _allowed(self, index: int, kind: str | None) -> bool:
+        return kind is None or self.entries[index][2] == kind
+
+    def search(self, text: str, kind: str | None, limit: int) -> list[tuple[str, str, str, str]]:
+        """Names starting with ``text`` first (in name order), then names containing it."""
+        needle = text.lower()
+        found: list[int] = []
+        start = bisect.bisect_left(self.lower, needle)
+        for i in range(start, min(len(self.lower), start + self.SCAN_LIMIT)):
+            if not self.lower[i].startswith(needle) or len(found) >= limit:
+                break
+            if self._allowed(i, kind):
+                found.append(i)
+        if len(found) < limit and len(needle) >= 3:
+            rows = self.text.rows_containing(needle.encode())
+            if kind is not None:
+                code = self.kind_codes.get(kind)
+                rows = rows[self.kinds[rows] == code] if code is not None else rows[:0]
+            seen = set(found)
+            for i in rows.tolist():
+                if len(found) >= limit:
+                    break
+                if i not in seen:
+                    found.append(i)
+        return [self.entries[i] for i in found]
+
+
+class _PositionIndex:
+    """Positional trigram index over byte strings (one per row), built with vector operations.
+
+    ``keys`` holds ``code * span + position`` sorted: for each trigram, the sorted byte
+    positions where it occurs in the concatenated texts. Trigrams that would cross from one
+    row into the next are left out, so no match spans two rows. A needle matches where its
+    rarest trigram occurs and every other trigram follows at its offset: an exact substring.
+    """
+
+    def __init__(self, texts: Sequence[bytes]) -> None:
+        n = len(texts)
+        lengths = np.fromiter((len(t) for t in texts), np.int64, n)
+        self.starts = np.zeros(n, dtype=np.int64)
+        if n:
+            self.starts[1:] = np.cumsum(lengths)[:-1]
+        data = np.frombuffer(b"".join(texts), dtype=np.uint8).astype(np.int64)
+        self.span = max(int(data.size), 1)
+        if data.size < 3:
+            self.keys = np.zeros(0, dtype=np.int64)
+            return
+        row_of = np.repeat(np.arange(n, dtype=np.int64), lengths)
+        codes = (data[:-2] << 16) | (data[1:-1] << 8) | data[2:]
+        same_row = row_of[:-2] == row_of[2:]
+        keys = codes[same_row] * self.span + np.arange(codes.size, dtype=np.int64)[same_row]
+        keys.sort()
+        self.keys = keys
+
+    def _positions(self, trigram: bytes) -> np.ndarray:
+        code = (trigram[0] << 16) | (trigram[1] << 8) | trigram[2]
+        lo = np.searchsorted(self.keys, code * self.span)
+        hi = np.searchsorted(self.keys, (code + 1) * self.span)
+        return self.keys[lo:hi] - code * self.span
+
+    def rows_containing(self, needle: bytes) -> np.ndarray:
+        """Sorted row numbers whose text contains ``needle`` (at least 3 bytes)."""
+        postings = [(self._positions(needle[j : j + 3]), j) for j in range(len(needle) - 2)]
+        postings.sort(key=lambda item: item[0].size)
+        rarest, offset = postings[0]
+        starts = rarest - offset
+        for positions, j in postings[1:]:
+            if not starts.size:
+                break
+            wanted = starts + j
+            index = np.minimum(np.searchsorted(positions, wanted), positions.size - 1)
+            starts = starts[positions[index] == wanted] if positions.size else starts[:0]
+        if not starts.size:
+            return np.zeros(0, dtype=np.int64)
+        return np.unique(np.searchsorted(self.starts, starts, side="right") - 1)

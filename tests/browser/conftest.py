@@ -11,7 +11,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -181,7 +181,7 @@ class Watched:
         return self.page.goto(self.base + path)
 
 
-def open_page(browser: Any, web: Server, headers: dict[str, str] | None) -> Iterator[Watched]:
+def _open(browser: Any, web: Server, headers: dict[str, str] | None) -> tuple[Any, Watched]:
     context = browser.new_context(
         extra_http_headers=headers or {}, viewport={"width": 1280, "height": 900}, locale="en-US"
     )
@@ -201,26 +201,41 @@ def open_page(browser: Any, web: Server, headers: dict[str, str] | None) -> Iter
     page.on("dialog", on_dialog)
     page.on("pageerror", lambda exc: watched.errors.append(f"uncaught: {exc}"))
     page.on("console", on_console)
-    yield watched
-    context.close()
-    # No page ever ran injected script, threw, or broke the CSP.
-    assert watched.dialogs == []
-    assert watched.errors == []
+    return context, watched
 
 
 @pytest.fixture
-def admin_page(browser, web) -> Iterator[Watched]:
-    yield from open_page(browser, web, ADMIN)
+def page_as(browser, web) -> Iterator[Callable[[dict[str, str] | None], Watched]]:
+    """``page_as(headers)``: a fresh browser context sending those headers on every request.
+
+    When the test ends, no page may have opened a dialog (injected script), thrown, or logged
+    a console error (which is how Chromium reports a CSP violation).
+    """
+    opened: list[tuple[Any, Watched]] = []
+
+    def open_page(headers: dict[str, str] | None) -> Watched:
+        opened.append(_open(browser, web, headers))
+        return opened[-1][1]
+
+    yield open_page
+    for context, _ in opened:
+        context.close()
+    assert [(w.dialogs, w.errors) for _, w in opened] == [([], [])] * len(opened)
 
 
 @pytest.fixture
-def developer_page(browser, web) -> Iterator[Watched]:
-    yield from open_page(browser, web, DEVELOPER)
+def admin_page(page_as) -> Watched:
+    return page_as(ADMIN)
 
 
 @pytest.fixture
-def anonymous_page(browser, web) -> Iterator[Watched]:
-    yield from open_page(browser, web, None)
+def developer_page(page_as) -> Watched:
+    return page_as(DEVELOPER)
+
+
+@pytest.fixture
+def anonymous_page(page_as) -> Watched:
+    return page_as(None)
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from inventory.demo.seed import MANAGEMENT_ACCOUNT, demo_account
-from tests.browser.conftest import TOKEN, XSS, Watched, World
+from tests.browser.conftest import ADMIN, DEVELOPER, TOKEN, XSS, Watched, World
 
 ROWS = "#rows tr[data-arn]"
 PAGE_SIZE = 50  # the default
@@ -47,7 +47,9 @@ def test_root_redirects_to_policies(admin_page: Watched):
 
 def test_policies_page_lists_the_first_page_sorted_by_name_with_the_total(admin_page, world):
     rows = table_rows(world)
-    admin_page.goto("/policies")
+    response = admin_page.goto("/policies")
+    # The CSP is on: an inline script or style anywhere would be a console error (see conftest).
+    assert "script-src 'self'" in response.headers["content-security-policy"]
     wait_total(admin_page, len(rows))
 
     expected = sorted(rows.values(), key=lambda r: (r["name"].lower(), r["arn"]))[:PAGE_SIZE]
@@ -273,6 +275,15 @@ def test_a_hostile_arn_in_the_path_is_escaped_and_reported_not_cached(admin_page
     assert page.locator("#refresh").is_disabled()
 
 
+def test_a_hostile_user_name_from_the_proxy_is_shown_as_text(page_as):
+    name = '"><img src=x onerror=alert(4)>@example.com'
+    page = page_as({"X-Forwarded-User": name})
+    page.goto("/requests")
+    assert page.page.locator("#identity").inner_text() == name
+    assert page.page.locator("#requests-page").get_attribute("data-identity") == name
+    assert page.page.locator("img").count() == 0
+
+
 def test_a_path_that_is_not_an_arn_is_an_html_404(admin_page):
     response = admin_page.goto("/resource/not-an-arn")
     assert response.status == 404
@@ -299,6 +310,28 @@ def test_refresh_now_requests_a_refresh_then_shows_when_it_landed(admin_page, wo
 
 
 # --- /requests -------------------------------------------------------------------------------
+def create_request(page: Watched, arn: str, justification: str, action: str) -> dict:
+    """A request made through the API by the signed-in browser (as the page's script would)."""
+    if not page.page.url.startswith(page.base):
+        page.goto("/requests")
+    body = {
+        "arn": arn,
+        "justification": justification,
+        "policy_document": {
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Action": action, "Resource": "*"}],
+        },
+    }
+    status, created = page.page.evaluate(
+        """body => fetch("/api/v1/requests", {method: "POST", credentials: "same-origin",
+             headers: {"Content-Type": "application/json"}, body: JSON.stringify(body)})
+           .then(async r => [r.status, await r.json()])""",
+        body,
+    )
+    assert status == 201, created
+    return created
+
+
 def fill_request(page: Watched, arn_search: str, arn: str, justification: str, policy: str) -> None:
     p = page.page
     p.locator("#req-arn").fill("")
@@ -386,13 +419,26 @@ def test_an_admin_approves_a_pending_request(admin_page, world):
     assert item.is_visible()
 
 
-def test_a_developer_sees_requests_without_review_buttons(developer_page, world):
-    developer_page.goto("/requests")
-    page = developer_page.page
-    page.locator("#requests li.request").first.wait_for()
+def test_a_developer_may_cancel_their_own_request_but_not_review_others(page_as, world):
+    admin, developer = page_as(ADMIN), page_as(DEVELOPER)
+    theirs = create_request(admin, world.dev.role_arn("dev-app"), "Admin's own change", "s3:*")
+    mine = create_request(developer, world.dev.role_arn("dev-worker-0"), "Bob's change", "sqs:*")
+    assert mine["requester"] == "bob@example.com"
+
+    developer.goto("/requests")
+    page = developer.page
     assert page.locator("#requests-page").get_attribute("data-admin") == "false"
-    assert page.locator("#requests button").count() == 0
     assert page.locator("#identity").inner_text() == "bob@example.com"
+    other = page.locator(f"#requests li[data-id='{theirs['id']}']")
+    own = page.locator(f"#requests li[data-id='{mine['id']}']")
+    own.wait_for()
+    assert other.locator("button").count() == 0
+    assert own.locator("button").all_inner_texts() == ["Cancel request"]
+
+    own.locator("button", has_text="Cancel request").click()
+
+    own.locator(".badge-status", has_text="cancelled").wait_for()
+    assert own.locator(".review-note").inner_text() == "cancelled by bob@example.com"
 
 
 # --- /accounts -------------------------------------------------------------------------------
@@ -452,26 +498,6 @@ SAMPLE_REQUESTS = [
 ]
 
 
-def ensure_sample_requests(page: Watched, world: World) -> None:
-    """Requests made through the API from the signed-in browser, so the list is not empty."""
-    for role, justification, action in SAMPLE_REQUESTS:
-        body = {
-            "arn": world.dev.role_arn(role),
-            "justification": justification,
-            "policy_document": {
-                "Version": "2012-10-17",
-                "Statement": [{"Effect": "Allow", "Action": action, "Resource": "*"}],
-            },
-        }
-        status = page.page.evaluate(
-            """body => fetch("/api/v1/requests", {method: "POST", credentials: "same-origin",
-                 headers: {"Content-Type": "application/json"}, body: JSON.stringify(body)})
-               .then(r => r.status)""",
-            body,
-        )
-        assert status == 201
-
-
 @pytest.mark.parametrize(
     "name, path, ready",
     [
@@ -486,7 +512,8 @@ def test_screenshot(admin_page, world, screenshot_dir: Path, name, path, ready):
         path = resource_path(world.dev.role_arn(path.split(":", 1)[1]))
     admin_page.goto(path)
     if name == "requests":
-        ensure_sample_requests(admin_page, world)
+        for role, justification, action in SAMPLE_REQUESTS:
+            create_request(admin_page, world.dev.role_arn(role), justification, action)
         admin_page.page.reload()
     admin_page.page.locator(ready).first.wait_for(state="visible")
     admin_page.page.wait_for_load_state("networkidle")

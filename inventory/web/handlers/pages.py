@@ -37,9 +37,6 @@ class PageHandler(AuthenticatedHandler):
             **kwargs,
         )
 
-    def get(self) -> None:
-        self.render_page()
-
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         exc = kwargs.get("exc_info", (None, None))[1]
         if status_code >= 500 or not isinstance(exc, tornado.web.HTTPError):
@@ -59,15 +56,22 @@ class PageHandler(AuthenticatedHandler):
         )
 
 
-class PoliciesPage(PageHandler):
+class ShellPage(PageHandler):
+    """A page whose shell needs nothing but the identity; its script loads the data."""
+
+    def get(self) -> None:
+        self.render_page()
+
+
+class PoliciesPage(ShellPage):
     template, page = "policies.html", "policies"
 
 
-class RequestsPage(PageHandler):
+class RequestsPage(ShellPage):
     template, page = "requests.html", "requests"
 
 
-class AccountsPage(PageHandler):
+class AccountsPage(ShellPage):
     template, page = "accounts.html", "accounts"
 
 
@@ -76,7 +80,7 @@ class ResourcePage(PageHandler):
 
     template, page = "resource.html", "policies"
 
-    def get(self, arn: str) -> None:  # type: ignore[override]
+    def get(self, arn: str) -> None:
         if not arn.startswith("arn:") or len(arn) > MAX_ARN:
             raise tornado.web.HTTPError(404, "that is not an ARN")
         self.render_page(arn=arn, name=arn.rsplit("/", 1)[-1].rsplit(":", 1)[-1])
