@@ -8,12 +8,12 @@ import tornado.web
 
 from inventory.settings import Settings
 from inventory.web.base import NotFoundHandler, Readers
-from inventory.web.handlers import core, search
+from inventory.web.handlers import access, core, pages, requests, search
 
 __all__ = ["Readers", "make_app"]
 
 HERE = Path(__file__).resolve().parent
-MODULES = [core, search]
+MODULES = [core, search, requests, access, pages]
 
 
 def make_app(settings: Settings, readers: Readers) -> tornado.web.Application:

@@ -154,10 +154,11 @@ class NameIndex:
             if self._allowed(i, kind):
                 found.append(i)
         if len(found) < limit and len(needle) >= 3:
-            rows = self.text.rows_containing(needle.encode())
+            allowed = None
             if kind is not None:
-                code = self.kind_codes.get(kind)
-                rows = rows[self.kinds[rows] == code] if code is not None else rows[:0]
+                code = self.kind_codes.get(kind, -1)
+                allowed = self.kinds == code
+            rows = self.text.rows_containing(needle.encode(), limit + len(found), allowed)
             seen = set(found)
             for i in rows.tolist():
                 if len(found) >= limit:
@@ -200,18 +201,38 @@ class _PositionIndex:
         hi = np.searchsorted(self.keys, (code + 1) * self.span)
         return self.keys[lo:hi] - code * self.span
 
-    def rows_containing(self, needle: bytes) -> np.ndarray:
-        """Sorted row numbers whose text contains ``needle`` (at least 3 bytes)."""
+    def rows_containing(
+        self, needle: bytes, limit: int | None = None, allowed: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Sorted row numbers whose text contains ``needle`` (at least 3 bytes).
+
+        With ``limit``, only the first rows are wanted: positions are checked in chunks in
+        row order and the scan stops once enough rows matched (and passed ``allowed``).
+        """
         postings = [(self._positions(needle[j : j + 3]), j) for j in range(len(needle) - 2)]
         postings.sort(key=lambda item: item[0].size)
         rarest, offset = postings[0]
-        starts = rarest - offset
-        for positions, j in postings[1:]:
+        chunk = 4096 if limit else max(rarest.size, 1)
+        found: list[np.ndarray] = []
+        count = 0
+        for begin in range(0, rarest.size, chunk):
+            starts = rarest[begin : begin + chunk] - offset
+            for positions, j in postings[1:]:
+                if not starts.size:
+                    break
+                wanted = starts + j
+                index = np.minimum(np.searchsorted(positions, wanted), positions.size - 1)
+                starts = starts[positions[index] == wanted] if positions.size else starts[:0]
             if not starts.size:
+                continue
+            rows = np.unique(np.searchsorted(self.starts, starts, side="right") - 1)
+            if allowed is not None:
+                rows = rows[allowed[rows]]
+            found.append(rows)
+            count += rows.size
+            if limit is not None and count >= limit:
                 break
-            wanted = starts + j
-            index = np.minimum(np.searchsorted(positions, wanted), positions.size - 1)
-            starts = starts[positions[index] == wanted] if positions.size else starts[:0]
-        if not starts.size:
+        if not found:
             return np.zeros(0, dtype=np.int64)
-        return np.unique(np.searchsorted(self.starts, starts, side="right") - 1)
+        rows = np.unique(np.concatenate(found))
+        return rows if limit is None else rows[:limit]

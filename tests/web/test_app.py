@@ -353,7 +353,7 @@ def test_accounts_returns_the_org_account_ids_sorted(web, runtime, org):
 
 
 @pytest.mark.parametrize("token", [None, TOKEN], ids=["anonymous", "authenticated"])
-@pytest.mark.parametrize("path", ["/", "/nope", "/api/v1", "/api/v1/resources", "/healthz/x"])
+@pytest.mark.parametrize("path", ["/nope", "/api/v1", "/api/v1/resources", "/healthz/x"])
 def test_unknown_path_is_404_json_never_html(web, path, token):
     r = web.get(path, token)
     assert r.status == 404

@@ -226,8 +226,11 @@ class ReviewHandler(RequestsBase):
             )
         except RequestConflict:
             latest = await self.blocking(table.get, request_id)
-            now_status = (latest or current)["status"]
-            raise tornado.web.HTTPError(409, f"request is {now_status}, not pending") from None
+            if latest is None:
+                raise tornado.web.HTTPError(404, "no request with that id") from None
+            raise tornado.web.HTTPError(
+                409, f"request is {latest['status']}, not pending"
+            ) from None
         await self.stored(record)
         self.write_json(record)
 
