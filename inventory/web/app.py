@@ -8,12 +8,14 @@ import tornado.web
 
 from inventory.settings import Settings
 from inventory.web.base import NotFoundHandler, Readers
-from inventory.web.handlers import access, core, pages, requests, search
+from inventory.web.auth import cookie_secret
+from inventory.web.handlers import access, core, pages, search
+from inventory.web.handlers import requests as policy_requests
 
 __all__ = ["Readers", "make_app"]
 
 HERE = Path(__file__).resolve().parent
-MODULES = [core, search, requests, access, pages]
+MODULES = [core, search, policy_requests, access, pages]
 
 
 def make_app(settings: Settings, readers: Readers) -> tornado.web.Application:
@@ -26,7 +28,9 @@ def make_app(settings: Settings, readers: Readers) -> tornado.web.Application:
         serve_traceback=False,
         template_path=str(HERE / "templates"),
         static_path=str(HERE / "static"),
+        # Cross-site writes are refused in BaseHandler.check_same_origin (Fetch Metadata/Origin).
         xsrf_cookies=False,
+        cookie_secret=cookie_secret(settings.web),
     )
 
 
