@@ -97,7 +97,7 @@ def populate(client: redis.Redis, keys: Keys, rows: int, arns: int, rng: random.
         for kind in ("iam_role", "s3_bucket", "sqs_queue", "sns_topic"):
             p = Partition(kind, account, "global")
             mapping = {}
-            for n in range(per_partition):
+            for _ in range(per_partition):
                 name = f"{rng.choice(WORDS)}-{rng.choice(WORDS)}-{written}"
                 mapping[f"arn:aws:{kind.split('_')[0]}::{account}:{kind}/{name}"] = "{}"
                 written += 1

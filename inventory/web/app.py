@@ -7,8 +7,8 @@ from pathlib import Path
 import tornado.web
 
 from inventory.settings import Settings
-from inventory.web.base import NotFoundHandler, Readers
 from inventory.web.auth import cookie_secret
+from inventory.web.base import NotFoundHandler, Readers
 from inventory.web.handlers import access, core, pages, search
 from inventory.web.handlers import requests as policy_requests
 
