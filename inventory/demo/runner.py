@@ -232,7 +232,7 @@ def _run(member_accounts: int, state: Path, port: int, sup: Supervisor, stop: di
         ]
         table.add_row(account_id, account_names[account_id], *counts)
     console.print(table)
-    console.print(f"web: http://127.0.0.1:{port}/healthz")
+    console.print(f"web UI: http://127.0.0.1:{port}/login  (sign in with the token below)")
     console.print(f"API token: {token}")
     example = seeds[0].role_arn(f"{seeds[0].name}-app") if seeds else ""
     console.print(
