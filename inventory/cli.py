@@ -184,7 +184,20 @@ def metrics(settings: Settings, host: str | None, port: int | None) -> None:
 
 
 @main.command()
-@click.argument("kind", type=click.Choice(["iam", "accounts"]))
+@click.argument(
+    "kind",
+    type=click.Choice(
+        [
+            "iam",
+            "accounts",
+            "s3_buckets",
+            "sqs_queues",
+            "sns_topics",
+            "managed_policies",
+            "resources_from_aws_config",
+        ]
+    ),
+)
 @click.option("--account", "-a", "account_ids", multiple=True, help="Account id (default: all).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @with_settings
@@ -194,9 +207,16 @@ def sync(settings: Settings, kind: str, account_ids: tuple[str, ...], as_json: b
     from rich.progress import Progress
     from rich.table import Table
 
+    from inventory.registry import BY_STEM
     from inventory.runtime import Runtime
     from inventory.tasks.accounts import active_accounts, store_account_mapping
     from inventory.tasks.iam import sync_iam_account
+    from inventory.tasks.resources import sync_kind
+
+    def sync_one(account_id: str) -> dict[str, Any]:
+        if kind == "iam":
+            return sync_iam_account(runtime, account_id)
+        return sync_kind(runtime, BY_STEM[kind], account_id)
 
     runtime = Runtime(settings)
     console = Console(stderr=as_json)
@@ -208,10 +228,10 @@ def sync(settings: Settings, kind: str, account_ids: tuple[str, ...], as_json: b
     summaries: dict[str, Any] = {}
     failures = 0
     with Progress(console=console, transient=True) as progress:
-        bar = progress.add_task("IAM", total=len(accounts))
+        bar = progress.add_task(kind, total=len(accounts))
         for account_id in accounts:
             try:
-                summaries[account_id] = sync_iam_account(runtime, account_id)
+                summaries[account_id] = sync_one(account_id)
             except Exception as exc:  # noqa: BLE001 - reported per account, exit code says it
                 failures += 1
                 summaries[account_id] = {"error": f"{type(exc).__name__}: {exc}"}
@@ -224,7 +244,10 @@ def sync(settings: Settings, kind: str, account_ids: tuple[str, ...], as_json: b
             if "error" in s:
                 table.add_row(account_id, "-", "", "", "", "", s["error"])
                 continue
-            for k, p in s["partitions"].items():
+            partitions = s.get("partitions") or {
+                f"{BY_STEM[kind].kind} {region}": p for region, p in s["regions"].items()
+            }
+            for k, p in partitions.items():
                 table.add_row(
                     account_id,
                     k,
@@ -233,6 +256,59 @@ def sync(settings: Settings, kind: str, account_ids: tuple[str, ...], as_json: b
                 )
         console.print(table)
     if failures:
+        sys.exit(EXIT_FAILED)
+
+
+@main.command()
+@with_settings
+def check(settings: Settings) -> None:
+    """Validate the config, then reach Redis, the broker, DynamoDB and AWS; 1 if any fails."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from inventory.runtime import Runtime
+
+    runtime = Runtime(settings)
+    results: list[tuple[str, bool, str]] = [("configuration", True, "valid")]
+
+    def probe(name: str, fn: Callable[[], str]) -> None:
+        try:
+            results.append((name, True, fn()))
+        except Exception as exc:  # noqa: BLE001 - every failure is reported, not raised
+            text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            results.append((name, False, f"{type(exc).__name__}: {text}"[:200]))
+
+    def cache() -> str:
+        runtime.redis.ping()
+        return f"{len(runtime.redis_cache.partitions())} partitions cached"
+
+    def broker() -> str:
+        from inventory.celery_app import create_app
+
+        app = create_app(settings)
+        with app.connection_for_write() as connection:
+            connection.ensure_connection(max_retries=1, timeout=5)
+        return "reachable"
+
+    def dynamodb() -> str:
+        missing = [m.Meta.table_name for m in runtime.dynamo.models.values() if not m.exists()]
+        if missing:
+            raise RuntimeError(f"missing tables: {', '.join(missing)} (inventory tables create)")
+        return "tables present"
+
+    def aws() -> str:
+        sts = runtime.aws.hub_client("sts", settings.deployment_region)
+        return f"hub identity {sts.get_caller_identity()['Arn']}"
+
+    probe("redis cache", cache)
+    probe("celery broker", broker)
+    probe("dynamodb", dynamodb)
+    probe("aws", aws)
+    table = Table("check", "ok", "detail")
+    for name, ok, detail in results:
+        table.add_row(name, "yes" if ok else "NO", detail)
+    Console().print(table)
+    if not all(ok for _, ok, _ in results):
         sys.exit(EXIT_FAILED)
 
 
