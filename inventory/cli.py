@@ -138,7 +138,7 @@ def web(settings: Settings, host: str | None, port: int | None) -> None:
     "-n",
     "member_accounts",
     type=int,
-    default=3,
+    default=5,
     show_default=True,
     help="Member accounts in the demo organisation.",
 )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import secrets
 import shutil
@@ -15,13 +16,20 @@ import urllib.request
 from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
+from typing import Any
 
+import boto3
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from inventory.cache.keys import GLOBAL, IAM_KINDS, Partition
-from inventory.demo.seed import MANAGEMENT_ACCOUNT, SPOKE_ROLE, seed_demo_organisation
+from inventory.cache.keys import IAM_KINDS
+from inventory.demo.seed import (
+    MANAGEMENT_ACCOUNT,
+    SPOKE_ROLE,
+    cloudtrail_error_envelopes,
+    seed_demo_organisation,
+)
 from inventory.runtime import Runtime
 from inventory.settings import load_settings
 
@@ -96,6 +104,17 @@ def wait_until(check: Callable[[], bool], what: str, timeout: float = 60) -> Non
 def http_ok(url: str) -> bool:
     with urllib.request.urlopen(url, timeout=2) as response:
         return bool(response.status == 200)
+
+
+SWEEP = ("iam_resources", "managed_policies", "s3_buckets", "sqs_queues", "sns_topics")
+
+
+def _send(app: Any, name: str) -> None:
+    """Send a task and wait for it (fan-outs return at once; their children run on)."""
+    result = app.send_task(name)
+    result.get(timeout=120)
+    result.forget()
+    del result  # drop the result listener now, not during interpreter shutdown
 
 
 def run_demo(member_accounts: int, state_dir: str, reset: bool, port: int) -> int:
@@ -186,6 +205,13 @@ def _run(member_accounts: int, state: Path, port: int, sup: Supervisor, stop: di
     names = [n if i < len(DEMO_NAMES) else f"{n}{i}" for i, n in enumerate(names)]
     console.print(f"seeding a demo organisation with {member_accounts} member accounts...")
     seeds = seed_demo_organisation(moto_url, names)
+    # A few CloudTrail errors waiting on the queue EventBridge would feed.
+    sqs = boto3.client("sqs", endpoint_url=moto_url, region_name="us-east-1")
+    queue_url = sqs.create_queue(QueueName="inventory-cloudtrail-errors")["QueueUrl"]
+    for envelope in cloudtrail_error_envelopes(seeds, time.time()):
+        sqs.send_message(QueueUrl=queue_url, MessageBody=json.dumps(envelope))
+    env |= {"INVENTORY_CLOUDTRAIL__SOURCE": "sqs", "INVENTORY_CLOUDTRAIL__QUEUE_URL": queue_url}
+    settings = load_settings(paths=[], environ=env)
     runtime = Runtime(settings)
     runtime.ensure_tables()
     runtime.aws.hub_client("s3", "us-east-1").create_bucket(Bucket=DEMO_BUCKET)
@@ -200,35 +226,40 @@ def _run(member_accounts: int, state: Path, port: int, sup: Supervisor, stop: di
 
     app = create_app(settings)
     started = time.time()
-    for name, queue in (
-        ("inventory.cache_cloud_account_mapping", "maintenance"),
-        ("inventory.cache_iam_resources_across_accounts", "fanout"),
-    ):
-        result = app.send_task(name, queue=queue)
-        result.get(timeout=120)
-        result.forget()
-        del result  # drop the result listener now, not during interpreter shutdown
-    app.close()
+    _send(app, "inventory.cache_cloud_account_mapping")
+    for stem in SWEEP:
+        _send(app, f"inventory.cache_{stem}_across_accounts")
     accounts = [MANAGEMENT_ACCOUNT, *(s.id for s in seeds)]
+    wanted = {(f"cache_{stem}_for_account", a) for stem in SWEEP for a in accounts}
     with Progress(console=console, transient=True) as progress:
-        bar = progress.add_task("first IAM sweep", total=len(accounts))
+        bar = progress.add_task("first sweep (every kind, every account)", total=len(wanted))
         while not stop["now"]:
             done = {
-                s.account_id
+                (s.task, s.account_id)
                 for s in runtime.outcomes.status()
-                if s.task == "cache_iam_resources_for_account"
-                and max(s.last_success or 0, s.last_failure or 0) >= started
-            }
+                if max(s.last_success or 0, s.last_failure or 0) >= started
+            } & wanted
             progress.update(bar, completed=len(done))
-            if done >= set(accounts) or time.time() - started > 300:
+            if done >= wanted or time.time() - started > 300:
                 break
             time.sleep(0.5)
+    for task in ("cache_credential_authorization_mapping", "cache_cloudtrail_errors_by_arn"):
+        _send(app, f"inventory.{task}")
+    app.close()
 
-    table = Table("account", "name", *IAM_KINDS, title="cached after the first sweep")
+    kinds = [*IAM_KINDS, "s3_bucket", "sqs_queue", "sns_topic"]
+    table = Table("account", "name", *kinds, title="cached after the first sweep")
     account_names = {s.id: s.name for s in seeds} | {MANAGEMENT_ACCOUNT: "management"}
     for account_id in accounts:
         counts = [
-            str(len(runtime.redis_cache.items(Partition(k, account_id, GLOBAL)))) for k in IAM_KINDS
+            str(
+                sum(
+                    len(runtime.redis_cache.items(p))
+                    for p in runtime.redis_cache.partitions(k)
+                    if p.account_id == account_id
+                )
+            )
+            for k in kinds
         ]
         table.add_row(account_id, account_names[account_id], *counts)
     console.print(table)

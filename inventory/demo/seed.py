@@ -332,3 +332,48 @@ def seed_demo_organisation(
         seeder.create_account(demo_account(name, i))
         for i, name in enumerate(names or ["dev", "staging", "prod"])
     ]
+
+
+def cloudtrail_error_envelopes(seeds: list[AccountSeed], now: float) -> list[dict[str, Any]]:
+    """EventBridge envelopes of CloudTrail errors by each account's app role (for the demo)."""
+    import datetime as dt
+
+    envelopes = []
+    failures = [
+        ("AccessDenied", "s3.amazonaws.com", "GetObject", "arn:aws:s3:::{name}-secrets/config"),
+        ("AccessDenied", "sqs.amazonaws.com", "SendMessage", "arn:aws:sqs:us-east-1:{id}:audit"),
+        ("UnauthorizedOperation", "ec2.amazonaws.com", "RunInstances", None),
+    ]
+    for index, seed in enumerate(seeds):
+        role = seed.role_arn(f"{seed.name}-app")
+        for n in range(index + 2):
+            code, source, action, resource = failures[n % len(failures)]
+            when = dt.datetime.fromtimestamp(now - 60 * (n + 1), dt.UTC)
+            detail = {
+                "eventID": f"demo-{seed.id}-{n}",
+                "eventTime": when.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "eventSource": source,
+                "eventName": action,
+                "awsRegion": "us-east-1",
+                "errorCode": code,
+                "errorMessage": f"{role} is not authorized to perform {action}",
+                "recipientAccountId": seed.id,
+                "userIdentity": {
+                    "type": "AssumedRole",
+                    "arn": f"arn:aws:sts::{seed.id}:assumed-role/{seed.name}-app/session",
+                    "sessionContext": {"sessionIssuer": {"type": "Role", "arn": role}},
+                },
+                "resources": (
+                    [{"ARN": resource.format(name=seed.name, id=seed.id)}] if resource else []
+                ),
+            }
+            envelopes.append(
+                {
+                    "version": "0",
+                    "detail-type": "AWS API Call via CloudTrail",
+                    "source": "aws." + source.removesuffix(".amazonaws.com"),
+                    "account": seed.id,
+                    "detail": detail,
+                }
+            )
+    return envelopes
