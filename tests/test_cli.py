@@ -352,6 +352,28 @@ def test_demo_serves_the_org_and_ctrl_c_stops_every_process_it_started(tmp_path)
             assert roles[account_id] >= 1, (account_id, roles)
         # dev-app, dev-worker-0 and the spoke role; staging one more worker, prod two more.
         assert {n: roles[i] for n, i in names.items()} == {"dev": 3, "staging": 4, "prod": 5}
+        # The policies API (the search index) finds roles from every demo account.
+        table = api(port, "/api/v1/policies?kind=iam_role&limit=500", token)
+        by_account: dict[str, set[str]] = {}
+        for row in table["rows"]:
+            by_account.setdefault(row["account_id"], set()).add(row["name"])
+        assert {n: by_account[i] for n, i in names.items()} == {
+            "dev": {"dev-app", "dev-worker-0", "OrganizationAccountAccessRole"},
+            "staging": {
+                "staging-app",
+                "staging-worker-0",
+                "staging-worker-1",
+                "OrganizationAccountAccessRole",
+            },
+            "prod": {
+                "prod-app",
+                "prod-worker-0",
+                "prod-worker-1",
+                "prod-worker-2",
+                "OrganizationAccountAccessRole",
+            },
+        }
+        assert table["total"] == sum(roles.values())
 
         dev_app = f"arn:aws:iam::{names['dev']}:role/dev-app"
         role = api(port, "/api/v1/resource?" + urllib.parse.urlencode({"arn": dev_app}), token)
