@@ -213,6 +213,13 @@ def _run(member_accounts: int, state: Path, port: int, sup: Supervisor, stop: di
     env |= {"INVENTORY_CLOUDTRAIL__SOURCE": "sqs", "INVENTORY_CLOUDTRAIL__QUEUE_URL": queue_url}
     settings = load_settings(paths=[], environ=env)
     runtime = Runtime(settings)
+    # moto keeps nothing between runs: if the cache in the state directory describes other
+    # accounts than this run's organisation, start it afresh rather than show ghosts.
+    previous = {p.account_id for p in runtime.redis_cache.partitions()} - {"all", "aws"}
+    current = {MANAGEMENT_ACCOUNT, *(s.id for s in seeds)}
+    if previous - current:
+        console.print("the cached data is from another demo organisation: clearing it")
+        redis_lib.Redis(port=redis_port).flushall()
     runtime.ensure_tables()
     runtime.aws.hub_client("s3", "us-east-1").create_bucket(Bucket=DEMO_BUCKET)
 
