@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
-from inventory.aws.records import SkippedRecord
+from botocore.exceptions import ClientError
+
+from inventory.aws.errors import ACCESS_DENIED_CODES, error_code
+from inventory.aws.records import BadRecord, SkippedRecord
 
 
 @dataclass
@@ -29,3 +33,28 @@ class Listing:
             self.keep.add(arn)
         else:
             self.complete = False
+
+
+def add_detailed(
+    listing: Listing,
+    label: str,
+    arn: str,
+    read: Callable[[], dict[str, Any]],
+    gone: Collection[str],
+) -> None:
+    """Read one listed resource's details into the listing.
+
+    Deleted since the listing (a ``gone`` code): left out. Access denied or a malformed
+    record: skipped and reported, and its cached copy kept. Anything else raises.
+    """
+    try:
+        listing.records.append(read())
+    except ClientError as exc:
+        code = error_code(exc)
+        if code in gone:
+            return
+        if code not in ACCESS_DENIED_CODES:
+            raise
+        listing.skip(label, str(code), arn)
+    except (BadRecord, KeyError, ValueError) as exc:
+        listing.skip(label, str(exc), arn)

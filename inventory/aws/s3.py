@@ -6,9 +6,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from inventory.aws.errors import ACCESS_DENIED_CODES, error_code
-from inventory.aws.listing import Listing
-from inventory.aws.records import BadRecord, iso, policy_document, tags
+from inventory.aws.errors import error_code
+from inventory.aws.listing import Listing, add_detailed
+from inventory.aws.records import iso, policy_document, tags
 
 KIND = "s3_bucket"
 NO_POLICY = {"NoSuchBucketPolicy"}
@@ -73,16 +73,13 @@ def collect_buckets(client: Any, account_id: str, region: str) -> Listing:
     listing = Listing()
     for raw in get_buckets(client):
         name = raw["Name"]
-        try:
-            details = get_bucket_details(client, name)
-            listing.records.append(transform_bucket(raw, details, account_id))
-        except ClientError as exc:
-            code = error_code(exc)
-            if code in GONE:
-                continue  # deleted between the listing and the detail calls
-            if code not in ACCESS_DENIED_CODES:
-                raise
-            listing.skip(f"bucket {name}", f"{code}", bucket_arn(name))
-        except BadRecord as exc:
-            listing.skip(f"bucket {name}", str(exc), bucket_arn(name))
+        add_detailed(
+            listing,
+            f"bucket {name}",
+            bucket_arn(name),
+            lambda raw=raw: transform_bucket(
+                raw, get_bucket_details(client, raw["Name"]), account_id
+            ),
+            GONE,
+        )
     return listing

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from botocore.exceptions import ClientError
-
-from inventory.aws.errors import ACCESS_DENIED_CODES, error_code
-from inventory.aws.listing import Listing
-from inventory.aws.records import BadRecord, policy_document, tags
+from inventory.aws.listing import Listing, add_detailed
+from inventory.aws.records import policy_document, tags
 
 KIND = "sns_topic"
 GONE = {"NotFound", "NotFoundException"}
@@ -52,15 +49,11 @@ def collect_topics(client: Any, account_id: str, region: str) -> Listing:
     """Every topic of the region; a topic deleted meanwhile is left out, not an error."""
     listing = Listing()
     for arn in get_topic_arns(client):
-        try:
-            listing.records.append(transform_topic(get_topic(client, arn), account_id, region))
-        except ClientError as exc:
-            code = error_code(exc)
-            if code in GONE:
-                continue
-            if code not in ACCESS_DENIED_CODES:
-                raise
-            listing.skip(f"topic {arn}", str(code), arn)
-        except (BadRecord, KeyError) as exc:
-            listing.skip(f"topic {arn}", str(exc), arn)
+        add_detailed(
+            listing,
+            f"topic {arn}",
+            arn,
+            lambda arn=arn: transform_topic(get_topic(client, arn), account_id, region),
+            GONE,
+        )
     return listing

@@ -5,10 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from botocore.exceptions import ClientError
-
-from inventory.aws.errors import ACCESS_DENIED_CODES, error_code
-from inventory.aws.listing import Listing
+from inventory.aws.listing import Listing, add_detailed
 from inventory.aws.records import BadRecord, policy_document
 
 KIND = "sqs_queue"
@@ -74,16 +71,11 @@ def collect_queues(client: Any, account_id: str, region: str) -> Listing:
     listing = Listing()
     for url in get_queue_urls(client):
         name = url.rstrip("/").rsplit("/", 1)[-1]
-        arn = f"arn:aws:sqs:{region}:{account_id}:{name}"
-        try:
-            listing.records.append(transform_queue(get_queue(client, url), account_id, region))
-        except ClientError as exc:
-            code = error_code(exc)
-            if code in GONE:
-                continue
-            if code not in ACCESS_DENIED_CODES:
-                raise
-            listing.skip(f"queue {name}", str(code), arn)
-        except (BadRecord, KeyError, ValueError) as exc:
-            listing.skip(f"queue {name}", str(exc), arn)
+        add_detailed(
+            listing,
+            f"queue {name}",
+            f"arn:aws:sqs:{region}:{account_id}:{name}",
+            lambda url=url: transform_queue(get_queue(client, url), account_id, region),
+            GONE,
+        )
     return listing
