@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +25,8 @@ os.environ.update(
     AWS_DEFAULT_REGION="us-east-1",
 )
 os.environ.pop("AWS_PROFILE", None)
+# 4xx answers are what many web tests expect; keep Tornado's access log out of the output.
+logging.getLogger("tornado.access").setLevel(logging.ERROR)
 for name in [n for n in os.environ if n.startswith("INVENTORY_")]:
     del os.environ[name]
 
