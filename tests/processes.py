@@ -13,93 +13,23 @@ from inventory.celery_app import InventoryCelery, create_app
 from inventory.settings import load_settings
 
 
-class Worker:
-    def __init__(self, env: dict[str, str], log_path: Path, concurrency: int = 2) -> None:
+class CliProcess:
+    """`python -m inventory.cli ARGS` in its own process group, logging to a file."""
+
+    def __init__(self, env: dict[str, str], log_path: Path) -> None:
         self.env = env
         self.log_path = log_path
-        self.concurrency = concurrency
         self.proc: subprocess.Popen | None = None
-        self.name = f"test-{os.getpid()}-{time.monotonic_ns()}@localhost"
-        self.app: InventoryCelery = create_app(load_settings(paths=[], environ=env))
 
-    def start(self, timeout: float = 60.0) -> Worker:
+    def spawn(self, *args: str) -> None:
         log = self.log_path.open("wb")
         self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "inventory.cli",
-                "worker",
-                "--pool",
-                "prefork",
-                "--concurrency",
-                str(self.concurrency),
-                "--hostname",
-                self.name,
-                "--loglevel",
-                "INFO",
-            ],
+            [sys.executable, "-m", "inventory.cli", *args],
             env={**os.environ, **self.env},
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"worker exited {self.proc.returncode}:\n{self.log()}")
-            if self.app.control.ping(destination=[self.name], timeout=0.5):
-                return self
-        raise RuntimeError(f"worker did not answer ping within {timeout}s:\n{self.log()}")
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def kill(self) -> None:
-        """SIGKILL the worker and its pool processes at once: no chance to ack or requeue."""
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
-
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
-
-
-class Beat:
-    """A real `inventory beat` process (RedBeat)."""
-
-    def __init__(self, env: dict[str, str], log_path: Path, workdir: Path) -> None:
-        self.env = env
-        self.log_path = log_path
-        self.workdir = workdir
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> Beat:
-        log = self.log_path.open("wb")
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "inventory.cli",
-                "beat",
-                "--loglevel",
-                "DEBUG",
-                "--schedule-file",
-                str(self.workdir / f"beat-{time.monotonic_ns()}"),
-            ],
-            env={**os.environ, **self.env},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        return self
 
     @property
     def pid(self) -> int:
@@ -110,15 +40,56 @@ class Beat:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def kill(self) -> None:
+        """SIGKILL the whole process group at once: no chance to ack, requeue or clean up."""
         if self.proc is not None and self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait()
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 30) -> None:
         if self.proc is None or self.proc.poll() is not None:
             return
         os.killpg(self.proc.pid, signal.SIGTERM)
         try:
-            self.proc.wait(20)
+            self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
             self.kill()
+
+
+class Worker(CliProcess):
+    """A real prefork `inventory worker`, ready once it answers a ping."""
+
+    def __init__(self, env: dict[str, str], log_path: Path, concurrency: int = 2) -> None:
+        super().__init__(env, log_path)
+        self.concurrency = concurrency
+        self.name = f"test-{os.getpid()}-{time.monotonic_ns()}@localhost"
+        self.app: InventoryCelery = create_app(load_settings(paths=[], environ=env))
+
+    def start(self, timeout: float = 60.0) -> Worker:
+        self.spawn(
+            "worker", "--pool", "prefork", "--concurrency", str(self.concurrency),
+            "--hostname", self.name, "--loglevel", "INFO",
+        )  # fmt: skip
+        assert self.proc is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"worker exited {self.proc.returncode}:\n{self.log()}")
+            if self.app.control.ping(destination=[self.name], timeout=0.5):
+                return self
+        raise RuntimeError(f"worker did not answer ping within {timeout}s:\n{self.log()}")
+
+
+class Beat(CliProcess):
+    """A real `inventory beat` process (RedBeat)."""
+
+    def __init__(self, env: dict[str, str], log_path: Path, workdir: Path) -> None:
+        super().__init__(env, log_path)
+        self.workdir = workdir
+
+    def start(self) -> Beat:
+        schedule = str(self.workdir / f"beat-{time.monotonic_ns()}")
+        self.spawn("beat", "--loglevel", "DEBUG", "--schedule-file", schedule)
+        return self
+
+    def stop(self, timeout: float = 20) -> None:
+        super().stop(timeout)
