@@ -43,7 +43,7 @@ def transform_organization_account(raw: dict[str, Any]) -> dict[str, Any]:
 
 
 def static_account_record(
-    account_id: str, name: str, status: str, email: str | None, role_name: str | None
+    account_id: str, name: str, status: str | None, email: str | None, role_name: str | None
 ) -> dict[str, Any]:
     """An account listed in settings as our account record."""
     return {

@@ -38,15 +38,15 @@ def build_mapping(
     static: Mapping[str, Iterable[str]],
 ) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
     """(role ARN -> principals, principal -> role ARNs); pure."""
-    tag_keys = list(tag_keys)
+    keys = list(tag_keys)
     by_role: dict[str, set[str]] = defaultdict(set)
     for role in roles:
-        principals = principals_from_tags(role.get("tags") or {}, tag_keys)
-        if principals:
-            by_role[role["arn"]].update(principals)
-    for arn, principals in static.items():
+        tagged = principals_from_tags(role.get("tags") or {}, keys)
+        if tagged:
+            by_role[role["arn"]].update(tagged)
+    for arn, listed in static.items():
         # Groups and emails compare case-insensitively: one principal, one record.
-        by_role[arn].update(p.lower() for p in principals)
+        by_role[arn].update(p.lower() for p in listed)
     by_principal: dict[str, set[str]] = defaultdict(set)
     for arn, principals in by_role.items():
         for principal in principals:

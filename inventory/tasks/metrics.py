@@ -36,7 +36,7 @@ def report_celery_last_success_metrics(self: InventoryTask) -> dict[str, dict[st
         task: min((a for a in by_account.values() if a is not None), default=None)
         for task, by_account in ages.items()
     }
-    gauge = {task: age for task, age in per_task.items() if age is not None}
+    gauge: dict[str, float] = {task: age for task, age in per_task.items() if age is not None}
     if gauge:
         self.runtime.redis.hset(self.runtime.keys.last_success_gauge(), mapping=gauge)
     return ages
