@@ -1,13 +1,16 @@
 """An HTTP proxy in front of the moto server that answers chosen AWS actions with errors.
 
 Fault injection over the wire: the worker under test talks to this proxy exactly as it would
-to AWS, and the proxy returns a real AWS error response (query-protocol XML or JSON) for the
-actions a test names, optionally only for the first N matching calls.
+to AWS, and the proxy returns a real AWS error response (query-protocol XML, JSON, or S3's
+REST XML) for the actions a test names: optionally only for the first N matching calls, after
+letting ``skip`` through, for a seeded random share (``rate``) of them, or only for requests
+whose body contains ``match`` (e.g. one account's role ARN in an AssumeRole call).
 """
 
 from __future__ import annotations
 
 import http.client
+import random
 import threading
 import time
 from dataclasses import dataclass
@@ -26,6 +29,32 @@ class Fault:
     hits: int = 0
     region: str | None = None  # None: every region
     delay: float = 0.0  # > 0: hold the request this long, then forward it (no error)
+    skip: int = 0  # let this many matching calls through first
+    rate: float | None = None  # None: every matching call; else this share of them
+    match: str | None = None  # None: any request; else only bodies containing this text
+    rng: random.Random | None = None  # seeded, so a run injects the same sequence of faults
+    seen: int = 0  # matching calls, faulted or not
+
+    def applies(self, action: str, region: str | None, body: str) -> bool:
+        if self.action != action:
+            return False
+        if self.region is not None and self.region != region:
+            return False
+        if self.match is not None and self.match not in body:
+            return False
+        return self.remaining is None or self.remaining > 0
+
+    def fires(self) -> bool:
+        """Count one matching call; True when this one gets the fault."""
+        self.seen += 1
+        if self.seen <= self.skip:
+            return False
+        if self.rate is not None and self.rng is not None and self.rng.random() >= self.rate:
+            return False
+        if self.remaining is not None:
+            self.remaining -= 1
+        self.hits += 1
+        return True
 
 
 class FaultProxy:
@@ -59,15 +88,30 @@ class FaultProxy:
         status: int = 400,
         times: int | None = None,
         region: str | None = None,
+        skip: int = 0,
+        rate: float | None = None,
+        seed: int = 0,
+        match: str | None = None,
     ) -> Fault:
-        fault = Fault(action, code, status, times, region=region)
+        """Answer matching calls with ``code``; ``rate`` picks that share of them (seeded)."""
+        fault = Fault(
+            action,
+            code,
+            status,
+            times,
+            region=region,
+            skip=skip,
+            rate=rate,
+            match=match,
+            rng=random.Random(seed) if rate is not None else None,
+        )
         with self.lock:
             self.faults.append(fault)
         return fault
 
-    def slow(self, action: str, seconds: float, times: int | None = None) -> Fault:
+    def slow(self, action: str, seconds: float, times: int | None = None, skip: int = 0) -> Fault:
         """Hold matching requests for ``seconds`` before forwarding them."""
-        fault = Fault(action, "", 0, times, delay=seconds)
+        fault = Fault(action, "", 0, times, delay=seconds, skip=skip)
         with self.lock:
             self.faults.append(fault)
         return fault
@@ -80,16 +124,11 @@ class FaultProxy:
         with self.lock:
             return sum(1 for c in self.calls if c == action)
 
-    def _match(self, action: str, region: str | None) -> Fault | None:
+    def _match(self, action: str, region: str | None, body: str = "") -> Fault | None:
         with self.lock:
             self.calls.append(action)
             for fault in self.faults:
-                if fault.region is not None and fault.region != region:
-                    continue
-                if fault.action == action and (fault.remaining is None or fault.remaining > 0):
-                    if fault.remaining is not None:
-                        fault.remaining -= 1
-                    fault.hits += 1
+                if fault.applies(action, region, body) and fault.fires():
                     return fault
         return None
 
@@ -105,13 +144,21 @@ class FaultProxy:
             def _proxy(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
-                action = _action(self.headers.get("X-Amz-Target"), body, self.path)
-                fault = proxy._match(action, _region(self.headers.get("Authorization", "")))
+                authorization = self.headers.get("Authorization", "")
+                service = _scope(authorization, 3)
+                target = self.headers.get("X-Amz-Target")
+                if service == "s3":
+                    action = _s3_action(self.command, self.path)
+                else:
+                    action = _action(target, body, self.path)
+                fault = proxy._match(
+                    action, _scope(authorization, 2), body.decode(errors="replace")
+                )
                 if fault is not None and fault.delay:
                     time.sleep(fault.delay)
                     fault = None
                 if fault is not None:
-                    self._error(fault, json_protocol=bool(self.headers.get("X-Amz-Target")))
+                    self._error(fault, "s3" if service == "s3" else "json" if target else "query")
                     return
                 conn = http.client.HTTPConnection(
                     proxy.upstream_host, proxy.upstream_port, timeout=60
@@ -129,8 +176,14 @@ class FaultProxy:
                 self.wfile.write(data)
                 conn.close()
 
-            def _error(self, fault: Fault, json_protocol: bool) -> None:
-                if json_protocol:
+            def _error(self, fault: Fault, protocol: str) -> None:
+                if protocol == "s3":
+                    data = (
+                        f"<Error><Code>{fault.code}</Code><Message>injected {fault.code}"
+                        "</Message><RequestId>fault-proxy</RequestId></Error>"
+                    ).encode()
+                    ctype = "application/xml"
+                elif protocol == "json":
                     data = (
                         f'{{"__type":"{fault.code}","message":"injected {fault.code}"}}'
                     ).encode()
@@ -154,13 +207,38 @@ class FaultProxy:
         return Handler
 
 
-def _region(authorization: str) -> str | None:
-    """The region of a SigV4 request: ``Credential=KEY/DATE/REGION/SERVICE/aws4_request``."""
+def _scope(authorization: str, index: int) -> str | None:
+    """A part of a SigV4 scope, ``Credential=KEY/DATE/REGION/SERVICE/aws4_request``."""
     marker = "Credential="
     if marker not in authorization:
         return None
     scope = authorization.split(marker, 1)[1].split(",", 1)[0].split("/")
-    return scope[2] if len(scope) > 2 else None
+    return scope[index] if len(scope) > index else None
+
+
+def _region(authorization: str) -> str | None:
+    return _scope(authorization, 2)
+
+
+def _s3_action(method: str, path: str) -> str:
+    """S3's REST operations by method and path (path-style: /bucket or /bucket/key)."""
+    parts = urlsplit(path)
+    has_key = "/" in parts.path.strip("/")
+    query = parse_qs(parts.query, keep_blank_values=True)
+    if has_key:
+        return {
+            "PUT": "PutObject",
+            "GET": "GetObject",
+            "HEAD": "HeadObject",
+            "DELETE": "DeleteObject",
+        }.get(method, method)
+    if method == "GET" and "versions" in query:
+        return "ListObjectVersions"
+    if method == "GET":
+        return "ListObjectsV2" if query.get("list-type") == ["2"] else "ListObjects"
+    return {"PUT": "CreateBucket", "HEAD": "HeadBucket", "DELETE": "DeleteBucket"}.get(
+        method, method
+    )
 
 
 def _action(target: str | None, body: bytes, path: str) -> str:
