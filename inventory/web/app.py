@@ -11,6 +11,7 @@ from inventory.web.auth import cookie_secret
 from inventory.web.base import NotFoundHandler, Readers
 from inventory.web.handlers import access, core, pages, search
 from inventory.web.handlers import requests as policy_requests
+from inventory.web.openapi import ROUTES as OPENAPI_ROUTES
 
 __all__ = ["Readers", "make_app"]
 
@@ -21,6 +22,7 @@ MODULES = [core, search, policy_requests, access, pages]
 def make_app(settings: Settings, readers: Readers) -> tornado.web.Application:
     deps = {"settings": settings, "readers": readers}
     routes = [(pattern, handler, deps) for module in MODULES for pattern, handler in module.ROUTES]
+    routes += [(pattern, handler, deps) for pattern, handler in OPENAPI_ROUTES]
     return tornado.web.Application(
         routes,
         default_handler_class=NotFoundHandler,

@@ -6,8 +6,8 @@ import re
 
 import tornado.web
 
-_ACCOUNT = re.compile(r"^\d{12}$")
-_TOKEN = re.compile(r"^[\w.:/-]{1,128}$")
+_ACCOUNT = re.compile(r"^\d{12}$", re.ASCII)  # not other scripts' digits
+_TOKEN = re.compile(r"^[\w.:/-]{1,128}$", re.ASCII)
 
 
 def bad(name: str, problem: str) -> tornado.web.HTTPError:

@@ -40,7 +40,7 @@ from inventory.web.base import AuthenticatedHandler, BaseHandler
 
 IAM_TASK = "inventory.cache_iam_resources_for_account"
 IAM_SCHEDULE = "cache_iam_resources_across_accounts"
-ROLE_ARN = re.compile(r"arn:aws[\w-]*:iam::\d{12}:role/\S+")
+ROLE_ARN = re.compile(r"arn:aws[\w-]*:iam::\d{12}:role/\S+", re.ASCII)
 MAX_ARN = 2048
 MAX_PRINCIPAL = 256
 #: Data older than this many schedule intervals is stale (one missed run is tolerated).

@@ -25,8 +25,8 @@ from inventory.cache.store import canonical_json, content_hash
 from inventory.web.base import AuthenticatedHandler
 
 READ_MODEL = Partition(POLICY_REQUEST, ALL_ACCOUNTS, GLOBAL)
-ARN = re.compile(r"arn:aws[a-z-]*:[a-z0-9-]+:[a-z0-9-]*:(\d{12})?:\S+")
-ACCOUNT_ID = re.compile(r"\d{12}")
+ARN = re.compile(r"arn:aws[a-z-]*:[a-z0-9-]+:[a-z0-9-]*:(\d{12})?:[^\s\x00-\x1f\x7f]+", re.ASCII)
+ACCOUNT_ID = re.compile(r"\d{12}", re.ASCII)
 REQUEST_ID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 MAX_ARN, MAX_TEXT = 2048, 2000
 DEFAULT_LIMIT, MAX_LIMIT = 100, 1000
@@ -120,6 +120,14 @@ class RequestsBase(AuthenticatedHandler):
         """DynamoDB calls block (and retry): off the IOLoop."""
         return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
 
+    def json_request(self, required: bool = True) -> dict[str, Any]:
+        """The JSON object body; 415 for a body of another media type (what a form sends)."""
+        if self.request.body.strip():
+            media = self.request.headers.get("Content-Type", "").split(";")[0].strip().lower()
+            if media != "application/json" and not media.endswith("+json"):
+                raise tornado.web.HTTPError(415, "request body must be application/json")
+        return self.json_body(required)
+
     def int_argument(self, name: str, default: int, low: int, high: int) -> int:
         raw = self.get_query_argument(name, "").strip()
         if not raw:
@@ -174,7 +182,7 @@ class RequestsHandler(RequestsBase):
 
     async def post(self) -> None:
         table = self.table()
-        body = self.json_body()
+        body = self.json_request()
         arn, account_id = parse_arn(body.get("arn"), self.readers.cache)
         justification = parse_text(body, "justification", required=True)
         assert justification is not None
@@ -213,7 +221,7 @@ class ReviewHandler(RequestsBase):
             identity = self.require_groups(*self.inventory_settings.web.admin_groups)
         else:
             identity = self.identity
-        comment = parse_text(self.json_body(required=False), "comment", required=False)
+        comment = parse_text(self.json_request(required=False), "comment", required=False)
         current = await self.blocking(table.get, request_id)
         if current is None:
             raise tornado.web.HTTPError(404, "no request with that id")
