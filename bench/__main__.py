@@ -1,0 +1,44 @@
+"""``python -m bench iam|sweep|web [options]``: run one benchmark (each writes bench/results/)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+
+def _iam(argv: list[str]) -> int:
+    from bench.iam import main
+
+    return main(argv)
+
+
+def _sweep(argv: list[str]) -> int:
+    from bench.sweep import main
+
+    return main(argv)
+
+
+def _web(argv: list[str]) -> int:
+    from bench.web import main
+
+    sys.argv = ["bench web", *argv]
+    return main()
+
+
+BENCHMARKS: dict[str, Callable[[list[str]], int]] = {"iam": _iam, "sweep": _sweep, "web": _web}
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] not in BENCHMARKS:
+        print("usage: python -m bench {iam|sweep|web} [--help | options]", file=sys.stderr)
+        return 2
+    return BENCHMARKS[argv[0]](argv[1:])
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
