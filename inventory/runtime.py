@@ -13,6 +13,7 @@ from inventory.cache.dynamo import DynamoStore
 from inventory.cache.keys import Keys
 from inventory.cache.policies_table import PoliciesTable
 from inventory.cache.redis_cache import RedisCache, connect
+from inventory.cache.replication import ReplicationLog
 from inventory.cache.requests import PolicyRequests
 from inventory.cache.s3_snapshot import S3Snapshots
 from inventory.cache.store import Store
@@ -93,12 +94,23 @@ class Runtime:
         return PolicyRequests(d.table_prefix, d.region, self.settings.dynamodb_endpoint)
 
     @cached_property
+    def replication(self) -> ReplicationLog:
+        d = self.settings.dynamodb
+        return ReplicationLog(d.table_prefix, d.region, self.settings.dynamodb_endpoint)
+
+    @cached_property
     def policies_table(self) -> PoliciesTable:
         return PoliciesTable(self.redis, self.keys)
 
     @cached_property
     def _store(self) -> Store:
-        return Store(self.redis_cache, self.dynamo, self.s3, listeners=[self.policies_table])
+        return Store(
+            self.redis_cache,
+            self.dynamo,
+            self.s3,
+            listeners=[self.policies_table],
+            log=self.replication if self.settings.is_active_region else None,
+        )
 
     def ensure_tables(self) -> list[str]:
         """Create missing DynamoDB tables once per process, when settings allow it."""
@@ -114,8 +126,9 @@ class Runtime:
     def create_tables(self) -> list[str]:
         """Create every missing table the service uses (whatever create_tables says)."""
         created = self.dynamo.ensure_tables()
-        if self.requests.ensure_table():
-            created.append(self.requests.model.Meta.table_name)
+        for extra in (self.requests, self.replication):
+            if extra.ensure_table():
+                created.append(extra.model.Meta.table_name)
         return created
 
     def account_client(self, service: str, account: dict[str, Any], region: str) -> Any:

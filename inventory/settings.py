@@ -526,6 +526,18 @@ class MetricsSettings(_Section):
     )
 
 
+class ReplicationSettings(_Section):
+    """How a secondary region follows the active one (see README, Multi-region)."""
+
+    overlap_seconds: float = Field(
+        300,
+        ge=0,
+        le=86400,
+        description="Re-read manifests this far behind the cursor: bounds global-table "
+        "replication lag between tables",
+    )
+
+
 class Settings(_Section):
     """Everything the service reads from configuration."""
 
@@ -550,6 +562,7 @@ class Settings(_Section):
     sentry: SentrySettings = Field(default_factory=SentrySettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    replication: ReplicationSettings = Field(default_factory=ReplicationSettings)
 
     @field_validator("active_region", "region")
     @classmethod

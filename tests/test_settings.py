@@ -103,6 +103,7 @@ DEFAULTS = {
     "sentry": {"dsn": None, "environment": "production", "traces_sample_rate": 0.0},
     "logging": {"format": "text", "level": "INFO"},
     "metrics": {"host": "127.0.0.1", "port": 9808, "stale_after_seconds": 7200.0},
+    "replication": {"overlap_seconds": 300.0},
 }
 
 

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import calendar
 import json
+import random
+import threading
+import time
 import zlib
 from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor, wait
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import botocore.session
+import pynamodb.connection.base
 from pynamodb.attributes import (
     BinaryAttribute,
     NumberAttribute,
@@ -17,11 +24,29 @@ from pynamodb.attributes import (
 from pynamodb.indexes import GlobalSecondaryIndex, IncludeProjection
 from pynamodb.models import Model
 
-from inventory.cache.keys import TABLES, Partition, table_for_kind
+from inventory.cache.keys import TABLES, UNINDEXED_KINDS, Partition, table_for_kind
 
 # DynamoDB's item limit is 400 KB; documents above this are stored zlib-compressed.
 # https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/ServiceQuotas.html
 INLINE_LIMIT = 300_000
+# BatchWriteItem takes at most 25 requests.
+# https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_BatchWriteItem.html
+BATCH_SIZE = 25
+# Batches in flight at once: the calls are latency-bound, not CPU-bound, on our side.
+WRITE_CONCURRENCY = 4
+UNPROCESSED_ATTEMPTS = 8
+BACKOFF_BASE, BACKOFF_CAP = 0.05, 5.0
+
+
+class UnprocessedWrites(RuntimeError):
+    """DynamoDB left items unprocessed after every retry (throttled): retry the task later."""
+
+    retryable = True
+
+    def __init__(self, table: str, count: int) -> None:
+        super().__init__(
+            f"{table}: {count} item(s) still unprocessed after {UNPROCESSED_ATTEMPTS} attempts"
+        )
 
 
 class PartitionIndex(GlobalSecondaryIndex["ResourceItem"]):
@@ -53,9 +78,46 @@ class ResourceItem(Model):
     ttl = TTLAttribute(null=True)
     partition_index = PartitionIndex()
 
+    def document(self) -> str:
+        """The record's canonical JSON as stored."""
+        return self.data if self.data is not None else zlib.decompress(self.dataZ or b"").decode()
+
     def record(self) -> dict[str, Any]:
-        raw = self.data if self.data is not None else zlib.decompress(self.dataZ or b"").decode()
-        return json.loads(raw)
+        return json.loads(self.document())
+
+
+def item_key(kind: str, arn: str) -> str:
+    """The item's hash key: the ARN, prefixed with the kind for kinds whose ARNs repeat others'.
+
+    A customer managed policy is both an ``iam_policy`` and a ``managed_policy``, a bucket both
+    an ``s3_bucket`` and a ``config_resource``: in one table their items must not collide.
+    """
+    return f"{kind}|{arn}" if kind in UNINDEXED_KINDS else arn
+
+
+def arn_of(key: str) -> str:
+    """The ARN an item key stands for (ARNs never contain ``|``)."""
+    return key.rpartition("|")[2]
+
+
+_threads = threading.local()
+
+
+def _thread_session() -> botocore.session.Session:
+    """One botocore session per thread for every PynamoDB connection in the process.
+
+    PynamoDB builds a botocore session per table connection (per thread, as creating clients
+    from one session is not thread-safe); each loads its own copy of the DynamoDB model and
+    endpoint rules, ~10 MB per table in every worker process. Sharing one per thread keeps
+    PynamoDB's thread rule and loads them once.
+    """
+    session = getattr(_threads, "session", None)
+    if session is None:
+        session = _threads.session = botocore.session.get_session()
+    return session
+
+
+pynamodb.connection.base.get_session = _thread_session  # type: ignore[attr-defined]
 
 
 def _bind(
@@ -106,8 +168,12 @@ class DynamoStore:
         ttl_days: int = 30,
         read_capacity: int = 0,
         write_capacity: int = 0,
+        write_concurrency: int = WRITE_CONCURRENCY,
     ) -> None:
         self.ttl = timedelta(days=ttl_days)
+        self.write_concurrency = max(1, write_concurrency)
+        self._executor: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
         self.models = {
             logical: _bind(table_prefix + logical, region, host, read_capacity, write_capacity)
             for logical in TABLES
@@ -132,7 +198,7 @@ class DynamoStore:
         """ARN -> content hash for every item of a partition (index query, no documents)."""
         model = self.model(p.kind)
         return {
-            item.arn: item.contentHash
+            arn_of(item.arn): item.contentHash
             for item in model.partition_index.query(p.id)
             if item.accountId == p.account_id
         }
@@ -144,35 +210,88 @@ class DynamoStore:
         removed: Iterable[str],
         now: float,
     ) -> int:
-        """Put changed items, delete removed ones, 25 per BatchWriteItem; returns item writes."""
-        model = self.model(p.kind)
-        expires = datetime.fromtimestamp(now, UTC) + self.ttl
-        count = 0
-        with model.batch_write() as batch:
-            for arn, (document, content_hash) in upserts.items():
-                item = model(
-                    arn,
-                    p.account_id,
-                    partition=p.id,
-                    kind=p.kind,
-                    region=p.region,
-                    contentHash=content_hash,
-                    updatedAt=now,
-                    ttl=expires,
+        """Put changed items, delete removed ones, 25 per BatchWriteItem; returns item writes.
+
+        Items are built as DynamoDB attribute maps directly (the same ones PynamoDB's models
+        serialise to, without a model object per item), and the batches are sent a few at a
+        time. Unprocessed items are resent with backoff; any failure raises.
+        """
+        requests: list[dict[str, Any]] = []
+        # As PynamoDB's TTLAttribute and NumberAttribute serialise them.
+        expires = json.dumps(
+            calendar.timegm((datetime.fromtimestamp(now, UTC) + self.ttl).timetuple())
+        )
+        updated = json.dumps(now)
+        for arn, (document, content_hash) in upserts.items():
+            item: dict[str, Any] = {
+                "arn": {"S": item_key(p.kind, arn)},
+                "accountId": {"S": p.account_id},
+                "partition": {"S": p.id},
+                "kind": {"S": p.kind},
+                "region": {"S": p.region},
+                "contentHash": {"S": content_hash},
+                "updatedAt": {"N": updated},
+                "ttl": {"N": expires},
+            }
+            # The document goes last: moto re-measures the whole item on every attribute it
+            # sets, so a large attribute early is measured again for each one after it.
+            if len(document) > INLINE_LIMIT:
+                item["dataZ"] = {"B": zlib.compress(document.encode(), 6)}
+            else:
+                item["data"] = {"S": document}
+            requests.append({"PutRequest": {"Item": item}})
+        for arn in removed:
+            key = {"arn": {"S": item_key(p.kind, arn)}, "accountId": {"S": p.account_id}}
+            requests.append({"DeleteRequest": {"Key": key}})
+        if not requests:
+            return 0
+        connection = self.model(p.kind)._get_connection()
+        batches = [requests[i : i + BATCH_SIZE] for i in range(0, len(requests), BATCH_SIZE)]
+        if len(batches) == 1 or self.write_concurrency == 1:
+            for batch in batches:
+                self._write_batch(connection, batch)
+        else:
+            # The client is built here, once, not by several pool threads racing to build it.
+            _ = connection.connection.client
+            futures = [self._pool().submit(self._write_batch, connection, b) for b in batches]
+            wait(futures)  # every batch has finished (or failed) before anything raises
+            for future in futures:
+                future.result()
+        return len(requests)
+
+    def _pool(self) -> ThreadPoolExecutor:
+        with self._pool_lock:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(
+                    self.write_concurrency, thread_name_prefix="dynamo-write"
                 )
-                if len(document) > INLINE_LIMIT:
-                    item.dataZ = zlib.compress(document.encode(), 6)
-                else:
-                    item.data = document
-                batch.save(item)
-                count += 1
-            for arn in removed:
-                batch.delete(model(arn, p.account_id))
-                count += 1
-        return count
+            return self._executor
+
+    def _write_batch(self, connection: Any, batch: list[dict[str, Any]]) -> None:
+        """One BatchWriteItem; unprocessed items are resent with exponential backoff and jitter.
+
+        https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_BatchWriteItem.html
+        """
+        for attempt in range(UNPROCESSED_ATTEMPTS):
+            puts = [r["PutRequest"]["Item"] for r in batch if "PutRequest" in r]
+            deletes = [r["DeleteRequest"]["Key"] for r in batch if "DeleteRequest" in r]
+            data = connection.batch_write_item(put_items=puts, delete_items=deletes) or {}
+            batch = data.get("UnprocessedItems", {}).get(connection.table_name) or []
+            if not batch:
+                return
+            time.sleep(random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt)))
+        raise UnprocessedWrites(connection.table_name, len(batch))
+
+    def documents(self, p: Partition, arns: Iterable[str]) -> dict[str, tuple[str, str]]:
+        """ARN -> (document as stored, content hash) for the given items (BatchGetItem)."""
+        model = self.model(p.kind)
+        keys = [(item_key(p.kind, arn), p.account_id) for arn in arns]
+        return {
+            arn_of(item.arn): (item.document(), item.contentHash) for item in model.batch_get(keys)
+        }
 
     def items(self, p: Partition) -> dict[str, dict[str, Any]]:
         """Every record of a partition, by ARN (index query then batch get)."""
-        model = self.model(p.kind)
-        keys = [(arn, p.account_id) for arn in self.load_hashes(p)]
-        return {item.arn: item.record() for item in model.batch_get(keys)}
+        return {
+            arn: json.loads(doc) for arn, (doc, _) in self.documents(p, self.load_hashes(p)).items()
+        }

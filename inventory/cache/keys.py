@@ -46,6 +46,7 @@ TABLE_IAM_ROLES = "iamroles"
 TABLE_RESOURCES = "resources"
 TABLE_ACCOUNTS = "cloudaccounts"
 TABLE_POLICY_REQUESTS = "policyrequests"
+TABLE_REPLICATION = "replication"
 TABLES = (TABLE_IAM_ROLES, TABLE_RESOURCES, TABLE_ACCOUNTS)
 _TABLE_BY_KIND = {IAM_ROLE: TABLE_IAM_ROLES, ACCOUNT: TABLE_ACCOUNTS}
 
@@ -142,6 +143,14 @@ class Keys:
     def rejected_messages(self) -> str:
         """Hash: reason -> count of task messages a worker refused (unsigned, tampered...)."""
         return f"{self.prefix}worker:rejected"
+
+    def replica_cursor(self) -> str:
+        """Hash: stream (a kind, or ``_outcomes``) -> updatedAt of the newest entry applied."""
+        return f"{self.prefix}replica:cursor"
+
+    def published_outcomes(self) -> str:
+        """Hash: account -> digest of the outcomes last published to the replication log."""
+        return f"{self.prefix}replica:published"
 
     def shared_document_versions(self) -> str:
         """Hash: AWS managed policy ARN -> the version whose document is cached."""

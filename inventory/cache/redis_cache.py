@@ -21,6 +21,7 @@ class PartitionMeta:
     complete: bool
     count: int
     s3_digest: str | None = None
+    manifest_digest: str | None = None
 
 
 def connect(url: str, socket_timeout: float = 10.0) -> redis.Redis:
@@ -96,6 +97,10 @@ class RedisCache:
     def set_s3_digest(self, p: Partition, digest: str) -> None:
         self.client.hset(self.keys.meta(p), "s3_digest", digest)
 
+    def set_manifest_digest(self, p: Partition, digest: str) -> None:
+        """The digest last published (active) or applied (secondary) as the partition manifest."""
+        self.client.hset(self.keys.meta(p), "manifest_digest", digest)
+
     def meta(self, p: Partition) -> PartitionMeta | None:
         raw = self.client.hgetall(self.keys.meta(p))
         if not raw:
@@ -106,6 +111,7 @@ class RedisCache:
             complete=raw.get("complete") == "1",
             count=int(raw.get("count", 0)),
             s3_digest=raw.get("s3_digest"),
+            manifest_digest=raw.get("manifest_digest"),
         )
 
     def items(self, p: Partition) -> dict[str, dict[str, Any]]:

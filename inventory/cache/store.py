@@ -12,6 +12,7 @@ from typing import Any, Protocol
 from inventory.cache.dynamo import DynamoStore
 from inventory.cache.keys import VOLATILE_FIELDS, Partition
 from inventory.cache.redis_cache import RedisCache
+from inventory.cache.replication import ReplicationLog
 from inventory.cache.s3_snapshot import S3Snapshots
 
 
@@ -70,10 +71,12 @@ class Store:
         s3: S3Snapshots | None = None,
         clock: Callable[[], float] = time.time,
         listeners: list[PartitionListener] | None = None,
+        log: ReplicationLog | None = None,
     ) -> None:
         self.redis = redis
         self.dynamo = dynamo
         self.s3 = s3
+        self.log = log
         self.clock = clock
         self.listeners = listeners or []
 
@@ -133,8 +136,8 @@ class Store:
                 listener.partition_changed(p, documents, redis_removed)
 
         s3_objects = 0
-        if self.s3 is not None and durable:
-            s3_objects = self._snapshot(p, encoded, final, now)
+        if durable and (self.s3 is not None or self.log is not None):
+            s3_objects = self._publish(p, encoded, final, complete, now)
 
         created = sum(1 for a in dynamo_upserts if a not in stored)
         return PartitionResult(
@@ -150,22 +153,52 @@ class Store:
             s3_objects=s3_objects,
         )
 
-    def _snapshot(
+    def _publish(
         self,
         p: Partition,
         encoded: Mapping[str, tuple[str, str]],
         final: Mapping[str, str],
+        complete: bool,
         now: float,
     ) -> int:
-        """Write the S3 snapshot when the partition's digest differs from the last one written."""
-        assert self.s3 is not None
+        """Write the S3 snapshot and the replication manifest when the partition's digest moved.
+
+        Both are written only when the digest differs from the one last written, so a sweep
+        that changes nothing writes neither. Returns the S3 objects written.
+        """
         digest = partition_digest(final)
         meta = self.redis.meta(p)
-        if meta is not None and meta.s3_digest == digest:
-            return 0
-        documents = {a: v[0] for a, v in encoded.items()}
-        kept = [a for a in final if a not in documents]
-        documents.update(self.redis.get_items(p, kept))
-        self.s3.put(p, documents, now)
-        self.redis.set_s3_digest(p, digest)
-        return 1
+        s3_objects = 0
+        if self.s3 is not None and (meta is None or meta.s3_digest != digest):
+            documents = {a: v[0] for a, v in encoded.items()}
+            kept = [a for a in final if a not in documents]
+            documents.update(self.redis.get_items(p, kept))
+            self.s3.put(p, documents, now)
+            self.redis.set_s3_digest(p, digest)
+            s3_objects = 1
+        if self.log is not None and (meta is None or meta.manifest_digest != digest):
+            self.log.put_manifest(p, digest, len(final), complete, now)
+            self.redis.set_manifest_digest(p, digest)
+        return s3_objects
+
+    def mirror_partition(
+        self,
+        p: Partition,
+        upserts: Mapping[str, tuple[str, str]],
+        removed: list[str],
+        count: int,
+        complete: bool,
+        written_at: float,
+        digest: str,
+    ) -> None:
+        """Apply a diff read from the durable copy to Redis (a secondary region's refresh).
+
+        ``upserts`` maps ARN -> (document, content hash) exactly as the active region stored
+        them; freshness is stamped with the active region's write time, not ours.
+        """
+        self.redis.apply(p, upserts, removed, upserts.keys(), written_at, complete, count)
+        self.redis.set_manifest_digest(p, digest)
+        if upserts or removed:
+            documents = {a: v[0] for a, v in upserts.items()}
+            for listener in self.listeners:
+                listener.partition_changed(p, documents, removed)

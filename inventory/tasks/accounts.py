@@ -89,7 +89,13 @@ def account_record(runtime: Runtime, account_id: str) -> dict[str, Any]:
     return {"id": account_id, "name": account_id, "status": ACTIVE, "role_name": None}
 
 
-@shared_task(bind=True, base=InventoryTask, name="inventory.cache_cloud_account_mapping")
+@shared_task(
+    bind=True,
+    base=InventoryTask,
+    name="inventory.cache_cloud_account_mapping",
+    active_only=True,
+    replicates=(ACCOUNT,),
+)
 def cache_cloud_account_mapping(self: InventoryTask) -> dict[str, Any]:
     """Organizations ListAccounts + static accounts -> the account mapping in Redis and DynamoDB."""
     return store_account_mapping(self.runtime)

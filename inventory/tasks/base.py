@@ -13,6 +13,7 @@ from celery import Task
 from inventory.aws.errors import error_code, is_retryable
 from inventory.cache.store import PartitionResult
 from inventory.metrics import FAILED, OK, RETRY
+from inventory.replica import follow
 from inventory.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,10 @@ class InventoryTask(Task):
     max_retries = MAX_RETRIES
     #: Per-account tasks take ``account_id`` as their first argument.
     per_account = False
+    #: Tasks that call AWS (or prune what listings return) run only in ``active_region``.
+    active_only = False
+    #: Kinds such a task writes: elsewhere it follows them from the replicated tables instead.
+    replicates: tuple[str, ...] = ()
 
     @property
     def runtime(self) -> Runtime:
@@ -71,8 +76,15 @@ class InventoryTask(Task):
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         account_id = self.account_of(args, kwargs)
         short = self.name.removeprefix("inventory.")
+        # The one place a task decides by region: see inventory/replica.py.
+        secondary = self.active_only and not self.runtime.settings.is_active_region
+        if secondary:
+            short = f"{short}.replica"
         try:
-            result = super().__call__(*args, **kwargs)
+            if secondary:
+                result = self.run_secondary(account_id)
+            else:
+                result = super().__call__(*args, **kwargs)
         except Exception as exc:
             retry = should_retry(exc) and self.request.retries < self.max_retries
             self._record(short, account_id, RETRY if retry else FAILED, describe(exc))
@@ -82,6 +94,14 @@ class InventoryTask(Task):
             raise
         self._record(short, account_id, OK)
         return result
+
+    def run_secondary(self, account_id: str | None) -> dict[str, Any]:
+        """In a secondary region: follow the active region's writes; never call AWS."""
+        settings = self.runtime.settings
+        base = {"region": settings.deployment_region, "active_region": settings.active_region}
+        if not self.replicates:
+            return base | {"skipped": "runs in the active region only"}
+        return base | {"followed": follow(self.runtime, self.replicates, account_id)}
 
     def _record(
         self, task: str, account_id: str | None, outcome: str, error: str | None = None

@@ -85,7 +85,13 @@ def sync_cloudtrail_errors(runtime: Runtime, now: float | None = None) -> dict[s
     return summary | {"bad_messages": bad}
 
 
-@shared_task(bind=True, base=InventoryTask, name="inventory.cache_cloudtrail_errors_by_arn")
+@shared_task(
+    bind=True,
+    base=InventoryTask,
+    name="inventory.cache_cloudtrail_errors_by_arn",
+    active_only=True,
+    replicates=(CLOUDTRAIL_ERRORS,),
+)
 def cache_cloudtrail_errors_by_arn(self: InventoryTask) -> dict[str, Any]:
     """Drain CloudTrail error events and keep per-principal counts, codes, actions, resources."""
     return sync_cloudtrail_errors(self.runtime)

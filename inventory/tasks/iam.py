@@ -72,6 +72,8 @@ def sync_iam_account(runtime: Runtime, account_id: str) -> dict[str, Any]:
     base=InventoryTask,
     name="inventory.cache_iam_resources_for_account",
     per_account=True,
+    active_only=True,
+    replicates=IAM_KINDS,
     soft_time_limit=900,
     time_limit=960,
 )
@@ -84,6 +86,8 @@ def cache_iam_resources_for_account(self: InventoryTask, account_id: str) -> dic
     bind=True,
     base=InventoryTask,
     name="inventory.cache_iam_resources_across_accounts",
+    active_only=True,
+    replicates=IAM_KINDS,
     soft_time_limit=FANOUT_SOFT_LIMIT,
     time_limit=FANOUT_HARD_LIMIT,
 )
@@ -110,7 +114,10 @@ def clear_stale_iam(runtime: Runtime, now: float | None = None) -> dict[str, int
     return removed
 
 
-@shared_task(bind=True, base=InventoryTask, name="inventory.clear_old_redis_iam_cache")
+# In a secondary region removals follow the active region's, so this runs there only.
+@shared_task(
+    bind=True, base=InventoryTask, name="inventory.clear_old_redis_iam_cache", active_only=True
+)
 def clear_old_redis_iam_cache(self: InventoryTask) -> dict[str, Any]:
     """Remove IAM entries not refreshed within iam.stale_after_seconds from Redis."""
     removed = clear_stale_iam(self.runtime)

@@ -53,7 +53,13 @@ def role_limits(runtime: Runtime) -> dict[str, Any]:
     }
 
 
-@shared_task(bind=True, base=InventoryTask, name="inventory.get_iam_role_limit")
+@shared_task(
+    bind=True,
+    base=InventoryTask,
+    name="inventory.get_iam_role_limit",
+    active_only=True,
+    replicates=(IAM_ROLE_LIMIT,),
+)
 def get_iam_role_limit(self: InventoryTask) -> dict[str, Any]:
     """IAM GetAccountSummary per account -> roles used / roles quota, stored and exported."""
     return role_limits(self.runtime)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from celery import shared_task
+from celery import Celery, shared_task
 
+from inventory.replica import import_outcomes, publish_outcomes
 from inventory.runtime import Runtime
 from inventory.tasks.base import InventoryTask
 
@@ -21,6 +22,15 @@ def last_success_ages(runtime: Runtime, now: float | None = None) -> dict[str, d
     return ages
 
 
+def active_only_tasks(app: Celery) -> set[str]:
+    """Short names of the tasks only the active region runs (their outcomes are replicated)."""
+    return {
+        name.removeprefix("inventory.")
+        for name, task in app.tasks.items()
+        if getattr(task, "active_only", False)
+    }
+
+
 @shared_task(
     bind=True,
     base=InventoryTask,
@@ -29,8 +39,15 @@ def last_success_ages(runtime: Runtime, now: float | None = None) -> dict[str, d
     time_limit=45,
 )
 def report_celery_last_success_metrics(self: InventoryTask) -> dict[str, dict[str, Any]]:
-    """Report time since the last success of every task and account (ConsoleMe's gauge)."""
-    ages = last_success_ages(self.runtime)
+    """Report time since the last success of every task and account (ConsoleMe's gauge).
+
+    The active region also publishes the outcomes of its AWS-calling tasks to the replication
+    log; a secondary region imports them, so its freshness is the active region's.
+    """
+    runtime = self.runtime
+    if not runtime.settings.is_active_region:
+        import_outcomes(runtime)
+    ages = last_success_ages(runtime)
     # ConsoleMe's gauge is per task: the time since any run of it last succeeded.
     per_task = {
         task: min((a for a in by_account.values() if a is not None), default=None)
@@ -38,5 +55,7 @@ def report_celery_last_success_metrics(self: InventoryTask) -> dict[str, dict[st
     }
     gauge: dict[str, float] = {task: age for task, age in per_task.items() if age is not None}
     if gauge:
-        self.runtime.redis.hset(self.runtime.keys.last_success_gauge(), mapping=gauge)
+        runtime.redis.hset(runtime.keys.last_success_gauge(), mapping=gauge)
+    if runtime.settings.is_active_region:
+        publish_outcomes(runtime, active_only_tasks(self.app))
     return ages

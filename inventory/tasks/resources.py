@@ -15,7 +15,7 @@ from inventory.aws.managed_policies import (
     collect_managed_policies,
 )
 from inventory.aws.regions import get_enabled_regions
-from inventory.cache.keys import GLOBAL
+from inventory.cache.keys import GLOBAL, MANAGED_POLICY
 from inventory.cache.shared_documents import SharedDocuments
 from inventory.cache.store import PartitionResult
 from inventory.observability import region_context
@@ -164,13 +164,21 @@ def _make_tasks(kind: ResourceKind) -> tuple[Any, Any]:
         f"cache_{kind.stem}_across_accounts",
         f"Send one cache_{kind.stem}_for_account per active account; never waits for them.",
     )
+    replicates = (kind.kind, AWS_DOCUMENT_KIND) if kind.kind == MANAGED_POLICY else (kind.kind,)
     per_account = shared_task(
-        bind=True, base=InventoryTask, name=kind.for_account_task, per_account=True
+        bind=True,
+        base=InventoryTask,
+        name=kind.for_account_task,
+        per_account=True,
+        active_only=True,
+        replicates=replicates,
     )(for_account)
     fan_out = shared_task(
         bind=True,
         base=InventoryTask,
         name=kind.across_accounts_task,
+        active_only=True,
+        replicates=replicates,
         soft_time_limit=FANOUT_SOFT_LIMIT,
         time_limit=FANOUT_HARD_LIMIT,
     )(across_accounts)

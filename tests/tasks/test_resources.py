@@ -280,3 +280,26 @@ def test_steady_state_writes_nothing_and_deleted_resource_goes(runtime, org, ste
     assert arn not in items(runtime, KIND_OF[stem], dev.id, region)
     assert arn not in runtime.dynamo.items(Partition(KIND_OF[stem], dev.id, region))
     assert {r: items(runtime, KIND_OF[stem], prod.id, r) for r in prod_before} == prod_before
+
+
+def test_kinds_sharing_an_arn_keep_separate_durable_copies(runtime, org):
+    """A customer managed policy is an iam_policy and a managed_policy: two DynamoDB items."""
+    from inventory.tasks.iam import sync_iam_account
+
+    _, seeds = org
+    dev = seeds[0]
+    sync_iam_account(runtime, dev.id)
+    sync_kind(runtime, BY_STEM["managed_policies"], dev.id)
+    shared = dev.policy_arn(f"{dev.name}-queue-access")
+
+    for kind in ("iam_policy", "managed_policy"):
+        p = Partition(kind, dev.id)
+        durable = runtime.dynamo.items(p)
+        assert shared in durable
+        assert durable == runtime.redis_cache.items(p)
+        assert durable[shared]["kind"] == kind
+
+    # Neither sync overwrites the other's item, so a second round writes nothing.
+    assert sync_iam_account(runtime, dev.id)["dynamo_writes"] == 0
+    again = sync_kind(runtime, BY_STEM["managed_policies"], dev.id)
+    assert again["regions"][GLOBAL]["dynamo_writes"] == 0
