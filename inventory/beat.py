@@ -8,9 +8,11 @@ import socket
 import time
 from typing import Any
 
+import redis
 from redbeat import RedBeatScheduler
 
 log = logging.getLogger(__name__)
+REDIS_RETRY_SECONDS = 1.0
 
 
 class InventoryScheduler(RedBeatScheduler):
@@ -22,7 +24,16 @@ class InventoryScheduler(RedBeatScheduler):
     """
 
     def tick(self, *args: Any, **kwargs: Any) -> float:
-        interval = float(super().tick(*args, **kwargs))
+        try:
+            interval = float(super().tick(*args, **kwargs))
+        except redis.exceptions.LockError:
+            # The lock lapsed (an outage outlasted lock_timeout, or Redis came back empty):
+            # take it again if nobody else did, else wait as a standby. Never send unlocked.
+            return self._reacquire()
+        except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError) as exc:
+            # Celery's beat loop dies on any exception from tick(): wait for Redis instead.
+            log.warning("beat: Redis unavailable, retrying in %ss: %s", REDIS_RETRY_SECONDS, exc)
+            return REDIS_RETRY_SECONDS
         runtime = getattr(self.app, "runtime", None)
         if runtime is not None:
             try:
@@ -34,3 +45,16 @@ class InventoryScheduler(RedBeatScheduler):
             except Exception:  # noqa: BLE001 - bookkeeping must never stop the scheduler
                 log.exception("could not record the beat tick")
         return interval
+
+    def _reacquire(self) -> float:
+        """Try to hold the beat lock again; the next tick sends only if this succeeded."""
+        lock = self.lock
+        try:
+            if lock is not None and lock.acquire(blocking=False):
+                log.warning("beat: lock lost and acquired again")
+                return 0.0
+        except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError) as exc:
+            log.warning("beat: Redis unavailable while taking the lock: %s", exc)
+            return REDIS_RETRY_SECONDS
+        log.info("beat: lock held by another scheduler; standing by")
+        return float(self.max_interval)

@@ -9,6 +9,7 @@ from typing import Any
 
 import redis
 from celery import Task
+from celery.exceptions import Reject
 
 from inventory.aws.errors import error_code, is_retryable
 from inventory.cache.store import PartitionResult
@@ -90,7 +91,18 @@ class InventoryTask(Task):
             self._record(short, account_id, RETRY if retry else FAILED, describe(exc))
             if retry and not self.request.is_eager:
                 log.warning("%s %s: transient failure, retrying: %s", short, account_id, exc)
-                raise self.retry(exc=exc, countdown=retry_countdown(self.request.retries)) from exc
+                # Capped by celery.retry_backoff_max, which the visibility timeout is checked
+                # against: a longer delay would have the broker deliver the message twice.
+                cap = self.runtime.settings.celery.retry_backoff_max
+                countdown = retry_countdown(self.request.retries, cap=cap)
+                try:
+                    raise self.retry(exc=exc, countdown=countdown) from exc
+                except Reject as rejected:
+                    # Celery drops the message when it cannot send the retry (the broker is
+                    # down too): put it back instead. It runs again once the broker answers,
+                    # or after the visibility timeout if even the requeue cannot reach it.
+                    log.warning("%s %s: retry not sent, requeueing: %s", short, account_id, exc)
+                    raise Reject(rejected.reason, requeue=True) from exc
             raise
         self._record(short, account_id, OK)
         return result

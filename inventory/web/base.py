@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, cast
 import redis
 import tornado.web
 from tornado.httputil import HTTPInputError, parse_body_arguments
+from tornado.log import app_log
 
 from inventory.cache.redis_cache import RedisCache
 from inventory.metrics import TaskOutcomes
@@ -53,6 +54,8 @@ CONTENT_SECURITY_POLICY = (
     "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
 )
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+#: Seconds a 503 asks the client to wait (the cache is usually back within this).
+RETRY_AFTER_SECONDS = 5
 
 
 @tornado.web.stream_request_body
@@ -231,6 +234,8 @@ class BaseHandler(tornado.web.RequestHandler):
 
     def write_json(self, payload: Any, status: int = 200) -> None:
         self.set_status(status)
+        if status == 503:
+            self.set_header("Retry-After", str(RETRY_AFTER_SECONDS))
         self.set_header("Content-Type", "application/json; charset=utf-8")
         self.finish(json.dumps(payload))
 
@@ -243,12 +248,20 @@ class BaseHandler(tornado.web.RequestHandler):
         else:
             reason = self._reason
         self.set_status(status_code)
+        if status_code == 503:
+            # Redis away (or a reader not configured): clients and proxies may try again.
+            self.set_header("Retry-After", str(RETRY_AFTER_SECONDS))
         self.set_header("Content-Type", "application/json; charset=utf-8")
         self.finish(json.dumps({"error": reason, "status": status_code}))
 
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
         if isinstance(value, redis.RedisError):
+            # An outage, not a bug: one line per request instead of a traceback each.
             self.set_status(503)
+            app_log.warning(
+                "%s %s: cache unavailable: %s", self.request.method, self.request.path, value
+            )
+            return
         super().log_exception(typ, value, tb)
 
 
