@@ -45,7 +45,43 @@ class _Section(BaseModel):
 def _redis_url(value: str) -> str:
     if not re.match(r"^(redis|rediss|unix)://", value):
         raise ValueError("expected a redis://, rediss:// or unix:// URL")
+    return _check_url(value)
+
+
+#: ``scheme://user:password@`` -> the password, hidden in every message.
+_URL_PASSWORD = re.compile(r"(?<=://)([^:/@\s]*):[^@/\s]+@")
+
+
+def _check_url(value: str) -> str:
+    """A URL's host, port and (Redis) database parse; the message never repeats the value."""
+    import urllib.parse
+
+    parts = urllib.parse.urlsplit(value)
+    if parts.scheme == "unix":
+        if not parts.path:
+            raise ValueError("a unix:// URL needs the socket's path")
+        return value
+    if parts.scheme == "memory":
+        return value
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError("the port must be a number from 1 to 65535") from None
+    if port == 0:
+        raise ValueError("the port must be a number from 1 to 65535")
+    if not parts.hostname:
+        raise ValueError("the URL names no host")
+    if parts.scheme in ("redis", "rediss") and not re.fullmatch(r"/?(\d{1,5})?", parts.path):
+        raise ValueError("the path of a Redis URL is its database number, e.g. /0")
     return value
+
+
+def _http_url(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if not re.match(r"^https?://", value):
+        raise ValueError("expected an http:// or https:// URL")
+    return _check_url(value)
 
 
 class TaskOptions(_Section):
@@ -132,7 +168,7 @@ class CelerySettings(_Section):
     def _broker(cls, value: str) -> str:
         if not re.match(r"^(redis|rediss|amqp|amqps|memory)://", value):
             raise ValueError("expected a redis://, rediss://, amqp:// or amqps:// URL")
-        return value
+        return _check_url(value)
 
     @field_validator("result_backend")
     @classmethod
@@ -176,6 +212,11 @@ class DynamoSettings(_Section):
     @classmethod
     def _region(cls, value: str) -> str:
         return _check_region(value)
+
+    @field_validator("endpoint_url")
+    @classmethod
+    def _endpoint(cls, value: str | None) -> str | None:
+        return _http_url(value)
 
 
 class S3Settings(_Section):
@@ -223,6 +264,11 @@ class AwsSettings(_Section):
     session_duration_seconds: int = Field(
         3600, ge=900, le=43200, description="DurationSeconds of assumed-role sessions"
     )
+
+    @field_validator("endpoint_url")
+    @classmethod
+    def _endpoint(cls, value: str | None) -> str | None:
+        return _http_url(value)
 
     @field_validator("role_name")
     @classmethod
@@ -686,7 +732,7 @@ def _is_secret(loc: tuple[Any, ...]) -> bool:
 def _mask(key: str, value: Any, secret: bool = False) -> str:
     if (secret or any(word in key.lower() for word in SECRET_WORDS)) and value not in (None, ""):
         return "'***'"
-    text = repr(value)
+    text = _URL_PASSWORD.sub(r"\1:***@", repr(value))
     return text if len(text) <= 80 else text[:77] + "..."
 
 
