@@ -32,15 +32,16 @@ from tests.faultproxy import FaultProxy
 IAM_TASK = "inventory.cache_iam_resources_for_account"
 # Short limits for every task, so a short visibility timeout passes the delivery safety check
 # and a message held by a killed worker comes back within seconds.
-SOFT, HARD, BACKOFF_MAX, VISIBILITY = 8, 10, 1, 12
+HARD, BACKOFF_MAX = 10, 1
+VISIBILITY = HARD + BACKOFF_MAX + 1
 OUTAGE, BEAT_LOCK = 7, 6
 
 
-def fast_redelivery(**extra: str) -> dict[str, str]:
-    limits = {n: {"soft_time_limit": SOFT, "time_limit": HARD} for n in known_task_names()}
+def fast_redelivery(hard: int = HARD, **extra: str) -> dict[str, str]:
+    limits = {n: {"soft_time_limit": hard - 2, "time_limit": hard} for n in known_task_names()}
     return {
         "INVENTORY_CELERY__TASKS": json.dumps(limits),
-        "INVENTORY_CELERY__VISIBILITY_TIMEOUT": str(VISIBILITY),
+        "INVENTORY_CELERY__VISIBILITY_TIMEOUT": str(hard + BACKOFF_MAX + 1),
         "INVENTORY_CELERY__RETRY_BACKOFF_MAX": str(BACKOFF_MAX),
         "INVENTORY_CELERY__UNACKED_RESTORE_SECONDS": "1",
         **extra,
