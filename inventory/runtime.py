@@ -10,6 +10,7 @@ import redis
 
 from inventory.aws.session import AwsSessions, ClientOptions
 from inventory.cache.dynamo import DynamoStore
+from inventory.cache.history import ChangeHistory
 from inventory.cache.keys import Keys
 from inventory.cache.policies_table import PoliciesTable
 from inventory.cache.redis_cache import RedisCache, connect
@@ -99,6 +100,19 @@ class Runtime:
         return ReplicationLog(d.table_prefix, d.region, self.settings.dynamodb_endpoint)
 
     @cached_property
+    def history(self) -> ChangeHistory:
+        d, h = self.settings.dynamodb, self.settings.history
+        return ChangeHistory(
+            d.table_prefix,
+            d.region,
+            self.settings.dynamodb_endpoint,
+            self.redis,
+            self.keys,
+            retention_days=h.retention_days,
+            feed_max_entries=h.feed_max_entries,
+        )
+
+    @cached_property
     def policies_table(self) -> PoliciesTable:
         return PoliciesTable(self.redis, self.keys)
 
@@ -110,6 +124,7 @@ class Runtime:
             self.s3,
             listeners=[self.policies_table],
             log=self.replication if self.settings.is_active_region else None,
+            history=self.history if self.settings.history.enabled else None,
         )
 
     def ensure_tables(self) -> list[str]:
@@ -126,7 +141,7 @@ class Runtime:
     def create_tables(self) -> list[str]:
         """Create every missing table the service uses (whatever create_tables says)."""
         created = self.dynamo.ensure_tables()
-        for extra in (self.requests, self.replication):
+        for extra in (self.requests, self.replication, self.history):
             if extra.ensure_table():
                 created.append(extra.model.Meta.table_name)
         return created

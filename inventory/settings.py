@@ -390,6 +390,41 @@ class CloudTrailSettings(_Section):
         return self
 
 
+class EventsSettings(_Section):
+    """Event-driven refresh: CloudTrail IAM/S3/SQS/SNS write events from EventBridge via SQS."""
+
+    enabled: bool = Field(False, description="Drain the queue (beat entry drain_change_events)")
+    queue_url: str | None = Field(None, description="SQS queue the EventBridge rule targets")
+    queue_region: str | None = Field(None, description="Region of the queue; active_region")
+    max_messages: int = Field(
+        5000, ge=10, le=100_000, description="Messages drained per run at most"
+    )
+    max_seconds: float = Field(
+        40, gt=0, le=300, description="A drain stops receiving after this long (next run goes on)"
+    )
+    seen_ttl_seconds: int = Field(
+        86400, ge=60, le=14 * 86400, description="How long event ids are remembered (duplicates)"
+    )
+
+    @model_validator(mode="after")
+    def _queue(self) -> EventsSettings:
+        if self.enabled and not self.queue_url:
+            raise ValueError("queue_url is required when enabled is true")
+        return self
+
+
+class HistorySettings(_Section):
+    """The change history of every cached resource."""
+
+    enabled: bool = Field(True, description="Record created/updated/deleted changes with diffs")
+    retention_days: int = Field(
+        365, ge=1, le=3650, description="Changes older than this expire from DynamoDB (TTL)"
+    )
+    feed_max_entries: int = Field(
+        50_000, ge=100, le=10_000_000, description="Recent changes kept in the Redis feed"
+    )
+
+
 class CredentialMappingSettings(_Section):
     """Who may use which role: role tags plus a static mapping."""
 
@@ -609,6 +644,8 @@ class Settings(_Section):
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     replication: ReplicationSettings = Field(default_factory=ReplicationSettings)
+    events: EventsSettings = Field(default_factory=EventsSettings)
+    history: HistorySettings = Field(default_factory=HistorySettings)
 
     @field_validator("active_region", "region")
     @classmethod

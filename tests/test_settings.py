@@ -104,6 +104,15 @@ DEFAULTS = {
     "logging": {"format": "text", "level": "INFO"},
     "metrics": {"host": "127.0.0.1", "port": 9808, "stale_after_seconds": 7200.0},
     "replication": {"overlap_seconds": 300.0},
+    "events": {
+        "enabled": False,
+        "queue_url": None,
+        "queue_region": None,
+        "max_messages": 5000,
+        "max_seconds": 40.0,
+        "seen_ttl_seconds": 86400,
+    },
+    "history": {"enabled": True, "retention_days": 365, "feed_max_entries": 50000},
 }
 
 

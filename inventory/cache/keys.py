@@ -47,6 +47,7 @@ TABLE_RESOURCES = "resources"
 TABLE_ACCOUNTS = "cloudaccounts"
 TABLE_POLICY_REQUESTS = "policyrequests"
 TABLE_REPLICATION = "replication"
+TABLE_CHANGES = "changes"
 TABLES = (TABLE_IAM_ROLES, TABLE_RESOURCES, TABLE_ACCOUNTS)
 _TABLE_BY_KIND = {IAM_ROLE: TABLE_IAM_ROLES, ACCOUNT: TABLE_ACCOUNTS}
 
@@ -143,6 +144,22 @@ class Keys:
     def rejected_messages(self) -> str:
         """Hash: reason -> count of task messages a worker refused (unsigned, tampered...)."""
         return f"{self.prefix}worker:rejected"
+
+    def history_feed(self) -> str:
+        """Stream (capped): the recent changes of every resource, one JSON entry each."""
+        return f"{self.prefix}history"
+
+    def event_applied(self) -> str:
+        """Hash: resource -> CloudTrail event time of the newest event refreshed for it."""
+        return f"{self.prefix}events:applied"
+
+    def event_seen(self, event_id: str) -> str:
+        """String with a TTL: this CloudTrail event id was already handled."""
+        return f"{self.prefix}events:seen:{event_id}"
+
+    def event_lag(self) -> str:
+        """Hash: histogram buckets of seconds from CloudTrail event time to cache time."""
+        return f"{self.prefix}events:lag"
 
     def replica_cursor(self) -> str:
         """Hash: stream (a kind, or ``_outcomes``) -> updatedAt of the newest entry applied."""

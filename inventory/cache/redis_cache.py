@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,8 +66,16 @@ class RedisCache:
         now: float,
         complete: bool,
         count: int,
+        partial: bool = False,
+        feed: Sequence[Mapping[str, str]] = (),
+        feed_max: int = 0,
     ) -> None:
-        """Write changed items, drop removed ones and stamp freshness, atomically."""
+        """Write changed items, drop removed ones and stamp freshness, atomically.
+
+        ``partial`` (a targeted refresh of some items) leaves the listing's freshness and
+        completeness alone. ``feed`` entries are added to the capped history stream in the
+        same transaction.
+        """
         removed = list(removed)
         k = self.keys
         indexed = p.kind not in UNINDEXED_KINDS
@@ -86,11 +94,17 @@ class RedisCache:
         seen_scores = dict.fromkeys(seen, now)
         if seen_scores:
             pipe.zadd(k.seen(p), seen_scores)
-        meta: dict[str, Any] = {"refreshed_at": now, "complete": int(complete), "count": count}
+        meta: dict[str, Any] = {"count": count}
+        if not partial:
+            meta.update(refreshed_at=now, complete=int(complete))
         if upserts or removed:
             meta["changed_at"] = now
         pipe.hset(k.meta(p), mapping=meta)
         pipe.hsetnx(k.meta(p), "changed_at", now)
+        pipe.hsetnx(k.meta(p), "refreshed_at", now)
+        pipe.hsetnx(k.meta(p), "complete", 0)
+        for entry in feed:
+            pipe.xadd(k.history_feed(), dict(entry), maxlen=feed_max or None, approximate=True)
         pipe.sadd(k.partitions(), p.id)
         pipe.execute()
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from inventory.cache.dynamo import DynamoStore
+from inventory.cache.history import Cause, Change, ChangeHistory, diff_records
 from inventory.cache.keys import VOLATILE_FIELDS, Partition
 from inventory.cache.redis_cache import RedisCache
 from inventory.cache.replication import ReplicationLog
@@ -72,11 +73,13 @@ class Store:
         clock: Callable[[], float] = time.time,
         listeners: list[PartitionListener] | None = None,
         log: ReplicationLog | None = None,
+        history: ChangeHistory | None = None,
     ) -> None:
         self.redis = redis
         self.dynamo = dynamo
         self.s3 = s3
         self.log = log
+        self.history = history
         self.clock = clock
         self.listeners = listeners or []
 
@@ -89,11 +92,17 @@ class Store:
         complete: bool,
         keep: Iterable[str] = (),
         durable: bool = True,
+        remove: Iterable[str] = (),
+        partial: bool = False,
+        causes: Mapping[str, Cause] | None = None,
     ) -> PartitionResult:
         """Write new and changed records; with ``complete``, remove items the listing lacks.
 
         ``keep`` names ARNs that were listed but could not be transformed: their cached copies
-        stay, as a failed record must never delete data.
+        stay, as a failed record must never delete data. ``remove`` names ARNs to remove even
+        from an incomplete listing (a deletion confirmed one by one). ``partial`` marks a
+        targeted refresh of some items: the partition's listing freshness is left alone.
+        Every durable change is recorded in the history, with its ``causes`` (by ARN) if given.
 
         DynamoDB is written first, then Redis in one transaction, then S3: a failure at any
         step raises, and the retry rewrites whatever is still different.
@@ -111,6 +120,7 @@ class Store:
                 encoded[record["arn"]] = (document, content_hash(document))
 
         cached = self.redis.load_hashes(p)
+        known = cached is not None
         if not durable:
             cached = cached or {}
             stored: dict[str, str] = cached
@@ -120,16 +130,39 @@ class Store:
 
         keep = set(keep)
         present = encoded.keys() | keep
-        removed = [arn for arn in stored if arn not in present] if complete else []
-        redis_removed = [arn for arn in cached if arn not in present] if complete else []
+        gone = {arn for arn in remove if arn not in encoded}
+        removed = [a for a in stored if (complete and a not in present) or a in gone]
+        redis_removed = [a for a in cached if (complete and a not in present) or a in gone]
         dynamo_upserts = {a: v for a, v in encoded.items() if stored.get(a) != v[1]}
         redis_upserts = {a: v for a, v in encoded.items() if cached.get(a) != v[1]}
 
+        # A partition's first load is its starting point, not a change of every item in it.
+        initial = not known and not stored
+        track = durable and self.history is not None and not initial
+        previous = self._previous(p, dynamo_upserts, stored, removed) if track else {}
         dynamo_writes = self.dynamo.write(p, dynamo_upserts, removed, now) if durable else 0
+        changes: list[Change] = []
+        if track and self.history is not None and (dynamo_upserts or removed):
+            # Written before Redis: a crash in between repeats the change on retry (Redis
+            # still holds the old version), never loses it.
+            new = {a: json.loads(v[0]) for a, v in dynamo_upserts.items()}
+            changes = diff_records(p, previous, new, removed, now, causes)
+            self.history.write(changes)
 
         final = {a: h for a, h in cached.items() if a not in redis_removed}
         final.update({a: v[1] for a, v in encoded.items()})
-        self.redis.apply(p, redis_upserts, redis_removed, encoded, now, complete, len(final))
+        self.redis.apply(
+            p,
+            redis_upserts,
+            redis_removed,
+            encoded,
+            now,
+            complete,
+            len(final),
+            partial=partial,
+            feed=self.history.feed_entries(changes) if self.history else (),
+            feed_max=self.history.feed_max_entries if self.history else 0,
+        )
         if redis_upserts or redis_removed:
             documents = {a: v[0] for a, v in redis_upserts.items()}
             for listener in self.listeners:
@@ -152,6 +185,23 @@ class Store:
             dynamo_writes=dynamo_writes,
             s3_objects=s3_objects,
         )
+
+    def _previous(
+        self,
+        p: Partition,
+        upserts: Mapping[str, tuple[str, str]],
+        stored: Mapping[str, str],
+        removed: list[str],
+    ) -> dict[str, dict[str, Any]]:
+        """The versions a write replaces or removes: from Redis, else from DynamoDB."""
+        before = [a for a in upserts if a in stored] + removed
+        if not before:
+            return {}
+        old = self.redis.get_items(p, before)
+        missing = [a for a in before if a not in old]
+        if missing:
+            old.update({a: doc for a, (doc, _) in self.dynamo.documents(p, missing).items()})
+        return {a: json.loads(doc) for a, doc in old.items()}
 
     def _publish(
         self,
@@ -196,7 +246,28 @@ class Store:
         ``upserts`` maps ARN -> (document, content hash) exactly as the active region stored
         them; freshness is stamped with the active region's write time, not ours.
         """
-        self.redis.apply(p, upserts, removed, upserts.keys(), written_at, complete, count)
+        feed: list[dict[str, str]] = []
+        if self.history is not None and (upserts or removed):
+            old = self.redis.get_items(p, [*upserts, *removed])
+            changes = diff_records(
+                p,
+                {a: json.loads(doc) for a, doc in old.items()},
+                {a: json.loads(v[0]) for a, v in upserts.items()},
+                removed,
+                written_at,
+            )
+            feed = self.history.feed_entries(changes)
+        self.redis.apply(
+            p,
+            upserts,
+            removed,
+            upserts.keys(),
+            written_at,
+            complete,
+            count,
+            feed=feed,
+            feed_max=self.history.feed_max_entries if self.history else 0,
+        )
         self.redis.set_manifest_digest(p, digest)
         if upserts or removed:
             documents = {a: v[0] for a, v in upserts.items()}

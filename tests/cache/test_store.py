@@ -105,7 +105,12 @@ def test_cold_redis_reloads_hashes_from_dynamo_instead_of_rewriting(runtime, dyn
 
     assert result.dynamo_writes == 2  # only the two deletions
     assert result.removed == 2
-    assert dynamo_calls["BatchWriteItem"] == 1
+    # One call for the two deletions, one for their history (old versions read from DynamoDB).
+    assert dynamo_calls["BatchWriteItem"] == 2
+    for gone in records[8:]:
+        (change,) = runtime.history.for_resource(KIND, gone["arn"])
+        assert change.change == "deleted"
+        assert {op["path"]: op["old"] for op in change.diff}["/name"] == gone["name"]
     p = Partition(KIND, ACCOUNT)
     assert runtime.redis_cache.items(p) == {r["arn"]: r for r in records[:8]}
     assert set(runtime.dynamo.items(p)) == {r["arn"] for r in records[:8]}
