@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from inventory.aws.listing import storable
 from inventory.aws.records import SkippedRecord, day, iso, policy_document, tags, transform_each
 from inventory.cache.keys import IAM_GROUP, IAM_POLICY, IAM_ROLE, IAM_USER
 
@@ -169,7 +170,7 @@ def transform_authorization_details(details: AuthorizationDetails, account_id: s
     ):
         records, bad = transform_each(
             raws,
-            lambda raw, t=transform: t(raw, account_id),
+            lambda raw, t=transform: storable(t(raw, account_id)),
             lambda raw, k=name_key, kd=kind: f"{kd} {raw.get('Arn') or raw.get(k)}",
         )
         by_kind[kind] = records

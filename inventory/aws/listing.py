@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
@@ -10,6 +11,26 @@ from botocore.exceptions import ClientError
 
 from inventory.aws.errors import ACCESS_DENIED_CODES, error_code
 from inventory.aws.records import BadRecord, SkippedRecord
+
+#: Largest record (as JSON) a fetcher hands to storage. AWS's own limits keep real records far
+#: below it (a role's inline policies total 10,240 characters, a tag value 256); a bigger one
+#: would not fit a DynamoDB item (400 KB) and would fail the write of its whole partition.
+MAX_RECORD_BYTES = 300_000
+
+
+def storable(record: dict[str, Any]) -> dict[str, Any]:
+    """The record, or BadRecord when storage could not key or hold it.
+
+    Its ARN must be text starting with ``arn:`` (the key of every store), and its JSON at
+    most MAX_RECORD_BYTES.
+    """
+    arn = record.get("arn")
+    if not isinstance(arn, str) or not arn.startswith("arn:"):
+        raise BadRecord(f"ARN {arn!r:.80} is not an ARN")
+    size = len(json.dumps(record, default=str, ensure_ascii=False).encode())
+    if size > MAX_RECORD_BYTES:
+        raise BadRecord(f"record is {size} bytes, more than {MAX_RECORD_BYTES} a record may have")
+    return record
 
 
 @dataclass
@@ -48,7 +69,7 @@ def add_detailed(
     record: skipped and reported, and its cached copy kept. Anything else raises.
     """
     try:
-        listing.records.append(read())
+        listing.records.append(storable(read()))
     except ClientError as exc:
         code = error_code(exc)
         if code in gone:
@@ -56,5 +77,6 @@ def add_detailed(
         if code not in ACCESS_DENIED_CODES:
             raise
         listing.skip(label, str(code), arn)
-    except (BadRecord, KeyError, ValueError) as exc:
+    except (BadRecord, KeyError, ValueError, TypeError, AttributeError) as exc:
+        # TypeError/AttributeError: a field AWS returned as null or of another type.
         listing.skip(label, str(exc), arn)
