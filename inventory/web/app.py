@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import tornado.web
@@ -9,17 +10,21 @@ import tornado.web
 from inventory.settings import Settings
 from inventory.web.auth import cookie_secret
 from inventory.web.base import NotFoundHandler, Readers
-from inventory.web.handlers import access, core, pages, search
+from inventory.web.handlers import access, changes, core, pages, search
 from inventory.web.handlers import requests as policy_requests
+from inventory.web.handlers.history import history_reader
 from inventory.web.openapi import ROUTES as OPENAPI_ROUTES
 
 __all__ = ["Readers", "make_app"]
 
 HERE = Path(__file__).resolve().parent
-MODULES = [core, search, policy_requests, access, pages]
+MODULES = [core, search, policy_requests, access, pages, changes]
 
 
 def make_app(settings: Settings, readers: Readers) -> tornado.web.Application:
+    if readers.history is None and settings.history.enabled:
+        # The history reads the cache's own Redis (the feed) and the configured DynamoDB.
+        readers = dataclasses.replace(readers, history=history_reader(settings, readers.cache))
     deps = {"settings": settings, "readers": readers}
     routes = [(pattern, handler, deps) for module in MODULES for pattern, handler in module.ROUTES]
     routes += [(pattern, handler, deps) for pattern, handler in OPENAPI_ROUTES]

@@ -28,6 +28,7 @@ from inventory.web.auth import (
 )
 
 if TYPE_CHECKING:
+    from inventory.cache.history import ChangeHistory
     from inventory.cache.requests import PolicyRequests
     from inventory.exporter import InventoryCollector
     from inventory.web.search import PolicySearch
@@ -47,6 +48,8 @@ class Readers:
     requests: PolicyRequests | None = None
     #: ``send(task_name, args) -> task id``: enqueue a refresh; None answers 503.
     send_task: Callable[[str, list[Any]], str] | None = None
+    #: Change history (Redis feed, DynamoDB per resource); ``make_app`` builds it when None.
+    history: ChangeHistory | None = None
 
 
 CONTENT_SECURITY_POLICY = (

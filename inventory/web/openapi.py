@@ -11,8 +11,10 @@ import copy
 from typing import Any
 
 from inventory.cache.requests import STATUSES
+from inventory.web import params
 from inventory.web.base import AuthenticatedHandler
 from inventory.web.handlers import access, requests
+from inventory.web.handlers.history import FEED_MAX_LIMIT, HISTORY_KINDS, RESOURCE_MAX_LIMIT
 from inventory.web.search import MAX_LIMIT, SORT_COLUMNS
 
 JSON = "application/json"
@@ -38,7 +40,8 @@ ERRORS = {
     411: "A body sent without a Content-Length",
     413: "The body is larger than web.max_body_bytes",
     415: "A request body that is not application/json",
-    503: "Redis, the search index, the requests table or the task queue is unavailable",
+    503: "Redis, the search index, the requests table, the change history or the task queue "
+    "is unavailable",
 }
 
 
@@ -168,6 +171,43 @@ PAGE_ROW = {
         "last_updated": {"type": "number"},
     },
 }
+CHANGE = {
+    "type": "object",
+    "required": ["id", "arn", "kind", "account_id", "region", "at", "change", "diff"],
+    "properties": {
+        "id": {"type": "string"},
+        "arn": {"type": "string"},
+        "kind": {"type": "string"},
+        "account_id": {"type": "string"},
+        "region": {"type": "string"},
+        "at": {"type": "number"},
+        "change": {"type": "string", "enum": ["created", "updated", "deleted"]},
+        "diff": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["op", "path"],
+                "properties": {
+                    "op": {"type": "string", "enum": ["add", "remove", "replace"]},
+                    "path": {"type": "string"},
+                    "old": {},
+                    "new": {},
+                },
+            },
+        },
+        "actor": NULLABLE_STRING,
+        "event_name": NULLABLE_STRING,
+        "event_time": NULLABLE_NUMBER,
+        "event_id": NULLABLE_STRING,
+    },
+}
+HISTORY_KIND = {"type": "string", "enum": ["", *HISTORY_KINDS]}
+TIME = {
+    "anyOf": [
+        {"type": "number", "minimum": 0, "maximum": params.MAX_TIME},
+        {"type": "string", "format": "date-time"},
+    ]
+}
 TYPEAHEAD_RESULT = {
     "type": "object",
     "required": ["arn"],
@@ -250,6 +290,84 @@ def _paths() -> dict[str, Any]:
                 ),
                 (404,),
                 [ARN_PARAM],
+            )
+        },
+        "/api/v1/resource/history": {
+            "get": _operation(
+                "A resource's recorded changes (created, updated, deleted), newest first",
+                _ok(
+                    "The changes with their diffs",
+                    {
+                        "type": "object",
+                        "required": ["arn", "kind", "changes", "retention_days"],
+                        "properties": {
+                            "arn": {"type": "string"},
+                            "kind": {"type": "string"},
+                            "changes": {"type": "array", "items": CHANGE},
+                            "retention_days": {"type": "integer"},
+                        },
+                    },
+                ),
+                (404,),
+                [
+                    ARN_PARAM,
+                    _query(
+                        "kind",
+                        HISTORY_KIND,
+                        "The resource's kind; needed only when it is no longer cached",
+                    ),
+                    _query(
+                        "limit",
+                        LIMIT | {"minimum": 1, "maximum": RESOURCE_MAX_LIMIT},
+                        "How many changes (default 100)",
+                    ),
+                ],
+            )
+        },
+        "/api/v1/changes": {
+            "get": _operation(
+                "Recent changes of every resource, newest first, filtered and paged by cursor",
+                _ok(
+                    "One page of the feed",
+                    {
+                        "type": "object",
+                        "required": ["changes", "next_cursor", "feed_span"],
+                        "properties": {
+                            "changes": {"type": "array", "items": CHANGE},
+                            "next_cursor": NULLABLE_STRING,
+                            "feed_span": {
+                                "type": "object",
+                                "required": ["oldest", "newest"],
+                                "properties": {
+                                    "oldest": NULLABLE_NUMBER,
+                                    "newest": NULLABLE_NUMBER,
+                                },
+                            },
+                        },
+                    },
+                ),
+                (),
+                [
+                    _query("account", account, "Only this account's changes"),
+                    _query("kind", HISTORY_KIND, "Only changes of this kind"),
+                    _query(
+                        "since",
+                        TIME,
+                        "Changes at or after this time: unix seconds or ISO-8601 (UTC unless "
+                        "it has an offset)",
+                    ),
+                    _query("until", TIME, "Changes at or before this time; not before 'since'"),
+                    _query(
+                        "limit",
+                        LIMIT | {"minimum": 1, "maximum": FEED_MAX_LIMIT},
+                        "Page size (default 100)",
+                    ),
+                    _query(
+                        "cursor",
+                        {"type": "string", "pattern": r"^(\d{1,20}-\d{1,20})?$"},
+                        "The next_cursor of the previous page: the page of older changes",
+                    ),
+                ],
             )
         },
         "/api/v1/partitions": {

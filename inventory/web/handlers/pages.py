@@ -6,8 +6,10 @@ from typing import Any
 
 import tornado.web
 
+from inventory.web import params
 from inventory.web.auth import Identity
 from inventory.web.base import AuthenticatedHandler, BaseHandler
+from inventory.web.handlers.history import HISTORY_KINDS, TEMPLATE_HELPERS, resource_history
 
 MAX_ARN = 2048
 
@@ -80,10 +82,17 @@ class ResourcePage(PageHandler):
 
     template, page = "resource.html", "policies"
 
-    def get(self, arn: str) -> None:
+    async def get(self, arn: str) -> None:
         if not arn.startswith("arn:") or len(arn) > MAX_ARN:
             raise tornado.web.HTTPError(404, "that is not an ARN")
-        self.render_page(arn=arn, name=arn.rsplit("/", 1)[-1].rsplit(":", 1)[-1])
+        # ?kind= finds the history of a resource no longer cached (links from /changes).
+        kind = params.choice(self, "kind", HISTORY_KINDS, "") or None
+        self.render_page(
+            arn=arn,
+            name=arn.rsplit("/", 1)[-1].rsplit(":", 1)[-1],
+            history=await resource_history(self, arn, kind),
+            **TEMPLATE_HELPERS,
+        )
 
 
 ROUTES = [

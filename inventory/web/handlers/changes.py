@@ -1,0 +1,119 @@
+"""Change history: the recent feed (Redis stream) and one resource's history (DynamoDB)."""
+
+from __future__ import annotations
+
+import urllib.parse
+from typing import Any
+
+import tornado.web
+
+from inventory.cache.keys import ACCOUNT, ALL_ACCOUNTS, GLOBAL, Partition
+from inventory.web import params
+from inventory.web.base import AuthenticatedHandler
+from inventory.web.handlers.history import (
+    FEED_DEFAULT_LIMIT,
+    HISTORY_KINDS,
+    KIND_LABELS,
+    PAGE_LIMIT,
+    RESOURCE_MAX_LIMIT,
+    TEMPLATE_HELPERS,
+    feed_query,
+    off_loop,
+    read_feed,
+    resource_changes,
+)
+from inventory.web.handlers.pages import PageHandler
+
+
+class ChangesHandler(AuthenticatedHandler):
+    """``GET /api/v1/changes?account=&kind=&since=&until=&limit=&cursor=``: the recent feed."""
+
+    async def get(self) -> None:
+        query = feed_query(self, FEED_DEFAULT_LIMIT)
+        history = self.readers.history
+        if history is None:
+            raise tornado.web.HTTPError(503, "change history is not enabled")
+        page = await off_loop(lambda: read_feed(history, query))
+        self.write_json(page.as_dict())
+
+
+class ResourceHistoryHandler(AuthenticatedHandler):
+    """``GET /api/v1/resource/history?arn=&kind=&limit=``: one resource's changes, newest first.
+
+    The kind is the cached resource's unless given (a deleted resource is no longer cached).
+    """
+
+    async def get(self) -> None:
+        arn = params.arn(self)
+        kind = params.choice(self, "kind", HISTORY_KINDS, "")
+        limit = params.integer(self, "limit", 100, 1, RESOURCE_MAX_LIMIT)
+        if not kind:
+            p = self.readers.cache.locate(arn)
+            if p is None:
+                raise tornado.web.HTTPError(
+                    404, "no cached resource with that ARN (give 'kind' for a deleted one)"
+                )
+            kind = p.kind
+        changes = await resource_changes(self, kind, arn, limit)
+        self.write_json(
+            {
+                "arn": arn,
+                "kind": kind,
+                "changes": [c.as_dict() for c in changes],
+                "retention_days": self.inventory_settings.history.retention_days,
+            }
+        )
+
+
+class ChangesPage(PageHandler):
+    """``GET /changes``: the recent feed as a table, filtered by a GET form, paged by cursor."""
+
+    template, page = "changes.html", "changes"
+
+    async def get(self) -> None:
+        accounts = self.readers.cache.items(Partition(ACCOUNT, ALL_ACCOUNTS, GLOBAL))
+        names = {a["id"]: a.get("name") or "" for a in accounts.values() if "id" in a}
+        context: dict[str, Any] = {
+            "accounts": sorted(names.items(), key=lambda a: (a[1].lower(), a[0])),
+            "account_names": names,
+            "kinds": [(k, KIND_LABELS.get(k, k)) for k in HISTORY_KINDS],
+            "error": None,
+            "enabled": self.readers.history is not None,
+            "changes": [],
+            "span": None,
+            "filters": {},
+            "older_href": None,
+            "newest_href": None,
+        }
+        try:
+            query = feed_query(self, PAGE_LIMIT)
+        except tornado.web.HTTPError as exc:
+            if exc.status_code != 400:
+                raise
+            self.set_status(400)
+            context["error"] = exc.log_message
+            self.render_page(**context, **TEMPLATE_HELPERS)
+            return
+        context["filters"] = query.args()
+        if query.cursor is not None:
+            filters = query.args()
+            context["newest_href"] = "/changes" + (
+                "?" + urllib.parse.urlencode(filters) if filters else ""
+            )
+        history = self.readers.history
+        if history is not None:
+            page = await off_loop(lambda: read_feed(history, query))
+            context["changes"], context["span"] = page.changes, page.span
+            if page.next_cursor is not None:
+                more = query.args() | {"cursor": page.next_cursor}
+                if query.limit != PAGE_LIMIT:
+                    more["limit"] = str(query.limit)
+                context["older_href"] = "/changes?" + urllib.parse.urlencode(more)
+        self.render_page(**context, **TEMPLATE_HELPERS)
+
+
+ROUTES = [
+    (r"/api/v1/changes", ChangesHandler),
+    (r"/api/v1/resource/history", ResourceHistoryHandler),
+    (r"/changes", ChangesPage),
+]
