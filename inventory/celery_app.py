@@ -32,6 +32,8 @@ TASK_ROUTES = {
     "inventory.cache_credential_authorization_mapping": {"queue": MAINTENANCE},
     "inventory.get_iam_role_limit": {"queue": AWS},
     "inventory.cache_cloudtrail_errors_by_arn": {"queue": AWS},
+    "inventory.drain_change_events": {"queue": AWS},
+    "inventory.refresh_changed_resources": {"queue": AWS},
     "inventory.report_celery_last_success_metrics": {"queue": METRICS},
 }
 

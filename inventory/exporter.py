@@ -30,7 +30,7 @@ from prometheus_client.utils import floatToGoString
 
 from inventory.cache.keys import ALL_ACCOUNTS, GLOBAL, IAM_ROLE_LIMIT, Keys, Partition
 from inventory.cache.redis_cache import RedisCache
-from inventory.metrics import RUNTIME_BUCKETS, TaskOutcomes
+from inventory.metrics import EVENT_LAG_BUCKETS, RUNTIME_BUCKETS, TaskOutcomes
 
 if TYPE_CHECKING:
     from wsgiref.simple_server import WSGIServer
@@ -106,6 +106,7 @@ class InventoryCollector:
     def _families(self, now: float) -> Iterable[Metric]:
         yield from self._tasks(now)
         yield self._runtimes()
+        yield self._event_lag()
         yield self._queues()
         yield from self._beat()
         yield from self._role_limits()
@@ -175,6 +176,17 @@ class InventoryCollector:
             buckets = [(floatToGoString(b), values.get(f"{b:g}", 0.0)) for b in RUNTIME_BUCKETS]
             buckets.append(("+Inf", values.get("+Inf", 0.0)))
             family.add_metric([task], buckets, values.get("sum", 0.0))
+        return family
+
+    def _event_lag(self) -> Metric:
+        family = HistogramMetricFamily(
+            "inventory_event_lag_seconds",
+            "Seconds from a CloudTrail change event to its resource being cached again",
+        )
+        values = {k: float(v) for k, v in self.client.hgetall(self.keys.event_lag()).items()}
+        buckets = [(floatToGoString(b), values.get(f"{b:g}", 0.0)) for b in EVENT_LAG_BUCKETS]
+        buckets.append(("+Inf", values.get("+Inf", 0.0)))
+        family.add_metric([], buckets, values.get("sum", 0.0))
         return family
 
     def _queues(self) -> Metric:

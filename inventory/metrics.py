@@ -12,6 +12,8 @@ OK = "ok"
 FAILED = "failed"
 RETRY = "retry"
 RUNTIME_BUCKETS = (0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800)
+#: Seconds from a CloudTrail change event to the refreshed resource in the cache.
+EVENT_LAG_BUCKETS = (1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
 
 
 @dataclass(frozen=True)

@@ -135,6 +135,13 @@ SCHEDULE: tuple[ScheduleEntry, ...] = (
         description="Which groups and users may use which roles (role tags + config)",
     ),
     ScheduleEntry(
+        "drain_change_events",
+        "inventory.drain_change_events",
+        1 * MINUTE,
+        queue="aws",
+        description="CloudTrail change events from SQS -> targeted refresh (needs events.enabled)",
+    ),
+    ScheduleEntry(
         "cache_cloud_account_mapping",
         "inventory.cache_cloud_account_mapping",
         1 * HOUR,
@@ -163,6 +170,7 @@ def known_task_names() -> set[str]:
     names = {e.task.removeprefix("inventory.") for e in SCHEDULE}
     names |= {k.for_account_task.removeprefix("inventory.") for k in KINDS}
     names.add("cache_iam_resources_for_account")
+    names.add("refresh_changed_resources")
     return names
 
 
@@ -180,6 +188,8 @@ def effective_schedule(settings: Settings) -> list[ScheduleEntry]:
             if "every" in changes:
                 changes["crontab"] = None
             entry = replace(entry, **changes)
+        if entry.name == "drain_change_events" and not settings.events.enabled:
+            entry = replace(entry, enabled=False)
         entries.append(entry)
     return entries
 

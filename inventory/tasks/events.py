@@ -1,0 +1,315 @@
+"""Event-driven refresh: drain CloudTrail change events, refresh only the resources they name.
+
+``drain_change_events`` (beat, every minute) receives the queue the EventBridge rule fills
+(docs/events.md), turns each message into the resources it changed, drops duplicate event ids,
+merges the events of each resource and sends one ``refresh_changed_resources`` per account; the
+messages are deleted only once those are sent. The refresh reads back each resource with one
+call per changed part (inventory/aws/targeted.py) and stores it through ``replace_partition``
+as a partial write, so an unchanged result writes nothing and every real change lands in the
+history with its CloudTrail actor. An event older than our last read of its resource is stale
+and costs no call; a delete is only applied when AWS confirms the resource is gone.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from typing import Any
+
+from botocore.exceptions import ClientError
+from celery import shared_task
+
+from inventory.aws.events import (
+    S3_BUCKET,
+    SNS_TOPIC,
+    SQS_QUEUE,
+    NotAChange,
+    ResourceEvent,
+    parse_event,
+)
+from inventory.aws.targeted import (
+    refresh_bucket,
+    refresh_policy,
+    refresh_principal,
+    refresh_queue,
+    refresh_topic,
+)
+from inventory.cache.history import Cause
+from inventory.cache.keys import IAM_GROUP, IAM_POLICY, IAM_ROLE, IAM_USER, Partition
+from inventory.metrics import EVENT_LAG_BUCKETS
+from inventory.runtime import Runtime
+from inventory.tasks.accounts import account_record
+from inventory.tasks.base import InventoryTask, should_retry
+
+log = logging.getLogger(__name__)
+
+#: IAM is eventually consistent: a read this soon after an event may not show it yet.
+READ_MARGIN_SECONDS = 5.0
+_PATH_SEGMENT = {IAM_ROLE: "role", IAM_USER: "user", IAM_GROUP: "group"}
+
+
+def drain(runtime: Runtime) -> dict[str, Any]:
+    """Receive, parse, de-duplicate and dispatch; delete the messages once dispatched."""
+    settings = runtime.settings
+    cfg = settings.events
+    if not cfg.enabled or not cfg.queue_url:
+        return {"skipped": "events.enabled is false"}
+    client = runtime.aws.hub_client("sqs", cfg.queue_region or settings.active_region)
+    started = time.monotonic()
+    received, ignored = 0, 0
+    handles: list[str] = []
+    events: list[ResourceEvent] = []
+    while received < cfg.max_messages and time.monotonic() - started < cfg.max_seconds:
+        batch = client.receive_message(
+            QueueUrl=cfg.queue_url,
+            MaxNumberOfMessages=min(10, cfg.max_messages - received),
+            WaitTimeSeconds=1 if not received else 0,
+        ).get("Messages", [])
+        if not batch:
+            break
+        for message in batch:
+            received += 1
+            handles.append(message["ReceiptHandle"])
+            try:
+                events.extend(parse_event(message["Body"]))
+            except NotAChange as exc:
+                ignored += 1
+                log.info("events: ignored a message: %s", exc)
+    fresh, duplicates = _unseen(runtime, events)
+    by_account: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
+    for event in fresh:
+        ref = by_account[event.account_id].setdefault(
+            event.resource,
+            {
+                "kind": event.kind,
+                "region": event.region,
+                "name": event.name,
+                "aspects": [],
+                "events": [],
+            },
+        )
+        if event.aspect not in ref["aspects"]:
+            ref["aspects"].append(event.aspect)
+        ref["events"].append(
+            {
+                "time": event.event_time,
+                "name": event.event_name,
+                "id": event.event_id,
+                "actor": event.actor,
+            }
+        )
+    task_ids = {
+        account: refresh_changed_resources.delay(account, list(refs.values())).id
+        for account, refs in by_account.items()
+    }
+    _mark_seen(runtime, fresh)
+    for start in range(0, len(handles), 10):
+        entries = [
+            {"Id": str(i), "ReceiptHandle": h} for i, h in enumerate(handles[start : start + 10])
+        ]
+        client.delete_message_batch(QueueUrl=cfg.queue_url, Entries=entries)
+    return {
+        "received": received,
+        "ignored": ignored,
+        "duplicates": duplicates,
+        "events": len(fresh),
+        "resources": sum(len(r) for r in by_account.values()),
+        "task_ids": task_ids,
+    }
+
+
+def _unseen(runtime: Runtime, events: list[ResourceEvent]) -> tuple[list[ResourceEvent], int]:
+    """Events whose id was not handled before (nor earlier in this batch)."""
+    ids = list(dict.fromkeys(e.event_id for e in events))
+    pipe = runtime.redis.pipeline(transaction=False)
+    for event_id in ids:
+        pipe.exists(runtime.keys.event_seen(event_id))
+    seen = {i for i, found in zip(ids, pipe.execute(), strict=True) if found}
+    fresh = [e for e in events if e.event_id not in seen]
+    taken: set[tuple[str, str]] = set()
+    unique = []
+    for e in fresh:
+        if (e.event_id, e.resource) not in taken:
+            taken.add((e.event_id, e.resource))
+            unique.append(e)
+    return unique, len(events) - len(unique)
+
+
+def _mark_seen(runtime: Runtime, events: list[ResourceEvent]) -> None:
+    ttl = runtime.settings.events.seen_ttl_seconds
+    pipe = runtime.redis.pipeline(transaction=False)
+    for event_id in {e.event_id for e in events}:
+        pipe.set(runtime.keys.event_seen(event_id), 1, ex=ttl)
+    pipe.execute()
+
+
+def resource_key(account_id: str, ref: dict[str, Any]) -> str:
+    return f"{ref['kind']}|{account_id}|{ref['region']}|{ref['name']}"
+
+
+def find_cached(
+    runtime: Runtime, p: Partition, ref: dict[str, Any]
+) -> tuple[str | None, dict[str, Any] | None]:
+    """The cached record an event names (roles, users and groups by name: paths vary)."""
+    kind, name, account = ref["kind"], ref["name"], p.account_id
+    if kind in _PATH_SEGMENT:
+        segment = _PATH_SEGMENT[kind]
+        arn = f"arn:aws:iam::{account}:{segment}/{name}"
+        record = runtime.redis_cache.item(p, arn)
+        if record is None:
+            suffix = f":{segment}/"
+            arn = next(
+                (
+                    a
+                    for a in runtime.redis.hkeys(runtime.keys.hashes(p))
+                    if suffix in a and a.rsplit("/", 1)[-1] == name
+                ),
+                arn,
+            )
+            record = runtime.redis_cache.item(p, arn)
+        return arn, record
+    if kind == S3_BUCKET:
+        arn = f"arn:aws:s3:::{name}"
+    elif kind == SQS_QUEUE:
+        arn = f"arn:aws:sqs:{p.region}:{account}:{name.rstrip('/').rsplit('/', 1)[-1]}"
+    else:  # policies and topics are named by their ARN
+        arn = name
+    return arn, runtime.redis_cache.item(p, arn)
+
+
+def read_back(
+    runtime: Runtime, account: dict[str, Any], ref: dict[str, Any], cached: dict[str, Any] | None
+) -> dict[str, Any] | None:
+    """The resource as AWS has it now (None: confirmed gone)."""
+    kind, name, aspects = ref["kind"], ref["name"], set(ref["aspects"])
+    account_id = account["id"]
+    if kind in (IAM_ROLE, IAM_USER, IAM_GROUP, IAM_POLICY):
+        client = runtime.account_client("iam", account, runtime.settings.deployment_region)
+        if kind == IAM_POLICY:
+            return refresh_policy(client, account_id, name, cached)
+        return refresh_principal(client, kind, account_id, name, aspects, cached)
+    if kind == S3_BUCKET:
+        client = runtime.account_client("s3", account, runtime.settings.deployment_region)
+        return refresh_bucket(client, account_id, name, aspects, cached)
+    if kind == SQS_QUEUE:
+        client = runtime.account_client("sqs", account, ref["region"])
+        return refresh_queue(client, account_id, ref["region"], name, aspects, cached)
+    if kind == SNS_TOPIC:
+        client = runtime.account_client("sns", account, ref["region"])
+        return refresh_topic(client, account_id, ref["region"], name, aspects, cached)
+    raise ValueError(f"no targeted refresh for {kind}")
+
+
+def refresh(runtime: Runtime, account_id: str, refs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Read back and store each changed resource of one account."""
+    account = account_record(runtime, account_id)
+    keys = [resource_key(account_id, ref) for ref in refs]
+    last_reads = runtime.redis.hmget(runtime.keys.event_applied(), keys) if keys else []
+    upserts: dict[Partition, list[dict[str, Any]]] = defaultdict(list)
+    removals: dict[Partition, list[str]] = defaultdict(list)
+    causes: dict[Partition, dict[str, Cause]] = defaultdict(dict)
+    read_at: dict[str, float] = {}
+    stale, failed = 0, {}
+    for ref, key, last_read in zip(refs, keys, last_reads, strict=True):
+        newest = max(ref["events"], key=lambda e: e["time"])
+        if last_read is not None and newest["time"] < float(last_read) - READ_MARGIN_SECONDS:
+            stale += 1  # our last read of it came after this event: it is already cached
+            continue
+        p = Partition(ref["kind"], account_id, ref["region"])
+        arn, cached = find_cached(runtime, p, ref)
+        started = time.time()
+        try:
+            record = read_back(runtime, account, ref, cached)
+        except ClientError as exc:
+            if should_retry(exc):
+                raise  # throttled: the task retries, nothing was lost
+            failed[ref["name"]] = str(exc)
+            log.warning("events: cannot read %s %s: %s", ref["kind"], ref["name"], exc)
+            continue
+        read_at[key] = started
+        cause = Cause(newest["actor"], newest["name"], newest["time"], newest["id"])
+        if record is not None:
+            upserts[p].append(record)
+            causes[p][record["arn"]] = cause
+        elif cached is not None and arn is not None:
+            removals[p].append(arn)
+            causes[p][arn] = cause
+    results = {}
+    for p in upserts.keys() | removals.keys():
+        result = runtime.store.replace_partition(
+            p.kind,
+            account_id,
+            p.region,
+            upserts.get(p, []),
+            complete=False,
+            remove=removals.get(p, []),
+            partial=True,
+            causes=causes[p],
+        )
+        results[p.id] = {
+            "created": result.created,
+            "updated": result.updated,
+            "removed": result.removed,
+            "dynamo_writes": result.dynamo_writes,
+        }
+    cached_at = time.time()
+    lags = [
+        cached_at - e["time"]
+        for ref, key in zip(refs, keys, strict=True)
+        if key in read_at
+        for e in ref["events"]
+    ]
+    _record(runtime, read_at, lags)
+    return {
+        "account_id": account_id,
+        "resources": len(refs),
+        "read": len(read_at),
+        "stale": stale,
+        "failed": failed,
+        "partitions": results,
+        "lags": [round(lag, 3) for lag in lags],
+    }
+
+
+def _record(runtime: Runtime, read_at: dict[str, float], lags: list[float]) -> None:
+    """When each resource was last read, and each event's lag into the histogram."""
+    pipe = runtime.redis.pipeline(transaction=False)
+    if read_at:
+        pipe.hset(runtime.keys.event_applied(), mapping=read_at)
+    for lag in lags:
+        for bound in EVENT_LAG_BUCKETS:
+            if lag <= bound:
+                pipe.hincrby(runtime.keys.event_lag(), f"{bound:g}", 1)
+        pipe.hincrby(runtime.keys.event_lag(), "+Inf", 1)
+        pipe.hincrbyfloat(runtime.keys.event_lag(), "sum", lag)
+    pipe.execute()
+
+
+@shared_task(
+    bind=True,
+    base=InventoryTask,
+    name="inventory.drain_change_events",
+    active_only=True,
+    soft_time_limit=120,
+    time_limit=150,
+)
+def drain_change_events(self: InventoryTask) -> dict[str, Any]:
+    """Drain CloudTrail change events from SQS; send one targeted refresh per account."""
+    return drain(self.runtime)
+
+
+@shared_task(
+    bind=True,
+    base=InventoryTask,
+    name="inventory.refresh_changed_resources",
+    per_account=True,
+    active_only=True,
+    soft_time_limit=300,
+    time_limit=360,
+)
+def refresh_changed_resources(
+    self: InventoryTask, account_id: str, refs: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """Read back the resources events named in one account; store what changed."""
+    return refresh(self.runtime, account_id, refs)

@@ -1,0 +1,340 @@
+"""Event-driven refresh against moto, a real Redis and a real worker.
+
+The worker's AWS endpoint is a counting proxy in front of moto, so the test sees every call the
+refresh makes. CloudTrail does not run in moto: the test puts the EventBridge envelopes that
+CloudTrail would produce on a real (moto) SQS queue, after making the change in moto itself.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from celery.result import AsyncResult
+
+from inventory.aws.events import EVENT_NAMES, NotAChange, parse_event
+from inventory.cache.keys import IAM_ROLE, Partition
+from inventory.celery_app import create_app
+from inventory.demo.seed import MANAGEMENT_ACCOUNT, AccountSeed, Seeder, demo_account
+from inventory.runtime import Runtime
+from inventory.settings import load_settings
+from inventory.tasks.accounts import store_account_mapping
+from inventory.tasks.iam import sync_iam_account
+from tests.conftest import inventory_env
+from tests.faultproxy import FaultProxy
+
+ALICE = "arn:aws:iam::123456789012:user/alice"
+# Calls that are not reading a changed resource: the queue, credentials, the cache's own tables.
+PLUMBING = {
+    "ReceiveMessage",
+    "DeleteMessageBatch",
+    "AssumeRole",
+    "GetCallerIdentity",
+    "DescribeTable",
+    "Query",
+    "GetItem",
+    "PutItem",
+    "BatchGetItem",
+    "BatchWriteItem",
+    "PutObject",
+}
+
+
+def envelope(
+    account: str,
+    name: str,
+    params: dict,
+    when: float,
+    event_id: str | None = None,
+    source: str = "iam.amazonaws.com",
+) -> str:
+    """The EventBridge envelope of a CloudTrail management event, as SQS delivers it."""
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(when)) + f".{int(when % 1 * 1000):03d}Z"
+    return json.dumps(
+        {
+            "version": "0",
+            "id": str(uuid.uuid4()),
+            "detail-type": "AWS API Call via CloudTrail",
+            "source": source.split(".")[0].replace("iam", "aws.iam"),
+            "account": account,
+            "time": stamp,
+            "region": "us-east-1",
+            "detail": {
+                "eventVersion": "1.08",
+                "userIdentity": {"type": "IAMUser", "arn": ALICE, "principalId": "AIDAALICE"},
+                "eventTime": stamp,
+                "eventSource": source,
+                "eventName": name,
+                "awsRegion": "us-east-1",
+                "requestParameters": params,
+                "responseElements": None,
+                "eventID": event_id or str(uuid.uuid4()),
+                "recipientAccountId": account,
+            },
+        }
+    )
+
+
+@pytest.fixture
+def proxy(moto_server) -> Iterator[FaultProxy]:
+    p = FaultProxy(moto_server.url).start()
+    yield p
+    p.stop()
+
+
+@pytest.fixture
+def events_env(redis_server, moto_server, proxy) -> dict[str, str]:
+    queue = (
+        Seeder(moto_server.url)
+        .client("sqs", MANAGEMENT_ACCOUNT)
+        .create_queue(QueueName="inventory-iam-events")["QueueUrl"]
+    )
+    return inventory_env(
+        redis_server,
+        moto_server,
+        INVENTORY_AWS__ENDPOINT_URL=proxy.url,
+        INVENTORY_EVENTS__ENABLED="true",
+        INVENTORY_EVENTS__QUEUE_URL=queue,
+        INVENTORY_EVENTS__MAX_SECONDS="5",
+    )
+
+
+@pytest.fixture
+def world(runtime: Runtime, moto_server, events_env, start_worker):
+    """A seeded account, swept once; a worker and an app that share the events settings."""
+    seeder = Seeder(moto_server.url)
+    seeder.organisation()
+    dev: AccountSeed = seeder.create_account(demo_account("dev", 0))
+    settings = load_settings(paths=[], environ=events_env)
+    rt = Runtime(settings)
+    store_account_mapping(rt)
+    sync_iam_account(rt, dev.id)
+    app = create_app(settings)
+    app.runtime = rt
+    start_worker(events_env)
+    return seeder, dev, rt, app, events_env["INVENTORY_EVENTS__QUEUE_URL"]
+
+
+def drain_cycle(app, proxy: FaultProxy) -> tuple[dict, list[dict], list[str]]:
+    """One drain (as beat runs it) and the refreshes it sent, through the worker."""
+    proxy.calls.clear()
+    result = app.tasks["inventory.drain_change_events"].apply()
+    assert result.successful(), result.traceback
+    drained = result.result
+    refreshes = [
+        AsyncResult(task_id, app=app).get(timeout=60) for task_id in drained["task_ids"].values()
+    ]
+    calls = [c for c in proxy.calls if c not in PLUMBING]
+    return drained, refreshes, calls
+
+
+def send(seeder: Seeder, queue: str, *bodies: str) -> None:
+    sqs = seeder.client("sqs", MANAGEMENT_ACCOUNT)
+    for body in bodies:
+        sqs.send_message(QueueUrl=queue, MessageBody=body)
+
+
+def test_changed_role_policy_is_cached_with_history_in_one_drain(world, proxy):
+    seeder, dev, rt, app, queue = world
+    role = dev.roles[0]
+    arn = dev.role_arn(role.name)
+    p = Partition(IAM_ROLE, dev.id)
+    before = rt.redis_cache.item(p, arn)
+    deny = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Deny", "Action": "s3:*", "Resource": "*"}],
+    }
+    iam = seeder.client("iam", dev.id)
+    iam.put_role_policy(RoleName=role.name, PolicyName="deny-s3", PolicyDocument=json.dumps(deny))
+    changed_at = time.time()
+    event_id = str(uuid.uuid4())
+    params = {"roleName": role.name, "policyName": "deny-s3", "policyDocument": json.dumps(deny)}
+    send(seeder, queue, envelope(dev.id, "PutRolePolicy", params, changed_at, event_id))
+
+    drained, refreshes, calls = drain_cycle(app, proxy)
+
+    assert (drained["received"], drained["events"], drained["resources"]) == (1, 1, 1)
+    assert calls == ["GetRolePolicy"]  # exactly one call for the one changed resource
+    cached = rt.redis_cache.item(p, arn)
+    assert cached["inline_policies"]["deny-s3"] == deny
+    assert {k: v for k, v in cached.items() if k != "inline_policies"} == {
+        k: v for k, v in before.items() if k != "inline_policies"
+    }
+    assert rt.dynamo.items(p)[arn] == cached
+    (change,) = rt.history.for_resource(IAM_ROLE, arn)
+    assert change.change == "updated"
+    assert change.actor == ALICE and change.event_name == "PutRolePolicy"
+    assert change.diff == [{"op": "add", "path": "/inline_policies/deny-s3", "new": deny}]
+    feed, _ = rt.history.feed(account_id=dev.id)
+    assert [c.arn for c in feed] == [arn]
+    lag = refreshes[0]["lags"][0]
+    assert 0 <= lag < 60
+    assert float(rt.redis.hget(rt.keys.event_lag(), "+Inf")) == 1
+    # The queue is empty: the message was deleted once the refresh was sent.
+    assert drain_cycle(app, proxy)[0]["received"] == 0
+
+    # The same event again (EventBridge delivers at least once) and an event older than our
+    # last read of the role: no call, no write, no new history.
+    stale = envelope(dev.id, "PutRolePolicy", params, changed_at - 3600)
+    send(seeder, queue, envelope(dev.id, "PutRolePolicy", params, changed_at, event_id), stale)
+    writes_before = rt.dynamo.model(IAM_ROLE).get(arn, dev.id).updatedAt
+
+    drained, refreshes, calls = drain_cycle(app, proxy)
+
+    assert (drained["received"], drained["duplicates"], drained["events"]) == (2, 1, 1)
+    assert refreshes[0]["stale"] == 1 and refreshes[0]["read"] == 0
+    assert calls == []
+    assert rt.dynamo.model(IAM_ROLE).get(arn, dev.id).updatedAt == writes_before
+    assert len(rt.history.for_resource(IAM_ROLE, arn)) == 1
+    # What the refresh stored is exactly what a full sweep stores: the sweep writes nothing.
+    assert sync_iam_account(rt, dev.id)["dynamo_writes"] == 0
+
+
+def test_created_role_is_read_in_full_exactly_as_a_sweep_would(world, proxy):
+    seeder, dev, rt, app, queue = world
+    iam = seeder.client("iam", dev.id)
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "ec2.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+            }
+        ],
+    }
+    arn = iam.create_role(
+        RoleName="fresh", Path="/team/", AssumeRolePolicyDocument=json.dumps(trust),
+        Tags=[{"Key": "owner", "Value": "alice"}],
+    )["Role"]["Arn"]  # fmt: skip
+    inline = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "s3:Get*", "Resource": "*"}],
+    }
+    iam.put_role_policy(RoleName="fresh", PolicyName="inline", PolicyDocument=json.dumps(inline))
+    iam.attach_role_policy(RoleName="fresh", PolicyArn=dev.policy_arn("dev-queue-access"))
+    now = time.time()
+    send(
+        seeder,
+        queue,
+        envelope(dev.id, "CreateRole", {"roleName": "fresh", "path": "/team/"}, now),
+        envelope(dev.id, "PutRolePolicy", {"roleName": "fresh", "policyName": "inline"}, now + 1),
+    )
+
+    drained, refreshes, calls = drain_cycle(app, proxy)
+
+    assert drained["resources"] == 1  # two events, one resource
+    p = Partition(IAM_ROLE, dev.id)
+    cached = rt.redis_cache.item(p, arn)
+    assert cached["inline_policies"] == {"inline": inline}
+    assert cached["tags"] == {"owner": "alice"}
+    (change,) = rt.history.for_resource(IAM_ROLE, arn)
+    assert change.change == "created" and change.event_name == "PutRolePolicy"
+    # The sweep agrees with the refresh about the role (the attached policy's count moved, and
+    # no event told us: that one the sweep writes).
+    roles = sync_iam_account(rt, dev.id)["partitions"][IAM_ROLE]
+    assert (roles["created"], roles["updated"], roles["removed"]) == (0, 0, 0)
+
+
+def test_delete_event_for_a_role_that_still_exists_deletes_nothing(world, proxy):
+    seeder, dev, rt, app, queue = world
+    role = dev.roles[0]
+    arn = dev.role_arn(role.name)
+    p = Partition(IAM_ROLE, dev.id)
+    cached = rt.redis_cache.item(p, arn)
+    stamp = rt.dynamo.model(IAM_ROLE).get(arn, dev.id).updatedAt
+    send(seeder, queue, envelope(dev.id, "DeleteRole", {"roleName": role.name}, time.time()))
+
+    drained, refreshes, calls = drain_cycle(app, proxy)
+
+    assert calls == ["GetRole"]  # the delete is checked, and the role is there
+    assert refreshes[0]["partitions"][p.id]["removed"] == 0
+    assert refreshes[0]["partitions"][p.id]["dynamo_writes"] == 0
+    assert rt.redis_cache.item(p, arn) == cached
+    assert rt.dynamo.model(IAM_ROLE).get(arn, dev.id).updatedAt == stamp
+    assert rt.history.for_resource(IAM_ROLE, arn) == []
+
+    # Now really deleted in AWS: the next delete event removes it, and says who did it.
+    iam = seeder.client("iam", dev.id)
+    for name in iam.list_role_policies(RoleName=role.name)["PolicyNames"]:
+        iam.delete_role_policy(RoleName=role.name, PolicyName=name)
+    for attached in iam.list_attached_role_policies(RoleName=role.name)["AttachedPolicies"]:
+        iam.detach_role_policy(RoleName=role.name, PolicyArn=attached["PolicyArn"])
+    for profile in iam.list_instance_profiles_for_role(RoleName=role.name)["InstanceProfiles"]:
+        iam.remove_role_from_instance_profile(
+            InstanceProfileName=profile["InstanceProfileName"], RoleName=role.name
+        )
+    iam.delete_role(RoleName=role.name)
+    send(seeder, queue, envelope(dev.id, "DeleteRole", {"roleName": role.name}, time.time() + 10))
+
+    drained, refreshes, calls = drain_cycle(app, proxy)
+
+    assert calls == ["GetRole"]
+    assert rt.redis_cache.item(p, arn) is None
+    assert rt.redis_cache.get(arn) is None
+    assert arn not in rt.dynamo.items(p)
+    (change,) = rt.history.for_resource(IAM_ROLE, arn)
+    assert (change.change, change.actor, change.event_name) == ("deleted", ALICE, "DeleteRole")
+    assert {op["path"] for op in change.diff} >= {"/name", "/trust_policy"}
+
+
+def test_messages_that_name_no_change_are_ignored_and_removed(world, proxy):
+    seeder, dev, rt, app, queue = world
+    failed = json.loads(envelope(dev.id, "PutRolePolicy", {"roleName": "x"}, time.time()))
+    failed["detail"]["errorCode"] = "AccessDenied"
+    send(seeder, queue, "not json", json.dumps({"detail": {}}), json.dumps(failed))
+
+    drained, refreshes, calls = drain_cycle(app, proxy)
+
+    assert (drained["received"], drained["ignored"], drained["events"]) == (3, 3, 0)
+    assert refreshes == [] and calls == []
+    assert drain_cycle(app, proxy)[0]["received"] == 0
+
+
+def test_every_followed_event_parses_to_the_resource_it_names():
+    when = time.time()
+    samples = {
+        ("iam.amazonaws.com", "AttachRolePolicy"): (
+            {"roleName": "r", "policyArn": "arn:aws:iam::111111111111:policy/p"},
+            [
+                ("iam_role", "r", "attached"),
+                ("iam_policy", "arn:aws:iam::111111111111:policy/p", "resource"),
+            ],
+        ),
+        ("iam.amazonaws.com", "DetachRolePolicy"): (
+            {"roleName": "r", "policyArn": "arn:aws:iam::aws:policy/ReadOnlyAccess"},
+            [("iam_role", "r", "attached")],
+        ),
+        ("iam.amazonaws.com", "AddUserToGroup"): (
+            {"userName": "u", "groupName": "g"},
+            [("iam_user", "u", "groups")],
+        ),
+        ("iam.amazonaws.com", "SetDefaultPolicyVersion"): (
+            {"policyArn": "arn:aws:iam::111111111111:policy/p", "versionId": "v2"},
+            [("iam_policy", "arn:aws:iam::111111111111:policy/p", "resource")],
+        ),
+        ("s3.amazonaws.com", "PutBucketPolicy"): (
+            {"bucketName": "b"},
+            [("s3_bucket", "b", "policy")],
+        ),
+        ("sqs.amazonaws.com", "SetQueueAttributes"): (
+            {"queueUrl": "https://sqs.us-east-1.amazonaws.com/111111111111/q"},
+            [("sqs_queue", "https://sqs.us-east-1.amazonaws.com/111111111111/q", "resource")],
+        ),
+        ("sns.amazonaws.com", "TagResource"): (
+            {"resourceArn": "arn:aws:sns:us-east-1:111111111111:t"},
+            [("sns_topic", "arn:aws:sns:us-east-1:111111111111:t", "tags")],
+        ),
+    }
+    for (source, name), (params, expected) in samples.items():
+        assert name in EVENT_NAMES[source]
+        events = parse_event(envelope("111111111111", name, params, when, source=source))
+        assert [(e.kind, e.name, e.aspect) for e in events] == expected, name
+        assert all(e.account_id == "111111111111" and e.actor == ALICE for e in events)
+    with pytest.raises(NotAChange):
+        parse_event(envelope("111111111111", "ListRoles", {}, when))
+    with pytest.raises(NotAChange):
+        parse_event(envelope("111111111111", "PutRolePolicy", {}, when))
