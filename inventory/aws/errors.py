@@ -33,6 +33,7 @@ TRANSIENT_CODES = frozenset(
     {
         "InternalError",
         "InternalFailure",
+        "InternalServerError",
         "ServiceUnavailable",
         "RequestTimeout",
         "RequestTimeoutException",
