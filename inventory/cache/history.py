@@ -274,12 +274,15 @@ class ChangeHistory:
         cursor: str | None = None,
     ) -> tuple[list[Change], str | None]:
         """Recent changes, newest first, filtered; returns a cursor for the next (older) page."""
+        # One account's stream, else one kind's, else everything: the other filter applies
+        # only to entries of the stream read.
+        stream = self.keys.history_feed(account_id=account_id, kind=None if account_id else kind)
         high = f"({cursor}" if cursor else ("+" if until is None else str(int(until * 1000)))
         low = "-" if since is None else str(int(since * 1000))
         found: list[Change] = []
         batch = max(limit * 4, 200)
         while True:
-            entries = self.client.xrevrange(self.keys.history_feed(), high, low, count=batch)
+            entries = self.client.xrevrange(stream, high, low, count=batch)
             for entry_id, fields in entries:
                 change = Change(**json.loads(fields["change"]))
                 if (account_id is None or change.account_id == account_id) and (

@@ -145,8 +145,13 @@ class Keys:
         """Hash: reason -> count of task messages a worker refused (unsigned, tampered...)."""
         return f"{self.prefix}worker:rejected"
 
-    def history_feed(self) -> str:
-        """Stream (capped): the recent changes of every resource, one JSON entry each."""
+    def history_feed(self, account_id: str | None = None, kind: str | None = None) -> str:
+        """Stream (capped): recent changes, one JSON entry each; every resource, or one
+        account's or one kind's (the same entries, so a filtered read skips the rest)."""
+        if account_id is not None:
+            return f"{self.prefix}history:account:{account_id}"
+        if kind is not None:
+            return f"{self.prefix}history:kind:{kind}"
         return f"{self.prefix}history"
 
     def event_applied(self) -> str:

@@ -103,8 +103,14 @@ class RedisCache:
         pipe.hsetnx(k.meta(p), "changed_at", now)
         pipe.hsetnx(k.meta(p), "refreshed_at", now)
         pipe.hsetnx(k.meta(p), "complete", 0)
+        feeds = (
+            k.history_feed(),
+            k.history_feed(account_id=p.account_id),
+            k.history_feed(kind=p.kind),
+        )
         for entry in feed:
-            pipe.xadd(k.history_feed(), dict(entry), maxlen=feed_max or None, approximate=True)
+            for stream in feeds:
+                pipe.xadd(stream, dict(entry), maxlen=feed_max or None, approximate=True)
         pipe.sadd(k.partitions(), p.id)
         pipe.execute()
 
