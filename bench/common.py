@@ -70,6 +70,10 @@ class Servers:
     procs: list[subprocess.Popen] = field(default_factory=list)
 
     @property
+    def moto_pid(self) -> int:
+        return self.procs[1].pid
+
+    @property
     def moto_url(self) -> str:
         return f"http://127.0.0.1:{self.moto_port}"
 
@@ -210,6 +214,13 @@ def vm_hwm_mb(pid: int) -> float:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return 0.0
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process (and its reaped children) has used, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return sum(int(f) for f in fields[11:15]) / ticks
 
 
 def median(values: list[float]) -> float:

@@ -21,6 +21,7 @@ Writes bench/results/iam.md.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import math
 import os
@@ -91,6 +92,16 @@ def child(account_id: str, reps: int, profile: str | None) -> dict[str, Any]:
     rss_setup = max_rss_mb()
 
     floors: list[float] = []
+    gc_seconds = [0.0]  # time spent in the cyclic garbage collector, for the report
+    gc_started = [0.0]
+
+    def on_gc(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            gc_started[0] = time.perf_counter()
+        else:
+            gc_seconds[0] += time.perf_counter() - gc_started[0]
+
+    gc.callbacks.append(on_gc)
 
     def floor() -> None:
         start = time.perf_counter()
@@ -100,12 +111,19 @@ def child(account_id: str, reps: int, profile: str | None) -> dict[str, Any]:
     def sync(rep: int) -> dict[str, Any]:
         app.runtime = runtimes[rep]
         before, commands = counter.snapshot(), redis_command_count(server)
+        gc_before = gc_seconds[0]
         start = time.perf_counter()
         result = task.apply(args=[account_id]).get()
         seconds = time.perf_counter() - start
         commands = redis_command_count(server) - commands - 1  # the first INFO
         used = calls_since(before, counter.snapshot())
-        return {"seconds": seconds, "redis_commands": commands, **used, "result": result}
+        return {
+            "seconds": seconds,
+            "gc_seconds": gc_seconds[0] - gc_before,
+            "redis_commands": commands,
+            **used,
+            "result": result,
+        }
 
     profiler = None
     if profile:
@@ -163,6 +181,7 @@ def summarise(size: int, data: dict[str, Any]) -> dict[str, Any]:
         "floors": data["floors"],
         "first_s": median([r["seconds"] for r in data["first"]]),
         "firsts": [r["seconds"] for r in data["first"]],
+        "first_gc_s": median([r["gc_seconds"] for r in data["first"]]),
         "steady_s": median([r["seconds"] for r in data["steady"]]),
         "steadies": [r["seconds"] for r in data["steady"]],
         "first_calls": first["calls"],
@@ -257,6 +276,10 @@ def report(rows: list[dict[str, Any]], reps: int, seed_seconds: float) -> list[s
     ]
     lines += markdown_table(["roles", "floors", "first syncs", "steady syncs"], table)
     lines += [
+        "",
+        "Time in Python's cyclic garbage collector during a first sync (median): "
+        + ", ".join(f"{r['roles']:,} roles {r['first_gc_s']:.2f} s" for r in rows)
+        + ".",
         "",
         "Peak RSS is the sync process's ru_maxrss right after its first sync (imports, Celery "
         f"app and clients included; {rows[0]['rss_setup_mb']:.0f} MB before any sync at the "

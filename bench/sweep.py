@@ -1,0 +1,329 @@
+"""A whole sweep (IAM, S3, SQS, SNS fan-outs) through a real 2-process worker, against its floor.
+
+    .venv/bin/python -m bench sweep [--accounts 100] [--roles 200] [--buckets 20] \
+        [--queues 20] [--topics 20] [--concurrency 2]
+
+One moto host holds the organisation (queues and topics in two regions). A real
+``inventory worker`` (prefork, ``--concurrency`` processes) runs the four fan-outs; the wall time
+runs from sending them until the last per-account task recorded its outcome. The floor is the
+same list/describe calls (the fetchers' ``get_*`` functions, through the same clients) with no
+processing, made by a pool of as many processes, one (kind, account) unit at a time. Order:
+floor, first sweep (empty cache), floor, steady sweep (no AWS change), floor; the floor's median
+is reported. Every floor and every sweep starts from fresh processes (a new pool, a new worker),
+so each pays its own AssumeRole and client set-up. Peak RSS is each worker process's VmHWM.
+Writes bench/results/sweep.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import multiprocessing
+import os
+import time
+from typing import Any
+
+from bench.common import (
+    BUCKET,
+    RESULTS,
+    cpu_seconds,
+    markdown_table,
+    median,
+    redis_command_count,
+    servers,
+    vm_hwm_mb,
+    write_result,
+)
+from bench.synthetic import Sizes
+
+STEMS = ("iam_resources", "s3_buckets", "sqs_queues", "sns_topics")
+
+_runtime: Any = None
+
+
+def _unit(unit: tuple[str, str]) -> tuple[str, int]:
+    """Raw calls of one (kind, account) as its task makes them; returns (stem, resources)."""
+    global _runtime
+    from inventory.aws import s3, sns, sqs
+    from inventory.cache.keys import GLOBAL
+    from inventory.runtime import Runtime
+    from inventory.settings import load_settings
+    from inventory.tasks.accounts import account_record
+
+    if _runtime is None:
+        _runtime = Runtime(load_settings(paths=[], environ=dict(os.environ)))
+    rt = _runtime
+    stem, account_id = unit
+    account = account_record(rt, account_id)
+    home = rt.settings.deployment_region
+    count = 0
+    if stem == "iam_resources":
+        from inventory.aws.iam import FILTERS
+
+        client = rt.account_client("iam", account, home)
+        paginator = client.get_paginator("get_account_authorization_details")
+        for page in paginator.paginate(Filter=FILTERS, PaginationConfig={"PageSize": 1000}):
+            count += sum(
+                len(page.get(k, ()))
+                for k in ("RoleDetailList", "UserDetailList", "GroupDetailList", "Policies")
+            )
+    elif stem == "s3_buckets":
+        client = rt.account_client("s3", account, home)
+        for raw in s3.get_buckets(client):
+            s3.get_bucket_details(client, raw["Name"])
+            count += 1
+    else:
+        module, service = (sqs, "sqs") if stem == "sqs_queues" else (sns, "sns")
+        for region in rt.settings.aws.regions or [GLOBAL]:
+            client = rt.account_client(service, account, region)
+            if module is sqs:
+                for url in sqs.get_queue_urls(client):
+                    sqs.get_queue(client, url)
+                    count += 1
+            else:
+                for arn in sns.get_topic_arns(client):
+                    sns.get_topic(client, arn)
+                    count += 1
+    return stem, count
+
+
+def floor(env: dict[str, str], accounts: list[str], processes: int) -> tuple[float, dict[str, int]]:
+    """The sweep's raw calls by ``processes`` fresh processes; (seconds, resources by kind)."""
+    saved = dict(os.environ)
+    os.environ.update(env)
+    try:
+        ctx = multiprocessing.get_context("spawn")
+        units = [(stem, a) for stem in STEMS for a in accounts]
+        with ctx.Pool(processes) as pool:
+            pool.map(_noop, range(processes))  # interpreters up before the clock starts
+            start = time.perf_counter()
+            results = list(pool.imap_unordered(_unit, units, chunksize=1))
+            seconds = time.perf_counter() - start
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    counts: dict[str, int] = dict.fromkeys(STEMS, 0)
+    for stem, count in results:
+        counts[stem] += count
+    return seconds, counts
+
+
+def _noop(_: int) -> None:
+    import inventory.runtime  # noqa: F401 - import cost is not part of the floor
+
+
+def sweep(worker: Any, runtime: Any, accounts: list[str], timeout: float) -> dict[str, Any]:
+    """Send the four fan-outs; wait until every per-account task has an outcome since then."""
+    app = worker.app
+    server = runtime.redis
+    commands = redis_command_count(server)
+    started = time.time()
+    for stem in STEMS:
+        result = app.send_task(f"inventory.cache_{stem}_across_accounts")
+        result.get(timeout=120)
+        result.forget()
+        del result  # drop the result listener now, not during interpreter shutdown
+    gc.collect()
+    wanted = {(f"cache_{stem}_for_account", a) for stem in STEMS for a in accounts}
+    deadline = time.monotonic() + timeout
+    while True:
+        done = {}
+        for s in runtime.outcomes.status():
+            if (s.task, s.account_id) not in wanted:
+                continue
+            if (s.last_success or 0) >= started:
+                done[(s.task, s.account_id)] = ("ok", s.last_success)
+            elif (s.last_failure or 0) >= started:
+                done[(s.task, s.account_id)] = ("failed", s.last_failure)
+        if len(done) == len(wanted) or time.monotonic() > deadline:
+            break
+        time.sleep(0.25)
+    finished = max((t for _, t in done.values()), default=time.time())
+    failed = sorted(f"{task} {acct}" for (task, acct), (o, _) in done.items() if o != "ok")
+    missing = sorted(f"{t} {a}" for t, a in wanted - done.keys())
+    return {
+        "seconds": finished - started,
+        "failed": failed,
+        "missing": missing,
+        "redis_commands": redis_command_count(server) - commands - 1,
+    }
+
+
+def worker_pids(worker: Any) -> list[int]:
+    import psutil
+
+    parent = psutil.Process(worker.pid)
+    return [parent.pid, *(c.pid for c in parent.children(recursive=True))]
+
+
+def worker_rss(worker: Any) -> dict[str, float]:
+    import psutil
+
+    parent = psutil.Process(worker.pid)
+    rss = {f"main {parent.pid}": vm_hwm_mb(parent.pid)}
+    for child in parent.children(recursive=True):
+        rss[f"child {child.pid}"] = vm_hwm_mb(child.pid)
+    return rss
+
+
+def dynamo_items(runtime: Any) -> int:
+    """Items in the inventory tables (a scan count; moto answers quickly)."""
+    total = 0
+    for model in runtime.dynamo.models.values():
+        total += model.count()
+    return total
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bench sweep")
+    parser.add_argument("--accounts", type=int, default=100)
+    parser.add_argument("--roles", type=int, default=200)
+    parser.add_argument("--buckets", type=int, default=20)
+    parser.add_argument("--queues", type=int, default=20, help="per region")
+    parser.add_argument("--topics", type=int, default=20, help="per region")
+    parser.add_argument("--concurrency", type=int, default=2)
+    parser.add_argument("--timeout", type=float, default=3600)
+    parser.add_argument("--output", default="sweep.md")
+    args = parser.parse_args(argv)
+
+    from tests.processes import Worker
+
+    sizes = Sizes(
+        accounts=args.accounts,
+        roles=args.roles,
+        policies=20,
+        users=10,
+        groups=3,
+        buckets=args.buckets,
+        queues=args.queues,
+        topics=args.topics,
+    )
+    with servers(sizes.to_json()) as s:
+        env = s.env()
+        from inventory.runtime import Runtime
+        from inventory.settings import load_settings
+        from inventory.tasks.accounts import active_accounts, store_account_mapping
+
+        os.environ.update({k: v for k, v in env.items() if k.startswith("AWS_")})
+        runtime = Runtime(load_settings(paths=[], environ=env))
+        runtime.ensure_tables()
+        runtime.aws.hub_client("s3", "us-east-1").create_bucket(Bucket=BUCKET)
+        store_account_mapping(runtime)
+        accounts = [a["id"] for a in active_accounts(runtime)]
+        print(f"{len(accounts)} accounts in the mapping", flush=True)
+
+        log = RESULTS / ".sweep-worker.log"
+        floors: list[float] = []
+        runs: dict[str, dict[str, Any]] = {}
+        rss: dict[str, dict[str, float]] = {}
+        counts: dict[str, int] = {}
+        moto_cpu: dict[str, list[float]] = {"floor": [], "first": [], "steady": []}
+        for label in ("first", "steady", None):
+            cpu = cpu_seconds(s.moto_pid)
+            seconds, counts = floor(env, accounts, args.concurrency)
+            moto_cpu["floor"].append(cpu_seconds(s.moto_pid) - cpu)
+            floors.append(seconds)
+            print(f"floor {seconds:.1f} s ({sum(counts.values())} resources)", flush=True)
+            if label is None:
+                break
+            # A fresh worker for each sweep, as the floor's processes are fresh each time.
+            worker = Worker(env, log, concurrency=args.concurrency).start()
+            try:
+                cpu = cpu_seconds(s.moto_pid)
+                runs[label] = sweep(worker, runtime, accounts, args.timeout)
+                moto_cpu[label].append(cpu_seconds(s.moto_pid) - cpu)
+                rss[label] = worker_rss(worker)
+                runs[label]["worker_cpu"] = sum(cpu_seconds(p) for p in worker_pids(worker))
+            finally:
+                worker.stop()
+                worker.app.close()
+            print(
+                f"{label} sweep {runs[label]['seconds']:.1f} s, failed "
+                f"{len(runs[label]['failed'])}, missing {len(runs[label]['missing'])}, "
+                f"worker peak RSS {max(rss[label].values()):.0f} MB, moto CPU "
+                f"{moto_cpu[label][0]:.0f} s (floor {moto_cpu['floor'][-1]:.0f} s), worker CPU "
+                f"{runs[label]['worker_cpu']:.0f} s",
+                flush=True,
+            )
+            if label == "first":
+                runs[label]["dynamo_items"] = dynamo_items(runtime)
+        lines = report(args, sizes, s.seed_seconds, accounts, floors, runs, rss, counts, moto_cpu)
+        write_result(args.output, lines)
+        log.unlink(missing_ok=True)
+    return 0
+
+
+def report(
+    args: argparse.Namespace,
+    sizes: Sizes,
+    seed_seconds: float,
+    accounts: list[str],
+    floors: list[float],
+    runs: dict[str, dict[str, Any]],
+    rss: dict[str, dict[str, float]],
+    counts: dict[str, int],
+    moto_cpu: dict[str, list[float]],
+) -> list[str]:
+    resources = sum(counts.values())
+    fl = median(floors)
+    lines = [
+        "# Sweep benchmark",
+        "",
+        f"{args.accounts} member accounts (+ the management account: {len(accounts)} in the "
+        f"mapping) x ({sizes.roles} roles, {sizes.policies} managed policies, {sizes.users} "
+        f"users, {sizes.groups} groups, {sizes.buckets} buckets, {sizes.queues} queues and "
+        f"{sizes.topics} topics in each of 2 regions), moto in server mode; the IAM, S3, SQS "
+        f"and SNS fan-outs through a real `inventory worker` with {args.concurrency} processes. "
+        f"Floor: the same list/describe calls through the same clients with no processing, "
+        f"{args.concurrency} processes, measured before, between and after the sweeps "
+        f"(median). This machine: 2 cores, shared. Seeding moto took {seed_seconds:.0f} s.",
+        "",
+    ]
+    rows = []
+    for label, run in runs.items():
+        rows.append(
+            [
+                label,
+                f"{run['seconds']:.1f}",
+                f"{fl:.1f}",
+                f"{run['seconds'] / fl:.2f}x",
+                f"{resources / run['seconds']:.0f}",
+                f"{resources / fl:.0f}",
+                f"{max(rss[label].values()):.0f}",
+                len(run["failed"]),
+                len(run["missing"]),
+            ]
+        )
+    lines += markdown_table(
+        ["sweep", "wall s", "floor s", "wall / floor", "resources/s", "floor resources/s",
+         "peak worker RSS MB", "failed tasks", "unfinished tasks"],
+        rows,
+    )  # fmt: skip
+    lines += [
+        "",
+        f"Resources per sweep: {resources:,} ("
+        + ", ".join(f"{k} {v:,}" for k, v in counts.items())
+        + f"). Floors: {', '.join(f'{f:.1f}' for f in floors)} s. DynamoDB items after the "
+        f"first sweep: {runs.get('first', {}).get('dynamo_items', 0):,}. Redis commands: first "
+        f"{runs.get('first', {}).get('redis_commands', 0):,}, steady "
+        f"{runs.get('steady', {}).get('redis_commands', 0):,} (worker, broker and results "
+        "included).",
+        "",
+        "CPU seconds of the moto server: floors "
+        + ", ".join(f"{c:.0f}" for c in moto_cpu["floor"])
+        + "; "
+        + "; ".join(f"{label} sweep {moto_cpu[label][0]:.0f}" for label in runs)
+        + ". CPU seconds of the worker's processes: "
+        + "; ".join(f"{label} {run['worker_cpu']:.0f}" for label, run in runs.items())
+        + ".",
+        "",
+        "Peak RSS per worker process (VmHWM, MB): "
+        + "; ".join(
+            f"{label}: " + ", ".join(f"{k} {v:.0f}" for k, v in values.items())
+            for label, values in rss.items()
+        ),
+    ]
+    for label, run in runs.items():
+        if run["failed"] or run["missing"]:
+            lines += ["", f"{label}: failed {run['failed'][:10]}, unfinished {run['missing'][:10]}"]
+    return lines
