@@ -1,4 +1,7 @@
-"""``python -m bench iam|sweep|web [options]``: run one benchmark (each writes bench/results/)."""
+"""``python -m bench iam|sweep|events|web [options]``: run one benchmark.
+
+Each writes its Markdown table to bench/results/.
+"""
 
 from __future__ import annotations
 
@@ -23,6 +26,12 @@ def _sweep(argv: list[str]) -> int:
     return main(argv)
 
 
+def _events(argv: list[str]) -> int:
+    from bench.events import main
+
+    return main(argv)
+
+
 def _web(argv: list[str]) -> int:
     from bench.web import main
 
@@ -30,12 +39,17 @@ def _web(argv: list[str]) -> int:
     return main()
 
 
-BENCHMARKS: dict[str, Callable[[list[str]], int]] = {"iam": _iam, "sweep": _sweep, "web": _web}
+BENCHMARKS: dict[str, Callable[[list[str]], int]] = {
+    "iam": _iam,
+    "sweep": _sweep,
+    "events": _events,
+    "web": _web,
+}
 
 
 def main(argv: list[str]) -> int:
     if not argv or argv[0] not in BENCHMARKS:
-        print("usage: python -m bench {iam|sweep|web} [--help | options]", file=sys.stderr)
+        print("usage: python -m bench {iam|sweep|events|web} [--help | options]", file=sys.stderr)
         return 2
     return BENCHMARKS[argv[0]](argv[1:])
 

@@ -8,6 +8,7 @@ CloudTrail would produce on a real (moto) SQS queue, after making the change in 
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 from collections.abc import Iterator
@@ -338,3 +339,14 @@ def test_every_followed_event_parses_to_the_resource_it_names():
         parse_event(envelope("111111111111", "ListRoles", {}, when))
     with pytest.raises(NotAChange):
         parse_event(envelope("111111111111", "PutRolePolicy", {}, when))
+
+
+def test_documented_eventbridge_pattern_forwards_exactly_the_events_we_follow():
+    from pathlib import Path
+
+    text = (Path(__file__).parents[2] / "docs" / "events.md").read_text()
+    blocks = [json.loads(b) for b in re.findall(r"```json\n(.*?)```", text, re.S)]
+    (pattern,) = [b for b in blocks if "detail-type" in b]
+    assert set(pattern["detail"]["eventSource"]) == set(EVENT_NAMES)
+    assert set(pattern["detail"]["eventName"]) == {n for v in EVENT_NAMES.values() for n in v}
+    assert set(pattern["source"]) == {"aws." + s.split(".")[0] for s in EVENT_NAMES}
