@@ -10,7 +10,13 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from inventory.cache.dynamo import DynamoStore
-from inventory.cache.history import Cause, Change, ChangeHistory, diff_records
+from inventory.cache.history import (
+    UNTRACKED_KINDS,
+    Cause,
+    Change,
+    ChangeHistory,
+    diff_records,
+)
 from inventory.cache.keys import VOLATILE_FIELDS, Partition
 from inventory.cache.redis_cache import RedisCache
 from inventory.cache.replication import ReplicationLog
@@ -138,7 +144,7 @@ class Store:
 
         # A partition's first load is its starting point, not a change of every item in it.
         initial = not known and not stored
-        track = durable and self.history is not None and not initial
+        track = durable and self.history is not None and not initial and kind not in UNTRACKED_KINDS
         previous = self._previous(p, dynamo_upserts, stored, removed) if track else {}
         dynamo_writes = self.dynamo.write(p, dynamo_upserts, removed, now) if durable else 0
         changes: list[Change] = []

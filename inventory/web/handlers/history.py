@@ -15,13 +15,11 @@ import tornado.web
 from pynamodb.exceptions import PynamoDBException
 from tornado.log import app_log
 
-from inventory.cache.history import Change, ChangeHistory
+from inventory.cache.history import UNTRACKED_KINDS, Change, ChangeHistory
 from inventory.cache.keys import (
     ACCOUNT,
     AWS_MANAGED_POLICY,
-    CLOUDTRAIL_ERRORS,
     IAM_KINDS,
-    IAM_ROLE_LIMIT,
 )
 from inventory.cache.redis_cache import RedisCache
 from inventory.registry import BY_KIND
@@ -31,7 +29,7 @@ from inventory.web.base import BaseHandler
 
 #: Every kind whose partitions are written durably, so whose changes are recorded.
 HISTORY_KINDS: tuple[str, ...] = tuple(
-    sorted({*IAM_KINDS, *BY_KIND, ACCOUNT, AWS_MANAGED_POLICY, CLOUDTRAIL_ERRORS, IAM_ROLE_LIMIT})
+    sorted({*IAM_KINDS, *BY_KIND, ACCOUNT, AWS_MANAGED_POLICY} - UNTRACKED_KINDS)
 )
 KIND_LABELS = {
     "iam_role": "IAM role",
