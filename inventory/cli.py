@@ -266,8 +266,14 @@ def check(settings: Settings) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from inventory.celery_app import create_app
     from inventory.runtime import Runtime
 
+    try:
+        create_app(settings)  # refuses unsafe Celery timing, as `worker` and `beat` do
+    except ConfigError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_CONFIG)
     runtime = Runtime(settings)
     results: list[tuple[str, bool, str]] = [("configuration", True, "valid")]
 
@@ -291,7 +297,7 @@ def check(settings: Settings) -> None:
         return "reachable"
 
     def dynamodb() -> str:
-        missing = [m.Meta.table_name for m in runtime.dynamo.models.values() if not m.exists()]
+        missing = runtime.missing_tables()
         if missing:
             raise RuntimeError(f"missing tables: {', '.join(missing)} (inventory tables create)")
         return "tables present"

@@ -138,6 +138,12 @@ class Runtime:
             self._tables_ready = True
             return created
 
+    def missing_tables(self) -> list[str]:
+        """Tables the service uses that do not exist (``inventory tables create`` makes them)."""
+        models = [*self.dynamo.models.values()]
+        models += [self.requests.model, self.replication.model, self.history.model]
+        return [m.Meta.table_name for m in models if not m.exists()]
+
     def create_tables(self) -> list[str]:
         """Create every missing table the service uses (whatever create_tables says)."""
         created = self.dynamo.ensure_tables()

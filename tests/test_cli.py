@@ -24,7 +24,9 @@ from inventory.cache.keys import (
     GLOBAL,
     IAM_KINDS,
     IAM_ROLE,
+    TABLE_CHANGES,
     TABLE_POLICY_REQUESTS,
+    TABLE_REPLICATION,
     TABLES,
     Partition,
 )
@@ -201,7 +203,9 @@ def test_tables_create_creates_every_table_the_service_uses(env, runtime):
         "INVENTORY_DYNAMODB__TABLE_PREFIX": "fresh_",
         "INVENTORY_DYNAMODB__CREATE_TABLES": "false",
     }
-    wanted = {f"fresh_{t}" for t in (*TABLES, TABLE_POLICY_REQUESTS)}
+    wanted = {
+        f"fresh_{t}" for t in (*TABLES, TABLE_POLICY_REQUESTS, TABLE_REPLICATION, TABLE_CHANGES)
+    }
 
     first = invoke(fresh, "tables", "create")
     second = invoke(fresh, "tables", "create")
@@ -353,10 +357,16 @@ def test_demo_serves_the_org_and_ctrl_c_stops_every_process_it_started(tmp_path)
         # dev-app, dev-worker-0 and the spoke role; staging one more worker, prod two more.
         assert {n: roles[i] for n, i in names.items()} == {"dev": 3, "staging": 4, "prod": 5}
         # The policies API (the search index) finds roles from every demo account.
-        table = api(port, "/api/v1/policies?kind=iam_role&limit=500", token)
-        by_account: dict[str, set[str]] = {}
-        for row in table["rows"]:
-            by_account.setdefault(row["account_id"], set()).add(row["name"])
+        # It follows the change stream in the background: give it a moment on a busy machine.
+        deadline = time.monotonic() + 30
+        while True:
+            table = api(port, "/api/v1/policies?kind=iam_role&limit=500", token)
+            by_account: dict[str, set[str]] = {}
+            for row in table["rows"]:
+                by_account.setdefault(row["account_id"], set()).add(row["name"])
+            if set(by_account) >= set(names.values()) or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
         assert {n: by_account[i] for n, i in names.items()} == {
             "dev": {"dev-app", "dev-worker-0", "OrganizationAccountAccessRole"},
             "staging": {

@@ -302,6 +302,9 @@ def test_unsafe_celery_timing_stops_the_worker_before_it_starts(tmp_path, yaml_t
     result = run_cli(tmp_path, yaml_text, "worker")
     assert_refused(result, "error: unsafe Celery settings:", problem)
     assert "celery@" not in result.stdout + result.stderr  # the worker banner never appeared
+    # `check` refuses the same settings the same way (it used to call them valid).
+    checked = run_cli(tmp_path, yaml_text, "check")
+    assert_refused(checked, "error: unsafe Celery settings:", problem)
 
 
 def test_several_problems_are_all_reported_at_once(tmp_path):
