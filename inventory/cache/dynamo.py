@@ -221,17 +221,21 @@ class DynamoStore:
         expires = json.dumps(
             calendar.timegm((datetime.fromtimestamp(now, UTC) + self.ttl).timetuple())
         )
-        updated = json.dumps(now)
+        # Attribute values every item of the partition shares: one object each, read-only.
+        shared = {
+            "accountId": {"S": p.account_id},
+            "partition": {"S": p.id},
+            "kind": {"S": p.kind},
+            "region": {"S": p.region},
+        }
+        updated, ttl = {"N": json.dumps(now)}, {"N": expires}
         for arn, (document, content_hash) in upserts.items():
             item: dict[str, Any] = {
                 "arn": {"S": item_key(p.kind, arn)},
-                "accountId": {"S": p.account_id},
-                "partition": {"S": p.id},
-                "kind": {"S": p.kind},
-                "region": {"S": p.region},
+                **shared,
                 "contentHash": {"S": content_hash},
-                "updatedAt": {"N": updated},
-                "ttl": {"N": expires},
+                "updatedAt": updated,
+                "ttl": ttl,
             }
             # The document goes last: moto re-measures the whole item on every attribute it
             # sets, so a large attribute early is measured again for each one after it.
