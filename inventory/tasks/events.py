@@ -59,26 +59,30 @@ def drain(runtime: Runtime) -> dict[str, Any]:
     started = time.monotonic()
     received, ignored = 0, 0
     handles: list[str] = []
-    events: list[ResourceEvent] = []
+    events: list[tuple[ResourceEvent, float]] = []
+    # Hidden from other consumers until this drain has dispatched and deleted them.
+    hidden = int(cfg.max_seconds) + 120
     while received < cfg.max_messages and time.monotonic() - started < cfg.max_seconds:
         batch = client.receive_message(
             QueueUrl=cfg.queue_url,
             MaxNumberOfMessages=min(10, cfg.max_messages - received),
             WaitTimeSeconds=1 if not received else 0,
+            VisibilityTimeout=hidden,
         ).get("Messages", [])
         if not batch:
             break
+        now = time.time()
         for message in batch:
             received += 1
             handles.append(message["ReceiptHandle"])
             try:
-                events.extend(parse_event(message["Body"]))
+                events.extend((e, now) for e in parse_event(message["Body"]))
             except NotAChange as exc:
                 ignored += 1
                 log.info("events: ignored a message: %s", exc)
     fresh, duplicates = _unseen(runtime, events)
     by_account: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
-    for event in fresh:
+    for event, received_at in fresh:
         ref = by_account[event.account_id].setdefault(
             event.resource,
             {
@@ -97,6 +101,7 @@ def drain(runtime: Runtime) -> dict[str, Any]:
                 "name": event.event_name,
                 "id": event.event_id,
                 "actor": event.actor,
+                "received": received_at,
             }
         )
     task_ids = {
@@ -119,27 +124,28 @@ def drain(runtime: Runtime) -> dict[str, Any]:
     }
 
 
-def _unseen(runtime: Runtime, events: list[ResourceEvent]) -> tuple[list[ResourceEvent], int]:
+def _unseen(
+    runtime: Runtime, events: list[tuple[ResourceEvent, float]]
+) -> tuple[list[tuple[ResourceEvent, float]], int]:
     """Events whose id was not handled before (nor earlier in this batch)."""
-    ids = list(dict.fromkeys(e.event_id for e in events))
+    ids = list(dict.fromkeys(e.event_id for e, _ in events))
     pipe = runtime.redis.pipeline(transaction=False)
     for event_id in ids:
         pipe.exists(runtime.keys.event_seen(event_id))
     seen = {i for i, found in zip(ids, pipe.execute(), strict=True) if found}
-    fresh = [e for e in events if e.event_id not in seen]
     taken: set[tuple[str, str]] = set()
     unique = []
-    for e in fresh:
-        if (e.event_id, e.resource) not in taken:
+    for e, received_at in events:
+        if e.event_id not in seen and (e.event_id, e.resource) not in taken:
             taken.add((e.event_id, e.resource))
-            unique.append(e)
+            unique.append((e, received_at))
     return unique, len(events) - len(unique)
 
 
-def _mark_seen(runtime: Runtime, events: list[ResourceEvent]) -> None:
+def _mark_seen(runtime: Runtime, events: list[tuple[ResourceEvent, float]]) -> None:
     ttl = runtime.settings.events.seen_ttl_seconds
     pipe = runtime.redis.pipeline(transaction=False)
-    for event_id in {e.event_id for e in events}:
+    for event_id in {e.event_id for e, _ in events}:
         pipe.set(runtime.keys.event_seen(event_id), 1, ex=ttl)
     pipe.execute()
 
@@ -254,12 +260,10 @@ def refresh(runtime: Runtime, account_id: str, refs: list[dict[str, Any]]) -> di
             "dynamo_writes": result.dynamo_writes,
         }
     cached_at = time.time()
-    lags = [
-        cached_at - e["time"]
-        for ref, key in zip(refs, keys, strict=True)
-        if key in read_at
-        for e in ref["events"]
-    ]
+    done = [e for ref, key in zip(refs, keys, strict=True) if key in read_at for e in ref["events"]]
+    lags = [cached_at - e["time"] for e in done]
+    # From the drain receiving the event to the cache: our part of the lag.
+    processing = [cached_at - e["received"] for e in done if "received" in e]
     _record(runtime, read_at, lags)
     return {
         "account_id": account_id,
@@ -269,6 +273,7 @@ def refresh(runtime: Runtime, account_id: str, refs: list[dict[str, Any]]) -> di
         "failed": failed,
         "partitions": results,
         "lags": [round(lag, 3) for lag in lags],
+        "processing": [round(p, 3) for p in processing],
     }
 
 
