@@ -20,7 +20,6 @@ import json
 import os
 import statistics
 import time
-import uuid
 from typing import Any
 
 from bench.common import BUCKET, RESULTS, markdown_table, servers, write_result
@@ -30,28 +29,10 @@ ACTOR = "arn:aws:iam::123456789012:user/bench"
 
 
 def envelope(account: str, role: str, policy: str, when: float) -> str:
-    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(when)) + f".{int(when % 1 * 1000):03d}Z"
-    return json.dumps(
-        {
-            "version": "0",
-            "id": str(uuid.uuid4()),
-            "detail-type": "AWS API Call via CloudTrail",
-            "source": "aws.iam",
-            "account": account,
-            "time": stamp,
-            "region": "us-east-1",
-            "detail": {
-                "userIdentity": {"type": "IAMUser", "arn": ACTOR},
-                "eventTime": stamp,
-                "eventSource": "iam.amazonaws.com",
-                "eventName": "PutRolePolicy",
-                "awsRegion": "us-east-1",
-                "requestParameters": {"roleName": role, "policyName": policy},
-                "eventID": str(uuid.uuid4()),
-                "recipientAccountId": account,
-            },
-        }
-    )
+    from inventory.demo.seed import change_event_envelope
+
+    params = {"roleName": role, "policyName": policy}
+    return json.dumps(change_event_envelope(account, "PutRolePolicy", params, when, ACTOR))
 
 
 def percentile(values: list[float], q: float) -> float:

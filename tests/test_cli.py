@@ -384,6 +384,17 @@ def test_demo_serves_the_org_and_ctrl_c_stops_every_process_it_started(tmp_path)
             },
         }
         assert table["total"] == sum(roles.values())
+        # The demo changed dev-app's inline policy in AWS and queued its CloudTrail event: the
+        # drain refreshed that one role, and the change is in the history with who made it.
+        dev_app = f"arn:aws:iam::{names['dev']}:role/dev-app"
+        deadline = time.monotonic() + 30
+        while True:
+            changes = api(port, f"/api/v1/changes?account={names['dev']}", token)["changes"]
+            if changes or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert [(c["arn"], c["event_name"]) for c in changes] == [(dev_app, "PutRolePolicy")]
+        assert changes[0]["diff"][0]["path"] == "/inline_policies/demo-guardrail"
 
         dev_app = f"arn:aws:iam::{names['dev']}:role/dev-app"
         role = api(port, "/api/v1/resource?" + urllib.parse.urlencode({"arn": dev_app}), token)

@@ -117,6 +117,28 @@ def _send(app: Any, name: str) -> None:
     del result  # drop the result listener now, not during interpreter shutdown
 
 
+def _make_a_change(moto_url: str, seeds: list[Any], sqs: Any, queue_url: str) -> str | None:
+    """Change one role's inline policy in AWS and queue the event CloudTrail would send."""
+    from inventory.demo.seed import Seeder, change_event_envelope
+
+    if not seeds:
+        return None
+    seed = seeds[0]
+    role = f"{seed.name}-app"
+    document = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Deny", "Action": "s3:DeleteBucket", "Resource": "*"}],
+    }
+    Seeder(moto_url).client("iam", seed.id).put_role_policy(
+        RoleName=role, PolicyName="demo-guardrail", PolicyDocument=json.dumps(document)
+    )
+    params = {"roleName": role, "policyName": "demo-guardrail"}
+    actor = f"arn:aws:iam::{seed.id}:user/{seed.name}-alice"
+    event = change_event_envelope(seed.id, "PutRolePolicy", params, time.time(), actor)
+    sqs.send_message(QueueUrl=queue_url, MessageBody=json.dumps(event))
+    return f"{seed.role_arn(role)} got the inline policy demo-guardrail"
+
+
 def run_demo(member_accounts: int, state_dir: str, reset: bool, port: int) -> int:
     state = Path(state_dir)
     if reset and state.exists():
@@ -210,7 +232,14 @@ def _run(member_accounts: int, state: Path, port: int, sup: Supervisor, stop: di
     queue_url = sqs.create_queue(QueueName="inventory-cloudtrail-errors")["QueueUrl"]
     for envelope in cloudtrail_error_envelopes(seeds, time.time()):
         sqs.send_message(QueueUrl=queue_url, MessageBody=json.dumps(envelope))
-    env |= {"INVENTORY_CLOUDTRAIL__SOURCE": "sqs", "INVENTORY_CLOUDTRAIL__QUEUE_URL": queue_url}
+    # The queue an organisation-wide EventBridge rule fills with IAM/S3/SQS/SNS write events.
+    changes_url = sqs.create_queue(QueueName="inventory-change-events")["QueueUrl"]
+    env |= {
+        "INVENTORY_CLOUDTRAIL__SOURCE": "sqs",
+        "INVENTORY_CLOUDTRAIL__QUEUE_URL": queue_url,
+        "INVENTORY_EVENTS__ENABLED": "true",
+        "INVENTORY_EVENTS__QUEUE_URL": changes_url,
+    }
     settings = load_settings(paths=[], environ=env)
     runtime = Runtime(settings)
     # moto keeps nothing between runs: if the cache in the state directory describes other
@@ -252,6 +281,8 @@ def _run(member_accounts: int, state: Path, port: int, sup: Supervisor, stop: di
             time.sleep(0.5)
     for task in ("cache_credential_authorization_mapping", "cache_cloudtrail_errors_by_arn"):
         _send(app, f"inventory.{task}")
+    changed = _make_a_change(moto_url, seeds, sqs, changes_url)
+    _send(app, "inventory.drain_change_events")  # beat drains every minute; show it now
     app.close()
 
     kinds = [*IAM_KINDS, "s3_bucket", "sqs_queue", "sns_topic"]
@@ -277,6 +308,12 @@ def _run(member_accounts: int, state: Path, port: int, sup: Supervisor, stop: di
         f"try: curl -H 'Authorization: Bearer {token}' "
         f"'http://127.0.0.1:{port}/api/v1/resource?arn={example}'"
     )
+    if changed:
+        console.print(
+            f"changed in AWS just now: {changed}; its CloudTrail event went through the queue "
+            f"(drained every minute) into the cache and the history: "
+            f"http://127.0.0.1:{port}/changes"
+        )
     console.print(f"logs: {state / 'logs'}   Ctrl-C stops everything.")
     while not stop["now"]:
         dead = sup.dead()

@@ -377,3 +377,46 @@ def cloudtrail_error_envelopes(seeds: list[AccountSeed], now: float) -> list[dic
                 }
             )
     return envelopes
+
+
+def change_event_envelope(
+    account_id: str,
+    event_name: str,
+    params: dict[str, Any],
+    when: float,
+    actor: str,
+    event_id: str | None = None,
+    source: str = "iam.amazonaws.com",
+    region: str = "us-east-1",
+) -> dict[str, Any]:
+    """The EventBridge envelope of one successful CloudTrail write call, as SQS delivers it.
+
+    CloudTrail does not run in moto: the demo, the tests and the benchmark put these on the
+    change-events queue after making the change themselves.
+    """
+    import time as _time
+    import uuid
+
+    stamp = _time.strftime("%Y-%m-%dT%H:%M:%S", _time.gmtime(when))
+    stamp += f".{int(when % 1 * 1000):03d}Z"
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "AWS API Call via CloudTrail",
+        "source": "aws." + source.removesuffix(".amazonaws.com"),
+        "account": account_id,
+        "time": stamp,
+        "region": region,
+        "detail": {
+            "eventVersion": "1.08",
+            "userIdentity": {"type": "IAMUser", "arn": actor},
+            "eventTime": stamp,
+            "eventSource": source,
+            "eventName": event_name,
+            "awsRegion": region,
+            "requestParameters": params,
+            "responseElements": None,
+            "eventID": event_id or str(uuid.uuid4()),
+            "recipientAccountId": account_id,
+        },
+    }

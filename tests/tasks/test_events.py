@@ -19,7 +19,13 @@ from celery.result import AsyncResult
 from inventory.aws.events import EVENT_NAMES, NotAChange, parse_event
 from inventory.cache.keys import IAM_ROLE, Partition
 from inventory.celery_app import create_app
-from inventory.demo.seed import MANAGEMENT_ACCOUNT, AccountSeed, Seeder, demo_account
+from inventory.demo.seed import (
+    MANAGEMENT_ACCOUNT,
+    AccountSeed,
+    Seeder,
+    change_event_envelope,
+    demo_account,
+)
 from inventory.runtime import Runtime
 from inventory.settings import load_settings
 from inventory.tasks.accounts import store_account_mapping
@@ -52,30 +58,8 @@ def envelope(
     event_id: str | None = None,
     source: str = "iam.amazonaws.com",
 ) -> str:
-    """The EventBridge envelope of a CloudTrail management event, as SQS delivers it."""
-    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(when)) + f".{int(when % 1 * 1000):03d}Z"
     return json.dumps(
-        {
-            "version": "0",
-            "id": str(uuid.uuid4()),
-            "detail-type": "AWS API Call via CloudTrail",
-            "source": source.split(".")[0].replace("iam", "aws.iam"),
-            "account": account,
-            "time": stamp,
-            "region": "us-east-1",
-            "detail": {
-                "eventVersion": "1.08",
-                "userIdentity": {"type": "IAMUser", "arn": ALICE, "principalId": "AIDAALICE"},
-                "eventTime": stamp,
-                "eventSource": source,
-                "eventName": name,
-                "awsRegion": "us-east-1",
-                "requestParameters": params,
-                "responseElements": None,
-                "eventID": event_id or str(uuid.uuid4()),
-                "recipientAccountId": account,
-            },
-        }
+        change_event_envelope(account, name, params, when, ALICE, event_id, source=source)
     )
 
 
