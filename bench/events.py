@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
             INVENTORY_EVENTS__ENABLED="true",
             INVENTORY_EVENTS__QUEUE_URL=queue["QueueUrl"],
             INVENTORY_EVENTS__MAX_MESSAGES=str(max(args.events * 2, 100)),
-            INVENTORY_EVENTS__MAX_SECONDS="600",
+            INVENTORY_EVENTS__MAX_SECONDS="300",
         )
         os.environ.update({k: v for k, v in env.items() if k.startswith("AWS_")})
         settings = load_settings(paths=[], environ=env)
