@@ -96,50 +96,59 @@ class PoliciesTable:
         return self.sort_key("name")
 
     # --- writes -----------------------------------------------------------------------------
-    def _index(self, pipe: Any, row: Mapping[str, Any], old: Mapping[str, Any] | None) -> None:
-        arn = row["arn"]
-        if old is not None:
-            self._unindex(pipe, old)
-        pipe.hset(self.rows_key(), arn, json.dumps(row, sort_keys=True))
-        for facet in FACETS:
-            pipe.sadd(self.facet_key(facet, str(row[facet])), arn)
-        if row["errors"]:
-            pipe.sadd(self.errors_key(), arn)
-        for column in SORTS:
-            value = row[column]
-            score = (
-                float(value or 0)
-                if column in ("errors", "last_updated")
-                else text_score(str(value or ""))
-            )
-            pipe.zadd(self.sort_key(column), {arn: score})
-
-    def _unindex(self, pipe: Any, old: Mapping[str, Any]) -> None:
-        arn = old["arn"]
-        for facet in FACETS:
-            pipe.srem(self.facet_key(facet, str(old[facet])), arn)
-        pipe.srem(self.errors_key(), arn)
+    def _score(self, column: str, value: Any) -> float:
+        if column in ("errors", "last_updated"):
+            return float(value or 0)
+        return text_score(str(value or ""))
 
     def upsert(self, rows: Iterable[Mapping[str, Any]]) -> int:
+        """Write rows and their index entries: one command per key, not one per row and key."""
         rows = list(rows)
         if not rows:
             return 0
         old = self._rows([r["arn"] for r in rows])
-        pipe = self.client.pipeline(transaction=True)
+        unindex: dict[str, list[str]] = {}
+        for row in old.values():
+            for key in self._member_keys(row) + [self.errors_key()]:
+                unindex.setdefault(key, []).append(row["arn"])
+        index: dict[str, list[str]] = {}
+        scores: dict[str, dict[str, float]] = {column: {} for column in SORTS}
+        documents = {}
         for row in rows:
-            self._index(pipe, row, old.get(row["arn"]))
+            arn = row["arn"]
+            documents[arn] = json.dumps(row, sort_keys=True)
+            keys = self._member_keys(row) + ([self.errors_key()] if row["errors"] else [])
+            for key in keys:
+                index.setdefault(key, []).append(arn)
+            for column in SORTS:
+                scores[column][arn] = self._score(column, row[column])
+        pipe = self.client.pipeline(transaction=True)
+        for key, arns in unindex.items():
+            pipe.srem(key, *arns)
+        pipe.hset(self.rows_key(), mapping=documents)
+        for key, arns in index.items():
+            pipe.sadd(key, *arns)
+        for column, mapping in scores.items():
+            pipe.zadd(self.sort_key(column), mapping)
         pipe.execute()
         return len(rows)
+
+    def _member_keys(self, row: Mapping[str, Any]) -> list[str]:
+        return [self.facet_key(facet, str(row[facet])) for facet in FACETS]
 
     def remove(self, arns: Iterable[str]) -> int:
         old = self._rows(list(arns))
         if not old:
             return 0
-        pipe = self.client.pipeline(transaction=True)
+        unindex: dict[str, list[str]] = {}
         for row in old.values():
-            self._unindex(pipe, row)
-            for column in SORTS:
-                pipe.zrem(self.sort_key(column), row["arn"])
+            for key in self._member_keys(row) + [self.errors_key()]:
+                unindex.setdefault(key, []).append(row["arn"])
+        pipe = self.client.pipeline(transaction=True)
+        for key, members in unindex.items():
+            pipe.srem(key, *members)
+        for column in SORTS:
+            pipe.zrem(self.sort_key(column), *old)
         pipe.hdel(self.rows_key(), *old)
         pipe.execute()
         return len(old)
