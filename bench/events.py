@@ -51,7 +51,7 @@ def drain_all(app: Any, timeout: float) -> tuple[list[dict[str, Any]], list[dict
         assert result.successful(), result.traceback
         drained = result.result
         drains.append(drained)
-        for task_id in drained["task_ids"].values():
+        for task_id in drained["task_ids"]:
             refreshes.append(AsyncResult(task_id, app=app).get(timeout=timeout))
         if drained["received"] == 0:
             break

@@ -155,7 +155,8 @@ class Keys:
         return f"{self.prefix}history"
 
     def event_applied(self) -> str:
-        """Hash: resource -> CloudTrail event time of the newest event refreshed for it."""
+        """Hash: ARN -> when an event refresh last read it from AWS (a sweep listed earlier
+        than that must not overwrite it; an event older than that is already reflected)."""
         return f"{self.prefix}events:applied"
 
     def event_seen(self, event_id: str) -> str:

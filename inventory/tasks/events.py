@@ -46,6 +46,8 @@ log = logging.getLogger(__name__)
 
 #: IAM is eventually consistent: a read this soon after an event may not show it yet.
 READ_MARGIN_SECONDS = 5.0
+#: A drain dispatches what it has received after this many messages or seconds.
+FLUSH_MESSAGES, FLUSH_SECONDS = 200, 5.0
 _PATH_SEGMENT = {IAM_ROLE: "role", IAM_USER: "user", IAM_GROUP: "group"}
 
 
@@ -57,29 +59,48 @@ def drain(runtime: Runtime) -> dict[str, Any]:
         return {"skipped": "events.enabled is false"}
     client = runtime.aws.hub_client("sqs", cfg.queue_region or settings.active_region)
     started = time.monotonic()
-    received, ignored = 0, 0
+    totals = {"received": 0, "ignored": 0, "duplicates": 0, "events": 0, "resources": 0}
+    task_ids: list[str] = []
     handles: list[str] = []
     events: list[tuple[ResourceEvent, float]] = []
+    flushed = time.monotonic()
     # Hidden from other consumers until this drain has dispatched and deleted them.
     hidden = int(cfg.max_seconds) + 120
-    while received < cfg.max_messages and time.monotonic() - started < cfg.max_seconds:
+    while totals["received"] < cfg.max_messages and time.monotonic() - started < cfg.max_seconds:
         batch = client.receive_message(
             QueueUrl=cfg.queue_url,
-            MaxNumberOfMessages=min(10, cfg.max_messages - received),
-            WaitTimeSeconds=1 if not received else 0,
+            MaxNumberOfMessages=min(10, cfg.max_messages - totals["received"]),
+            WaitTimeSeconds=1 if not totals["received"] else 0,
             VisibilityTimeout=hidden,
         ).get("Messages", [])
         if not batch:
             break
         now = time.time()
         for message in batch:
-            received += 1
+            totals["received"] += 1
             handles.append(message["ReceiptHandle"])
             try:
                 events.extend((e, now) for e in parse_event(message["Body"]))
             except NotAChange as exc:
-                ignored += 1
+                totals["ignored"] += 1
                 log.info("events: ignored a message: %s", exc)
+        # A long drain sends what it has every few seconds: early events do not wait for it.
+        if len(handles) >= FLUSH_MESSAGES or time.monotonic() - flushed >= FLUSH_SECONDS:
+            task_ids += _dispatch(runtime, client, cfg.queue_url, handles, events, totals)
+            handles, events, flushed = [], [], time.monotonic()
+    task_ids += _dispatch(runtime, client, cfg.queue_url, handles, events, totals)
+    return totals | {"task_ids": task_ids}
+
+
+def _dispatch(
+    runtime: Runtime,
+    client: Any,
+    queue_url: str,
+    handles: list[str],
+    events: list[tuple[ResourceEvent, float]],
+    totals: dict[str, int],
+) -> list[str]:
+    """Send one refresh per account for these events, then delete their messages."""
     fresh, duplicates = _unseen(runtime, events)
     by_account: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
     for event, received_at in fresh:
@@ -104,24 +125,20 @@ def drain(runtime: Runtime) -> dict[str, Any]:
                 "received": received_at,
             }
         )
-    task_ids = {
-        account: refresh_changed_resources.delay(account, list(refs.values())).id
+    task_ids = [
+        refresh_changed_resources.delay(account, list(refs.values())).id
         for account, refs in by_account.items()
-    }
+    ]
     _mark_seen(runtime, fresh)
     for start in range(0, len(handles), 10):
         entries = [
             {"Id": str(i), "ReceiptHandle": h} for i, h in enumerate(handles[start : start + 10])
         ]
-        client.delete_message_batch(QueueUrl=cfg.queue_url, Entries=entries)
-    return {
-        "received": received,
-        "ignored": ignored,
-        "duplicates": duplicates,
-        "events": len(fresh),
-        "resources": sum(len(r) for r in by_account.values()),
-        "task_ids": task_ids,
-    }
+        client.delete_message_batch(QueueUrl=queue_url, Entries=entries)
+    totals["duplicates"] += duplicates
+    totals["events"] += len(fresh)
+    totals["resources"] += sum(len(r) for r in by_account.values())
+    return task_ids
 
 
 def _unseen(
@@ -150,13 +167,9 @@ def _mark_seen(runtime: Runtime, events: list[tuple[ResourceEvent, float]]) -> N
     pipe.execute()
 
 
-def resource_key(account_id: str, ref: dict[str, Any]) -> str:
-    return f"{ref['kind']}|{account_id}|{ref['region']}|{ref['name']}"
-
-
 def find_cached(
     runtime: Runtime, p: Partition, ref: dict[str, Any]
-) -> tuple[str | None, dict[str, Any] | None]:
+) -> tuple[str, dict[str, Any] | None]:
     """The cached record an event names (roles, users and groups by name: paths vary)."""
     kind, name, account = ref["kind"], ref["name"], p.account_id
     if kind in _PATH_SEGMENT:
@@ -210,20 +223,23 @@ def read_back(
 def refresh(runtime: Runtime, account_id: str, refs: list[dict[str, Any]]) -> dict[str, Any]:
     """Read back and store each changed resource of one account."""
     account = account_record(runtime, account_id)
-    keys = [resource_key(account_id, ref) for ref in refs]
-    last_reads = runtime.redis.hmget(runtime.keys.event_applied(), keys) if keys else []
+    located = []
+    for ref in refs:
+        p = Partition(ref["kind"], account_id, ref["region"])
+        located.append((ref, p, *find_cached(runtime, p, ref)))
+    arns = [arn for _, _, arn, _ in located]
+    last_reads = runtime.redis.hmget(runtime.keys.event_applied(), arns) if arns else []
     upserts: dict[Partition, list[dict[str, Any]]] = defaultdict(list)
     removals: dict[Partition, list[str]] = defaultdict(list)
     causes: dict[Partition, dict[str, Cause]] = defaultdict(dict)
     read_at: dict[str, float] = {}
     stale, failed = 0, {}
-    for ref, key, last_read in zip(refs, keys, last_reads, strict=True):
+    done: list[dict[str, Any]] = []
+    for (ref, p, arn, cached), last_read in zip(located, last_reads, strict=True):
         newest = max(ref["events"], key=lambda e: e["time"])
         if last_read is not None and newest["time"] < float(last_read) - READ_MARGIN_SECONDS:
             stale += 1  # our last read of it came after this event: it is already cached
             continue
-        p = Partition(ref["kind"], account_id, ref["region"])
-        arn, cached = find_cached(runtime, p, ref)
         started = time.time()
         try:
             record = read_back(runtime, account, ref, cached)
@@ -233,12 +249,13 @@ def refresh(runtime: Runtime, account_id: str, refs: list[dict[str, Any]]) -> di
             failed[ref["name"]] = str(exc)
             log.warning("events: cannot read %s %s: %s", ref["kind"], ref["name"], exc)
             continue
-        read_at[key] = started
+        read_at[record["arn"] if record is not None else arn] = started
+        done.extend(ref["events"])
         cause = Cause(newest["actor"], newest["name"], newest["time"], newest["id"])
         if record is not None:
             upserts[p].append(record)
             causes[p][record["arn"]] = cause
-        elif cached is not None and arn is not None:
+        elif cached is not None:
             removals[p].append(arn)
             causes[p][arn] = cause
     results = {}
@@ -260,7 +277,6 @@ def refresh(runtime: Runtime, account_id: str, refs: list[dict[str, Any]]) -> di
             "dynamo_writes": result.dynamo_writes,
         }
     cached_at = time.time()
-    done = [e for ref, key in zip(refs, keys, strict=True) if key in read_at for e in ref["events"]]
     lags = [cached_at - e["time"] for e in done]
     # From the drain receiving the event to the cache: our part of the lag.
     processing = [cached_at - e["received"] for e in done if "received" in e]

@@ -110,7 +110,7 @@ def drain_cycle(app, proxy: FaultProxy) -> tuple[dict, list[dict], list[str]]:
     assert result.successful(), result.traceback
     drained = result.result
     refreshes = [
-        AsyncResult(task_id, app=app).get(timeout=60) for task_id in drained["task_ids"].values()
+        AsyncResult(task_id, app=app).get(timeout=60) for task_id in drained["task_ids"]
     ]
     calls = [c for c in proxy.calls if c not in PLUMBING]
     return drained, refreshes, calls
