@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from inventory.cache.keys import GLOBAL, IAM_GROUP, IAM_POLICY, IAM_ROLE, IAM_USER
 
@@ -145,8 +146,19 @@ def parse_event(body: str) -> list[ResourceEvent]:
     """The resources one SQS message body (an EventBridge envelope) changed.
 
     Raises NotAChange for anything else: not JSON, not a CloudTrail API call, a call that
-    failed (``errorCode``), an event we do not follow, or one missing what names the resource.
+    failed (``errorCode``), an event we do not follow, one missing what names the resource, or
+    one naming a resource of another account. Never raises anything else: one odd message
+    (``[[[[...`` nested past the recursion limit) must not stall every drain.
     """
+    try:
+        return _parse(body)
+    except NotAChange:
+        raise
+    except Exception as exc:  # any message we cannot read is not a change
+        raise NotAChange(f"unreadable message: {type(exc).__name__}: {exc}") from exc
+
+
+def _parse(body: str) -> list[ResourceEvent]:
     try:
         envelope = json.loads(body)
         detail = envelope["detail"]
@@ -173,22 +185,63 @@ def parse_event(body: str) -> list[ResourceEvent]:
 
     try:
         if source == "iam.amazonaws.com":
-            return _iam(name, params, response, event)
+            return _iam(name, account, params, response, event)
         if source == "s3.amazonaws.com" and name in _BUCKET:
             return [event(S3_BUCKET, GLOBAL, params["bucketName"], _BUCKET[name])]
         if source == "sqs.amazonaws.com" and name in _QUEUE:
             url = params.get("queueUrl") or response.get("queueUrl")
-            return [event(SQS_QUEUE, region, url, _QUEUE[name])]
+            owner, where = _queue_owner(url, region)
+            _same_account(name, owner, account)
+            return [event(SQS_QUEUE, where, url, _QUEUE[name])]
         if source == "sns.amazonaws.com" and name in _TOPIC:
             arn = params.get("topicArn") or params.get("resourceArn") or response.get("topicArn")
-            return [event(SNS_TOPIC, region, arn, _TOPIC[name])]
+            owner, where = _topic_owner(arn)
+            _same_account(name, owner, account)
+            return [event(SNS_TOPIC, where, arn, _TOPIC[name])]
     except (KeyError, TypeError, AttributeError) as exc:
         raise NotAChange(f"{name} does not name its resource: {exc}") from exc
     raise NotAChange(f"{source} {name} is not an event we follow")
 
 
+def _same_account(name: str, owner: str, recipient: str) -> None:
+    # A call on another account's queue or topic (their policy allowed it) is recorded here
+    # too; its owner's own CloudTrail has it when the owner is one of ours. Refreshing it
+    # under this account would cache a resource this account does not own.
+    if owner != recipient:
+        raise NotAChange(f"{name} names a resource of account {owner}, not {recipient}")
+
+
+def _queue_owner(url: Any, region: str) -> tuple[str, str]:
+    """(account, region) of a queue URL: https://sqs.<region>.amazonaws.com/<account>/<name>,
+    the legacy https://<region>.queue.amazonaws.com/... and https://queue.amazonaws.com/...
+    (us-east-1); a host that names no region (an endpoint override) keeps the event's."""
+    if not isinstance(url, str):
+        raise NotAChange("the event does not name its queue")
+    parts = urlsplit(url)
+    path = parts.path.strip("/").split("/")
+    if len(path) != 2 or not path[0].isdigit() or not path[1]:
+        raise NotAChange(f"not a queue URL: {url!r}")
+    host = (parts.hostname or "").split(".")
+    if host[:1] == ["sqs"] and len(host) > 2 and "amazonaws" in host[2:]:
+        region = host[1]
+    elif host[1:3] == ["queue", "amazonaws"]:
+        region = host[0]
+    elif host[:2] == ["queue", "amazonaws"]:
+        region = "us-east-1"
+    return path[0], region
+
+
+def _topic_owner(arn: Any) -> tuple[str, str]:
+    """(account, region) of a topic ARN arn:aws:sns:<region>:<account>:<name>."""
+    parts = arn.split(":") if isinstance(arn, str) else []
+    if len(parts) != 6 or parts[2] != "sns" or not parts[3] or not parts[4] or not parts[5]:
+        raise NotAChange(f"not a topic ARN: {arn!r}")
+    return parts[4], parts[3]
+
+
 def _iam(
     name: str,
+    account: str,
     params: dict[str, Any],
     response: dict[str, Any],
     event: Callable[[str, str, str, str], ResourceEvent],
@@ -207,12 +260,14 @@ def _iam(
         found.append(event(IAM_GROUP, GLOBAL, params["groupName"], aspect(_GROUP)))
     elif name in _POLICY:
         arn = params.get("policyArn") or (response.get("policy") or {}).get("arn")
+        if not isinstance(arn, str) or arn.split(":")[4:5] != [account]:
+            raise NotAChange(f"{name} names no customer managed policy of {account}: {arn!r}")
         found.append(event(IAM_POLICY, GLOBAL, arn, _POLICY[name]))
     else:
         raise NotAChange(f"iam {name} is not an event we follow")
     # Attaching changes the customer managed policy's attachment count too.
     policy_arn = params.get("policyArn")
     if found[0].aspect == ATTACHED and isinstance(policy_arn, str):
-        if policy_arn.split(":")[4:5] == [found[0].account_id]:
+        if policy_arn.split(":")[4:5] == [account]:  # not AWS managed, nor another account's
             found.append(event(IAM_POLICY, GLOBAL, policy_arn, RESOURCE))
     return found

@@ -84,6 +84,9 @@ def drain(runtime: Runtime) -> dict[str, Any]:
             except NotAChange as exc:
                 totals["ignored"] += 1
                 log.info("events: ignored a message: %s", exc)
+            except Exception:  # a bug of ours on one message must not stall every drain
+                totals["ignored"] += 1
+                log.exception("events: cannot parse a message; deleted")
         # A long drain sends what it has every few seconds: early events do not wait for it.
         if len(handles) >= FLUSH_MESSAGES or time.monotonic() - flushed >= FLUSH_SECONDS:
             task_ids += _dispatch(runtime, client, cfg.queue_url, handles, events, totals)

@@ -109,9 +109,7 @@ def drain_cycle(app, proxy: FaultProxy) -> tuple[dict, list[dict], list[str]]:
     result = app.tasks["inventory.drain_change_events"].apply()
     assert result.successful(), result.traceback
     drained = result.result
-    refreshes = [
-        AsyncResult(task_id, app=app).get(timeout=60) for task_id in drained["task_ids"]
-    ]
+    refreshes = [AsyncResult(task_id, app=app).get(timeout=60) for task_id in drained["task_ids"]]
     calls = [c for c in proxy.calls if c not in PLUMBING]
     return drained, refreshes, calls
 
@@ -270,11 +268,13 @@ def test_messages_that_name_no_change_are_ignored_and_removed(world, proxy):
     seeder, dev, rt, app, queue = world
     failed = json.loads(envelope(dev.id, "PutRolePolicy", {"roleName": "x"}, time.time()))
     failed["detail"]["errorCode"] = "AccessDenied"
-    send(seeder, queue, "not json", json.dumps({"detail": {}}), json.dumps(failed))
+    # Nested past the recursion limit: json.loads raises RecursionError, not ValueError.
+    nested = "[" * 200_000
+    send(seeder, queue, "not json", json.dumps({"detail": {}}), json.dumps(failed), nested)
 
     drained, refreshes, calls = drain_cycle(app, proxy)
 
-    assert (drained["received"], drained["ignored"], drained["events"]) == (3, 3, 0)
+    assert (drained["received"], drained["ignored"], drained["events"]) == (4, 4, 0)
     assert refreshes == [] and calls == []
     assert drain_cycle(app, proxy)[0]["received"] == 0
 
