@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,6 +48,8 @@ class Listing:
     complete: bool = True
     keep: set[str] = field(default_factory=set)
     calls: int = 0
+    #: When the listing began: storage keeps items an event refresh read after this.
+    listed_at: float = field(default_factory=time.time)
 
     def skip(self, identifier: str, reason: str, arn: str | None) -> None:
         self.skipped.append(SkippedRecord(identifier, reason, arn))

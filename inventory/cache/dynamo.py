@@ -54,7 +54,7 @@ class PartitionIndex(GlobalSecondaryIndex["ResourceItem"]):
 
     class Meta:
         index_name = "partition-index"
-        projection = IncludeProjection(["contentHash"])
+        projection = IncludeProjection(["contentHash", "updatedAt"])
 
     partition = UnicodeAttribute(hash_key=True)
     arn = UnicodeAttribute(range_key=True)
@@ -138,7 +138,7 @@ def _bind(
     }
     index_meta: dict[str, Any] = {
         "index_name": "partition-index",
-        "projection": IncludeProjection(["contentHash"]),
+        "projection": IncludeProjection(["contentHash", "updatedAt"]),
     }
     if read_capacity and write_capacity:
         meta_attrs.update(read_capacity_units=read_capacity, write_capacity_units=write_capacity)
@@ -194,14 +194,18 @@ class DynamoStore:
                 created.append(model.Meta.table_name)
         return created
 
-    def load_hashes(self, p: Partition) -> dict[str, str]:
-        """ARN -> content hash for every item of a partition (index query, no documents)."""
+    def load_index(self, p: Partition) -> dict[str, tuple[str, float]]:
+        """ARN -> (content hash, updatedAt) for every item of a partition (index query only)."""
         model = self.model(p.kind)
         return {
-            arn_of(item.arn): item.contentHash
+            arn_of(item.arn): (item.contentHash, float(item.updatedAt or 0))
             for item in model.partition_index.query(p.id)
             if item.accountId == p.account_id
         }
+
+    def load_hashes(self, p: Partition) -> dict[str, str]:
+        """ARN -> content hash for every item of a partition (index query, no documents)."""
+        return {arn: entry[0] for arn, entry in self.load_index(p).items()}
 
     def write(
         self,

@@ -21,7 +21,10 @@ class PartitionMeta:
     complete: bool
     count: int
     s3_digest: str | None = None
+    #: Secondary region: the manifest digest last applied. Active: the manifest last published.
     manifest_digest: str | None = None
+    #: When every listed item was last written to DynamoDB (its TTL pushed back).
+    renewed_at: float | None = None
 
 
 def connect(url: str, socket_timeout: float = 10.0) -> redis.Redis:
@@ -44,11 +47,16 @@ class RedisCache:
 
     def load_hashes(self, p: Partition) -> dict[str, str] | None:
         """Content hashes by ARN, or None when Redis has never held this partition (cold)."""
+        return self.load_state(p)[0]
+
+    def load_state(self, p: Partition) -> tuple[dict[str, str] | None, PartitionMeta | None]:
+        """Content hashes by ARN and the partition's meta, in one round trip (None: cold)."""
         pipe = self.client.pipeline(transaction=False)
-        pipe.exists(self.keys.meta(p))
+        pipe.hgetall(self.keys.meta(p))
         pipe.hgetall(self.keys.hashes(p))
-        exists, hashes = pipe.execute()
-        return hashes if exists else None
+        raw, hashes = pipe.execute()
+        meta = _meta(raw)
+        return (hashes if meta is not None else None), meta
 
     def get_items(self, p: Partition, arns: Iterable[str]) -> dict[str, str]:
         arns = list(arns)
@@ -69,6 +77,7 @@ class RedisCache:
         partial: bool = False,
         feed: Sequence[Mapping[str, str]] = (),
         feed_max: int = 0,
+        renewed_at: float | None = None,
     ) -> None:
         """Write changed items, drop removed ones and stamp freshness, atomically.
 
@@ -99,6 +108,8 @@ class RedisCache:
             meta.update(refreshed_at=now, complete=int(complete))
         if upserts or removed:
             meta["changed_at"] = now
+        if renewed_at is not None:
+            meta["renewed_at"] = renewed_at
         pipe.hset(k.meta(p), mapping=meta)
         pipe.hsetnx(k.meta(p), "changed_at", now)
         pipe.hsetnx(k.meta(p), "refreshed_at", now)
@@ -122,17 +133,7 @@ class RedisCache:
         self.client.hset(self.keys.meta(p), "manifest_digest", digest)
 
     def meta(self, p: Partition) -> PartitionMeta | None:
-        raw = self.client.hgetall(self.keys.meta(p))
-        if not raw:
-            return None
-        return PartitionMeta(
-            refreshed_at=float(raw["refreshed_at"]),
-            changed_at=float(raw.get("changed_at", raw["refreshed_at"])),
-            complete=raw.get("complete") == "1",
-            count=int(raw.get("count", 0)),
-            s3_digest=raw.get("s3_digest"),
-            manifest_digest=raw.get("manifest_digest"),
-        )
+        return _meta(self.client.hgetall(self.keys.meta(p)))
 
     def items(self, p: Partition) -> dict[str, dict[str, Any]]:
         """Every record of a partition, by ARN."""
@@ -166,16 +167,16 @@ class RedisCache:
         """ARNs a listing last returned before ``older_than``."""
         return list(self.client.zrangebyscore(self.keys.seen(p), "-inf", f"({older_than}"))
 
-    def remove(self, p: Partition, arns: list[str]) -> None:
-        """Drop items from Redis only (the durable copy keeps its TTL)."""
-        if not arns:
-            return
-        k = self.keys
-        pipe = self.client.pipeline(transaction=True)
-        pipe.hdel(k.items(p), *arns)
-        pipe.hdel(k.hashes(p), *arns)
-        pipe.zrem(k.seen(p), *arns)
-        if p.kind not in UNINDEXED_KINDS:
-            pipe.hdel(k.arn_index(), *arns)
-        pipe.hincrby(k.meta(p), "count", -len(arns))
-        pipe.execute()
+
+def _meta(raw: Mapping[str, str]) -> PartitionMeta | None:
+    if not raw or "refreshed_at" not in raw:
+        return None
+    return PartitionMeta(
+        refreshed_at=float(raw["refreshed_at"]),
+        changed_at=float(raw.get("changed_at", raw["refreshed_at"])),
+        complete=raw.get("complete") == "1",
+        count=int(raw.get("count", 0)),
+        s3_digest=raw.get("s3_digest"),
+        manifest_digest=raw.get("manifest_digest"),
+        renewed_at=float(raw["renewed_at"]) if raw.get("renewed_at") else None,
+    )

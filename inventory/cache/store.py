@@ -18,7 +18,7 @@ from inventory.cache.history import (
     diff_records,
 )
 from inventory.cache.keys import VOLATILE_FIELDS, Partition
-from inventory.cache.redis_cache import RedisCache
+from inventory.cache.redis_cache import PartitionMeta, RedisCache
 from inventory.cache.replication import ReplicationLog
 from inventory.cache.s3_snapshot import S3Snapshots
 
@@ -101,6 +101,7 @@ class Store:
         remove: Iterable[str] = (),
         partial: bool = False,
         causes: Mapping[str, Cause] | None = None,
+        listed_at: float | None = None,
     ) -> PartitionResult:
         """Write new and changed records; with ``complete``, remove items the listing lacks.
 
@@ -109,9 +110,15 @@ class Store:
         from an incomplete listing (a deletion confirmed one by one). ``partial`` marks a
         targeted refresh of some items: the partition's listing freshness is left alone.
         Every durable change is recorded in the history, with its ``causes`` (by ARN) if given.
+        ``listed_at`` (when the listing began) keeps items an event refresh read after that:
+        an older listing never overwrites a newer targeted read.
 
-        DynamoDB is written first, then Redis in one transaction, then S3: a failure at any
-        step raises, and the retry rewrites whatever is still different.
+        Every listed item is rewritten to DynamoDB once a third of the item TTL has passed since
+        the partition was last renewed, so DynamoDB never expires a resource that still exists.
+
+        The history is written first, then DynamoDB, then Redis in one transaction, then S3 and
+        the manifest: a failure at any step raises, and the retry rewrites whatever is still
+        different (a change is never lost; a crash may record it twice, which readers fold).
         """
         p = Partition(kind, account_id, region)
         now = self.clock()
@@ -125,35 +132,42 @@ class Store:
             else:
                 encoded[record["arn"]] = (document, content_hash(document))
 
-        cached = self.redis.load_hashes(p)
+        cached, meta = self.redis.load_state(p)
         known = cached is not None
+        renewed_at = meta.renewed_at if meta is not None else None
         if not durable:
             cached = cached or {}
             stored: dict[str, str] = cached
+        elif cached is None:
+            index = self.dynamo.load_index(p)
+            stored = {arn: entry[0] for arn, entry in index.items()}
+            renewed_at = min((entry[1] for entry in index.values()), default=None)
+            cached = {}
         else:
-            stored = self.dynamo.load_hashes(p) if cached is None else cached
-            cached = cached or {}
+            stored = cached
 
         keep = set(keep)
+        if listed_at is not None:
+            self._keep_newer_reads(encoded, stored, keep, complete, listed_at)
         present = encoded.keys() | keep
         gone = {arn for arn in remove if arn not in encoded}
         removed = [a for a in stored if (complete and a not in present) or a in gone]
         redis_removed = [a for a in cached if (complete and a not in present) or a in gone]
         dynamo_upserts = {a: v for a, v in encoded.items() if stored.get(a) != v[1]}
         redis_upserts = {a: v for a, v in encoded.items() if cached.get(a) != v[1]}
+        renew = durable and not partial and self._due(renewed_at, now, stored)
+        writes = dict(encoded) if renew else dynamo_upserts
 
         # A partition's first load is its starting point, not a change of every item in it.
         initial = not known and not stored
         track = durable and self.history is not None and not initial and kind not in UNTRACKED_KINDS
-        previous = self._previous(p, dynamo_upserts, stored, removed) if track else {}
-        dynamo_writes = self.dynamo.write(p, dynamo_upserts, removed, now) if durable else 0
         changes: list[Change] = []
         if track and self.history is not None and (dynamo_upserts or removed):
-            # Written before Redis: a crash in between repeats the change on retry (Redis
-            # still holds the old version), never loses it.
+            previous = self._previous(p, dynamo_upserts, stored, removed)
             new = {a: json.loads(v[0]) for a, v in dynamo_upserts.items()}
             changes = diff_records(p, previous, new, removed, now, causes)
             self.history.write(changes)
+        dynamo_writes = self.dynamo.write(p, writes, removed, now) if durable else 0
 
         final = {a: h for a, h in cached.items() if a not in redis_removed}
         final.update({a: v[1] for a, v in encoded.items()})
@@ -168,6 +182,8 @@ class Store:
             partial=partial,
             feed=self.history.feed_entries(changes) if self.history else (),
             feed_max=self.history.feed_max_entries if self.history else 0,
+            # Every listed item is in DynamoDB as of now: renewed, or written for the first time.
+            renewed_at=now if durable and (renew or not stored) else renewed_at,
         )
         if redis_upserts or redis_removed:
             documents = {a: v[0] for a, v in redis_upserts.items()}
@@ -176,7 +192,9 @@ class Store:
 
         s3_objects = 0
         if durable and (self.s3 is not None or self.log is not None):
-            s3_objects = self._publish(p, encoded, final, complete, now)
+            # A targeted refresh does not know whether the listing is complete: keep the flag.
+            flag = (meta.complete if meta is not None else False) if partial else complete
+            s3_objects = self._publish(p, encoded, final, flag, now, meta)
 
         created = sum(1 for a in dynamo_upserts if a not in stored)
         return PartitionResult(
@@ -191,6 +209,33 @@ class Store:
             dynamo_writes=dynamo_writes,
             s3_objects=s3_objects,
         )
+
+    def _due(self, renewed_at: float | None, now: float, stored: Mapping[str, str]) -> bool:
+        """Whether the partition's items must be rewritten to push their DynamoDB TTL back."""
+        if not stored:
+            return False  # nothing durable yet: this write is the first
+        every = self.dynamo.ttl.total_seconds() / 3
+        return renewed_at is None or now - renewed_at > every
+
+    def _keep_newer_reads(
+        self,
+        encoded: dict[str, tuple[str, str]],
+        stored: Mapping[str, str],
+        keep: set[str],
+        complete: bool,
+        listed_at: float,
+    ) -> None:
+        """Leave alone items an event refresh read after this listing began."""
+        candidates = [a for a, v in encoded.items() if stored.get(a) != v[1]]
+        if complete:
+            candidates += [a for a in stored if a not in encoded]
+        if not candidates:
+            return
+        reads = self.redis.client.hmget(self.redis.keys.event_applied(), candidates)
+        for arn, read in zip(candidates, reads, strict=True):
+            if read is not None and float(read) > listed_at:
+                encoded.pop(arn, None)
+                keep.add(arn)
 
     def _previous(
         self,
@@ -216,14 +261,16 @@ class Store:
         final: Mapping[str, str],
         complete: bool,
         now: float,
+        meta: PartitionMeta | None,
     ) -> int:
-        """Write the S3 snapshot and the replication manifest when the partition's digest moved.
+        """Write the S3 snapshot and the replication manifest when the partition moved.
 
-        Both are written only when the digest differs from the one last written, so a sweep
-        that changes nothing writes neither. Returns the S3 objects written.
+        Each is written only when the digest (for the manifest: or the completeness) differs
+        from the one last written, so a sweep that changes nothing writes neither. The manifest
+        is stamped when it is written, after the items: a secondary reading it sees a time no
+        earlier than the items'. Returns the S3 objects written.
         """
         digest = partition_digest(final)
-        meta = self.redis.meta(p)
         s3_objects = 0
         if self.s3 is not None and (meta is None or meta.s3_digest != digest):
             documents = {a: v[0] for a, v in encoded.items()}
@@ -232,9 +279,10 @@ class Store:
             self.s3.put(p, documents, now)
             self.redis.set_s3_digest(p, digest)
             s3_objects = 1
-        if self.log is not None and (meta is None or meta.manifest_digest != digest):
-            self.log.put_manifest(p, digest, len(final), complete, now)
-            self.redis.set_manifest_digest(p, digest)
+        published = f"{digest}|{int(complete)}"
+        if self.log is not None and (meta is None or meta.manifest_digest != published):
+            self.log.put_manifest(p, digest, len(final), complete, self.clock())
+            self.redis.set_manifest_digest(p, published)
         return s3_objects
 
     def mirror_partition(

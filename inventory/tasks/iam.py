@@ -47,6 +47,7 @@ def sync_iam_account(runtime: Runtime, account_id: str) -> dict[str, Any]:
     """Fetch one account's IAM listing and make the four IAM partitions equal to it."""
     account = account_record(runtime, account_id)
     client = runtime.account_client("iam", account, runtime.settings.deployment_region)
+    listed_at = time.time()
     details = get_authorization_details(client)
     records = transform_authorization_details(details, account_id)
     for bad in records.skipped:
@@ -58,7 +59,13 @@ def sync_iam_account(runtime: Runtime, account_id: str) -> dict[str, Any]:
     with region_context(GLOBAL):
         results = [
             store.replace_partition(
-                kind, account_id, GLOBAL, records.by_kind[kind], complete=complete, keep=keep
+                kind,
+                account_id,
+                GLOBAL,
+                records.by_kind[kind],
+                complete=complete,
+                keep=keep,
+                listed_at=listed_at,
             )
             for kind in IAM_KINDS
         ]
@@ -101,15 +108,21 @@ def cache_iam_resources_across_accounts(self: InventoryTask) -> dict[str, Any]:
 
 
 def clear_stale_iam(runtime: Runtime, now: float | None = None) -> dict[str, int]:
-    """Remove IAM entries from Redis that no listing has returned for ``stale_after_seconds``."""
+    """Remove IAM entries no listing has returned for ``stale_after_seconds``.
+
+    They go from DynamoDB too (with a history entry), so Redis and DynamoDB, and every
+    region following them, agree.
+    """
     cutoff = (now or time.time()) - runtime.settings.iam.stale_after_seconds
     removed: dict[str, int] = {}
     cache = runtime.redis_cache
     for kind in IAM_KINDS:
         for p in cache.partitions(kind):
             stale = cache.stale_arns(p, cutoff)
-            cache.remove(p, stale)
             if stale:
+                runtime.store.replace_partition(
+                    kind, p.account_id, p.region, [], complete=False, remove=stale, partial=True
+                )
                 removed[p.id] = len(stale)
     return removed
 
@@ -119,6 +132,6 @@ def clear_stale_iam(runtime: Runtime, now: float | None = None) -> dict[str, int
     bind=True, base=InventoryTask, name="inventory.clear_old_redis_iam_cache", active_only=True
 )
 def clear_old_redis_iam_cache(self: InventoryTask) -> dict[str, Any]:
-    """Remove IAM entries not refreshed within iam.stale_after_seconds from Redis."""
+    """Remove IAM entries not listed within iam.stale_after_seconds (Redis and DynamoDB)."""
     removed = clear_stale_iam(self.runtime)
     return {"removed": removed, "total": sum(removed.values())}

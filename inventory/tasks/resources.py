@@ -83,6 +83,7 @@ def store_listing(
         complete=listing.complete,
         keep=listing.keep,
         durable=kind.durable,
+        listed_at=listing.listed_at,
     )
     log_result(result)
     return result_summary(result, listing)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 from collections import Counter
 
 import pytest
@@ -170,3 +171,70 @@ def test_volatile_fields_do_not_count_as_changes(runtime):
 
     assert (same.updated, same.dynamo_writes) == (0, 0)
     assert (changed.updated, changed.dynamo_writes) == (1, 1)
+
+
+def test_unchanged_items_are_rewritten_before_their_dynamodb_ttl_runs_out(runtime):
+    """An unchanged resource is never written again, so its TTL must be renewed on a cycle."""
+    from inventory.cache.store import Store
+
+    now = [1_800_000_000.0]
+    store = Store(runtime.redis_cache, runtime.dynamo, clock=lambda: now[0], history=runtime.history)
+    records = [record(n) for n in range(30)]
+    p = Partition(KIND, ACCOUNT)
+
+    def ttls() -> set[float]:
+        return {runtime.dynamo.model(KIND).get(r["arn"], ACCOUNT).ttl.timestamp() for r in records}
+
+    store.replace_partition(KIND, ACCOUNT, GLOBAL, records, complete=True)
+    first = ttls()
+    now[0] += 9 * 86400  # under a third of the 30-day TTL: nothing to do
+    assert store.replace_partition(KIND, ACCOUNT, GLOBAL, records, complete=True).dynamo_writes == 0
+    now[0] += 2 * 86400  # past it: every listed item is written again, nothing "changed"
+    renewed = store.replace_partition(KIND, ACCOUNT, GLOBAL, records, complete=True)
+    assert (renewed.dynamo_writes, renewed.created, renewed.updated) == (30, 0, 0)
+    assert min(ttls()) > max(first) + 10 * 86400
+    assert all(runtime.history.for_resource(KIND, r["arn"]) == [] for r in records)
+    now[0] += 86400
+    assert store.replace_partition(KIND, ACCOUNT, GLOBAL, records, complete=True).dynamo_writes == 0
+    # With Redis lost, the renewal time comes back from DynamoDB (updatedAt in the index).
+    runtime.redis.flushdb()
+    assert store.replace_partition(KIND, ACCOUNT, GLOBAL, records, complete=True).dynamo_writes == 0
+    assert runtime.redis_cache.items(p) == {r["arn"]: r for r in records}
+
+
+def test_listing_older_than_an_event_refresh_does_not_overwrite_it(runtime):
+    """A sweep lists at T0, an event refresh reads and writes at T1, the sweep stores at T2."""
+    old, new = record(1, 1), record(1, 2)
+    replace(runtime, [old, record(2)])
+    listed_at = time.time()
+    # The event refresh: reads the resource after the listing began, writes the new version.
+    runtime.redis.hset(runtime.keys.event_applied(), new["arn"], listed_at + 1)
+    runtime.store.replace_partition(KIND, ACCOUNT, GLOBAL, [new], complete=False, partial=True)
+
+    stale = runtime.store.replace_partition(
+        KIND, ACCOUNT, GLOBAL, [old], complete=True, listed_at=listed_at
+    )
+
+    p = Partition(KIND, ACCOUNT)
+    assert runtime.redis_cache.item(p, new["arn"]) == new
+    assert runtime.dynamo.items(p)[new["arn"]] == new
+    # The rest of the listing still applies: record 2 is gone from a complete listing.
+    assert stale.removed == 1 and runtime.redis_cache.get(record(2)["arn"]) is None
+
+
+def test_stale_iam_entries_leave_redis_and_dynamodb_together(runtime):
+    from inventory.tasks.iam import clear_stale_iam
+
+    records = [record(n) for n in range(3)]
+    replace(runtime, records)
+    replace(runtime, records)  # a second listing: the history starts after the first load
+    p = Partition(KIND, ACCOUNT)
+    gone = records[0]["arn"]
+    runtime.redis.zadd(runtime.keys.seen(p), {gone: 1000.0})  # last listed long ago
+
+    assert clear_stale_iam(runtime) == {p.id: 1}
+
+    assert set(runtime.redis_cache.items(p)) == {r["arn"] for r in records[1:]}
+    assert set(runtime.dynamo.items(p)) == {r["arn"] for r in records[1:]}
+    assert [c.change for c in runtime.history.for_resource(KIND, gone)] == ["deleted"]
+    assert runtime.redis_cache.meta(p).count == 2

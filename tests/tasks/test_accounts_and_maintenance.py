@@ -71,5 +71,8 @@ def test_clear_old_removes_only_entries_not_refreshed_in_time(runtime: Runtime, 
     assert removed[p.id] == len(arns)
     assert runtime.redis_cache.items(p) == {}
     assert runtime.redis_cache.get(dev.role_arn("dev-app")) is None
-    # The durable copy keeps its TTL; a later sync brings Redis back without rewriting DynamoDB.
-    assert set(runtime.dynamo.items(p)) == arns
+    # DynamoDB loses them too, so Redis, DynamoDB and every region following them agree; a
+    # later listing that returns them brings them back in both.
+    assert set(runtime.dynamo.items(p)) == set()
+    sync_iam_account(runtime, dev.id)
+    assert set(runtime.redis_cache.items(p)) == set(runtime.dynamo.items(p)) == arns
