@@ -20,6 +20,7 @@ import time
 from collections.abc import Collection, Iterable
 from typing import Any
 
+from inventory.cache.keys import Partition
 from inventory.cache.replication import OUTCOMES_STREAM, Manifest
 from inventory.cache.store import partition_digest
 from inventory.metrics import TaskStatus
@@ -44,53 +45,76 @@ def follow_kind(runtime: Runtime, kind: str, account_id: str | None = None) -> d
     """Apply the manifests of one kind written since the cursor (all of them for one account).
 
     Manifests are re-read from ``overlap_seconds`` before the cursor, because a replicated
-    write can arrive later than a newer one; applying a manifest twice is a no-op. If a
-    partition's items have not replicated yet (their digest is not the manifest's), the cursor
-    stays before that manifest so the next round looks again.
+    write can arrive later than a newer one; applying a manifest twice is a no-op. A partition
+    whose items have not all replicated yet (their digest is not the manifest's) is kept in a
+    pending set and checked again every round until it matches: it is never marked applied
+    before that. The cursor moves on as manifests are handled, so a long first load that runs
+    out of time resumes where it stopped.
     """
     overlap = runtime.settings.replication.overlap_seconds
     cursor = None if account_id else _cursor(runtime, kind)
     since = None if cursor is None else cursor - overlap
-    newest, hold = cursor or 0.0, None
     counts = {"partitions": 0, "upserted": 0, "removed": 0, "unchanged": 0, "pending": 0}
-    now = time.time()
+    handled: set[str] = set()
+    pending_key = runtime.keys.replica_pending()
     for manifest in runtime.replication.manifests(kind, since):
         if account_id is not None and manifest.partition.account_id != account_id:
             continue
-        newest = max(newest, manifest.updated_at)
-        meta = runtime.redis_cache.meta(manifest.partition)
-        if meta is not None and meta.manifest_digest == manifest.digest:
-            counts["unchanged"] += 1
+        handled.add(manifest.partition.id)
+        _apply(runtime, manifest, counts)
+        if account_id is None and (cursor is None or manifest.updated_at > cursor):
+            cursor = manifest.updated_at
+            runtime.redis.hset(runtime.keys.replica_cursor(), kind, repr(cursor))
+    # Partitions still waiting for their items, whatever the cursor says.
+    for raw in runtime.redis.smembers(pending_key):
+        p = Partition.parse(raw)
+        if p.kind != kind or raw in handled or (account_id and p.account_id != account_id):
             continue
-        upserted, removed, caught_up = mirror(runtime, manifest, now - overlap)
-        counts["partitions"] += 1
-        counts["upserted"] += upserted
-        counts["removed"] += removed
-        if not caught_up:
-            counts["pending"] += 1
-            hold = manifest.updated_at if hold is None else min(hold, manifest.updated_at)
-    if account_id is None and newest:
-        # Held back just before a manifest whose items have not all arrived yet.
-        position = newest if hold is None else min(newest, hold - 1e-3)
-        runtime.redis.hset(runtime.keys.replica_cursor(), kind, repr(position))
+        manifest = runtime.replication.manifest(p)
+        if manifest is None:
+            runtime.redis.srem(pending_key, raw)
+            continue
+        _apply(runtime, manifest, counts)
     if counts["partitions"]:
         log.info("followed %s: %s", kind, counts)
+    if counts["pending"]:
+        log.warning(
+            "%s: %d partition(s) wait for their items to replicate", kind, counts["pending"]
+        )
     return counts
 
 
-def mirror(runtime: Runtime, manifest: Manifest, settled_before: float) -> tuple[int, int, bool]:
+def _apply(runtime: Runtime, manifest: Manifest, counts: dict[str, int]) -> None:
+    pending_key = runtime.keys.replica_pending()
+    meta = runtime.redis_cache.meta(manifest.partition)
+    if meta is not None and meta.manifest_digest == manifest.digest:
+        counts["unchanged"] += 1
+        runtime.redis.srem(pending_key, manifest.partition.id)
+        return
+    upserted, removed, caught_up = mirror(runtime, manifest)
+    counts["partitions"] += 1
+    counts["upserted"] += upserted
+    counts["removed"] += removed
+    if caught_up:
+        runtime.redis.srem(pending_key, manifest.partition.id)
+    else:
+        counts["pending"] += 1
+        runtime.redis.sadd(pending_key, manifest.partition.id)
+
+
+def mirror(runtime: Runtime, manifest: Manifest) -> tuple[int, int, bool]:
     """Make one partition in Redis equal to its durable copy; returns (upserted, removed, done).
 
     ``done`` is False while the durable copy does not match the manifest yet (replication
-    lag); a manifest older than ``settled_before`` is taken as final whatever it holds.
+    lag): then the manifest is not recorded as applied.
     """
     p = manifest.partition
-    local = runtime.redis_cache.load_hashes(p) or {}
+    local = runtime.redis_cache.load_hashes(p)
     durable = runtime.dynamo.load_hashes(p)
-    removed = [arn for arn in local if arn not in durable]
-    changed = [arn for arn, h in durable.items() if local.get(arn) != h]
+    removed = [arn for arn in local or {} if arn not in durable]
+    changed = [arn for arn, h in durable.items() if (local or {}).get(arn) != h]
     upserts = runtime.dynamo.documents(p, changed)
-    caught_up = partition_digest(durable) == manifest.digest or manifest.updated_at < settled_before
+    caught_up = partition_digest(durable) == manifest.digest
     runtime.store.mirror_partition(
         p,
         upserts,
@@ -99,6 +123,7 @@ def mirror(runtime: Runtime, manifest: Manifest, settled_before: float) -> tuple
         complete=manifest.complete,
         written_at=manifest.updated_at,
         digest=manifest.digest if caught_up else "",
+        first_load=local is None,
     )
     return len(upserts), len(removed), caught_up
 

@@ -216,3 +216,44 @@ def test_secondary_never_prunes_or_calls_aws_for_active_only_tasks(secondary, pr
     result = run(secondary, "clear_old_redis_iam_cache")
     assert result["skipped"]
     assert proxy.calls == []
+
+
+def test_manifest_ahead_of_its_items_waits_until_they_replicate(active, secondary):
+    """Global tables replicate each table on its own: a manifest may arrive before its items."""
+    from inventory.cache.store import canonical_json, content_hash, partition_digest
+    from inventory.replica import follow_kind
+    from inventory.settings import ReplicationSettings
+
+    # No overlap at all: only the pending set can bring the late item in.
+    settings = secondary.runtime.settings.model_copy(
+        update={"replication": ReplicationSettings(overlap_seconds=0)}
+    )
+    secondary.runtime = Runtime(settings)
+    account, arn = "111122223333", "arn:aws:iam::111122223333:role/app"
+    v1 = {"arn": arn, "kind": IAM_ROLE, "name": "app", "description": "v1"}
+    v2 = v1 | {"description": "v2"}
+    p = Partition(IAM_ROLE, account)
+    active.runtime.store.replace_partition(IAM_ROLE, account, "global", [v1], complete=True)
+    follow_kind(secondary.runtime, IAM_ROLE)
+    assert secondary.runtime.redis_cache.item(p, arn) == v1
+
+    # v2's manifest has replicated, its item not yet.
+    v2_hash = content_hash(canonical_json(v2))
+    digest = partition_digest({arn: v2_hash})
+    active.runtime.replication.put_manifest(p, digest, 1, True, time.time())
+    waiting = follow_kind(secondary.runtime, IAM_ROLE)
+    assert waiting["pending"] == 1
+    assert secondary.runtime.redis_cache.item(p, arn) == v1
+    assert secondary.runtime.redis_cache.meta(p).manifest_digest != digest
+
+    # Long after the cursor moved past the manifest, the item arrives: the next round takes it.
+    active.runtime.dynamo.write(p, {arn: (canonical_json(v2), v2_hash)}, [], time.time())
+    later = follow_kind(secondary.runtime, IAM_ROLE)
+    assert (later["pending"], later["upserted"]) == (0, 1)
+    assert secondary.runtime.redis_cache.item(p, arn) == v2
+    assert follow_kind(secondary.runtime, IAM_ROLE)["partitions"] == 0
+    # The secondary's first load was not "created" history; the v1 -> v2 change is.
+    feed, _ = secondary.runtime.history.feed(account_id=account)
+    assert [(c.change, c.diff) for c in feed] == [
+        ("updated", [{"op": "replace", "path": "/description", "old": "v1", "new": "v2"}])
+    ]

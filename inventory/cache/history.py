@@ -55,8 +55,6 @@ def json_diff(old: Any, new: Any, path: str = "") -> list[dict[str, Any]]:
     Objects are compared key by key and lists of equal length item by item; anything else
     that differs is one ``replace``. Paths use JSON Pointer escaping.
     """
-    if old == new:
-        return []
     if isinstance(old, dict) and isinstance(new, dict):
         ops: list[dict[str, Any]] = []
         for key in sorted(old.keys() | new.keys(), key=str):
@@ -73,6 +71,8 @@ def json_diff(old: Any, new: Any, path: str = "") -> list[dict[str, Any]]:
         for i, (a, b) in enumerate(zip(old, new, strict=True)):
             ops.extend(json_diff(a, b, f"{path}/{i}"))
         return ops
+    if type(old) is type(new) and old == new:  # 1 == True in Python, not in JSON
+        return []
     return [{"op": "replace", "path": path or "/", "old": old, "new": new}]
 
 
@@ -273,7 +273,18 @@ class ChangeHistory:
     def for_resource(self, kind: str, arn: str, limit: int = 100) -> list[Change]:
         """A resource's changes, newest first, within the retention period."""
         query = self.model.query(f"{kind}|{arn}", scan_index_forward=False, limit=limit)
-        return [item.as_change() for item in query]
+        folded: list[Change] = []
+        for change in (item.as_change() for item in query):
+            # A crash between the history write and the Redis write repeats a change on retry.
+            last = folded[-1] if folded else None
+            if last and (last.change, last.diff, last.event_id) == (
+                change.change,
+                change.diff,
+                change.event_id,
+            ):
+                continue
+            folded.append(change)
+        return folded
 
     def feed(
         self,

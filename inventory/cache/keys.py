@@ -159,6 +159,10 @@ class Keys:
         than that must not overwrite it; an event older than that is already reflected)."""
         return f"{self.prefix}events:applied"
 
+    def event_lock(self, account_id: str) -> str:
+        """Lock: one event refresh of this account at a time (each merges into the cache)."""
+        return f"{self.prefix}events:lock:{account_id}"
+
     def event_seen(self, event_id: str) -> str:
         """String with a TTL: this CloudTrail event id was already handled."""
         return f"{self.prefix}events:seen:{event_id}"
@@ -170,6 +174,10 @@ class Keys:
     def replica_cursor(self) -> str:
         """Hash: stream (a kind, or ``_outcomes``) -> updatedAt of the newest entry applied."""
         return f"{self.prefix}replica:cursor"
+
+    def replica_pending(self) -> str:
+        """Set: partitions whose manifest arrived before all their items (checked each round)."""
+        return f"{self.prefix}replica:pending"
 
     def published_outcomes(self) -> str:
         """Hash: account -> digest of the outcomes last published to the replication log."""

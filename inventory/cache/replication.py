@@ -112,6 +112,20 @@ class ReplicationLog:
                 updated_at=float(item.updatedAt),
             )
 
+    def manifest(self, p: Partition) -> Manifest | None:
+        """One partition's manifest (GetItem), or None."""
+        try:
+            item = self.model.get(f"p|{p.id}")
+        except self.model.DoesNotExist:
+            return None
+        return Manifest(
+            partition=p,
+            digest=item.digest or "",
+            count=int(item.count or 0),
+            complete=bool(item.complete),
+            updated_at=float(item.updatedAt),
+        )
+
     def put_outcomes(self, by_account: Mapping[str, Mapping[str, Any]], now: float) -> int:
         """One item per account: ``{task: [last_success, last_failure, last_error]}``."""
         with self.model.batch_write() as batch:

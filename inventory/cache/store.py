@@ -294,6 +294,7 @@ class Store:
         complete: bool,
         written_at: float,
         digest: str,
+        first_load: bool = False,
     ) -> None:
         """Apply a diff read from the durable copy to Redis (a secondary region's refresh).
 
@@ -301,7 +302,8 @@ class Store:
         them; freshness is stamped with the active region's write time, not ours.
         """
         feed: list[dict[str, str]] = []
-        if self.history is not None and (upserts or removed):
+        # As in the active region, a partition's first load is not a change of every item.
+        if self.history is not None and not first_load and (upserts or removed):
             old = self.redis.get_items(p, [*upserts, *removed])
             changes = diff_records(
                 p,

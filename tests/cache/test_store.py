@@ -178,7 +178,9 @@ def test_unchanged_items_are_rewritten_before_their_dynamodb_ttl_runs_out(runtim
     from inventory.cache.store import Store
 
     now = [1_800_000_000.0]
-    store = Store(runtime.redis_cache, runtime.dynamo, clock=lambda: now[0], history=runtime.history)
+    store = Store(
+        runtime.redis_cache, runtime.dynamo, clock=lambda: now[0], history=runtime.history
+    )
     records = [record(n) for n in range(30)]
     p = Partition(KIND, ACCOUNT)
 
