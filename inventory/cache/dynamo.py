@@ -8,7 +8,7 @@ import random
 import threading
 import time
 import zlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -214,12 +214,52 @@ class DynamoStore:
         removed: Iterable[str],
         now: float,
     ) -> int:
-        """Put changed items, delete removed ones, 25 per BatchWriteItem; returns item writes.
+        """Put changed items, delete removed ones, 25 per BatchWriteItem; returns item writes."""
+        return self.write_many([(p, upserts, removed)], now)[0]
+
+    def write_many(
+        self,
+        writes: Sequence[tuple[Partition, Mapping[str, tuple[str, str]], Iterable[str]]],
+        now: float,
+    ) -> list[int]:
+        """Several partitions' puts and deletes, sharing batches of 25 per table.
 
         Items are built as DynamoDB attribute maps directly (the same ones PynamoDB's models
         serialise to, without a model object per item), and the batches are sent a few at a
-        time. Unprocessed items are resent with backoff; any failure raises.
+        time. Unprocessed items are resent with backoff; any failure raises. Returns the item
+        writes of each partition.
         """
+        by_table: dict[str, list[dict[str, Any]]] = {}
+        counts = []
+        for p, upserts, removed in writes:
+            requests = self._requests(p, upserts, removed, now)
+            by_table.setdefault(table_for_kind(p.kind), []).extend(requests)
+            counts.append(len(requests))
+        jobs = []
+        for table, requests in by_table.items():
+            connection = self.models[table]._get_connection()
+            for i in range(0, len(requests), BATCH_SIZE):
+                jobs.append((connection, requests[i : i + BATCH_SIZE]))
+        if len(jobs) <= 1 or self.write_concurrency == 1:
+            for connection, batch in jobs:
+                self._write_batch(connection, batch)
+        else:
+            for connection, _ in jobs:
+                # Each client is built here, once, not by pool threads racing to build it.
+                _ = connection.connection.client
+            futures = [self._pool().submit(self._write_batch, c, b) for c, b in jobs]
+            wait(futures)  # every batch has finished (or failed) before anything raises
+            for future in futures:
+                future.result()
+        return counts
+
+    def _requests(
+        self,
+        p: Partition,
+        upserts: Mapping[str, tuple[str, str]],
+        removed: Iterable[str],
+        now: float,
+    ) -> list[dict[str, Any]]:
         requests: list[dict[str, Any]] = []
         # As PynamoDB's TTLAttribute and NumberAttribute serialise them.
         expires = json.dumps(
@@ -251,21 +291,7 @@ class DynamoStore:
         for arn in removed:
             key = {"arn": {"S": item_key(p.kind, arn)}, "accountId": {"S": p.account_id}}
             requests.append({"DeleteRequest": {"Key": key}})
-        if not requests:
-            return 0
-        connection = self.model(p.kind)._get_connection()
-        batches = [requests[i : i + BATCH_SIZE] for i in range(0, len(requests), BATCH_SIZE)]
-        if len(batches) == 1 or self.write_concurrency == 1:
-            for batch in batches:
-                self._write_batch(connection, batch)
-        else:
-            # The client is built here, once, not by several pool threads racing to build it.
-            _ = connection.connection.client
-            futures = [self._pool().submit(self._write_batch, connection, b) for b in batches]
-            wait(futures)  # every batch has finished (or failed) before anything raises
-            for future in futures:
-                future.result()
-        return len(requests)
+        return requests
 
     def _pool(self) -> ThreadPoolExecutor:
         with self._pool_lock:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -58,6 +58,43 @@ class PartitionResult:
     @property
     def changed(self) -> bool:
         return bool(self.created or self.updated or self.removed)
+
+
+@dataclass(frozen=True)
+class PartitionWrite:
+    """One partition's listing, as :meth:`Store.replace_partition` takes it."""
+
+    kind: str
+    account_id: str
+    region: str
+    records: Iterable[Mapping[str, Any]]
+    complete: bool
+    keep: Iterable[str] = ()
+    durable: bool = True
+    remove: Iterable[str] = ()
+    partial: bool = False
+    causes: Mapping[str, Cause] | None = None
+    listed_at: float | None = None
+
+
+@dataclass
+class _Plan:
+    """A partition write worked out, before its DynamoDB items are written."""
+
+    write: PartitionWrite
+    p: Partition
+    now: float
+    meta: PartitionMeta | None
+    encoded: dict[str, tuple[str, str]]
+    cached: dict[str, str]
+    stored: dict[str, str]
+    removed: list[str]
+    redis_removed: list[str]
+    dynamo_upserts: dict[str, tuple[str, str]]
+    redis_upserts: dict[str, tuple[str, str]]
+    writes: dict[str, tuple[str, str]]
+    renewed_at: float | None
+    changes: list[Change]
 
 
 class PartitionListener(Protocol):
@@ -120,11 +157,32 @@ class Store:
         the manifest: a failure at any step raises, and the retry rewrites whatever is still
         different (a change is never lost; a crash may record it twice, which readers fold).
         """
-        p = Partition(kind, account_id, region)
+        write = PartitionWrite(
+            kind, account_id, region, records, complete, keep, durable, remove, partial, causes,
+            listed_at,
+        )  # fmt: skip
+        return self.replace_partitions([write])[0]
+
+    def replace_partitions(self, writes: Sequence[PartitionWrite]) -> list[PartitionResult]:
+        """Several partitions of one listing (e.g. an account's four IAM kinds) at once.
+
+        Each is handled as :meth:`replace_partition` describes, except that their DynamoDB
+        writes share BatchWriteItem calls (25 items each, per table), so the whole listing
+        costs ceil(items / 25) calls per table rather than per partition.
+        """
         now = self.clock()
+        plans = [self._plan(w, now) for w in writes]
+        durable = [pl for pl in plans if pl.write.durable]
+        counts = self.dynamo.write_many([(pl.p, pl.writes, pl.removed) for pl in durable], now)
+        written = dict(zip((pl.p for pl in durable), counts, strict=True))
+        return [self._finish(pl, written.get(pl.p, 0)) for pl in plans]
+
+    def _plan(self, w: PartitionWrite, now: float) -> _Plan:
+        """Everything up to the DynamoDB item writes (the history is written here)."""
+        p = Partition(w.kind, w.account_id, w.region)
         encoded: dict[str, tuple[str, str]] = {}
-        volatile = VOLATILE_FIELDS.get(kind)
-        for record in records:
+        volatile = VOLATILE_FIELDS.get(w.kind)
+        for record in w.records:
             document = canonical_json(record)
             if volatile:
                 durable_part = {k: v for k, v in record.items() if k not in volatile}
@@ -135,7 +193,7 @@ class Store:
         cached, meta = self.redis.load_state(p)
         known = cached is not None
         renewed_at = meta.renewed_at if meta is not None else None
-        if not durable:
+        if not w.durable:
             cached = cached or {}
             stored: dict[str, str] = cached
         elif cached is None:
@@ -146,66 +204,87 @@ class Store:
         else:
             stored = cached
 
-        keep = set(keep)
-        if listed_at is not None:
-            self._keep_newer_reads(encoded, stored, keep, complete, listed_at)
+        keep = set(w.keep)
+        complete = w.complete
+        if w.listed_at is not None:
+            self._keep_newer_reads(encoded, stored, keep, complete, w.listed_at)
         present = encoded.keys() | keep
-        gone = {arn for arn in remove if arn not in encoded}
+        gone = {arn for arn in w.remove if arn not in encoded}
         removed = [a for a in stored if (complete and a not in present) or a in gone]
         redis_removed = [a for a in cached if (complete and a not in present) or a in gone]
         dynamo_upserts = {a: v for a, v in encoded.items() if stored.get(a) != v[1]}
         redis_upserts = {a: v for a, v in encoded.items() if cached.get(a) != v[1]}
-        renew = durable and not partial and self._due(renewed_at, now, stored)
-        writes = dict(encoded) if renew else dynamo_upserts
+        renew = w.durable and not w.partial and self._due(renewed_at, now, stored)
 
         # A partition's first load is its starting point, not a change of every item in it.
         initial = not known and not stored
-        track = durable and self.history is not None and not initial and kind not in UNTRACKED_KINDS
+        track = (
+            w.durable and self.history is not None and not initial and w.kind not in UNTRACKED_KINDS
+        )
         changes: list[Change] = []
         if track and self.history is not None and (dynamo_upserts or removed):
             previous = self._previous(p, dynamo_upserts, stored, removed)
             new = {a: json.loads(v[0]) for a, v in dynamo_upserts.items()}
-            changes = diff_records(p, previous, new, removed, now, causes)
+            changes = diff_records(p, previous, new, removed, now, w.causes)
             self.history.write(changes)
-        dynamo_writes = self.dynamo.write(p, writes, removed, now) if durable else 0
+        return _Plan(
+            write=w,
+            p=p,
+            now=now,
+            meta=meta,
+            encoded=encoded,
+            cached=cached,
+            stored=stored,
+            removed=removed,
+            redis_removed=redis_removed,
+            dynamo_upserts=dynamo_upserts,
+            redis_upserts=redis_upserts,
+            writes=dict(encoded) if renew else dynamo_upserts,
+            # Every listed item is in DynamoDB as of now: renewed, or written the first time.
+            renewed_at=now if w.durable and (renew or not stored) else renewed_at,
+            changes=changes,
+        )
 
-        final = {a: h for a, h in cached.items() if a not in redis_removed}
-        final.update({a: v[1] for a, v in encoded.items()})
+    def _finish(self, pl: _Plan, dynamo_writes: int) -> PartitionResult:
+        """Redis (one transaction), the listeners, then S3 and the manifest."""
+        w, p = pl.write, pl.p
+        final = {a: h for a, h in pl.cached.items() if a not in pl.redis_removed}
+        final.update({a: v[1] for a, v in pl.encoded.items()})
         self.redis.apply(
             p,
-            redis_upserts,
-            redis_removed,
-            encoded,
-            now,
-            complete,
+            pl.redis_upserts,
+            pl.redis_removed,
+            pl.encoded,
+            pl.now,
+            w.complete,
             len(final),
-            partial=partial,
-            feed=self.history.feed_entries(changes) if self.history else (),
+            partial=w.partial,
+            feed=self.history.feed_entries(pl.changes) if self.history else (),
             feed_max=self.history.feed_max_entries if self.history else 0,
-            # Every listed item is in DynamoDB as of now: renewed, or written for the first time.
-            renewed_at=now if durable and (renew or not stored) else renewed_at,
+            renewed_at=pl.renewed_at,
         )
-        if redis_upserts or redis_removed:
-            documents = {a: v[0] for a, v in redis_upserts.items()}
+        if pl.redis_upserts or pl.redis_removed:
+            documents = {a: v[0] for a, v in pl.redis_upserts.items()}
             for listener in self.listeners:
-                listener.partition_changed(p, documents, redis_removed)
+                listener.partition_changed(p, documents, pl.redis_removed)
 
         s3_objects = 0
-        if durable and (self.s3 is not None or self.log is not None):
+        if w.durable and (self.s3 is not None or self.log is not None):
             # A targeted refresh does not know whether the listing is complete: keep the flag.
-            flag = (meta.complete if meta is not None else False) if partial else complete
-            s3_objects = self._publish(p, encoded, final, flag, now, meta)
+            meta = pl.meta
+            flag = (meta.complete if meta is not None else False) if w.partial else w.complete
+            s3_objects = self._publish(p, pl.encoded, final, flag, pl.now, meta)
 
-        created = sum(1 for a in dynamo_upserts if a not in stored)
+        created = sum(1 for a in pl.dynamo_upserts if a not in pl.stored)
         return PartitionResult(
-            kind=kind,
-            account_id=account_id,
-            region=region,
-            listed=len(encoded),
+            kind=w.kind,
+            account_id=w.account_id,
+            region=w.region,
+            listed=len(pl.encoded),
             created=created,
-            updated=len(dynamo_upserts) - created,
-            removed=len(removed),
-            complete=complete,
+            updated=len(pl.dynamo_upserts) - created,
+            removed=len(pl.removed),
+            complete=w.complete,
             dynamo_writes=dynamo_writes,
             s3_objects=s3_objects,
         )

@@ -10,7 +10,7 @@ from celery import group, shared_task
 
 from inventory.aws.iam import get_authorization_details, transform_authorization_details
 from inventory.cache.keys import GLOBAL, IAM_KINDS
-from inventory.cache.store import PartitionResult
+from inventory.cache.store import PartitionResult, PartitionWrite
 from inventory.observability import region_context
 from inventory.runtime import Runtime
 from inventory.tasks.accounts import account_record, active_accounts
@@ -57,18 +57,21 @@ def sync_iam_account(runtime: Runtime, account_id: str) -> dict[str, Any]:
     keep = {bad.arn for bad in records.skipped if bad.arn}
     store = runtime.store
     with region_context(GLOBAL):
-        results = [
-            store.replace_partition(
-                kind,
-                account_id,
-                GLOBAL,
-                records.by_kind[kind],
-                complete=complete,
-                keep=keep,
-                listed_at=listed_at,
-            )
-            for kind in IAM_KINDS
-        ]
+        # The four partitions' DynamoDB writes share batches: ceil(items / 25) calls per table.
+        results = store.replace_partitions(
+            [
+                PartitionWrite(
+                    kind,
+                    account_id,
+                    GLOBAL,
+                    records.by_kind[kind],
+                    complete=complete,
+                    keep=keep,
+                    listed_at=listed_at,
+                )
+                for kind in IAM_KINDS
+            ]
+        )
         for result in results:
             log_result(result)
     return summarise(results, records.skipped) | {"account_id": account_id, "pages": details.pages}

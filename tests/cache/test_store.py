@@ -240,3 +240,26 @@ def test_stale_iam_entries_leave_redis_and_dynamodb_together(runtime):
     assert set(runtime.dynamo.items(p)) == {r["arn"] for r in records[1:]}
     assert [c.change for c in runtime.history.for_resource(KIND, gone)] == ["deleted"]
     assert runtime.redis_cache.meta(p).count == 2
+
+
+def test_partitions_of_one_listing_share_batch_writes(runtime, dynamo_calls):
+    """An account's IAM kinds in one call: ceil(items / 25) BatchWriteItem per table."""
+    from inventory.cache.store import PartitionWrite
+
+    def items(kind: str, n: int) -> list[dict]:
+        return [{"arn": f"arn:aws:iam::{ACCOUNT}:{kind}/x{i}", "n": i} for i in range(n)]
+
+    sizes = {"iam_role": 30, "iam_user": 20, "iam_group": 5, "iam_policy": 10}
+    dynamo_calls.clear()
+
+    results = runtime.store.replace_partitions(
+        [PartitionWrite(k, ACCOUNT, GLOBAL, items(k, n), complete=True) for k, n in sizes.items()]
+    )
+
+    assert [r.dynamo_writes for r in results] == list(sizes.values())
+    # Roles have their own table (2 calls for 30); users, groups and policies share one (35 -> 2).
+    assert dynamo_calls["BatchWriteItem"] == math.ceil(30 / 25) + math.ceil(35 / 25) == 4
+    for kind, n in sizes.items():
+        p = Partition(kind, ACCOUNT)
+        assert runtime.dynamo.items(p) == runtime.redis_cache.items(p)
+        assert len(runtime.redis_cache.items(p)) == n
