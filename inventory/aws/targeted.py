@@ -254,8 +254,19 @@ def refresh_queue(
     aspects: Collection[str],
     cached: dict[str, Any] | None,
 ) -> dict[str, Any] | None:
-    """A queue: ListQueueTags alone for tag changes, GetQueueAttributes (+ tags) otherwise."""
+    """A queue: ListQueueTags alone for tag changes, GetQueueAttributes (+ tags) otherwise.
+
+    Read at the URL the sweep stores (ListQueues' form): an event's URL may be another form of
+    the same queue (https://queue.amazonaws.com/..., https://<region>.queue.amazonaws.com/...),
+    and storing that would flip the record's ``url`` at every event and sweep.
+    """
     try:
+        if cached is not None and cached.get("url"):
+            url = cached["url"]
+        else:
+            name = url.rstrip("/").rsplit("/", 1)[-1]
+            found = client.get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account_id)
+            url = found["QueueUrl"]
         if cached is not None and set(aspects) == {TAGS}:
             record = dict(cached)
             record["tags"] = dict(client.list_queue_tags(QueueUrl=url).get("Tags") or {})

@@ -2,12 +2,13 @@
 
 ``drain_change_events`` (beat, every minute) receives the queue the EventBridge rule fills
 (docs/events.md), turns each message into the resources it changed, drops duplicate event ids,
-merges the events of each resource and sends one ``refresh_changed_resources`` per account; the
-messages are deleted only once those are sent. The refresh reads back each resource with one
-call per changed part (inventory/aws/targeted.py) and stores it through ``replace_partition``
-as a partial write, so an unchanged result writes nothing and every real change lands in the
-history with its CloudTrail actor. An event older than our last read of its resource is stale
-and costs no call; a delete is only applied when AWS confirms the resource is gone.
+merges the events of each resource and sends ``refresh_changed_resources`` per account (at most
+MAX_REFS_PER_TASK resources each); the messages are deleted only once those are sent. The
+refresh (one per account at a time) reads back each resource with one call per changed part
+(inventory/aws/targeted.py) and stores it through ``replace_partition`` as a partial write,
+so an unchanged result writes nothing and every real change lands in the history with its
+CloudTrail actor. An event older than our last read of the part it changed is
+stale and costs no call; a delete is only applied when AWS confirms the resource is gone.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from botocore.exceptions import ClientError
 from celery import shared_task
 
 from inventory.aws.events import (
+    CREATE,
+    DELETE,
     S3_BUCKET,
     SNS_TOPIC,
     SQS_QUEUE,
@@ -28,6 +31,7 @@ from inventory.aws.events import (
     ResourceEvent,
     parse_event,
 )
+from inventory.aws.records import BadRecord
 from inventory.aws.targeted import (
     refresh_bucket,
     refresh_policy,
@@ -48,6 +52,20 @@ log = logging.getLogger(__name__)
 READ_MARGIN_SECONDS = 5.0
 #: A drain dispatches what it has received after this many messages or seconds.
 FLUSH_MESSAGES, FLUSH_SECONDS = 200, 5.0
+#: One refresh task reads at most this many resources (a burst makes several tasks, each
+#: well inside the time limit, and one slow account does not hold all of them).
+MAX_REFS_PER_TASK = 100
+#: IAM is eventually consistent: a read this soon after a create may not find the resource,
+#: and one after a delete may still see it. Such a read is checked again later.
+SETTLE_SECONDS, RECHECK_COUNTDOWN, RECHECK_LIMIT = 30.0, 15, 3
+#: Refreshes of one account run one at a time. The lock outlives the task's hard time limit
+#: (a killed worker's lock expires by itself); a refresh that cannot get it in time retries.
+LOCK_SECONDS, LOCK_WAIT_SECONDS = 420, 120
+#: Hash field of the last read of a whole resource (create, or not cached): counts for every
+#: aspect. Other fields are ``<arn>|<aspect>``, and ``<arn>`` alone is the last read of any.
+WHOLE = "*"
+#: What one resource's bad data raises (reported in ``failed``, the others are stored).
+_BAD_DATA = (BadRecord, KeyError, TypeError, ValueError, AttributeError)
 _PATH_SEGMENT = {IAM_ROLE: "role", IAM_USER: "user", IAM_GROUP: "group"}
 
 
@@ -103,10 +121,32 @@ def _dispatch(
     events: list[tuple[ResourceEvent, float]],
     totals: dict[str, int],
 ) -> list[str]:
-    """Send one refresh per account for these events, then delete their messages."""
+    """Send the refreshes of these events (per account, in chunks), then delete their messages."""
     fresh, duplicates = _unseen(runtime, events)
+    by_account = refs_by_account(fresh)
+    task_ids = [
+        refresh_changed_resources.delay(account, chunk).id
+        for account, refs in by_account.items()
+        for chunk in _chunks(refs, MAX_REFS_PER_TASK)
+    ]
+    _mark_seen(runtime, fresh)
+    for start in range(0, len(handles), 10):
+        entries = [
+            {"Id": str(i), "ReceiptHandle": h} for i, h in enumerate(handles[start : start + 10])
+        ]
+        client.delete_message_batch(QueueUrl=queue_url, Entries=entries)
+    totals["duplicates"] += duplicates
+    totals["events"] += len(fresh)
+    totals["resources"] += sum(len(r) for r in by_account.values())
+    return task_ids
+
+
+def refs_by_account(
+    events: list[tuple[ResourceEvent, float]],
+) -> dict[str, list[dict[str, Any]]]:
+    """The events merged per resource (what a refresh reads), by account."""
     by_account: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
-    for event, received_at in fresh:
+    for event, received_at in events:
         ref = by_account[event.account_id].setdefault(
             event.resource,
             {
@@ -126,22 +166,14 @@ def _dispatch(
                 "id": event.event_id,
                 "actor": event.actor,
                 "received": received_at,
+                "aspect": event.aspect,
             }
         )
-    task_ids = [
-        refresh_changed_resources.delay(account, list(refs.values())).id
-        for account, refs in by_account.items()
-    ]
-    _mark_seen(runtime, fresh)
-    for start in range(0, len(handles), 10):
-        entries = [
-            {"Id": str(i), "ReceiptHandle": h} for i, h in enumerate(handles[start : start + 10])
-        ]
-        client.delete_message_batch(QueueUrl=queue_url, Entries=entries)
-    totals["duplicates"] += duplicates
-    totals["events"] += len(fresh)
-    totals["resources"] += sum(len(r) for r in by_account.values())
-    return task_ids
+    return {account: list(refs.values()) for account, refs in by_account.items()}
+
+
+def _chunks(refs: list[dict[str, Any]], size: int) -> list[list[dict[str, Any]]]:
+    return [refs[start : start + size] for start in range(0, len(refs), size)]
 
 
 def _unseen(
@@ -223,25 +255,48 @@ def read_back(
     raise ValueError(f"no targeted refresh for {kind}")
 
 
+class AccountBusy(RuntimeError):
+    """Another event refresh of this account held the lock too long: retry later."""
+
+    retryable = True
+
+
 def refresh(runtime: Runtime, account_id: str, refs: list[dict[str, Any]]) -> dict[str, Any]:
-    """Read back and store each changed resource of one account."""
+    """Read back and store each changed resource of one account, one refresh at a time.
+
+    Each refresh merges the parts it read into the cached record: two at once would each
+    start from the same record and the last to write would revert the other's part.
+    """
+    lock = runtime.redis.lock(
+        runtime.keys.event_lock(account_id),
+        timeout=LOCK_SECONDS,
+        blocking_timeout=LOCK_WAIT_SECONDS,
+    )
+    if not lock.acquire():
+        raise AccountBusy(f"another event refresh of {account_id} holds its lock")
+    try:
+        return _refresh(runtime, account_id, refs)
+    finally:
+        lock.release()
+
+
+def _refresh(runtime: Runtime, account_id: str, refs: list[dict[str, Any]]) -> dict[str, Any]:
     account = account_record(runtime, account_id)
     located = []
     for ref in refs:
         p = Partition(ref["kind"], account_id, ref["region"])
         located.append((ref, p, *find_cached(runtime, p, ref)))
-    arns = [arn for _, _, arn, _ in located]
-    last_reads = runtime.redis.hmget(runtime.keys.event_applied(), arns) if arns else []
+    reads = _last_reads(runtime, [(arn, ref["aspects"]) for ref, _, arn, _ in located])
     upserts: dict[Partition, list[dict[str, Any]]] = defaultdict(list)
     removals: dict[Partition, list[str]] = defaultdict(list)
     causes: dict[Partition, dict[str, Cause]] = defaultdict(dict)
     read_at: dict[str, float] = {}
-    stale, failed = 0, {}
+    stale, rechecked, failed = 0, 0, {}
     done: list[dict[str, Any]] = []
-    for (ref, p, arn, cached), last_read in zip(located, last_reads, strict=True):
-        newest = max(ref["events"], key=lambda e: e["time"])
-        if last_read is not None and newest["time"] < float(last_read) - READ_MARGIN_SECONDS:
-            stale += 1  # our last read of it came after this event: it is already cached
+    for ref, p, arn, cached in located:
+        ref = _unread(ref, arn, reads)
+        if not ref["aspects"]:
+            stale += 1  # we read every part it changed after it: it is already cached
             continue
         started = time.time()
         try:
@@ -252,8 +307,25 @@ def refresh(runtime: Runtime, account_id: str, refs: list[dict[str, Any]]) -> di
             failed[ref["name"]] = str(exc)
             log.warning("events: cannot read %s %s: %s", ref["kind"], ref["name"], exc)
             continue
-        read_at[record["arn"] if record is not None else arn] = started
+        except _BAD_DATA as exc:  # one malformed resource must not lose the others
+            failed[ref["name"]] = f"{type(exc).__name__}: {exc}"
+            log.warning("events: cannot read %s %s: %s", ref["kind"], ref["name"], exc)
+            continue
+        if _unsettled(ref, record, started) and ref.get("rechecks", 0) < RECHECK_LIMIT:
+            # Not stored and its read time not kept: the recheck reads it again.
+            again = ref | {"rechecks": ref.get("rechecks", 0) + 1}
+            refresh_changed_resources.apply_async(
+                (account_id, [again]), countdown=RECHECK_COUNTDOWN
+            )
+            rechecked += 1
+            continue
+        key = record["arn"] if record is not None else arn
+        read_at[key] = started  # the Store's guard against an older sweep: any aspect
+        whole = cached is None or record is None or CREATE in ref["aspects"]
+        for aspect in [WHOLE] if whole else ref["aspects"]:
+            read_at[f"{key}|{aspect}"] = started
         done.extend(ref["events"])
+        newest = max(ref["events"], key=lambda e: e["time"])
         cause = Cause(newest["actor"], newest["name"], newest["time"], newest["id"])
         if record is not None:
             upserts[p].append(record)
@@ -287,13 +359,55 @@ def refresh(runtime: Runtime, account_id: str, refs: list[dict[str, Any]]) -> di
     return {
         "account_id": account_id,
         "resources": len(refs),
-        "read": len(read_at),
+        "read": sum(1 for key in read_at if "|" not in key),
         "stale": stale,
+        "rechecked": rechecked,
         "failed": failed,
         "partitions": results,
         "lags": [round(lag, 3) for lag in lags],
         "processing": [round(p, 3) for p in processing],
     }
+
+
+def _last_reads(runtime: Runtime, wanted: list[tuple[str, list[str]]]) -> dict[str, float]:
+    """Our last read of each resource's aspects (and of the whole resource), by hash field."""
+    fields = list(dict.fromkeys(f"{arn}|{a}" for arn, aspects in wanted for a in [WHOLE, *aspects]))
+    if not fields:
+        return {}
+    values = runtime.redis.hmget(runtime.keys.event_applied(), fields)
+    return {f: float(v) for f, v in zip(fields, values, strict=True) if v is not None}
+
+
+def _unread(ref: dict[str, Any], arn: str, reads: dict[str, float]) -> dict[str, Any]:
+    """The ref narrowed to the aspects changed after our last read of them.
+
+    An event older than our last read of its aspect (less the margin for IAM's eventual
+    consistency) is already reflected. A read of one aspect says nothing of another: an
+    attach read at 12:00:30 does not cover an inline policy changed at 12:00:00.
+    """
+    whole = reads.get(f"{arn}|{WHOLE}", 0.0)
+    unread = []
+    for aspect in ref["aspects"]:
+        # Events queued before events carried their aspect count for every aspect.
+        times = [e["time"] for e in ref["events"] if e.get("aspect", aspect) == aspect]
+        last_read = max(whole, reads.get(f"{arn}|{aspect}", 0.0))
+        if not times or last_read - READ_MARGIN_SECONDS <= max(times):
+            unread.append(aspect)
+    events = [e for e in ref["events"] if e.get("aspect") in unread or "aspect" not in e]
+    return ref | {"aspects": unread, "events": events}
+
+
+def _unsettled(ref: dict[str, Any], record: dict[str, Any] | None, read_at: float) -> bool:
+    """True when an IAM read contradicts a create or delete younger than SETTLE_SECONDS."""
+    if ref["kind"] not in (IAM_ROLE, IAM_USER, IAM_GROUP, IAM_POLICY):
+        return False
+    lifecycle = [e for e in ref["events"] if e.get("aspect") in (CREATE, DELETE)]
+    if not lifecycle:
+        return False
+    last = max(lifecycle, key=lambda e: e["time"])
+    if read_at - last["time"] >= SETTLE_SECONDS:
+        return False
+    return (last["aspect"] == CREATE) == (record is None)
 
 
 def _record(runtime: Runtime, read_at: dict[str, float], lags: list[float]) -> None:

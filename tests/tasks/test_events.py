@@ -229,7 +229,10 @@ def test_delete_event_for_a_role_that_still_exists_deletes_nothing(world, proxy)
     p = Partition(IAM_ROLE, dev.id)
     cached = rt.redis_cache.item(p, arn)
     stamp = rt.dynamo.model(IAM_ROLE).get(arn, dev.id).updatedAt
-    send(seeder, queue, envelope(dev.id, "DeleteRole", {"roleName": role.name}, time.time()))
+    # A minute old: IAM has settled, so a role that is there is not being deleted (a younger
+    # delete is checked again later: tests/tasks/test_events_edge.py).
+    deleted_at = time.time() - 60
+    send(seeder, queue, envelope(dev.id, "DeleteRole", {"roleName": role.name}, deleted_at))
 
     drained, refreshes, calls = drain_cycle(app, proxy)
 
