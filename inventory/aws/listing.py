@@ -49,7 +49,7 @@ class Listing:
     keep: set[str] = field(default_factory=set)
     calls: int = 0
     #: When the listing began: storage keeps items an event refresh read after this.
-    listed_at: float = field(default_factory=time.time)
+    listed_at: float = field(default_factory=time.time, compare=False, repr=False)
 
     def skip(self, identifier: str, reason: str, arn: str | None) -> None:
         self.skipped.append(SkippedRecord(identifier, reason, arn))
