@@ -155,8 +155,9 @@ class Keys:
         return f"{self.prefix}history"
 
     def event_applied(self) -> str:
-        """Hash: ARN -> when an event refresh last read it from AWS (a sweep listed earlier
-        than that must not overwrite it; an event older than that is already reflected)."""
+        """Hash: when an event refresh last read a resource from AWS. ``<arn>``: any part (a
+        sweep that listed earlier must not overwrite it); ``<arn>|<aspect>`` and ``<arn>|*``
+        (a whole read): an event older than the read of its part is already reflected."""
         return f"{self.prefix}events:applied"
 
     def event_lock(self, account_id: str) -> str:

@@ -137,4 +137,15 @@ def clear_stale_iam(runtime: Runtime, now: float | None = None) -> dict[str, int
 def clear_old_redis_iam_cache(self: InventoryTask) -> dict[str, Any]:
     """Remove IAM entries not listed within iam.stale_after_seconds (Redis and DynamoDB)."""
     removed = clear_stale_iam(self.runtime)
-    return {"removed": removed, "total": sum(removed.values())}
+    pruned = prune_event_reads(self.runtime)
+    return {"removed": removed, "total": sum(removed.values()), "event_reads_pruned": pruned}
+
+
+def prune_event_reads(runtime: Runtime, now: float | None = None) -> int:
+    """Forget event read times older than the event de-duplication window (they only grow)."""
+    cutoff = (now or time.time()) - runtime.settings.events.seen_ttl_seconds
+    key = runtime.keys.event_applied()
+    old = [f for f, t in runtime.redis.hscan_iter(key, count=1000) if float(t) < cutoff]
+    for start in range(0, len(old), 1000):
+        runtime.redis.hdel(key, *old[start : start + 1000])
+    return len(old)

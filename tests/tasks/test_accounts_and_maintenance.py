@@ -76,3 +76,15 @@ def test_clear_old_removes_only_entries_not_refreshed_in_time(runtime: Runtime, 
     assert set(runtime.dynamo.items(p)) == set()
     sync_iam_account(runtime, dev.id)
     assert set(runtime.redis_cache.items(p)) == set(runtime.dynamo.items(p)) == arns
+
+
+def test_old_event_read_times_are_pruned(runtime: Runtime):
+    from inventory.tasks.iam import prune_event_reads
+
+    key = runtime.keys.event_applied()
+    now = time.time()
+    window = runtime.settings.events.seen_ttl_seconds
+    runtime.redis.hset(key, mapping={"old": now - window - 10, "old|*": 1.0, "new": now - 5})
+
+    assert prune_event_reads(runtime, now=now) == 2
+    assert set(runtime.redis.hkeys(key)) == {"new"}
