@@ -86,6 +86,9 @@ def follow_kind(runtime: Runtime, kind: str, account_id: str | None = None) -> d
 
 def _apply(runtime: Runtime, manifest: Manifest, counts: dict[str, int]) -> None:
     pending_key = runtime.keys.replica_pending()
+    if not manifest.digest:
+        counts["unchanged"] += 1  # a first write under way: its real manifest follows
+        return
     meta = runtime.redis_cache.meta(manifest.partition)
     if meta is not None and meta.manifest_digest == manifest.digest:
         counts["unchanged"] += 1

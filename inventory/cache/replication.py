@@ -100,6 +100,15 @@ class ReplicationLog:
             complete=complete,
         ).save()
 
+    def put_writing(self, partitions: list[Partition], now: float) -> None:
+        """Manifests marked "writing" (empty digest) for partitions about to get first items.
+
+        A partition without a manifest therefore has no items: a writer whose Redis is empty
+        looks the manifest up (GetItem) instead of querying the partition index.
+        """
+        for p in partitions:  # PutItem each: a few per listing, never items' batches
+            self.model(f"p|{p.id}", stream=p.kind, updatedAt=now, digest="").save()
+
     def manifests(self, kind: str, since: float | None = None) -> Iterator[Manifest]:
         """Manifests of one kind written after ``since`` (every one when None), oldest first."""
         condition = None if since is None else self.model.updatedAt > since

@@ -95,6 +95,7 @@ class _Plan:
     writes: dict[str, tuple[str, str]]
     renewed_at: float | None
     changes: list[Change]
+    unwritten: bool = False  # no manifest yet: write a "writing" one before the items
 
 
 class PartitionListener(Protocol):
@@ -173,6 +174,9 @@ class Store:
         now = self.clock()
         plans = [self._plan(w, now) for w in writes]
         durable = [pl for pl in plans if pl.write.durable]
+        first = [pl.p for pl in durable if pl.unwritten and (pl.writes or pl.removed)]
+        if first and self.log is not None:
+            self.log.put_writing(first, now)
         counts = self.dynamo.write_many([(pl.p, pl.writes, pl.removed) for pl in durable], now)
         written = dict(zip((pl.p for pl in durable), counts, strict=True))
         return [self._finish(pl, written.get(pl.p, 0)) for pl in plans]
@@ -192,10 +196,15 @@ class Store:
 
         cached, meta = self.redis.load_state(p)
         known = cached is not None
+        unwritten = False
         renewed_at = meta.renewed_at if meta is not None else None
         if not w.durable:
             cached = cached or {}
             stored: dict[str, str] = cached
+        elif cached is None and self.log is not None and self.log.manifest(p) is None:
+            # Never written: a manifest (at least a "writing" one) precedes every item write,
+            # so without one there are no items and no index Query is needed.
+            stored, cached, unwritten = {}, {}, True
         elif cached is None:
             index = self.dynamo.load_index(p)
             stored = {arn: entry[0] for arn, entry in index.items()}
@@ -243,6 +252,7 @@ class Store:
             # Every listed item is in DynamoDB as of now: renewed, or written the first time.
             renewed_at=now if w.durable and (renew or not stored) else renewed_at,
             changes=changes,
+            unwritten=unwritten,
         )
 
     def _finish(self, pl: _Plan, dynamo_writes: int) -> PartitionResult:

@@ -47,8 +47,9 @@ def test_first_write_batches_dynamo_calls_by_25(runtime, dynamo_calls):
 
     assert result.created == 130 and result.dynamo_writes == 130
     assert dynamo_calls["BatchWriteItem"] == math.ceil(130 / 25)
-    # One PutItem only: the partition's manifest in the replication log, never an item.
-    assert dynamo_calls["PutItem"] == dynamo_calls["PutItem:test_replication"] == 1
+    # PutItem only for the partition's manifests in the replication log (the "writing" one
+    # before the first items, the real one after), never for an item.
+    assert dynamo_calls["PutItem"] == dynamo_calls["PutItem:test_replication"] == 2
     p = Partition(KIND, ACCOUNT)
     assert runtime.redis_cache.items(p) == {r["arn"]: r for r in records}
     assert runtime.dynamo.items(p) == {r["arn"]: r for r in records}
@@ -263,3 +264,26 @@ def test_partitions_of_one_listing_share_batch_writes(runtime, dynamo_calls):
         p = Partition(kind, ACCOUNT)
         assert runtime.dynamo.items(p) == runtime.redis_cache.items(p)
         assert len(runtime.redis_cache.items(p)) == n
+
+
+def test_a_partition_without_a_manifest_is_not_queried_and_one_with_items_always_has_one(
+    runtime, dynamo_calls
+):
+    """A cold write looks the manifest up (GetItem) instead of querying the partition index;
+    a "writing" manifest goes in before a new partition's first items, so a crash between the
+    items and the real manifest still leaves one, and the next cold write queries."""
+    records = [record(n) for n in range(3)]
+    p = Partition(KIND, ACCOUNT)
+    dynamo_calls.clear()
+    replace(runtime, records)
+    assert dynamo_calls["Query"] == 0
+    assert runtime.replication.manifest(p).digest  # the real one, after the items
+
+    # Crash between the items and the real manifest: only the "writing" one is there.
+    runtime.replication.put_writing([p], time.time())
+    runtime.redis.flushdb()
+    dynamo_calls.clear()
+    again = replace(runtime, records[:2])
+    assert dynamo_calls["Query"] == 1  # the index is read: the items exist
+    assert (again.dynamo_writes, again.removed) == (1, 1)
+    assert set(runtime.dynamo.items(p)) == {r["arn"] for r in records[:2]}
