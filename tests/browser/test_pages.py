@@ -128,6 +128,12 @@ def test_clicking_a_column_header_sorts_by_it_and_a_second_click_reverses(admin_
         " === 'ascending'"
     )
     admin_page.page.wait_for_function("() => !location.search.includes('order=desc')")
+    # The header and the URL change at once; the rows follow when the page's fetch answers.
+    admin_page.page.wait_for_function(
+        "sel => { const r = [...document.querySelectorAll(sel)].map(td => td.innerText);"
+        " return r.length > 0 && r.every((v, i) => i === 0 || r[i - 1] <= v); }",
+        arg=f"{ROWS} td:nth-child(4)",
+    )
     regions = shown_column(admin_page, 4)
     assert regions == sorted(regions)
     assert admin_page.page.locator("th[data-sort=name]").get_attribute("aria-sort") is None
