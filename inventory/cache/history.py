@@ -33,6 +33,7 @@ from inventory.cache.keys import (
     Keys,
     Partition,
 )
+from inventory.cache.tables import bind, ensure_table
 
 CREATED, UPDATED, DELETED = "created", "updated", "deleted"
 CHANGE_TYPES = (CREATED, UPDATED, DELETED)
@@ -212,27 +213,14 @@ class ChangeHistory:
         retention_days: int = 365,
         feed_max_entries: int = 50_000,
     ) -> None:
-        meta = {
-            "table_name": table_prefix + TABLE_CHANGES,
-            "region": region,
-            "host": host,
-            "billing_mode": "PAY_PER_REQUEST",
-            "max_retry_attempts": 5,
-        }
-        self.model: type[ChangeItem] = type(
-            "ChangeItem_bound", (ChangeItem,), {"Meta": type("Meta", (), meta)}
-        )
+        self.model = bind(ChangeItem, table_prefix + TABLE_CHANGES, region, host)
         self.client = client
         self.keys = keys
         self.retention = timedelta(days=retention_days)
         self.feed_max_entries = feed_max_entries
 
     def ensure_table(self) -> bool:
-        if self.model.exists():
-            return False
-        self.model.create_table(wait=True, billing_mode="PAY_PER_REQUEST")
-        self.model._get_connection().update_time_to_live("ttl")
-        return True
+        return ensure_table(self.model, ttl_attribute="ttl")
 
     def write(self, changes: list[Change]) -> int:
         """Store changes in DynamoDB (BatchWriteItem, 25 per call)."""

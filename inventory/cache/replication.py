@@ -22,6 +22,7 @@ from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 
 from inventory.cache.keys import TABLE_REPLICATION, Partition
+from inventory.cache.tables import bind, ensure_table
 
 #: The stream holding per-account task outcomes; manifests use their kind as the stream.
 OUTCOMES_STREAM = "_outcomes"
@@ -67,26 +68,17 @@ class ReplicationLog:
     """Write manifests and outcomes (active region); read them by cursor (secondary regions)."""
 
     def __init__(self, table_prefix: str, region: str, host: str | None) -> None:
-        meta = {
-            "table_name": table_prefix + TABLE_REPLICATION,
-            "region": region,
-            "host": host,
-            "billing_mode": "PAY_PER_REQUEST",
-            "max_retry_attempts": 5,
-        }
         index_meta = {"index_name": "updated-index", "projection": AllProjection()}
-        index = type("UpdatedIndex_bound", (UpdatedIndex,), {"Meta": type("Meta", (), index_meta)})
-        self.model: type[ReplicationItem] = type(
-            "ReplicationItem_bound",
-            (ReplicationItem,),
-            {"Meta": type("Meta", (), meta), "updated_index": index()},
+        self.model = bind(
+            ReplicationItem,
+            table_prefix + TABLE_REPLICATION,
+            region,
+            host,
+            indexes={"updated_index": (UpdatedIndex, index_meta)},
         )
 
     def ensure_table(self) -> bool:
-        if self.model.exists():
-            return False
-        self.model.create_table(wait=True, billing_mode="PAY_PER_REQUEST")
-        return True
+        return ensure_table(self.model)
 
     def put_manifest(
         self, p: Partition, digest: str, count: int, complete: bool, now: float

@@ -11,6 +11,7 @@ from pynamodb.exceptions import DoesNotExist, UpdateError
 from pynamodb.models import Model
 
 from inventory.cache.keys import POLICY_REQUEST, TABLE_POLICY_REQUESTS
+from inventory.cache.tables import bind, ensure_table
 
 PENDING, APPROVED, REJECTED, CANCELLED = "pending", "approved", "rejected", "cancelled"
 STATUSES = (PENDING, APPROVED, REJECTED, CANCELLED)
@@ -60,21 +61,10 @@ class PolicyRequests:
     """Create, change and list requests; every write is one conditional DynamoDB call."""
 
     def __init__(self, table_prefix: str, region: str, host: str | None) -> None:
-        meta = {
-            "table_name": table_prefix + TABLE_POLICY_REQUESTS,
-            "region": region,
-            "host": host,
-            "billing_mode": "PAY_PER_REQUEST",
-        }
-        self.model: type[PolicyRequestItem] = type(
-            "PolicyRequestItem_bound", (PolicyRequestItem,), {"Meta": type("Meta", (), meta)}
-        )
+        self.model = bind(PolicyRequestItem, table_prefix + TABLE_POLICY_REQUESTS, region, host)
 
     def ensure_table(self) -> bool:
-        if self.model.exists():
-            return False
-        self.model.create_table(wait=True, billing_mode="PAY_PER_REQUEST")
-        return True
+        return ensure_table(self.model)
 
     def create(
         self,
