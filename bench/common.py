@@ -9,15 +9,16 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import redis
+
+from tests.servers import wait_started
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -29,22 +30,6 @@ AWS_ENV = {
     "AWS_SECRET_ACCESS_KEY": "bench",
     "AWS_DEFAULT_REGION": "us-east-1",
 }
-
-
-def wait_until(
-    check: Callable[[], bool], what: str, proc: subprocess.Popen, timeout: float
-) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{what} exited with {proc.returncode}")
-        try:
-            if check():
-                return
-        except OSError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"{what} did not come up within {timeout:.0f}s")
 
 
 def stop(proc: subprocess.Popen | None) -> None:
@@ -128,7 +113,7 @@ def servers(
             )
         )  # fmt: skip
         client = redis.Redis(port=redis_port, socket_connect_timeout=0.5)
-        wait_until(lambda: bool(client.ping()), "redis-server", procs[0], 30)
+        wait_started(lambda: bool(client.ping()), "redis-server", procs[0], 30)
         ready = workdir / "moto-ready.json"
         argv = [sys.executable, "-m", "bench.motohost", "--port", str(moto_port)]
         argv += ["--sizes", sizes_json, "--ready", str(ready)]
@@ -145,7 +130,7 @@ def servers(
             )
         )
         print(f"seeding moto (log: {workdir / 'moto.log'}) ...", flush=True)
-        wait_until(ready.exists, "moto host", procs[1], timeout)
+        wait_started(ready.exists, "moto host", procs[1], timeout)
         info = json.loads(ready.read_text())
         print(f"seeded {len(info['accounts'])} accounts in {info['seconds']} s", flush=True)
         yield Servers(redis_port, moto_port, info["accounts"], info["seconds"], procs)

