@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
+from pathlib import Path
 
 import pytest
 import redis
@@ -196,19 +197,25 @@ def _self_signed(tmp_path, name: str):
     return key_path, cert_path
 
 
-def test_signed_messages_run_and_unsigned_or_foreign_ones_are_rejected_and_counted(
-    env, runtime, start_worker, tmp_path
-):
+def signing_env(tmp_path) -> tuple[dict[str, str], Path, Path]:
+    """Settings for signed messages with a fresh self-signed certificate the store trusts."""
     store = tmp_path / "trusted"
     store.mkdir()
     key, cert = _self_signed(tmp_path, "inventory")
     (store / "inventory.pem").write_bytes(cert.read_bytes())
-    signing = {
+    env = {
         "INVENTORY_CELERY__SIGNING__ENABLED": "true",
         "INVENTORY_CELERY__SIGNING__KEY": str(key),
         "INVENTORY_CELERY__SIGNING__CERTIFICATE": str(cert),
         "INVENTORY_CELERY__SIGNING__CERT_STORE": str(store),
     }
+    return env, key, cert
+
+
+def test_signed_messages_run_and_unsigned_or_foreign_ones_are_rejected_and_counted(
+    env, runtime, start_worker, tmp_path
+):
+    signing, key, cert = signing_env(tmp_path)
     worker = start_worker(env | signing)
     rejected_key = runtime.keys.rejected_messages()
 

@@ -16,7 +16,7 @@ from celery.security.serialization import DEFAULT_SEPARATOR, SecureSerializer
 from celery.utils.serialization import b64decode, b64encode
 from kombu.utils.encoding import str_to_bytes
 
-from tests.test_operations import _self_signed, wait_for
+from tests.test_operations import signing_env, wait_for
 
 GOOD_TASK = "inventory.report_celery_last_success_metrics"
 HOSTILE_TASK = "inventory.cache_policy_requests"
@@ -113,16 +113,7 @@ def test_pickle_message_to_a_json_worker_is_refused_counted_and_never_loaded(
 def test_signed_message_with_a_changed_body_is_refused_counted_and_never_run(
     env, runtime, start_worker, tmp_path
 ):
-    store = tmp_path / "trusted"
-    store.mkdir()
-    key, cert = _self_signed(tmp_path, "inventory")
-    (store / "inventory.pem").write_bytes(cert.read_bytes())
-    signing = {
-        "INVENTORY_CELERY__SIGNING__ENABLED": "true",
-        "INVENTORY_CELERY__SIGNING__KEY": str(key),
-        "INVENTORY_CELERY__SIGNING__CERTIFICATE": str(cert),
-        "INVENTORY_CELERY__SIGNING__CERT_STORE": str(store),
-    }
+    signing, key, cert = signing_env(tmp_path)
     worker = start_worker(env | signing)
     signer = SecureSerializer(
         PrivateKey(key.read_text()), Certificate(cert.read_text()), None, "sha256"
