@@ -45,6 +45,8 @@ class ScheduleEntry:
     enabled: bool = True
     description: str = ""
     crontab: str | None = None
+    #: A boolean setting (``section.key``) without which the entry has nothing to do.
+    requires: str | None = None
 
     @property
     def effective_expires(self) -> float:
@@ -140,6 +142,7 @@ SCHEDULE: tuple[ScheduleEntry, ...] = (
         1 * MINUTE,
         queue="aws",
         description="CloudTrail change events from SQS -> targeted refresh (needs events.enabled)",
+        requires="events.enabled",
     ),
     ScheduleEntry(
         "cache_cloud_account_mapping",
@@ -188,10 +191,17 @@ def effective_schedule(settings: Settings) -> list[ScheduleEntry]:
             if "every" in changes:
                 changes["crontab"] = None
             entry = replace(entry, **changes)
-        if entry.name == "drain_change_events" and not settings.events.enabled:
+        if entry.requires and not _setting(settings, entry.requires):
             entry = replace(entry, enabled=False)
         entries.append(entry)
     return entries
+
+
+def _setting(settings: Settings, path: str) -> Any:
+    value: Any = settings
+    for part in path.split("."):
+        value = getattr(value, part)
+    return value
 
 
 def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:

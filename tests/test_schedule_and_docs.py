@@ -85,3 +85,19 @@ def test_configuration_reference_is_up_to_date():
     assert committed == reference_markdown(), (
         "run: inventory config --reference > docs/configuration.md"
     )
+
+
+def test_drain_of_change_events_is_scheduled_only_when_events_are_enabled():
+    off = beat_schedule(load_settings(paths=[], environ={}))
+    on = beat_schedule(
+        load_settings(
+            paths=[],
+            environ={
+                "INVENTORY_EVENTS__ENABLED": "true",
+                "INVENTORY_EVENTS__QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/1/q",
+            },
+        )
+    )
+    assert "drain_change_events" not in off
+    assert on["drain_change_events"]["task"] == "inventory.drain_change_events"
+    assert on["drain_change_events"]["schedule"] == 60
