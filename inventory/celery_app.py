@@ -10,11 +10,13 @@ import ssl
 from typing import Any
 
 from celery import Celery
-from kombu import Queue
+from celery.loaders.app import AppLoader
+from kombu import Exchange, Queue
 
 from inventory.runtime import Runtime
 from inventory.schedule import beat_schedule
 from inventory.settings import ConfigError, Settings, load_settings
+from inventory.signing import SigningAMQP, secure_worker, signer
 
 FANOUT = "fanout"
 AWS = "aws"
@@ -36,6 +38,13 @@ TASK_ROUTES = {
     "inventory.refresh_changed_resources": {"queue": AWS},
     "inventory.report_celery_last_success_metrics": {"queue": METRICS},
 }
+
+
+class InventoryLoader(AppLoader):
+    """Celery's loader, securing a worker process as it starts (however it was started)."""
+
+    def on_worker_init(self) -> None:
+        secure_worker(self.app)
 
 
 class InventoryCelery(Celery):
@@ -74,7 +83,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_concurrency": c.worker_concurrency,
         "broker_connection_retry_on_startup": True,
         "task_default_queue": AWS,
-        "task_queues": [Queue(q) for q in QUEUES],
+        # Each queue its own direct exchange and key: a bare Queue(q) binds every queue to the
+        # default exchange ("aws") with key "aws", so one message published there reached all four.
+        "task_queues": [Queue(q, Exchange(q, type="direct"), routing_key=q) for q in QUEUES],
         "task_routes": TASK_ROUTES,
         "task_track_started": True,
         "worker_send_task_events": True,
@@ -162,7 +173,11 @@ def check_delivery_safety(app: Celery, settings: Settings) -> None:
 def create_app(settings: Settings | None = None) -> InventoryCelery:
     """Build the Celery app from settings and register every task."""
     settings = settings or load_settings()
-    app = InventoryCelery("inventory", set_as_current=True)
+    # Not the process's current app: a worker or beat makes its app current when it starts,
+    # and tasks send through their own app, so building one changes nothing process-wide.
+    app = InventoryCelery(
+        "inventory", set_as_current=False, amqp=SigningAMQP, loader=InventoryLoader
+    )
     app.conf.update(celery_config(settings))
     app.runtime = Runtime(settings)
     import inventory.tasks  # noqa: F401 - registers the shared tasks on this app
@@ -170,7 +185,8 @@ def create_app(settings: Settings | None = None) -> InventoryCelery:
     app.finalize(auto=True)
     check_delivery_safety(app, settings)
     if settings.celery.signing.enabled:
-        app.setup_security()
+        app.amqp.signer = signer(settings)
+        app.amqp.max_age = settings.celery.signing.max_message_age
     return app
 
 

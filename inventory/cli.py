@@ -27,16 +27,22 @@ def _settings(ctx: click.Context) -> Settings:
     return ctx.obj
 
 
-def _app(settings: Settings, component: str) -> Any:
-    """The Celery app, logging and Sentry for a long-running process; unsafe settings exit 2."""
+def _celery(settings: Settings) -> Any:
+    """The Celery app; unsafe settings exit 2."""
     from inventory.celery_app import create_app
-    from inventory.observability import init_sentry, setup_logging
 
     try:
-        app = create_app(settings)
+        return create_app(settings)
     except ConfigError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_CONFIG)
+
+
+def _app(settings: Settings, component: str) -> Any:
+    """The Celery app, logging and Sentry for a long-running process; unsafe settings exit 2."""
+    from inventory.observability import init_sentry, setup_logging
+
+    app = _celery(settings)
     setup_logging(settings)
     init_sentry(settings, component)
     return app
@@ -377,7 +383,7 @@ def schedule_docs(settings: Settings, output: str | None, check: bool) -> None:
     """Render every beat entry as a Markdown table (docs/schedule.md)."""
     from inventory.schedule import UnregisteredTask, render_schedule_docs
 
-    app = _app(settings, "cli")
+    app = _celery(settings)  # renders a table: no logging or Sentry set-up in this process
     try:
         text = render_schedule_docs(app, settings)
     except UnregisteredTask as exc:

@@ -12,6 +12,7 @@ from inventory.aws.session import AwsSessions, ClientOptions
 from inventory.cache.dynamo import DynamoStore
 from inventory.cache.history import ChangeHistory
 from inventory.cache.keys import Keys
+from inventory.cache.messages import MessageLedger
 from inventory.cache.policies_table import PoliciesTable
 from inventory.cache.redis_cache import RedisCache, connect
 from inventory.cache.replication import ReplicationLog
@@ -45,6 +46,10 @@ class Runtime:
     @cached_property
     def outcomes(self) -> TaskOutcomes:
         return TaskOutcomes(self.redis, self.keys)
+
+    @cached_property
+    def messages(self) -> MessageLedger:
+        return MessageLedger(self.redis, self.keys)
 
     @cached_property
     def aws(self) -> AwsSessions:

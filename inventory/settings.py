@@ -109,6 +109,13 @@ class SigningSettings(_Section):
     certificate: str | None = Field(None, description="Path of the PEM certificate")
     cert_store: str | None = Field(None, description="Directory of trusted PEM certificates")
     digest: Literal["sha256", "sha384", "sha512"] = "sha256"
+    max_message_age: float = Field(
+        86400.0,
+        ge=60,
+        le=30 * 86400,
+        description="A signed message older than this (after its ETA) is refused; its seal is "
+        "remembered until then, so a replay of a message that already ran is refused too",
+    )
 
     @model_validator(mode="after")
     def _paths(self) -> SigningSettings:

@@ -18,7 +18,7 @@ class InventoryConsumer(Consumer):
         if runtime is None:
             return
         try:
-            runtime.redis.hincrby(runtime.keys.rejected_messages(), reason, 1)
+            runtime.messages.refused(reason)
         except Exception:  # noqa: BLE001 - counting must not stop the rejection
             log.exception("could not count a refused message")
 

@@ -13,6 +13,7 @@ import redis
 from inventory.demo.seed import MANAGEMENT_ACCOUNT, SPOKE_ROLE
 from inventory.runtime import Runtime
 from inventory.settings import Settings, load_settings
+from tests import isolation
 from tests.servers import MotoServer, RedisServer
 
 BROKER_DB, RESULTS_DB, CACHE_DB = 0, 1, 2
@@ -29,6 +30,19 @@ os.environ.pop("AWS_PROFILE", None)
 logging.getLogger("tornado.access").setLevel(logging.ERROR)
 for name in [n for n in os.environ if n.startswith("INVENTORY_")]:
     del os.environ[name]
+# redis-py adds its "push_response" logger the first time any client reads a push message:
+# done here, once, so that library set-up is not reported as a change made by some test.
+redis.utils._set_info_logger()
+
+
+@pytest.fixture(autouse=True)
+def _leaves_process_state_alone() -> Iterator[None]:
+    """Fail a test that changes process-global state (see tests/isolation.py), then undo it."""
+    before = isolation.snapshot()
+    yield
+    leaked = isolation.leaks(before)
+    if leaked:
+        pytest.fail("test changed process-global state: " + "; ".join(leaked), pytrace=False)
 
 
 @pytest.fixture(scope="session")

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from inventory.celery_app import InventoryCelery, create_app
 from inventory.settings import load_settings
+from inventory.signing import registered
 
 
 class CliProcess:
@@ -74,9 +75,15 @@ class Worker(CliProcess):
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"worker exited {self.proc.returncode}:\n{self.log()}")
-            if self.app.control.ping(destination=[self.name], timeout=0.5):
+            if self.ping(0.5):
                 return self
         raise RuntimeError(f"worker did not answer ping within {timeout}s:\n{self.log()}")
+
+
+    def ping(self, timeout: float) -> bool:
+        """Whether the worker answers a control ping (signed, when the worker wants that)."""
+        with registered(self.app):
+            return bool(self.app.control.ping(destination=[self.name], timeout=timeout))
 
 
 class Beat(CliProcess):

@@ -145,6 +145,10 @@ class Keys:
         """Hash: reason -> count of task messages a worker refused (unsigned, tampered...)."""
         return f"{self.prefix}worker:rejected"
 
+    def message_run(self, nonce: str) -> str:
+        """String with a TTL: the signed message with this seal nonce has run (no replays)."""
+        return f"{self.prefix}worker:run:{nonce}"
+
     def history_feed(self, account_id: str | None = None, kind: str | None = None) -> str:
         """Stream (capped): recent changes, one JSON entry each; every resource, or one
         account's or one kind's (the same entries, so a filtered read skips the rest)."""

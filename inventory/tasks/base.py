@@ -16,6 +16,7 @@ from inventory.cache.store import PartitionResult
 from inventory.metrics import FAILED, OK, RETRY
 from inventory.replica import follow
 from inventory.runtime import Runtime
+from inventory.signing import SEAL, SealError, check_seal
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +76,42 @@ class InventoryTask(Task):
         return kwargs.get("account_id") or (args[0] if args else None)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        seal = self._unseal(kwargs)
+        kwargs.pop(SEAL, None)
+        try:
+            result = self._call(*args, **kwargs)
+        except Reject as rejected:
+            if not rejected.requeue:
+                self._mark_run(seal)
+            raise
+        except BaseException:
+            self._mark_run(seal)  # failed for good, or its retry was sent as a new message
+            raise
+        self._mark_run(seal)
+        return result
+
+    def _unseal(self, kwargs: dict[str, Any]) -> dict[str, Any] | None:
+        """With signing on, a delivered message runs only if its seal is valid and unused."""
+        request = self.request
+        if request.is_eager or request.called_directly:
+            return None  # run in this process: no message was delivered
+        if not self.runtime.settings.celery.signing.enabled:
+            return None
+        try:
+            seal = check_seal(kwargs, self.name, self.request.id, time.time())
+            if self.runtime.messages.already_run(seal["nonce"]):
+                raise SealError("Replayed", f"{self.name} message {self.request.id} already ran")
+        except SealError as exc:
+            log.warning("refused a signed message: %s", exc)
+            self.runtime.messages.refused(exc.reason)
+            raise Reject(str(exc), requeue=False) from None
+        return seal
+
+    def _mark_run(self, seal: dict[str, Any] | None) -> None:
+        if seal is not None:
+            self.runtime.messages.mark_run(seal["nonce"], seal["expires"], time.time())
+
+    def _call(self, *args: Any, **kwargs: Any) -> Any:
         account_id = self.account_of(args, kwargs)
         short = self.name.removeprefix("inventory.")
         # The one place a task decides by region: see inventory/replica.py.
@@ -93,8 +130,10 @@ class InventoryTask(Task):
                 log.warning("%s %s: transient failure, retrying: %s", short, account_id, exc)
                 # Capped by celery.retry_backoff_max, which the visibility timeout is checked
                 # against: a longer delay would have the broker deliver the message twice.
-                cap = self.runtime.settings.celery.retry_backoff_max
-                countdown = retry_countdown(self.request.retries, cap=cap)
+                c = self.runtime.settings.celery
+                countdown = retry_countdown(
+                    self.request.retries, base=c.retry_backoff_base, cap=c.retry_backoff_max
+                )
                 try:
                     raise self.retry(exc=exc, countdown=countdown) from exc
                 except Reject as rejected:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -67,9 +68,12 @@ WHOLE = "*"
 #: What one resource's bad data raises (reported in ``failed``, the others are stored).
 _BAD_DATA = (BadRecord, KeyError, TypeError, ValueError, AttributeError)
 _PATH_SEGMENT = {IAM_ROLE: "role", IAM_USER: "user", IAM_GROUP: "group"}
+REFRESH_TASK = "inventory.refresh_changed_resources"
+#: Sends a task message by name, as ``Celery.send_task`` does (the calling task's own app).
+SendTask = Callable[..., Any]
 
 
-def drain(runtime: Runtime) -> dict[str, Any]:
+def drain(runtime: Runtime, send: SendTask) -> dict[str, Any]:
     """Receive, parse, de-duplicate and dispatch; delete the messages once dispatched."""
     settings = runtime.settings
     cfg = settings.events
@@ -107,14 +111,15 @@ def drain(runtime: Runtime) -> dict[str, Any]:
                 log.exception("events: cannot parse a message; deleted")
         # A long drain sends what it has every few seconds: early events do not wait for it.
         if len(handles) >= FLUSH_MESSAGES or time.monotonic() - flushed >= FLUSH_SECONDS:
-            task_ids += _dispatch(runtime, client, cfg.queue_url, handles, events, totals)
+            task_ids += _dispatch(runtime, send, client, cfg.queue_url, handles, events, totals)
             handles, events, flushed = [], [], time.monotonic()
-    task_ids += _dispatch(runtime, client, cfg.queue_url, handles, events, totals)
+    task_ids += _dispatch(runtime, send, client, cfg.queue_url, handles, events, totals)
     return totals | {"task_ids": task_ids}
 
 
 def _dispatch(
     runtime: Runtime,
+    send: SendTask,
     client: Any,
     queue_url: str,
     handles: list[str],
@@ -125,7 +130,7 @@ def _dispatch(
     fresh, duplicates = _unseen(runtime, events)
     by_account = refs_by_account(fresh)
     task_ids = [
-        refresh_changed_resources.delay(account, chunk).id
+        send(REFRESH_TASK, (account, chunk)).id
         for account, refs in by_account.items()
         for chunk in _chunks(refs, MAX_REFS_PER_TASK)
     ]
@@ -261,7 +266,9 @@ class AccountBusy(RuntimeError):
     retryable = True
 
 
-def refresh(runtime: Runtime, account_id: str, refs: list[dict[str, Any]]) -> dict[str, Any]:
+def refresh(
+    runtime: Runtime, account_id: str, refs: list[dict[str, Any]], send: SendTask
+) -> dict[str, Any]:
     """Read back and store each changed resource of one account, one refresh at a time.
 
     Each refresh merges the parts it read into the cached record: two at once would each
@@ -275,12 +282,14 @@ def refresh(runtime: Runtime, account_id: str, refs: list[dict[str, Any]]) -> di
     if not lock.acquire():
         raise AccountBusy(f"another event refresh of {account_id} holds its lock")
     try:
-        return _refresh(runtime, account_id, refs)
+        return _refresh(runtime, account_id, refs, send)
     finally:
         lock.release()
 
 
-def _refresh(runtime: Runtime, account_id: str, refs: list[dict[str, Any]]) -> dict[str, Any]:
+def _refresh(
+    runtime: Runtime, account_id: str, refs: list[dict[str, Any]], send: SendTask
+) -> dict[str, Any]:
     account = account_record(runtime, account_id)
     located = []
     for ref in refs:
@@ -314,9 +323,7 @@ def _refresh(runtime: Runtime, account_id: str, refs: list[dict[str, Any]]) -> d
         if _unsettled(ref, record, started) and ref.get("rechecks", 0) < RECHECK_LIMIT:
             # Not stored and its read time not kept: the recheck reads it again.
             again = ref | {"rechecks": ref.get("rechecks", 0) + 1}
-            refresh_changed_resources.apply_async(
-                (account_id, [again]), countdown=RECHECK_COUNTDOWN
-            )
+            send(REFRESH_TASK, (account_id, [again]), countdown=RECHECK_COUNTDOWN)
             rechecked += 1
             continue
         key = record["arn"] if record is not None else arn
@@ -434,13 +441,13 @@ def _record(runtime: Runtime, read_at: dict[str, float], lags: list[float]) -> N
 )
 def drain_change_events(self: InventoryTask) -> dict[str, Any]:
     """Drain CloudTrail change events from SQS; send one targeted refresh per account."""
-    return drain(self.runtime)
+    return drain(self.runtime, self.app.send_task)
 
 
 @shared_task(
     bind=True,
     base=InventoryTask,
-    name="inventory.refresh_changed_resources",
+    name=REFRESH_TASK,
     per_account=True,
     active_only=True,
     soft_time_limit=300,
@@ -450,4 +457,4 @@ def refresh_changed_resources(
     self: InventoryTask, account_id: str, refs: list[dict[str, Any]]
 ) -> dict[str, Any]:
     """Read back the resources events named in one account; store what changed."""
-    return refresh(self.runtime, account_id, refs)
+    return refresh(self.runtime, account_id, refs, self.app.send_task)

@@ -23,6 +23,8 @@ from inventory.tasks.base import (
 
 log = logging.getLogger(__name__)
 
+FOR_ACCOUNT = "inventory.cache_iam_resources_for_account"
+
 
 def summarise(results: list[PartitionResult], skipped: list[Any]) -> dict[str, Any]:
     """A JSON-safe summary of what a sync changed."""
@@ -80,7 +82,7 @@ def sync_iam_account(runtime: Runtime, account_id: str) -> dict[str, Any]:
 @shared_task(
     bind=True,
     base=InventoryTask,
-    name="inventory.cache_iam_resources_for_account",
+    name=FOR_ACCOUNT,
     per_account=True,
     active_only=True,
     replicates=IAM_KINDS,
@@ -106,7 +108,8 @@ def cache_iam_resources_across_accounts(self: InventoryTask) -> dict[str, Any]:
     accounts = [a["id"] for a in active_accounts(self.runtime)]
     if not accounts:
         return {"accounts": [], "task_ids": []}
-    result = group(cache_iam_resources_for_account.s(a) for a in accounts).apply_async()
+    signatures = (self.app.signature(FOR_ACCOUNT, (a,)) for a in accounts)
+    result = group(signatures).apply_async()
     return {"accounts": accounts, "task_ids": [r.id for r in result.results]}
 
 

@@ -156,7 +156,8 @@ def _make_tasks(kind: ResourceKind) -> tuple[Any, Any]:
         accounts = [a["id"] for a in active_accounts(self.runtime)]
         if not accounts:
             return {"accounts": [], "task_ids": []}
-        result = group(per_account.s(a) for a in accounts).apply_async()
+        signatures = (self.app.signature(kind.for_account_task, (a,)) for a in accounts)
+        result = group(signatures).apply_async()
         return {"accounts": accounts, "task_ids": [r.id for r in result.results]}
 
     _name(for_account, f"cache_{kind.stem}_for_account", f"{kind.description}: one account.")

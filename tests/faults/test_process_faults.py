@@ -372,6 +372,6 @@ def _answers(url: str) -> bool:
 
 def _worker_answers(worker) -> bool:
     try:
-        return bool(worker.app.control.ping(destination=[worker.name], timeout=1))
+        return worker.ping(1)
     except (redis.RedisError, OSError):
         return False

@@ -164,7 +164,6 @@ def dev(runtime, redis_server, moto_server, proxy):
     store_account_mapping(rt)
     sync_iam_account(rt, account.id)
     app = create_app(settings)
-    app.set_current()
     proxy.calls.clear()
     return seeder, account, rt, app, queue
 
@@ -205,7 +204,7 @@ def read_times(rt: Runtime) -> dict[str, float]:
 
 
 def test_read_of_one_aspect_does_not_make_an_older_event_of_another_stale(dev, proxy):
-    seeder, account, rt, _app, _queue = dev
+    seeder, account, rt, app, _queue = dev
     role = account.roles[0].name
     arn = account.role_arn(role)
     iam = seeder.client("iam", account.id)
@@ -217,12 +216,12 @@ def test_read_of_one_aspect_does_not_make_an_older_event_of_another_stale(dev, p
     inline = iam_event(account.id, "PutRolePolicy", {"roleName": role, "policyName": "x"}, t0 + 1)
 
     # The newest event arrives first, in its own drain: only the inline policy is read.
-    first = refresh(rt, account.id, refs(inline))
+    first = refresh(rt, account.id, refs(inline), app.send_task)
     assert reads(proxy) == ["GetRolePolicy"] and first["read"] == 1
     proxy.calls.clear()
 
     (role_ref, _policy_ref) = refs(attach)
-    second = refresh(rt, account.id, [role_ref])
+    second = refresh(rt, account.id, [role_ref], app.send_task)
 
     assert reads(proxy) == ["ListAttachedRolePolicies"]  # not stale: its aspect was not read
     assert second["stale"] == 0
@@ -236,32 +235,35 @@ def test_read_of_one_aspect_does_not_make_an_older_event_of_another_stale(dev, p
     # Both again, older than their reads: no call at all. Then a ref of two aspects of which
     # one was read after its event: only the other is read.
     proxy.calls.clear()
-    again = refresh(rt, account.id, refs(inline, attach)[:1])
+    again = refresh(rt, account.id, refs(inline, attach)[:1], app.send_task)
     assert (again["stale"], again["read"], reads(proxy)) == (1, 0, [])
     tag = iam_event(account.id, "TagRole", {"roleName": role}, time.time())
-    both = refresh(rt, account.id, refs(inline, tag))
+    both = refresh(rt, account.id, refs(inline, tag), app.send_task)
     assert (both["stale"], both["read"], reads(proxy)) == (0, 1, ["GetRole"])
 
 
 def test_whole_read_counts_for_every_aspect(dev, proxy):
-    seeder, account, rt, _app, _queue = dev
+    seeder, account, rt, app, _queue = dev
     iam = seeder.client("iam", account.id)
     iam.create_role(RoleName="fresh", AssumeRolePolicyDocument=json.dumps(TRUST))
     now = time.time()
     created = refresh(
-        rt, account.id, refs(iam_event(account.id, "CreateRole", {"roleName": "fresh"}, now - 40))
+        rt,
+        account.id,
+        refs(iam_event(account.id, "CreateRole", {"roleName": "fresh"}, now - 40)),
+        app.send_task,
     )
     assert created["read"] == 1 and f"{account.role_arn('fresh')}|*" in read_times(rt)
     proxy.calls.clear()
     older = iam_event(
         account.id, "PutRolePolicy", {"roleName": "fresh", "policyName": "p"}, now - 41
     )
-    assert refresh(rt, account.id, refs(older))["stale"] == 1
+    assert refresh(rt, account.id, refs(older), app.send_task)["stale"] == 1
     assert reads(proxy) == []
 
 
 def test_one_malformed_resource_does_not_lose_the_others(dev, proxy):
-    seeder, account, rt, _app, _queue = dev
+    seeder, account, rt, app, _queue = dev
     s3 = seeder.client("s3", account.id)
     for bucket, policy in (("good-bucket", json.dumps(DOC)), ("bad-bucket", "not json")):
         s3.create_bucket(Bucket=bucket)
@@ -281,7 +283,7 @@ def test_one_malformed_resource_does_not_lose_the_others(dev, proxy):
         for b in ("bad-bucket", "good-bucket")
     ]
 
-    result = refresh(rt, account.id, refs(*bodies))
+    result = refresh(rt, account.id, refs(*bodies), app.send_task)
 
     assert set(result["failed"]) == {"bad-bucket"}
     assert "not a JSON policy document" in result["failed"]["bad-bucket"]
@@ -305,7 +307,7 @@ def test_burst_of_events_is_sent_in_tasks_of_at_most_100_resources(dev):
         ]
         sqs.send_message_batch(QueueUrl=queue, Entries=entries)
 
-    drained = drain(rt)
+    drained = drain(rt, app.send_task)
 
     assert (drained["received"], drained["resources"]) == (150, 150)
     sent = queued_refreshes(app)
@@ -317,7 +319,7 @@ def test_burst_of_events_is_sent_in_tasks_of_at_most_100_resources(dev):
 
 
 def test_event_queue_url_form_is_not_stored_over_the_listed_one(dev, proxy):
-    seeder, account, rt, _app, _queue = dev
+    seeder, account, rt, app, _queue = dev
     sqs = seeder.client("sqs", account.id, "us-east-1")
     listed = sqs.create_queue(QueueName="orders")["QueueUrl"]
     sync_kind(rt, BY_KIND["sqs_queue"], account.id)
@@ -333,7 +335,7 @@ def test_event_queue_url_form_is_not_stored_over_the_listed_one(dev, proxy):
     )  # fmt: skip
     proxy.calls.clear()
 
-    refresh(rt, account.id, refs(body))
+    refresh(rt, account.id, refs(body), app.send_task)
 
     assert reads(proxy) == ["GetQueueAttributes"]
     assert rt.redis_cache.item(p, arn)["url"] == swept != legacy
@@ -349,7 +351,7 @@ def test_event_queue_url_form_is_not_stored_over_the_listed_one(dev, proxy):
     created["detail"]["responseElements"] = {"queueUrl": regional}
     proxy.calls.clear()
 
-    refresh(rt, account.id, refs(json.dumps(created)))
+    refresh(rt, account.id, refs(json.dumps(created)), app.send_task)
 
     assert reads(proxy) == ["GetQueueUrl", "GetQueueAttributes", "ListQueueTags"]
     fresh_arn = f"arn:aws:sqs:us-east-1:{account.id}:fresh"
@@ -362,7 +364,7 @@ def test_event_queue_url_form_is_not_stored_over_the_listed_one(dev, proxy):
 
 
 def test_concurrent_refreshes_of_one_account_keep_both_changes(dev, proxy):
-    seeder, account, rt, _app, _queue = dev
+    seeder, account, rt, app, _queue = dev
     role = account.roles[0].name
     arn = account.role_arn(role)
     iam = seeder.client("iam", account.id)
@@ -382,7 +384,7 @@ def test_concurrent_refreshes_of_one_account_keep_both_changes(dev, proxy):
     results: dict[str, dict] = {}
 
     def run(name: str, these: list[dict]) -> None:
-        results[name] = refresh(Runtime(rt.settings), account.id, these)
+        results[name] = refresh(Runtime(rt.settings), account.id, these, app.send_task)
 
     first = threading.Thread(target=run, args=("inline", inline))
     second = threading.Thread(target=run, args=("attach", attach))
@@ -405,7 +407,7 @@ def test_create_not_yet_visible_in_iam_is_checked_again_later(dev, proxy):
     arn = account.role_arn("late")
     create = iam_event(account.id, "CreateRole", {"roleName": "late"}, time.time())
 
-    result = refresh(rt, account.id, refs(create))
+    result = refresh(rt, account.id, refs(create), app.send_task)
 
     assert (result["rechecked"], result["read"], reads(proxy)) == (1, 0, ["GetRole"])
     assert not any(k.startswith(arn) for k in read_times(rt))  # no read time: not stale later
@@ -418,7 +420,7 @@ def test_create_not_yet_visible_in_iam_is_checked_again_later(dev, proxy):
     seeder.client("iam", account.id).create_role(
         RoleName="late", AssumeRolePolicyDocument=json.dumps(TRUST)
     )
-    again = refresh(rt, account.id, args[1])
+    again = refresh(rt, account.id, args[1], app.send_task)
 
     assert (again["rechecked"], again["read"]) == (0, 1)
     assert rt.redis_cache.item(Partition(IAM_ROLE, account.id), arn)["name"] == "late"
@@ -435,7 +437,7 @@ def test_delete_still_visible_in_iam_is_checked_again_at_most_three_times(dev, p
     (ref,) = refs(iam_event(account.id, "DeleteRole", {"roleName": role}, time.time()))
 
     for attempt in range(1, 4):
-        result = refresh(rt, account.id, [ref])
+        result = refresh(rt, account.id, [ref], app.send_task)
         assert (result["rechecked"], result["partitions"]) == (1, {})
         ((_headers, args),) = queued_refreshes(app)
         ref = args[1][0]
@@ -443,7 +445,7 @@ def test_delete_still_visible_in_iam_is_checked_again_at_most_three_times(dev, p
     assert arn not in read_times(rt)
 
     # The role is still there after three rechecks: it exists (say, created again).
-    result = refresh(rt, account.id, [ref])
+    result = refresh(rt, account.id, [ref], app.send_task)
     assert (result["rechecked"], result["read"]) == (0, 1)
     assert queued_refreshes(app) == []
     assert rt.redis_cache.item(p, arn) == before
