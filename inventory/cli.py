@@ -364,6 +364,106 @@ def tables_create(settings: Settings) -> None:
     click.echo("created: " + ", ".join(created) if created else "all tables exist")
 
 
+@tables.command("migrate")
+@with_settings
+def tables_migrate(settings: Settings) -> None:
+    """Move DynamoDB items written under old keys to their partition's key (once; resumable)."""
+    from inventory.cache.key_migration import SCHEMA_VERSION
+    from inventory.runtime import Runtime
+
+    if not settings.is_active_region:
+        click.echo(f"{settings.deployment_region} is a secondary region: the active region "
+                   f"({settings.active_region}) migrates the global tables")  # fmt: skip
+        return
+    done = Runtime(settings).ensure_schema()
+    if done is None:
+        click.echo(f"the tables are at schema {SCHEMA_VERSION}: nothing to move")
+        return
+    click.echo(
+        f"schema {SCHEMA_VERSION}: {done.scanned} items scanned, {done.moved} moved, "
+        f"{done.superseded} superseded, {len(done.partitions)} partitions repaired from Redis"
+    )
+
+
+def durable_kinds() -> set[str]:
+    """Every kind with a durable copy (DynamoDB, S3)."""
+    from inventory.aws.managed_policies import AWS_DOCUMENT_KIND
+    from inventory.cache.keys import ACCOUNT, CLOUDTRAIL_ERRORS, IAM_KINDS, IAM_ROLE_LIMIT
+    from inventory.registry import KINDS
+
+    extra = {ACCOUNT, AWS_DOCUMENT_KIND, CLOUDTRAIL_ERRORS, IAM_ROLE_LIMIT}
+    return {*IAM_KINDS, *extra, *(k.kind for k in KINDS if k.durable)}
+
+
+@main.command()
+@click.option("--kind", "kinds", multiple=True, help="Only these kinds (repeatable).")
+@click.option("--account", "-a", "accounts_", multiple=True, help="Only these accounts.")
+@click.option("--repair", is_flag=True, help="Write what DynamoDB and S3 lack from Redis.")
+@click.option("--json", "as_json", is_flag=True)
+@with_settings
+def verify(
+    settings: Settings,
+    kinds: tuple[str, ...],
+    accounts_: tuple[str, ...],
+    repair: bool,
+    as_json: bool,
+) -> None:
+    """Compare every partition in Redis with DynamoDB (and S3); exit 1 on any difference."""
+    import time
+
+    from inventory.runtime import Runtime
+
+    runtime = Runtime(settings)
+    verifier = runtime.verifier
+    wanted = set(kinds) or durable_kinds()
+    differences = []
+    checked = unresolved = 0
+    for p in verifier.partitions(sorted(wanted)):
+        if p.kind not in wanted or (accounts_ and p.account_id not in accounts_):
+            continue
+        check = verifier.check(p)
+        checked += 1
+        if check.equal:
+            continue
+        written, still = None, True
+        if repair and settings.is_active_region:
+            written = verifier.repair(p, time.time())
+            still = not verifier.check(p).equal
+        unresolved += still
+        differences.append(
+            {
+                "partition": p.id,
+                "redis_items": check.redis_items,
+                "repaired_items": written,
+                "resolved": not still,
+                "copies": [
+                    {
+                        "copy": d.copy,
+                        "missing": list(d.missing),
+                        "extra": list(d.extra),
+                        "changed": list(d.changed),
+                    }
+                    for d in check.diffs
+                    if not d.equal
+                ],
+            }
+        )
+    if as_json:
+        click.echo(json.dumps({"checked": checked, "differences": differences}, indent=2))
+    else:
+        for d in differences:
+            for c in d["copies"]:
+                for what in ("missing", "extra", "changed"):
+                    for arn in c[what]:
+                        click.echo(f"{d['partition']}\t{c['copy']}\t{what}\t{arn}")
+        click.echo(
+            f"{checked} partitions checked, {len(differences)} differ, {unresolved} unresolved",
+            err=True,
+        )
+    if unresolved:
+        sys.exit(EXIT_FAILED)
+
+
 @main.group()
 def schedule() -> None:
     """The beat schedule."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from functools import cached_property
 from typing import Any
 
@@ -11,6 +12,7 @@ import redis
 from inventory.aws.session import AwsSessions, ClientOptions
 from inventory.cache.dynamo import DynamoStore
 from inventory.cache.history import ChangeHistory
+from inventory.cache.key_migration import KeyMigration, upgrade
 from inventory.cache.keys import Keys
 from inventory.cache.messages import MessageLedger
 from inventory.cache.policies_table import PoliciesTable
@@ -19,6 +21,7 @@ from inventory.cache.replication import ReplicationLog
 from inventory.cache.requests import PolicyRequests
 from inventory.cache.s3_snapshot import S3Snapshots
 from inventory.cache.store import Store
+from inventory.cache.verify import Verifier
 from inventory.metrics import TaskOutcomes
 from inventory.settings import Settings
 
@@ -30,6 +33,7 @@ class Runtime:
         self.settings = settings
         self._tables_lock = threading.Lock()
         self._tables_ready = False
+        self._schema_ready = False
 
     @cached_property
     def keys(self) -> Keys:
@@ -92,7 +96,34 @@ class Runtime:
     @property
     def store(self) -> Store:
         self.ensure_tables()
+        self.ensure_schema()
         return self._store
+
+    @cached_property
+    def verifier(self) -> Verifier:
+        return Verifier(
+            self.redis_cache,
+            self.dynamo,
+            self.s3,
+            self.replication if self.settings.is_active_region else None,
+        )
+
+    def ensure_schema(self) -> KeyMigration | None:
+        """Active region: migrate the tables' item keys once, before this process writes."""
+        if self._schema_ready or not self.settings.is_active_region:
+            return None
+        with self._tables_lock:
+            if self._schema_ready:
+                return None
+            lock = self.redis.lock(self.keys.schema_lock(), timeout=300, blocking_timeout=None)
+            done = upgrade(
+                self.dynamo,
+                lock,
+                lambda: self.verifier.partitions(()),
+                lambda p: self.verifier.repair(p, time.time()),
+            )
+            self._schema_ready = True
+            return done
 
     @cached_property
     def requests(self) -> PolicyRequests:

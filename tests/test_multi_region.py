@@ -27,7 +27,10 @@ from tests.servers import RedisServer
 
 # The only calls a secondary region may make: reads (and table checks) of the DynamoDB tables.
 DYNAMODB_READS = {"DescribeTable", "Query", "BatchGetItem", "GetItem", "Scan"}
-STEMS = ("s3_buckets", "sqs_queues", "sns_topics", "managed_policies")
+# Every kind the registry declares, AWS Config included (it lists global IAM resources in
+# every region it records: the case where two partitions hold the same ARN).
+STEMS = tuple(k.stem for k in KINDS)
+REGIONS = ("us-east-1", "us-west-2")  # INVENTORY_AWS__REGIONS in tests/conftest.py
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +110,7 @@ def durable_kinds() -> set[str]:
     from inventory.cache.keys import ACCOUNT, IAM_KINDS
 
     kinds = {ACCOUNT, AWS_DOCUMENT_KIND, *IAM_KINDS}
-    kinds |= {k.kind for k in KINDS if k.stem in STEMS}
+    kinds |= {k.kind for k in KINDS if k.durable}
     return kinds
 
 
@@ -132,6 +135,14 @@ def test_secondary_follows_the_active_region_without_calling_aws(active, seconda
     results = sweep_secondary(secondary)
 
     assert snapshot(secondary.runtime) == primary
+    assert secondary.runtime.redis.smembers(secondary.runtime.keys.replica_pending()) == set()
+    # AWS Config listed the same global roles in both regions: two partitions, two copies each.
+    config = [Partition.parse(p) for p in primary if p.startswith("config_resource|")]
+    assert len(config) == 4  # 2 accounts x 2 regions
+    for account in accounts:
+        east, west = (primary[Partition("config_resource", account, r).id] for r in REGIONS)
+        assert any(":role/" in arn for arn in east.keys() & west.keys())
+    assert all(c.equal for c in active.runtime.verifier.check_all(durable_kinds()))
     assert set(proxy.calls) <= DYNAMODB_READS, sorted(set(proxy.calls) - DYNAMODB_READS)
     assert proxy.count("BatchGetItem") > 0  # it really read the replicated tables
     assert results["iam"]["followed"][IAM_ROLE]["partitions"] == 2
@@ -171,6 +182,7 @@ def test_secondary_follows_the_active_region_without_calling_aws(active, seconda
 
     mirrored = snapshot(secondary.runtime)
     assert mirrored == primary
+    assert secondary.runtime.redis.smembers(secondary.runtime.keys.replica_pending()) == set()
     assert mirrored[role_partition][role_arn] == primary[role_partition][role_arn]
     assert queue_arn not in mirrored[Partition("sqs_queue", dev.id, "us-west-2").id]
     assert secondary.runtime.redis_cache.get(queue_arn) is None

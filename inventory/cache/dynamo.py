@@ -24,7 +24,7 @@ from pynamodb.attributes import (
 from pynamodb.indexes import GlobalSecondaryIndex, IncludeProjection
 from pynamodb.models import Model
 
-from inventory.cache.keys import TABLES, UNINDEXED_KINDS, Partition, table_for_kind
+from inventory.cache.keys import GLOBAL, TABLE_RESOURCES, TABLES, Partition, table_for_kind
 
 # DynamoDB's item limit is 400 KB; documents above this are stored zlib-compressed.
 # https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/ServiceQuotas.html
@@ -86,13 +86,19 @@ class ResourceItem(Model):
         return json.loads(self.document())
 
 
-def item_key(kind: str, arn: str) -> str:
-    """The item's hash key: the ARN, prefixed with the kind for kinds whose ARNs repeat others'.
+def item_key(p: Partition, arn: str) -> str:
+    """The item's hash key, unique to its partition (the range key is the account).
 
-    A customer managed policy is both an ``iam_policy`` and a ``managed_policy``, a bucket both
-    an ``s3_bucket`` and a ``config_resource``: in one table their items must not collide.
+    Roles keep ConsoleMe's key, the ARN: their table holds one global kind. Every other item
+    is ``<kind>|<region>|<arn>``: a bucket is both an ``s3_bucket`` and a ``config_resource``,
+    and AWS Config lists the same global role in every region it records, so neither the ARN
+    nor ``<kind>|<arn>`` is unique to a partition.
     """
-    return f"{kind}|{arn}" if kind in UNINDEXED_KINDS else arn
+    if table_for_kind(p.kind) == TABLE_RESOURCES:
+        return f"{p.kind}|{p.region}|{arn}"
+    if p.region != GLOBAL:
+        raise ValueError(f"{p.kind} is global: no partition in {p.region} has a key of its own")
+    return arn
 
 
 def arn_of(key: str) -> str:
@@ -275,7 +281,7 @@ class DynamoStore:
         updated, ttl = {"N": json.dumps(now)}, {"N": expires}
         for arn, (document, content_hash) in upserts.items():
             item: dict[str, Any] = {
-                "arn": {"S": item_key(p.kind, arn)},
+                "arn": {"S": item_key(p, arn)},
                 **shared,
                 "contentHash": {"S": content_hash},
                 "updatedAt": updated,
@@ -289,7 +295,7 @@ class DynamoStore:
                 item["data"] = {"S": document}
             requests.append({"PutRequest": {"Item": item}})
         for arn in removed:
-            key = {"arn": {"S": item_key(p.kind, arn)}, "accountId": {"S": p.account_id}}
+            key = {"arn": {"S": item_key(p, arn)}, "accountId": {"S": p.account_id}}
             requests.append({"DeleteRequest": {"Key": key}})
         return requests
 
@@ -319,7 +325,7 @@ class DynamoStore:
     def documents(self, p: Partition, arns: Iterable[str]) -> dict[str, tuple[str, str]]:
         """ARN -> (document as stored, content hash) for the given items (BatchGetItem)."""
         model = self.model(p.kind)
-        keys = [(item_key(p.kind, arn), p.account_id) for arn in arns]
+        keys = [(item_key(p, arn), p.account_id) for arn in arns]
         return {
             arn_of(item.arn): (item.document(), item.contentHash) for item in model.batch_get(keys)
         }

@@ -37,6 +37,9 @@ UNINDEXED_KINDS = frozenset(
     }
 )
 
+# Kinds derived from the others and kept in Redis only (rebuilt by their tasks): no durable copy.
+REDIS_ONLY_KINDS = frozenset({ROLE_ACCESS, PRINCIPAL_ACCESS, POLICY_REQUEST})
+
 # Fields that change without the resource changing: left out of the content hash, so they are
 # refreshed only when something durable changes (moto even moves Config's capture time per call).
 VOLATILE_FIELDS: dict[str, frozenset[str]] = {CONFIG_RESOURCE: frozenset({"captured"})}
@@ -144,6 +147,10 @@ class Keys:
     def rejected_messages(self) -> str:
         """Hash: reason -> count of task messages a worker refused (unsigned, tampered...)."""
         return f"{self.prefix}worker:rejected"
+
+    def schema_lock(self) -> str:
+        """Lock: one process migrates the DynamoDB item keys while the others wait."""
+        return f"{self.prefix}schema:lock"
 
     def message_run(self, nonce: str) -> str:
         """String with a TTL: the signed message with this seal nonce has run (no replays)."""

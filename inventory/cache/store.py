@@ -32,6 +32,16 @@ def content_hash(document: str) -> str:
     return hashlib.blake2b(document.encode(), digest_size=16).hexdigest()
 
 
+def encode(kind: str, record: Mapping[str, Any]) -> tuple[str, str]:
+    """A record's canonical JSON and its content hash (volatile fields left out of the hash)."""
+    document = canonical_json(record)
+    volatile = VOLATILE_FIELDS.get(kind)
+    if not volatile:
+        return document, content_hash(document)
+    durable_part = {k: v for k, v in record.items() if k not in volatile}
+    return document, content_hash(canonical_json(durable_part))
+
+
 def partition_digest(hashes: Mapping[str, str]) -> str:
     """A digest of a whole partition's contents, to know whether its S3 snapshot is current."""
     h = hashlib.blake2b(digest_size=16)
@@ -184,15 +194,7 @@ class Store:
     def _plan(self, w: PartitionWrite, now: float) -> _Plan:
         """Everything up to the DynamoDB item writes (the history is written here)."""
         p = Partition(w.kind, w.account_id, w.region)
-        encoded: dict[str, tuple[str, str]] = {}
-        volatile = VOLATILE_FIELDS.get(w.kind)
-        for record in w.records:
-            document = canonical_json(record)
-            if volatile:
-                durable_part = {k: v for k, v in record.items() if k not in volatile}
-                encoded[record["arn"]] = (document, content_hash(canonical_json(durable_part)))
-            else:
-                encoded[record["arn"]] = (document, content_hash(document))
+        encoded = {record["arn"]: encode(w.kind, record) for record in w.records}
 
         cached, meta = self.redis.load_state(p)
         known = cached is not None
