@@ -267,8 +267,10 @@ def check(settings: Settings) -> None:
     from rich.table import Table
 
     from inventory.celery_app import create_app
+    from inventory.observability import RedactingFilter, secret_values
     from inventory.runtime import Runtime
 
+    redactor = RedactingFilter(secret_values(settings))
     try:
         create_app(settings)  # refuses unsafe Celery timing, as `worker` and `beat` do
     except ConfigError as exc:
@@ -282,7 +284,9 @@ def check(settings: Settings) -> None:
             results.append((name, True, fn()))
         except Exception as exc:  # noqa: BLE001 - every failure is reported, not raised
             text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            results.append((name, False, f"{type(exc).__name__}: {text}"[:200]))
+            # A client's error may quote the URL it was given, password and all.
+            detail = redactor.redact(f"{type(exc).__name__}: {text}")
+            results.append((name, False, detail[:200]))
 
     def cache() -> str:
         runtime.redis.ping()
@@ -420,8 +424,11 @@ def config(ctx: click.Context, reference: bool) -> None:
 
         click.echo(reference_markdown(), nl=False)
         return
+    from inventory.redaction import mask_urls_in
+
     settings = _settings(ctx)
-    click.echo(json.dumps(settings.model_dump(mode="json"), indent=2))
+    # SecretStr fields dump as ********; URLs carry their password in plain text otherwise.
+    click.echo(json.dumps(mask_urls_in(settings.model_dump(mode="json")), indent=2))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -5,13 +5,13 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
-import re
 import sys
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from inventory.redaction import mask_url_passwords, secret_forms
 from inventory.settings import Settings
 
 #: The region a task is working on (set by the sync loops).
@@ -19,7 +19,6 @@ current_region: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "inventory_region", default=None
 )
 CONTEXT_FIELDS = ("task", "task_id", "account_id", "region")
-_URL_PASSWORD = re.compile(r"(?P<scheme>\w+://)(?P<user>[^:/@\s]*):(?P<password>[^@/\s]+)@")
 
 
 @contextmanager
@@ -67,7 +66,7 @@ class RedactingFilter(logging.Filter):
         self.secrets = sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True)
 
     def redact(self, text: str) -> str:
-        text = _URL_PASSWORD.sub(r"\g<scheme>\g<user>:***@", text)
+        text = mask_url_passwords(text)
         for secret in self.secrets:
             text = text.replace(secret, "***")
         return text
@@ -110,15 +109,21 @@ TEXT_FORMAT = (
 
 def secret_values(settings: Settings) -> list[str]:
     """Every secret the settings hold, so no log line can carry one."""
-    values = []
-    if settings.sentry.dsn:
-        values.append(settings.sentry.dsn.get_secret_value())
-    if settings.aws.external_id:
-        values.append(settings.aws.external_id.get_secret_value())
-    for url in (settings.celery.broker_url, settings.celery.result_backend, settings.redis.url):
-        match = _URL_PASSWORD.search(url or "")
-        if match:
-            values.append(match.group("password"))
+    values = [
+        secret.get_secret_value()
+        for secret in (settings.sentry.dsn, settings.aws.external_id, settings.web.cookie_secret)
+        if secret is not None
+    ]
+    for url in (
+        settings.celery.broker_url,
+        settings.celery.result_backend,
+        settings.redis.url,
+        settings.beat_redis_url,
+        settings.aws.endpoint_url,
+        settings.dynamodb.endpoint_url,
+    ):
+        # As written and percent-decoded: a client library may log either form.
+        values.extend(secret_forms(url))
     return values
 
 
