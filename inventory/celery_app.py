@@ -182,6 +182,10 @@ def __getattr__(name: str) -> Any:
     global _app
     if name == "app":
         if _app is None:
+            from inventory import celery_signals
+
             _app = create_app()
+            # A worker or beat started by `celery -A` gets the set-up `inventory worker` gets.
+            celery_signals.connect()
         return _app
     raise AttributeError(name)

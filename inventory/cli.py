@@ -27,18 +27,27 @@ def _settings(ctx: click.Context) -> Settings:
     return ctx.obj
 
 
-def _app(settings: Settings, component: str) -> Any:
-    """The Celery app, logging and Sentry for a long-running process; unsafe settings exit 2."""
+def _app(settings: Settings) -> Any:
+    """The Celery app; unsafe settings exit 2."""
     from inventory.celery_app import create_app
-    from inventory.observability import init_sentry, setup_logging
 
     try:
-        app = create_app(settings)
+        return create_app(settings)
     except ConfigError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_CONFIG)
-    setup_logging(settings)
-    init_sentry(settings, component)
+
+
+def _celery_service(settings: Settings) -> Any:
+    """The app for a worker or beat: logs and Sentry come from Celery's signals.
+
+    They are the same receivers ``celery -A inventory.celery_app`` connects, so both ways of
+    starting a worker or beat end up configured alike.
+    """
+    from inventory import celery_signals
+
+    app = _app(settings)
+    celery_signals.connect()
     return app
 
 
@@ -82,7 +91,7 @@ def worker(
     """Run a Celery worker consuming the inventory queues."""
     from inventory.celery_app import QUEUES
 
-    app = _app(settings, "worker")
+    app = _celery_service(settings)
     argv = ["worker", f"--loglevel={loglevel}", f"--pool={pool}"]
     argv += ["--queues", queues or ",".join(QUEUES)]
     argv += ["--concurrency", str(concurrency or settings.celery.worker_concurrency)]
@@ -102,7 +111,7 @@ def worker(
 @with_settings
 def beat(settings: Settings, loglevel: str, schedule_file: str) -> None:
     """Run Celery beat (RedBeat: one active scheduler, leader lock in Redis)."""
-    app = _app(settings, "beat")
+    app = _celery_service(settings)
     app.start(["beat", f"--loglevel={loglevel}", f"--schedule={schedule_file}"])
 
 
@@ -381,7 +390,7 @@ def schedule_docs(settings: Settings, output: str | None, check: bool) -> None:
     """Render every beat entry as a Markdown table (docs/schedule.md)."""
     from inventory.schedule import UnregisteredTask, render_schedule_docs
 
-    app = _app(settings, "cli")
+    app = _app(settings)
     try:
         text = render_schedule_docs(app, settings)
     except UnregisteredTask as exc:

@@ -101,6 +101,8 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(payload, default=str)
 
 
+#: Libraries whose INFO lines would drown ours; kept at WARNING or above.
+NOISY_LOGGERS = ("botocore", "urllib3", "boto3", "pynamodb")
 TEXT_FORMAT = (
     "%(asctime)s %(levelname)s %(name)s [task=%(task)s id=%(task_id)s account=%(account_id)s "
     "region=%(region)s] %(message)s"
@@ -127,8 +129,12 @@ def secret_values(settings: Settings) -> list[str]:
     return values
 
 
-def setup_logging(settings: Settings, stream: Any = None) -> None:
-    """Configure the root logger once for this process (Celery is told not to)."""
+def setup_logging(settings: Settings, stream: Any = None) -> logging.Handler:
+    """Make the root logger write through one handler with our format, context and masking.
+
+    Workers and beat get here from Celery's ``setup_logging`` signal (inventory/celery_signals.py)
+    however they were started; ``web`` and ``metrics`` call it directly.
+    """
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.addFilter(ContextFilter())
     handler.addFilter(RedactingFilter(secret_values(settings)))
@@ -141,16 +147,9 @@ def setup_logging(settings: Settings, stream: Any = None) -> None:
         root.removeHandler(existing)
     root.addHandler(handler)
     root.setLevel(settings.logging.level)
-    for noisy in ("botocore", "urllib3", "boto3", "pynamodb"):
+    for noisy in NOISY_LOGGERS:
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
-    from celery import signals
-
-    # Keep Celery from replacing this configuration in workers and beat.
-    signals.setup_logging.connect(_keep_logging, weak=False, dispatch_uid="inventory-logging")
-
-
-def _keep_logging(**kwargs: Any) -> None:
-    """Connected to Celery's setup_logging: its presence stops Celery configuring logs."""
+    return handler
 
 
 def init_sentry(settings: Settings, component: str) -> bool:
