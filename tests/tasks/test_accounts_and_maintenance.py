@@ -62,9 +62,7 @@ def test_mapping_merges_organizations_and_static_and_syncs_only_active(
     assert set(rt.dynamo.items(Partition(ACCOUNT, ALL_ACCOUNTS, GLOBAL))) == set(items)
 
 
-def test_an_account_not_in_the_mapping_or_not_active_is_never_synced(
-    runtime: Runtime, moto_server
-):
+def test_an_account_not_in_the_mapping_or_not_active_is_never_synced(runtime: Runtime, moto_server):
     seeder = Seeder(moto_server.url)
     seeder.organisation()
     dev = seeder.create_account(demo_account("dev", 0))
