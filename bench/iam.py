@@ -68,7 +68,7 @@ def child(account_id: str, reps: int, profile: str | None) -> dict[str, Any]:
     from inventory.celery_app import create_app
     from inventory.runtime import Runtime
     from inventory.settings import load_settings
-    from inventory.tasks.accounts import account_record
+    from inventory.tasks.accounts import account_record, store_account_mapping
 
     base_env = dict(os.environ)
     app = create_app(load_settings(paths=[], environ=base_env))
@@ -84,6 +84,9 @@ def child(account_id: str, reps: int, profile: str | None) -> dict[str, Any]:
         runtime = Runtime(load_settings(paths=[], environ=env))
         runtime.__dict__["aws"] = shared_aws  # one set of sessions, as in one worker process
         runtime.ensure_tables()
+        # Beat keeps the mapping cached; without it the first sync would build it and the
+        # figures would measure that too.
+        store_account_mapping(runtime)
         runtimes.append(runtime)
     server = redis.Redis.from_url(base_env["INVENTORY_REDIS__URL"])
     region = app.runtime.settings.deployment_region

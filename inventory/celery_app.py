@@ -198,6 +198,12 @@ def __getattr__(name: str) -> Any:
     global _app
     if name == "app":
         if _app is None:
+            from inventory import celery_signals
+
             _app = create_app()
+            # The process exists to run this app (`celery -A`): it is the current one, and its
+            # worker or beat gets the set-up `inventory worker` gets.
+            _app.set_current()
+            celery_signals.connect()
         return _app
     raise AttributeError(name)

@@ -27,7 +27,7 @@ def _settings(ctx: click.Context) -> Settings:
     return ctx.obj
 
 
-def _celery(settings: Settings) -> Any:
+def _app(settings: Settings) -> Any:
     """The Celery app; unsafe settings exit 2."""
     from inventory.celery_app import create_app
 
@@ -38,13 +38,17 @@ def _celery(settings: Settings) -> Any:
         sys.exit(EXIT_CONFIG)
 
 
-def _app(settings: Settings, component: str) -> Any:
-    """The Celery app, logging and Sentry for a long-running process; unsafe settings exit 2."""
-    from inventory.observability import init_sentry, setup_logging
+def _celery_service(settings: Settings) -> Any:
+    """The app for a worker or beat: logs and Sentry come from Celery's signals.
 
-    app = _celery(settings)
-    setup_logging(settings)
-    init_sentry(settings, component)
+    They are the same receivers ``celery -A inventory.celery_app`` connects, so both ways of
+    starting a worker or beat end up configured alike.
+    """
+    from inventory import celery_signals
+
+    app = _app(settings)
+    app.set_current()  # this process runs this app: the receivers find it as current_app
+    celery_signals.connect()
     return app
 
 
@@ -88,7 +92,7 @@ def worker(
     """Run a Celery worker consuming the inventory queues."""
     from inventory.celery_app import QUEUES
 
-    app = _app(settings, "worker")
+    app = _celery_service(settings)
     argv = ["worker", f"--loglevel={loglevel}", f"--pool={pool}"]
     argv += ["--queues", queues or ",".join(QUEUES)]
     argv += ["--concurrency", str(concurrency or settings.celery.worker_concurrency)]
@@ -108,7 +112,7 @@ def worker(
 @with_settings
 def beat(settings: Settings, loglevel: str, schedule_file: str) -> None:
     """Run Celery beat (RedBeat: one active scheduler, leader lock in Redis)."""
-    app = _app(settings, "beat")
+    app = _celery_service(settings)
     app.start(["beat", f"--loglevel={loglevel}", f"--schedule={schedule_file}"])
 
 
@@ -273,8 +277,10 @@ def check(settings: Settings) -> None:
     from rich.table import Table
 
     from inventory.celery_app import create_app
+    from inventory.observability import RedactingFilter, secret_values
     from inventory.runtime import Runtime
 
+    redactor = RedactingFilter(secret_values(settings))
     try:
         create_app(settings)  # refuses unsafe Celery timing, as `worker` and `beat` do
     except ConfigError as exc:
@@ -288,7 +294,9 @@ def check(settings: Settings) -> None:
             results.append((name, True, fn()))
         except Exception as exc:  # noqa: BLE001 - every failure is reported, not raised
             text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            results.append((name, False, f"{type(exc).__name__}: {text}"[:200]))
+            # A client's error may quote the URL it was given, password and all.
+            detail = redactor.redact(f"{type(exc).__name__}: {text}")
+            results.append((name, False, detail[:200]))
 
     def cache() -> str:
         runtime.redis.ping()
@@ -483,7 +491,7 @@ def schedule_docs(settings: Settings, output: str | None, check: bool) -> None:
     """Render every beat entry as a Markdown table (docs/schedule.md)."""
     from inventory.schedule import UnregisteredTask, render_schedule_docs
 
-    app = _celery(settings)  # renders a table: no logging or Sentry set-up in this process
+    app = _app(settings)  # renders a table: no logging or Sentry set-up in this process
     try:
         text = render_schedule_docs(app, settings)
     except UnregisteredTask as exc:
@@ -526,8 +534,11 @@ def config(ctx: click.Context, reference: bool) -> None:
 
         click.echo(reference_markdown(), nl=False)
         return
+    from inventory.redaction import mask_urls_in
+
     settings = _settings(ctx)
-    click.echo(json.dumps(settings.model_dump(mode="json"), indent=2))
+    # SecretStr fields dump as ********; URLs carry their password in plain text otherwise.
+    click.echo(json.dumps(mask_urls_in(settings.model_dump(mode="json")), indent=2))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -5,13 +5,13 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
-import re
 import sys
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from inventory.redaction import mask_url_passwords, secret_forms
 from inventory.settings import Settings
 
 #: The region a task is working on (set by the sync loops).
@@ -19,7 +19,6 @@ current_region: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "inventory_region", default=None
 )
 CONTEXT_FIELDS = ("task", "task_id", "account_id", "region")
-_URL_PASSWORD = re.compile(r"(?P<scheme>\w+://)(?P<user>[^:/@\s]*):(?P<password>[^@/\s]+)@")
 
 
 @contextmanager
@@ -67,7 +66,7 @@ class RedactingFilter(logging.Filter):
         self.secrets = sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True)
 
     def redact(self, text: str) -> str:
-        text = _URL_PASSWORD.sub(r"\g<scheme>\g<user>:***@", text)
+        text = mask_url_passwords(text)
         for secret in self.secrets:
             text = text.replace(secret, "***")
         return text
@@ -102,6 +101,8 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(payload, default=str)
 
 
+#: Libraries whose INFO lines would drown ours; kept at WARNING or above.
+NOISY_LOGGERS = ("botocore", "urllib3", "boto3", "pynamodb")
 TEXT_FORMAT = (
     "%(asctime)s %(levelname)s %(name)s [task=%(task)s id=%(task_id)s account=%(account_id)s "
     "region=%(region)s] %(message)s"
@@ -110,20 +111,30 @@ TEXT_FORMAT = (
 
 def secret_values(settings: Settings) -> list[str]:
     """Every secret the settings hold, so no log line can carry one."""
-    values = []
-    if settings.sentry.dsn:
-        values.append(settings.sentry.dsn.get_secret_value())
-    if settings.aws.external_id:
-        values.append(settings.aws.external_id.get_secret_value())
-    for url in (settings.celery.broker_url, settings.celery.result_backend, settings.redis.url):
-        match = _URL_PASSWORD.search(url or "")
-        if match:
-            values.append(match.group("password"))
+    values = [
+        secret.get_secret_value()
+        for secret in (settings.sentry.dsn, settings.aws.external_id, settings.web.cookie_secret)
+        if secret is not None
+    ]
+    for url in (
+        settings.celery.broker_url,
+        settings.celery.result_backend,
+        settings.redis.url,
+        settings.beat_redis_url,
+        settings.aws.endpoint_url,
+        settings.dynamodb.endpoint_url,
+    ):
+        # As written and percent-decoded: a client library may log either form.
+        values.extend(secret_forms(url))
     return values
 
 
-def setup_logging(settings: Settings, stream: Any = None) -> None:
-    """Configure the root logger once for this process (Celery is told not to)."""
+def setup_logging(settings: Settings, stream: Any = None) -> logging.Handler:
+    """Make the root logger write through one handler with our format, context and masking.
+
+    Workers and beat get here from Celery's ``setup_logging`` signal (inventory/celery_signals.py)
+    however they were started; ``web`` and ``metrics`` call it directly.
+    """
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.addFilter(ContextFilter())
     handler.addFilter(RedactingFilter(secret_values(settings)))
@@ -136,16 +147,9 @@ def setup_logging(settings: Settings, stream: Any = None) -> None:
         root.removeHandler(existing)
     root.addHandler(handler)
     root.setLevel(settings.logging.level)
-    for noisy in ("botocore", "urllib3", "boto3", "pynamodb"):
+    for noisy in NOISY_LOGGERS:
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
-    from celery import signals
-
-    # Keep Celery from replacing this configuration in workers and beat.
-    signals.setup_logging.connect(_keep_logging, weak=False, dispatch_uid="inventory-logging")
-
-
-def _keep_logging(**kwargs: Any) -> None:
-    """Connected to Celery's setup_logging: its presence stops Celery configuring logs."""
+    return handler
 
 
 def init_sentry(settings: Settings, component: str) -> bool:

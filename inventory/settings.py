@@ -27,6 +27,8 @@ from pydantic import (
     model_validator,
 )
 
+from inventory.redaction import mask_urls_in
+
 CONFIG_ENV = "INVENTORY_CONFIG"
 ENV_PREFIX = "INVENTORY_"
 AWS_REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$")
@@ -46,10 +48,6 @@ def _redis_url(value: str) -> str:
     if not re.match(r"^(redis|rediss|unix)://", value):
         raise ValueError("expected a redis://, rediss:// or unix:// URL")
     return _check_url(value)
-
-
-#: ``scheme://user:password@`` -> the password, hidden in every message.
-_URL_PASSWORD = re.compile(r"(?<=://)([^:/@\s]*):[^@/\s]+@")
 
 
 def _check_url(value: str) -> str:
@@ -776,7 +774,7 @@ def _is_secret(loc: tuple[Any, ...]) -> bool:
 def _mask(key: str, value: Any, secret: bool = False) -> str:
     if (secret or any(word in key.lower() for word in SECRET_WORDS)) and value not in (None, ""):
         return "'***'"
-    text = _URL_PASSWORD.sub(r"\1:***@", repr(value))
+    text = repr(mask_urls_in(value))
     return text if len(text) <= 80 else text[:77] + "..."
 
 

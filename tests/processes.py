@@ -13,22 +13,32 @@ from inventory.celery_app import InventoryCelery, create_app
 from inventory.settings import load_settings
 from inventory.signing import registered
 
+#: How a worker or beat is started: our command, or Celery's own with our app.
+LAUNCHERS = {
+    "inventory": ["-m", "inventory.cli"],
+    "celery": ["-m", "celery", "-A", "inventory.celery_app:app"],
+}
+
 
 class CliProcess:
     """`python -m inventory.cli ARGS` in its own process group, logging to a file."""
 
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+    def __init__(self, env: dict[str, str], log_path: Path, launcher: str = "inventory") -> None:
         self.env = env
         self.log_path = log_path
+        self.launcher = launcher
+        #: Standard error in a file of its own (where logging writes); None: in log_path.
+        self.stderr_path: Path | None = None
         self.proc: subprocess.Popen | None = None
 
     def spawn(self, *args: str) -> None:
         log = self.log_path.open("wb")
+        errors = self.stderr_path.open("wb") if self.stderr_path else subprocess.STDOUT
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "inventory.cli", *args],
+            [sys.executable, *LAUNCHERS[self.launcher], *args],
             env={**os.environ, **self.env},
             stdout=log,
-            stderr=subprocess.STDOUT,
+            stderr=errors,
             start_new_session=True,
         )
 
@@ -39,6 +49,10 @@ class CliProcess:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def stderr(self) -> str:
+        path = self.stderr_path
+        return path.read_text(errors="replace") if path and path.exists() else ""
 
     def kill(self) -> None:
         """SIGKILL the whole process group at once: no chance to ack, requeue or clean up."""
@@ -57,10 +71,16 @@ class CliProcess:
 
 
 class Worker(CliProcess):
-    """A real prefork `inventory worker`, ready once it answers a ping."""
+    """A real prefork `inventory worker` (or `celery -A ... worker`), ready once it answers."""
 
-    def __init__(self, env: dict[str, str], log_path: Path, concurrency: int = 2) -> None:
-        super().__init__(env, log_path)
+    def __init__(
+        self,
+        env: dict[str, str],
+        log_path: Path,
+        concurrency: int = 2,
+        launcher: str = "inventory",
+    ) -> None:
+        super().__init__(env, log_path, launcher)
         self.concurrency = concurrency
         self.name = f"test-{os.getpid()}-{time.monotonic_ns()}@localhost"
         self.app: InventoryCelery = create_app(load_settings(paths=[], environ=env))
@@ -74,11 +94,14 @@ class Worker(CliProcess):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"worker exited {self.proc.returncode}:\n{self.log()}")
+                raise RuntimeError(
+                    f"worker exited {self.proc.returncode}:\n{self.log()}{self.stderr()}"
+                )
             if self.ping(0.5):
                 return self
-        raise RuntimeError(f"worker did not answer ping within {timeout}s:\n{self.log()}")
-
+        raise RuntimeError(
+            f"worker did not answer ping within {timeout}s:\n{self.log()}{self.stderr()}"
+        )
 
     def ping(self, timeout: float) -> bool:
         """Whether the worker answers a control ping (signed, when the worker wants that)."""
@@ -87,15 +110,18 @@ class Worker(CliProcess):
 
 
 class Beat(CliProcess):
-    """A real `inventory beat` process (RedBeat)."""
+    """A real `inventory beat` (or `celery -A ... beat`) process (RedBeat)."""
 
-    def __init__(self, env: dict[str, str], log_path: Path, workdir: Path) -> None:
-        super().__init__(env, log_path)
+    def __init__(
+        self, env: dict[str, str], log_path: Path, workdir: Path, launcher: str = "inventory"
+    ) -> None:
+        super().__init__(env, log_path, launcher)
         self.workdir = workdir
 
     def start(self) -> Beat:
         schedule = str(self.workdir / f"beat-{time.monotonic_ns()}")
-        self.spawn("beat", "--loglevel", "DEBUG", "--schedule-file", schedule)
+        option = "--schedule-file" if self.launcher == "inventory" else "--schedule"
+        self.spawn("beat", "--loglevel", "DEBUG", option, schedule)
         return self
 
     def stop(self, timeout: float = 20) -> None:

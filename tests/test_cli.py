@@ -154,7 +154,23 @@ def test_sync_iam_for_one_account_syncs_only_that_account(env, runtime, org):
     cache = runtime.redis_cache
     assert listed == {k: len(cache.items(Partition(k, dev.id, GLOBAL))) for k in IAM_KINDS}
     assert listed[IAM_ROLE] == len(dev.roles) + 1
-    assert set(cache.partitions()) == {Partition(k, dev.id, GLOBAL) for k in IAM_KINDS}
+    # Besides that account's IAM, only the account mapping it was checked against (built,
+    # as it had never been cached).
+    assert set(cache.partitions()) == {Partition(k, dev.id, GLOBAL) for k in IAM_KINDS} | {
+        Partition(ACCOUNT, ALL_ACCOUNTS, GLOBAL)
+    }
+
+
+def test_sync_iam_for_an_account_not_in_the_mapping_fails_without_syncing(env, runtime, org):
+    result = invoke(env, "sync", "iam", "--account", "999999999999", "--json")
+
+    assert result.exit_code == 1
+    assert json.loads(result.stdout) == {
+        "999999999999": {
+            "error": "AccountNotSynced: account 999999999999 is not in the account mapping"
+        }
+    }
+    assert [p for p in runtime.redis_cache.partitions() if p.kind != ACCOUNT] == []
 
 
 def test_sync_iam_table_output_lists_every_account_and_kind(env, runtime, org):

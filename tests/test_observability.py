@@ -72,7 +72,25 @@ def test_redaction_masks_url_passwords_and_configured_secrets():
     assert record.getMessage() == "broker rediss://:***@cache:6379/0 dsn https://***@s.io/1"
 
 
-def test_json_logs_carry_context_and_never_secrets():
+@pytest.fixture
+def restore_logging():
+    """Put back the root handlers and the levels setup_logging changes."""
+    from inventory.observability import NOISY_LOGGERS
+
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    noisy = {name: logging.getLogger(name).level for name in NOISY_LOGGERS}
+    yield
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    for handler in handlers:
+        root.addHandler(handler)
+    root.setLevel(level)
+    for name, noisy_level in noisy.items():
+        logging.getLogger(name).setLevel(noisy_level)
+
+
+def test_json_logs_carry_context_and_never_secrets(restore_logging):
     settings = load_settings(
         paths=[],
         environ={
@@ -82,10 +100,7 @@ def test_json_logs_carry_context_and_never_secrets():
     )
     stream = io.StringIO()
     setup_logging(settings, stream)
-    try:
-        logging.getLogger("inventory.test").warning("assuming with %s", "ext-id-do-not-log")
-    finally:
-        logging.getLogger().handlers.clear()
+    logging.getLogger("inventory.test").warning("assuming with %s", "ext-id-do-not-log")
     line = json.loads(stream.getvalue().strip())
     assert line["message"] == "assuming with ***"
     assert {k: line[k] for k in ("level", "logger", "task", "task_id", "account_id", "region")} == {

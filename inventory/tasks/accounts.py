@@ -81,12 +81,31 @@ def active_accounts(runtime: Runtime) -> list[dict[str, Any]]:
     return [a for a in account_mapping(runtime) if a["status"] == ACTIVE]
 
 
+class AccountNotSynced(Exception):
+    """The account id is not in the account mapping, or not ACTIVE there: AWS is not called."""
+
+    #: Waiting does not change the mapping; its next refresh (or the next sweep) will.
+    retryable = False
+
+
 def account_record(runtime: Runtime, account_id: str) -> dict[str, Any]:
-    """One account's record, or a bare one for an id that is not in the mapping."""
+    """One mapped account's record; an id that is not in the mapping raises AccountNotSynced."""
+    if runtime.redis_cache.meta(ACCOUNTS) is None:
+        store_account_mapping(runtime)
     found = runtime.redis_cache.get_items(ACCOUNTS, [account_arn(account_id)])
-    if found:
-        return json.loads(next(iter(found.values())))
-    return {"id": account_id, "name": account_id, "status": ACTIVE, "role_name": None}
+    if not found:
+        # Never a stand-in record: an id from an event or a message is not a reason to
+        # assume a role in an account the configured sources do not list.
+        raise AccountNotSynced(f"account {account_id} is not in the account mapping")
+    return dict(json.loads(next(iter(found.values()))))
+
+
+def account_to_sync(runtime: Runtime, account_id: str) -> dict[str, Any]:
+    """The record of an account whose resources may be fetched: mapped and ACTIVE."""
+    record = account_record(runtime, account_id)
+    if record.get("status") != ACTIVE:
+        raise AccountNotSynced(f"account {account_id} is {record.get('status')}, not {ACTIVE}")
+    return record
 
 
 @shared_task(

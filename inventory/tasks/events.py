@@ -44,7 +44,7 @@ from inventory.cache.history import Cause
 from inventory.cache.keys import IAM_GROUP, IAM_POLICY, IAM_ROLE, IAM_USER, Partition
 from inventory.metrics import EVENT_LAG_BUCKETS
 from inventory.runtime import Runtime
-from inventory.tasks.accounts import account_record
+from inventory.tasks.accounts import account_to_sync, active_accounts
 from inventory.tasks.base import InventoryTask, should_retry
 
 log = logging.getLogger(__name__)
@@ -81,7 +81,14 @@ def drain(runtime: Runtime, send: SendTask) -> dict[str, Any]:
         return {"skipped": "events.enabled is false"}
     client = runtime.aws.hub_client("sqs", cfg.queue_region or settings.active_region)
     started = time.monotonic()
-    totals = {"received": 0, "ignored": 0, "duplicates": 0, "events": 0, "resources": 0}
+    totals = {
+        "received": 0,
+        "ignored": 0,
+        "duplicates": 0,
+        "not_synced": 0,
+        "events": 0,
+        "resources": 0,
+    }
     task_ids: list[str] = []
     handles: list[str] = []
     events: list[tuple[ResourceEvent, float]] = []
@@ -128,6 +135,7 @@ def _dispatch(
 ) -> list[str]:
     """Send the refreshes of these events (per account, in chunks), then delete their messages."""
     fresh, duplicates = _unseen(runtime, events)
+    fresh, not_synced = _of_synced_accounts(runtime, fresh)
     by_account = refs_by_account(fresh)
     task_ids = [
         send(REFRESH_TASK, (account, chunk)).id
@@ -141,9 +149,29 @@ def _dispatch(
         ]
         client.delete_message_batch(QueueUrl=queue_url, Entries=entries)
     totals["duplicates"] += duplicates
+    totals["not_synced"] += not_synced
     totals["events"] += len(fresh)
     totals["resources"] += sum(len(r) for r in by_account.values())
     return task_ids
+
+
+def _of_synced_accounts(
+    runtime: Runtime, events: list[tuple[ResourceEvent, float]]
+) -> tuple[list[tuple[ResourceEvent, float]], int]:
+    """The events of mapped ACTIVE accounts, and how many others were dropped.
+
+    An organisation-wide rule also forwards accounts we do not sync (suspended, or not
+    listed by the configured sources); an event names its account, which is no reason
+    to assume a role there.
+    """
+    if not events:
+        return events, 0
+    synced = {a["id"] for a in active_accounts(runtime)}
+    kept = [(e, at) for e, at in events if e.account_id in synced]
+    dropped = sorted({e.account_id for e, _ in events} - synced)
+    if dropped:
+        log.info("events: ignored events of accounts not synced: %s", ", ".join(dropped))
+    return kept, len(events) - len(kept)
 
 
 def refs_by_account(
@@ -290,7 +318,7 @@ def refresh(
 def _refresh(
     runtime: Runtime, account_id: str, refs: list[dict[str, Any]], send: SendTask
 ) -> dict[str, Any]:
-    account = account_record(runtime, account_id)
+    account = account_to_sync(runtime, account_id)
     located = []
     for ref in refs:
         p = Partition(ref["kind"], account_id, ref["region"])

@@ -13,7 +13,7 @@ from inventory.cache.keys import GLOBAL, IAM_KINDS
 from inventory.cache.store import PartitionResult, PartitionWrite
 from inventory.observability import region_context
 from inventory.runtime import Runtime
-from inventory.tasks.accounts import account_record, active_accounts
+from inventory.tasks.accounts import account_to_sync, active_accounts
 from inventory.tasks.base import (
     FANOUT_HARD_LIMIT,
     FANOUT_SOFT_LIMIT,
@@ -47,7 +47,7 @@ def summarise(results: list[PartitionResult], skipped: list[Any]) -> dict[str, A
 
 def sync_iam_account(runtime: Runtime, account_id: str) -> dict[str, Any]:
     """Fetch one account's IAM listing and make the four IAM partitions equal to it."""
-    account = account_record(runtime, account_id)
+    account = account_to_sync(runtime, account_id)
     client = runtime.account_client("iam", account, runtime.settings.deployment_region)
     listed_at = time.time()
     details = get_authorization_details(client)

@@ -21,7 +21,7 @@ from inventory.cache.store import PartitionResult
 from inventory.observability import region_context
 from inventory.registry import KINDS, ResourceKind
 from inventory.runtime import Runtime
-from inventory.tasks.accounts import account_record, active_accounts
+from inventory.tasks.accounts import account_to_sync, active_accounts
 from inventory.tasks.base import (
     FANOUT_HARD_LIMIT,
     FANOUT_SOFT_LIMIT,
@@ -94,7 +94,7 @@ def sync_kind(runtime: Runtime, kind: ResourceKind, account_id: str) -> dict[str
 
     A region that fails keeps its cached data; the others are stored, then the failure raises.
     """
-    account = account_record(runtime, account_id)
+    account = account_to_sync(runtime, account_id)
     if kind.kind == "managed_policy":
         return {
             "account_id": account_id,

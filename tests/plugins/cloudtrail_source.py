@@ -5,6 +5,7 @@ It returns fixed events and records every call, so a test can see what the task 
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from inventory.aws.cloudtrail import ErrorEvent
@@ -62,3 +63,9 @@ def make(settings: Any, aws: Any) -> FixedSource:
 def broken(settings: object, aws: object) -> object:
     """A plugin whose set-up fails: the task fails loudly (and Sentry hears of it)."""
     raise RuntimeError("cloudtrail plugin exploded")
+
+
+def leaky(settings: Any, aws: object) -> object:
+    """A careless plugin: its log line and its error quote the cache URL, password and all."""
+    logging.getLogger(__name__).warning("leaky plugin: cannot use %s", settings.redis.url)
+    raise RuntimeError(f"cannot reach {settings.redis.url}")

@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from inventory.cache.keys import ACCOUNT, ALL_ACCOUNTS, GLOBAL, IAM_ROLE, Partition
 from inventory.demo.seed import MANAGEMENT_ACCOUNT, Seeder, demo_account
+from inventory.registry import BY_STEM
 from inventory.runtime import Runtime
 from inventory.settings import load_settings
-from inventory.tasks.accounts import active_accounts, store_account_mapping
+from inventory.tasks.accounts import AccountNotSynced, active_accounts, store_account_mapping
+from inventory.tasks.base import should_retry
 from inventory.tasks.iam import clear_stale_iam, sync_iam_account
+from inventory.tasks.resources import sync_kind
+
+#: Not in the organisation nor in config. moto, like AWS for a role that trusts the hub,
+#: lets the hub assume a role there: only the mapping stands in the way.
+STRANGER = "999999999999"
 
 
 def test_mapping_merges_organizations_and_static_and_syncs_only_active(
@@ -51,6 +60,41 @@ def test_mapping_merges_organizations_and_static_and_syncs_only_active(
     assert summary == {"accounts": 4, "active": 3, "created": 4, "updated": 0, "removed": 0}
     assert {a["id"] for a in active_accounts(rt)} == {MANAGEMENT_ACCOUNT, dev.id, "210987654321"}
     assert set(rt.dynamo.items(Partition(ACCOUNT, ALL_ACCOUNTS, GLOBAL))) == set(items)
+
+
+def test_an_account_not_in_the_mapping_or_not_active_is_never_synced(runtime: Runtime, moto_server):
+    seeder = Seeder(moto_server.url)
+    seeder.organisation()
+    dev = seeder.create_account(demo_account("dev", 0))
+    old = seeder.create_account(demo_account("old", 0))
+    seeder.client("organizations").close_account(AccountId=old.id)
+    store_account_mapping(runtime)
+
+    for account_id, reason in (
+        (STRANGER, f"account {STRANGER} is not in the account mapping"),
+        (old.id, f"account {old.id} is SUSPENDED, not ACTIVE"),
+    ):
+        with pytest.raises(AccountNotSynced) as iam_error:
+            sync_iam_account(runtime, account_id)
+        with pytest.raises(AccountNotSynced) as sqs_error:
+            sync_kind(runtime, BY_STEM["sqs_queues"], account_id)
+        assert str(iam_error.value) == str(sqs_error.value) == reason
+        assert not should_retry(iam_error.value)  # the task fails at once, no retries
+        assert [p for p in runtime.redis_cache.partitions() if p.account_id == account_id] == []
+    # The mapped ACTIVE account next to them syncs as ever.
+    assert sync_iam_account(runtime, dev.id)["account_id"] == dev.id
+    assert runtime.redis_cache.get(dev.role_arn("dev-app")) is not None
+
+
+def test_a_sync_before_any_mapping_builds_it_instead_of_guessing(runtime: Runtime, moto_server):
+    seeder = Seeder(moto_server.url)
+    seeder.organisation()
+    dev = seeder.create_account(demo_account("dev", 0))
+
+    assert sync_iam_account(runtime, dev.id)["account_id"] == dev.id
+    with pytest.raises(AccountNotSynced):
+        sync_iam_account(runtime, STRANGER)
+    assert {a["id"] for a in active_accounts(runtime)} == {MANAGEMENT_ACCOUNT, dev.id}
 
 
 def test_clear_old_removes_only_entries_not_refreshed_in_time(runtime: Runtime, moto_server):

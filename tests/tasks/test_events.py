@@ -282,6 +282,37 @@ def test_messages_that_name_no_change_are_ignored_and_removed(world, proxy):
     assert drain_cycle(app, proxy)[0]["received"] == 0
 
 
+def test_events_of_an_account_not_synced_send_no_refresh_and_a_refresh_sent_anyway_fails(
+    world, proxy
+):
+    seeder, dev, rt, app, queue = world
+    stranger = "999999999999"  # not in the mapping; moto would let the hub assume a role there
+    role = dev.roles[0]
+    params = {"roleName": role.name, "policyName": "p", "policyDocument": "{}"}
+    send(
+        seeder,
+        queue,
+        envelope(stranger, "PutRolePolicy", {**params, "roleName": "intruder"}, time.time()),
+        envelope(dev.id, "PutRolePolicy", params, time.time()),
+    )
+
+    drained, refreshes, calls = drain_cycle(app, proxy)
+
+    assert (drained["received"], drained["not_synced"], drained["events"]) == (2, 1, 1)
+    assert [r["account_id"] for r in refreshes] == [dev.id]
+    assert drain_cycle(app, proxy)[0]["received"] == 0  # both messages were deleted
+    # A refresh for that account reaching a worker by another way is refused, not retried.
+    proxy.calls.clear()
+    ref = {"kind": IAM_ROLE, "region": "global", "name": "intruder", "aspects": [], "events": []}
+    sent = app.send_task("inventory.refresh_changed_resources", args=[stranger, [ref]])
+    with pytest.raises(Exception, match=f"account {stranger} is not in the account mapping"):
+        sent.get(timeout=60)
+    assert proxy.count("AssumeRole") == 0
+    (status,) = [s for s in rt.outcomes.status() if s.account_id == stranger]
+    assert status.last_success is None and "AccountNotSynced" in (status.last_error or "")
+    assert [p for p in rt.redis_cache.partitions() if p.account_id == stranger] == []
+
+
 def test_every_followed_event_parses_to_the_resource_it_names():
     when = time.time()
     samples = {
