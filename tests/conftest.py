@@ -17,6 +17,8 @@ from tests import isolation
 from tests.servers import MotoServer, RedisServer
 
 BROKER_DB, RESULTS_DB, CACHE_DB = 0, 1, 2
+#: CI sets TESTS_STRICT=1: a test that skips (no chromium, no promtool...) fails the run.
+STRICT = os.environ.get("TESTS_STRICT") == "1"
 BUCKET = "inventory-snapshots"
 
 # Credentials for moto only; set before any boto3 session exists.
@@ -33,6 +35,32 @@ for name in [n for n in os.environ if n.startswith("INVENTORY_")]:
 # redis-py adds its "push_response" logger the first time any client reads a push message:
 # done here, once, so that library set-up is not reported as a change made by some test.
 redis.utils._set_info_logger()
+
+
+def _skipped(config: pytest.Config) -> list[pytest.TestReport]:
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    return list(reporter.stats.get("skipped", [])) if reporter is not None else []
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
+    """No silent skips: how many tests did not run, and why, as the last thing printed."""
+    skipped = _skipped(config)
+    if not skipped:
+        return
+    reasons: dict[str, int] = {}
+    for report in skipped:
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        reasons[reason] = reasons.get(reason, 0) + 1
+    terminalreporter.section(f"{len(skipped)} TESTS SKIPPED: they did not run", sep="!", red=True)
+    for reason, count in sorted(reasons.items(), key=lambda r: -r[1]):
+        terminalreporter.write_line(f"{count:5d}  {reason}", red=True)
+    if STRICT:
+        terminalreporter.write_line("TESTS_STRICT=1: a skipped test fails the run", red=True)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if STRICT and exitstatus == 0 and _skipped(session.config):
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.fixture(autouse=True)
