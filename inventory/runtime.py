@@ -11,6 +11,7 @@ import redis
 
 from inventory.aws.session import AwsSessions, ClientOptions
 from inventory.cache.dynamo import DynamoStore
+from inventory.cache.findings import FindingsListener, FindingsState
 from inventory.cache.history import ChangeHistory
 from inventory.cache.key_migration import KeyMigration, upgrade
 from inventory.cache.keys import Keys
@@ -158,7 +159,7 @@ class Runtime:
             self.redis_cache,
             self.dynamo,
             self.s3,
-            listeners=[self.policies_table],
+            listeners=[self.policies_table, FindingsListener(FindingsState(self.redis, self.keys))],
             log=self.replication if self.settings.is_active_region else None,
             history=self.history if self.settings.history.enabled else None,
         )

@@ -151,6 +151,19 @@ SCHEDULE: tuple[ScheduleEntry, ...] = (
         queue="maintenance",
         description="Refresh the account list from config and AWS Organizations",
     ),
+    ScheduleEntry(
+        "analyse_pending_findings",
+        "inventory.analyse_pending_findings",
+        1 * MINUTE,
+        queue="maintenance",
+        description="Risk findings for accounts whose cached IAM or resource policies changed",
+    ),
+    ScheduleEntry(
+        "analyse_findings_across_accounts",
+        "inventory.analyse_findings_across_accounts",
+        6 * HOUR,
+        description="Reconcile every account's findings (only changed subjects are analysed)",
+    ),
 )
 
 
@@ -174,6 +187,7 @@ def known_task_names() -> set[str]:
     names |= {k.for_account_task.removeprefix("inventory.") for k in KINDS}
     names.add("cache_iam_resources_for_account")
     names.add("refresh_changed_resources")
+    names.add("analyse_findings_for_account")
     return names
 
 

@@ -24,6 +24,8 @@ ROLE_ACCESS = "role_access"
 PRINCIPAL_ACCESS = "principal_access"
 POLICY_REQUEST = "policy_request"
 IAM_ROLE_LIMIT = "iam_role_limit"
+#: Risk findings, one record per analysed principal, policy or resource (keyed by its ARN).
+FINDING = "finding"
 UNINDEXED_KINDS = frozenset(
     {
         ACCOUNT,
@@ -34,6 +36,7 @@ UNINDEXED_KINDS = frozenset(
         PRINCIPAL_ACCESS,
         POLICY_REQUEST,
         IAM_ROLE_LIMIT,
+        FINDING,
     }
 )
 

@@ -1,0 +1,30 @@
+"""Cloudsplaining, Parliament and policy_sentry, imported once with the process's logging kept.
+
+On import Cloudsplaining adds its own stderr handler and sets its and policy_sentry's logger
+levels; the service's logging (JSON, masking) is configured in one place, so that is undone.
+"""
+
+from __future__ import annotations
+
+import logging
+from functools import lru_cache
+
+LOGGERS = ("", "cloudsplaining", "policy_sentry", "parliament")
+
+
+@lru_cache(maxsize=1)
+def load() -> None:
+    """Import the libraries (about 2 s: policy_sentry's catalogue), leaving logging as it was."""
+    loggers = [logging.getLogger(name) for name in LOGGERS]
+    saved = [(lg.level, list(lg.handlers), lg.propagate, lg.disabled) for lg in loggers]
+    try:
+        import cloudsplaining.scan.policy_document  # noqa: F401
+        import cloudsplaining.shared.exclusions  # noqa: F401
+        import parliament  # noqa: F401
+        import policy_sentry.shared.iam_data  # noqa: F401
+    finally:
+        for logger, (level, handlers, propagate, disabled) in zip(loggers, saved, strict=True):
+            logger.setLevel(level)
+            logger.handlers[:] = handlers
+            logger.propagate = propagate
+            logger.disabled = disabled
