@@ -10,7 +10,7 @@ import tornado.web
 from inventory.settings import Settings
 from inventory.web.auth import cookie_secret
 from inventory.web.base import NotFoundHandler, Readers
-from inventory.web.handlers import access, changes, core, pages, search
+from inventory.web.handlers import access, changes, core, pages, risk, search
 from inventory.web.handlers import requests as policy_requests
 from inventory.web.handlers.history import history_reader
 from inventory.web.openapi import ROUTES as OPENAPI_ROUTES
@@ -18,7 +18,7 @@ from inventory.web.openapi import ROUTES as OPENAPI_ROUTES
 __all__ = ["Readers", "make_app"]
 
 HERE = Path(__file__).resolve().parent
-MODULES = [core, search, policy_requests, access, pages, changes]
+MODULES = [core, search, policy_requests, access, pages, changes, risk]
 
 
 def make_app(settings: Settings, readers: Readers) -> tornado.web.Application:
@@ -46,6 +46,7 @@ def make_readers(settings: Settings) -> Readers:
     from inventory.celery_app import create_app
     from inventory.exporter import build_collector
     from inventory.runtime import Runtime
+    from inventory.web.access_reader import AccessReader
     from inventory.web.search import PolicySearch
 
     runtime = Runtime(settings)
@@ -63,4 +64,5 @@ def make_readers(settings: Settings) -> Readers:
         search=search,
         requests=runtime.requests,
         send_task=send_task,
+        access=AccessReader(runtime.redis_cache).start(),
     )

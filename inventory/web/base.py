@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from inventory.cache.history import ChangeHistory
     from inventory.cache.requests import PolicyRequests
     from inventory.exporter import InventoryCollector
+    from inventory.web.access_reader import AccessReader
     from inventory.web.search import PolicySearch
 
 
@@ -50,6 +51,8 @@ class Readers:
     send_task: Callable[[str, list[Any]], str] | None = None
     #: Change history (Redis feed, DynamoDB per resource); ``make_app`` builds it when None.
     history: ChangeHistory | None = None
+    #: The "who can do this?" index; None answers 503.
+    access: AccessReader | None = None
 
 
 CONTENT_SECURITY_POLICY = (

@@ -1,0 +1,522 @@
+""" "Who can do this?": an in-memory index of every principal's policies, and its two queries.
+
+:class:`AccessIndex` is an immutable snapshot built from the cached records of every account:
+distinct identity documents (boundaries included) parsed once, an index from each catalogue
+action to the statements that can grant or deny it (wildcards expanded against the catalogue,
+``*`` and ``NotAction`` statements kept aside), principal -> documents pairs as arrays, and the
+resource and trust policies by ARN. :meth:`AccessIndex.who_can` evaluates only the statements
+indexed under the action, then combines them per principal with numpy; the reasons shown for
+each listed principal come from :func:`inventory.analysis.policy.evaluate`, the reference
+evaluation, which a test checks the vectorised answer against.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+from inventory.analysis.catalogue import catalogue
+from inventory.analysis.policy import (
+    CONDITIONAL,
+    LEVEL_NAMES,
+    NO,
+    YES,
+    Caller,
+    Identity,
+    Statement,
+    action_matches,
+    evaluate,
+    principal_level,
+    resource_level,
+    statement_level,
+    statements,
+)
+from inventory.cache.keys import IAM_GROUP, IAM_POLICY, IAM_ROLE, IAM_USER
+from inventory.cache.store import canonical_json, content_hash
+
+#: Actions whose resource policy is the role's trust policy.
+TRUST_ACTIONS = frozenset(
+    {
+        "sts:assumerole",
+        "sts:assumerolewithsaml",
+        "sts:assumerolewithwebidentity",
+        "sts:tagsession",
+        "sts:setsourceidentity",
+    }
+)
+RESOURCE_POLICY_KINDS = ("s3_bucket", "sqs_queue", "sns_topic")
+MAX_LISTED = 1000
+
+
+@lru_cache(maxsize=65536)
+def _expand(pattern: str) -> tuple[str, ...] | None:
+    """Lower-case catalogue actions a pattern names; None for "every service" patterns."""
+    service = pattern.partition(":")[0]
+    if not service or "*" in service or "?" in service:
+        return None
+    if "*" not in pattern and "?" not in pattern:
+        return (pattern,)
+    return tuple(a.lower() for a in catalogue().expand(pattern))
+
+
+@dataclass(frozen=True)
+class Principal:
+    arn: str
+    kind: str
+    account_id: str
+    name: str
+
+
+@dataclass(frozen=True)
+class Resource:
+    """A cached resource that carries a resource (or trust) policy."""
+
+    arn: str
+    kind: str
+    account_id: str
+    policy: tuple[Statement, ...]
+
+
+@dataclass
+class _Builder:
+    """Accumulates documents, statements and principals, then freezes them into arrays."""
+
+    docs: dict[str, int] = field(default_factory=dict)
+    doc_statements: list[tuple[Statement, ...]] = field(default_factory=list)
+    statements: list[Statement] = field(default_factory=list)
+    stmt_doc: list[int] = field(default_factory=list)
+    by_action: dict[str, list[int]] = field(default_factory=dict)
+    wild: list[int] = field(default_factory=list)
+    principals: list[Principal] = field(default_factory=list)
+    labels: list[tuple[tuple[str, int], ...]] = field(default_factory=list)
+    boundary: list[int] = field(default_factory=list)
+    pair_principal: list[int] = field(default_factory=list)
+    pair_doc: list[int] = field(default_factory=list)
+
+    def doc(self, document: Mapping[str, Any] | None) -> int:
+        if not isinstance(document, Mapping):
+            document = {"Statement": []}
+        key = content_hash(canonical_json(document))
+        found = self.docs.get(key)
+        if found is not None:
+            return found
+        index = len(self.doc_statements)
+        self.docs[key] = index
+        parsed = tuple(statements(document))
+        self.doc_statements.append(parsed)
+        for statement in parsed:
+            sid = len(self.statements)
+            self.statements.append(statement)
+            self.stmt_doc.append(index)
+            expanded: set[str] | None = set()
+            if not statement.not_action:
+                for pattern in statement.actions:
+                    actions = _expand(pattern)
+                    if actions is None:
+                        expanded = None
+                        break
+                    expanded.update(actions)
+            if statement.not_action or expanded is None:
+                self.wild.append(sid)
+            else:
+                for action in expanded:
+                    self.by_action.setdefault(action, []).append(sid)
+        return index
+
+    def principal(
+        self,
+        principal: Principal,
+        documents: Iterable[tuple[str, Mapping[str, Any] | None]],
+        boundary: Mapping[str, Any] | None,
+    ) -> None:
+        index = len(self.principals)
+        self.principals.append(principal)
+        labelled = tuple((label, self.doc(doc)) for label, doc in documents)
+        self.labels.append(labelled)
+        for _, doc in labelled:
+            self.pair_principal.append(index)
+            self.pair_doc.append(doc)
+        self.boundary.append(-1 if boundary is None else self.doc(boundary))
+
+
+def _documents(
+    record: Mapping[str, Any], policies: Mapping[str, Mapping[str, Any]], prefix: str = ""
+) -> list[tuple[str, Mapping[str, Any] | None]]:
+    found: list[tuple[str, Mapping[str, Any] | None]] = [
+        (f"{prefix}inline policy {name}", doc)
+        for name, doc in sorted((record.get("inline_policies") or {}).items())
+    ]
+    found += [
+        (prefix + a["arn"], policies.get(a["arn"])) for a in record.get("attached_policies") or ()
+    ]
+    return found
+
+
+def _bucket_of(arn: str) -> str:
+    """The bucket ARN of an S3 object ARN (bucket policies cover their objects)."""
+    if arn.startswith("arn:aws:s3:::") and "/" in arn:
+        return arn.split("/", 1)[0]
+    return arn
+
+
+def _account_in(arn: str) -> str | None:
+    parts = arn.split(":")
+    return parts[4] if len(parts) > 5 and parts[4].isdigit() else None
+
+
+@dataclass
+class Answer:
+    """Who can perform an action on a resource."""
+
+    action: str
+    resource: str
+    resource_account: str | None
+    resource_kind: str | None
+    principals: list[dict[str, Any]]
+    allowed: int
+    conditional: int
+    other_grants: list[dict[str, Any]]
+    evaluated_statements: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "action": self.action,
+            "resource": self.resource,
+            "resource_account": self.resource_account,
+            "resource_kind": self.resource_kind,
+            "allowed": self.allowed,
+            "conditional": self.conditional,
+            "principals": self.principals,
+            "truncated": self.allowed + self.conditional > len(self.principals),
+            "other_grants": self.other_grants,
+            "evaluated_statements": self.evaluated_statements,
+        }
+
+
+class AccessIndex:
+    """An immutable snapshot: principals, their documents and the action index, as arrays."""
+
+    def __init__(
+        self,
+        builder: _Builder,
+        resources: Mapping[str, Resource],
+        org: frozenset[str],
+        generation: str = "",
+    ) -> None:
+        self.principals = builder.principals
+        self.labels = builder.labels
+        self.doc_statements = builder.doc_statements
+        self.statements = builder.statements
+        self.stmt_doc = np.array(builder.stmt_doc, dtype=np.int64)
+        self.by_action = {a: np.array(s, dtype=np.int64) for a, s in builder.by_action.items()}
+        self.wild = np.array(builder.wild, dtype=np.int64)
+        self.boundary = np.array(builder.boundary, dtype=np.int64)
+        self.pair_principal = np.array(builder.pair_principal, dtype=np.int64)
+        self.pair_doc = np.array(builder.pair_doc, dtype=np.int64)
+        self.by_arn = {p.arn: i for i, p in enumerate(self.principals)}
+        accounts = sorted({p.account_id for p in self.principals})
+        self.account_codes = {a: i for i, a in enumerate(accounts)}
+        self.account_of = np.array(
+            [self.account_codes[p.account_id] for p in self.principals], dtype=np.int64
+        )
+        self.is_role = np.array([p.kind == IAM_ROLE for p in self.principals], dtype=bool)
+        self.resources = dict(resources)
+        self.org = org
+        self.generation = generation
+
+    @property
+    def size(self) -> int:
+        return len(self.principals)
+
+    # --- the reference evaluation for one principal ---------------------------------------
+    def identity(self, index: int) -> Identity:
+        p = self.principals[index]
+        documents = tuple((label, self.doc_statements[d]) for label, d in self.labels[index])
+        b = int(self.boundary[index])
+        return Identity(
+            Caller(p.arn, p.account_id, p.kind),
+            documents,
+            None if b < 0 else self.doc_statements[b],
+        )
+
+    def resource_context(
+        self, action: str, resource: str
+    ) -> tuple[Resource | None, str | None, tuple[Statement, ...]]:
+        """The cached resource holding the policy, the resource's account, and that policy."""
+        holder = self.resources.get(_bucket_of(resource))
+        account = holder.account_id if holder else _account_in(resource)
+        if holder is None:
+            return None, account, ()
+        if holder.kind == IAM_ROLE and action.lower() not in TRUST_ACTIONS:
+            return holder, account, ()  # a trust policy governs assuming the role only
+        return holder, account, holder.policy
+
+    # --- who can ---------------------------------------------------------------------------
+    def _statement_levels(self, action: str, resource: str) -> tuple[np.ndarray, np.ndarray, int]:
+        """Per document: the best Allow level and the best Deny level for (action, resource)."""
+        allow = np.zeros(len(self.doc_statements), dtype=np.int8)
+        deny = np.zeros(len(self.doc_statements), dtype=np.int8)
+        candidates = self.by_action.get(action, np.zeros(0, dtype=np.int64))
+        memo: dict[tuple[tuple[str, ...] | None, bool], int] = {}
+        evaluated = 0
+        for sid in np.concatenate([candidates, self.wild]).tolist():
+            statement = self.statements[sid]
+            if sid in self._wild_set and not action_matches(statement, action):
+                continue
+            evaluated += 1
+            key = (statement.resources, statement.not_resource)
+            level = memo.get(key)
+            if level is None:
+                level = memo[key] = resource_level(statement, resource)
+            if level and statement.conditional:
+                level = CONDITIONAL
+            if not level:
+                continue
+            doc = self.stmt_doc[sid]
+            target = allow if statement.allow else deny
+            if level > target[doc]:
+                target[doc] = level
+        return allow, deny, evaluated
+
+    @property
+    def _wild_set(self) -> frozenset[int]:
+        cached = getattr(self, "_wild_cache", None)
+        if cached is None:
+            cached = frozenset(self.wild.tolist())
+            self._wild_cache = cached
+        return cached
+
+    def _per_principal(self, per_doc: np.ndarray) -> np.ndarray:
+        out = np.zeros(self.size, dtype=np.int8)
+        values = per_doc[self.pair_doc]
+        hit = values > 0
+        np.maximum.at(out, self.pair_principal[hit], values[hit])
+        return out
+
+    def _resource_policy(
+        self, policy: Iterable[Statement], action: str, resource: str
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict[str, Any]]]:
+        """Per principal: resource policy Allow level, whether by its own ARN, Deny level."""
+        allow = np.zeros(self.size, dtype=np.int8)
+        direct = np.zeros(self.size, dtype=bool)
+        deny = np.zeros(self.size, dtype=np.int8)
+        others: list[dict[str, Any]] = []
+        for statement in policy:
+            level = statement_level(statement, action, resource)
+            if not level:
+                continue
+            if statement.allow:
+                others += self._other_grants(statement, level)
+            for index in self._named(statement):
+                named, by_arn = principal_level(statement, self.identity_caller(index))
+                value = min(level, named)
+                if not value:
+                    continue
+                if statement.allow:
+                    if (value, by_arn) > (allow[index], direct[index]):
+                        allow[index], direct[index] = value, by_arn
+                elif value > deny[index]:
+                    deny[index] = value
+        return allow, direct, deny, others
+
+    def identity_caller(self, index: int) -> Caller:
+        p = self.principals[index]
+        return Caller(p.arn, p.account_id, p.kind)
+
+    def _named(self, statement: Statement) -> Iterable[int]:
+        """Principals a resource policy statement may name (a superset; checked one by one)."""
+        entries = statement.principals or ()
+        if statement.not_principal or any(
+            kind == "AWS" and ("*" in value or "?" in value) for kind, value in entries
+        ):
+            return range(self.size)
+        found: set[int] = set()
+        for kind, value in entries:
+            if kind != "AWS":
+                continue
+            account = _account_in(value)
+            if value.endswith(":root") and account in self.account_codes:
+                code = self.account_codes[account]
+                found.update(np.flatnonzero(self.account_of == code).tolist())
+            elif value in self.by_arn:
+                found.add(self.by_arn[value])
+            elif ":assumed-role/" in value and account is not None:
+                # A session ARN names the role by name only (no path).
+                name = value.split(":assumed-role/", 1)[1].split("/", 1)[0]
+                prefix = f"arn:aws:iam::{account}:role/"
+                found.update(
+                    i
+                    for a, i in self.by_arn.items()
+                    if a.startswith(prefix) and a.rsplit("/", 1)[-1] == name
+                )
+        return sorted(found)
+
+    def _other_grants(self, statement: Statement, level: int) -> list[dict[str, Any]]:
+        """Grantees that are not principals in the index: the public, services, other accounts."""
+        found = []
+        for kind, value in statement.principals or ():
+            if kind == "AWS" and value in self.by_arn:
+                continue
+            account = _account_in(value) if kind == "AWS" else None
+            if kind == "AWS" and value.endswith(":root") and account in self.org:
+                continue  # its principals are listed one by one
+            what = "public" if (kind, value) == ("AWS", "*") else (
+                "service" if kind == "Service" else "outside the organisation"
+                if account is not None and account not in self.org else kind.lower()
+            )  # fmt: skip
+            found.append({"principal": value, "type": what, "level": LEVEL_NAMES[level]})
+        if statement.not_principal:
+            found.append({"principal": "NotPrincipal", "type": "public", "level": "conditional"})
+        return found
+
+    def levels(self, action: str, resource: str) -> tuple[np.ndarray, int, list[dict[str, Any]]]:
+        """Every principal's level for (action, resource), and the resource policy's others."""
+        action = action.lower()
+        holder, account, policy = self.resource_context(action, resource)
+        doc_allow, doc_deny, evaluated = self._statement_levels(action, resource)
+        allowed = self._per_principal(doc_allow)
+        denied = self._per_principal(doc_deny)
+        has_boundary = self.boundary >= 0
+        cap = np.full(self.size, YES, dtype=np.int8)
+        cap[has_boundary] = doc_allow[self.boundary[has_boundary]]
+        boundary_deny = np.zeros(self.size, dtype=np.int8)
+        boundary_deny[has_boundary] = doc_deny[self.boundary[has_boundary]]
+        denied = np.maximum(denied, boundary_deny)
+        allowed = np.minimum(allowed, cap)
+        rp_allow, rp_direct, rp_deny, others = self._resource_policy(policy, action, resource)
+        denied = np.maximum(denied, rp_deny)
+        granted = np.where(rp_direct, rp_allow, 0).astype(np.int8)
+        granted = np.where(self.is_role, np.minimum(granted, cap), granted)
+        code = self.account_codes.get(account or "", -1)
+        same = self.account_of == code
+        level = np.where(same, np.maximum(allowed, granted), np.minimum(allowed, rp_allow))
+        level = np.where(denied == YES, NO, level)
+        level = np.where((denied == CONDITIONAL) & (level > 0), CONDITIONAL, level)
+        return level.astype(np.int8), evaluated, others
+
+    def who_can(self, action: str, resource: str, limit: int = 200) -> Answer:
+        """Every principal allowed (or conditionally allowed) the action on the resource."""
+        holder, account, _ = self.resource_context(action, resource)
+        level, evaluated, others = self.levels(action, resource)
+        hits = np.flatnonzero(level > 0)
+        order = sorted(
+            hits.tolist(),
+            key=lambda i: (-int(level[i]), self.principals[i].account_id, self.principals[i].arn),
+        )
+        listed = []
+        for index in order[: min(limit, MAX_LISTED)]:
+            decision = evaluate(
+                self.identity(index),
+                action,
+                resource,
+                account,
+                self.resource_context(action, resource)[2],
+            )
+            p = self.principals[index]
+            listed.append(
+                {
+                    "arn": p.arn,
+                    "kind": p.kind,
+                    "name": p.name,
+                    "account_id": p.account_id,
+                    "decision": "allowed" if level[index] == YES else "conditional",
+                    "reasons": decision.reasons,
+                }
+            )
+        return Answer(
+            action=action,
+            resource=resource,
+            resource_account=account,
+            resource_kind=holder.kind if holder else None,
+            principals=listed,
+            allowed=int((level == YES).sum()),
+            conditional=int((level == CONDITIONAL).sum()),
+            other_grants=others,
+            evaluated_statements=evaluated,
+        )
+
+    # --- what can a principal do --------------------------------------------------------------
+    def what_can(self, arn: str, service: str) -> list[dict[str, Any]] | None:
+        """For each action of a service: the resources the principal's policies allow it on."""
+        index = self.by_arn.get(arn)
+        if index is None:
+            return None
+        identity = self.identity(index)
+        cat = catalogue()
+        found = []
+        for name in cat.service_actions(service):
+            lowered = name.lower()
+            allows, denies, conditional = [], [], False
+            for _, doc in identity.documents:
+                for s in doc:
+                    if not action_matches(s, lowered):
+                        continue
+                    patterns = list(s.resources or ["(the role itself)"])
+                    if s.not_resource:
+                        patterns = [f"everything but {p}" for p in patterns]
+                    if s.allow:
+                        allows += patterns
+                        conditional = conditional or s.conditional
+                    elif not s.conditional:
+                        denies += patterns
+            if not allows:
+                continue
+            if identity.boundary is not None and not any(
+                s.allow and action_matches(s, lowered) for s in identity.boundary
+            ):
+                continue
+            action = cat.get(name)
+            found.append(
+                {
+                    "action": name,
+                    "access_level": action.access_level if action else None,
+                    "resources": sorted(set(allows)),
+                    "denied": sorted(set(denies)),
+                    "conditional": conditional,
+                }
+            )
+        return found
+
+
+def build_index(
+    accounts: Mapping[str, Mapping[str, Mapping[str, Mapping[str, Any]]]],
+    aws_policies: Mapping[str, Mapping[str, Any]],
+    org: Iterable[str],
+    generation: str = "",
+) -> AccessIndex:
+    """An index over ``accounts`` (account -> kind -> ARN -> record) and AWS managed documents."""
+    builder = _Builder()
+    resources: dict[str, Resource] = {}
+    for account_id, kinds in sorted(accounts.items()):
+        policies = dict(aws_policies)
+        policies.update(
+            {a: r["document"] for a, r in kinds.get(IAM_POLICY, {}).items() if r.get("document")}
+        )
+        groups = {g["name"]: g for g in kinds.get(IAM_GROUP, {}).values()}
+        for kind in (IAM_ROLE, IAM_USER):
+            for arn, record in sorted(kinds.get(kind, {}).items()):
+                documents = _documents(record, policies)
+                for name in record.get("groups") or ():
+                    if name in groups:
+                        documents += _documents(groups[name], policies, f"group {name}: ")
+                boundary = record.get("permissions_boundary")
+                boundary_doc = None
+                if boundary:
+                    boundary_doc = policies.get(boundary["arn"]) or {"Statement": []}
+                principal = Principal(arn, kind, account_id, record.get("name") or arn)
+                builder.principal(principal, documents, boundary_doc)
+                if kind == IAM_ROLE:
+                    trust = tuple(statements(record.get("trust_policy")))
+                    resources[arn] = Resource(arn, IAM_ROLE, account_id, trust)
+        for kind in RESOURCE_POLICY_KINDS:
+            for arn, record in kinds.get(kind, {}).items():
+                policy = record.get("policy")
+                if isinstance(policy, str):
+                    policy = json.loads(policy)
+                resources[arn] = Resource(arn, kind, account_id, tuple(statements(policy)))
+    return AccessIndex(builder, resources, frozenset(org), generation)
