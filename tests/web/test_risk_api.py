@@ -1,0 +1,241 @@
+"""/api/v1/findings and /api/v1/access over real HTTP, on caches the real sync and analysis wrote.
+
+The demo organisation plus, in dev, a role that can escalate only through two policies
+together, a bucket anyone may read and a role trusted by an account outside the organisation.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.parse
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis
+
+from inventory.cache.keys import Partition
+from inventory.demo.seed import MANAGEMENT_ACCOUNT, AccountSeed, Seeder, seed_demo_organisation
+from inventory.registry import BY_STEM
+from inventory.runtime import Runtime
+from inventory.settings import Settings, load_settings
+from inventory.tasks.accounts import store_account_mapping
+from inventory.tasks.findings import analyse_account
+from inventory.tasks.iam import sync_iam_account
+from inventory.tasks.resources import sync_kind
+from inventory.web.access_reader import AccessReader
+from inventory.web.app import make_app
+from inventory.web.base import Readers
+from tests.conftest import BUCKET, inventory_env
+from tests.web.test_auth import DEV_TOKEN, Client, LiveServer, auth_environ
+
+OUTSIDE = "999999999999"
+PUBLIC_BUCKET = "dev-public-site"
+
+
+def doc(*statements: dict[str, Any]) -> str:
+    return json.dumps({"Version": "2012-10-17", "Statement": list(statements)})
+
+
+@pytest.fixture(scope="module")
+def risk_settings(redis_server, moto_server) -> Settings:
+    env = auth_environ(inventory_env(redis_server, moto_server))
+    return load_settings(paths=[], environ=env | {"INVENTORY_HISTORY__ENABLED": "false"})
+
+
+@pytest.fixture(scope="module")
+def world(risk_settings: Settings, redis_server, moto_server) -> tuple[Runtime, list[AccountSeed]]:
+    moto_server.reset()
+    redis.Redis(port=redis_server.port).flushall()
+    rt = Runtime(risk_settings)
+    rt.ensure_tables()
+    rt.aws.hub_client("s3", "us-east-1").create_bucket(Bucket=BUCKET)
+    seeds = seed_demo_organisation(moto_server.url, names=["dev", "prod"])
+    dev = seeds[0]
+    seeder = Seeder(moto_server.url)
+    iam = seeder.client("iam", dev.id)
+    trust = doc(
+        {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{OUTSIDE}:root"},
+         "Action": "sts:AssumeRole"}
+    )  # fmt: skip
+    iam.create_role(RoleName="dev-escalate", AssumeRolePolicyDocument=trust)
+    iam.put_role_policy(
+        RoleName="dev-escalate",
+        PolicyName="pass",
+        PolicyDocument=doc({"Effect": "Allow", "Action": "iam:PassRole", "Resource": "*"}),
+    )
+    iam.put_role_policy(
+        RoleName="dev-escalate",
+        PolicyName="functions",
+        PolicyDocument=doc(
+            {"Effect": "Allow", "Action": ["lambda:CreateFunction", "lambda:InvokeFunction"],
+             "Resource": "*"}
+        ),
+    )  # fmt: skip
+    s3 = seeder.client("s3", dev.id)
+    s3.create_bucket(Bucket=PUBLIC_BUCKET)
+    s3.put_bucket_policy(
+        Bucket=PUBLIC_BUCKET,
+        Policy=doc(
+            {"Sid": "Public", "Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
+             "Resource": f"arn:aws:s3:::{PUBLIC_BUCKET}/*"}
+        ),
+    )  # fmt: skip
+    store_account_mapping(rt)
+    for account_id in [MANAGEMENT_ACCOUNT, *(s.id for s in seeds)]:
+        sync_iam_account(rt, account_id)
+    for seed in seeds:
+        sync_kind(rt, BY_STEM["s3_buckets"], seed.id)
+    for account_id in [MANAGEMENT_ACCOUNT, *(s.id for s in seeds)]:
+        analyse_account(rt, account_id)
+    return rt, seeds
+
+
+@pytest.fixture(scope="module")
+def server(risk_settings: Settings, world) -> Iterator[LiveServer]:
+    rt, _ = world
+    reader = AccessReader(rt.redis_cache)
+    reader.refresh()
+    readers = Readers(rt.redis_cache, rt.outcomes, access=reader)
+    live = LiveServer(make_app(risk_settings, readers)).start()
+    yield live
+    live.stop()
+
+
+@pytest.fixture
+def client(server: LiveServer) -> Client:
+    return Client(server)
+
+
+def get(client: Client, path: str, **params: Any) -> Any:
+    response = client.get(f"{path}?{urllib.parse.urlencode(params)}", token=DEV_TOKEN)
+    assert response.status == 200, response.body
+    return response.json()
+
+
+def test_findings_of_the_escalating_role_include_the_combined_method(client, world):
+    _, (dev, _) = world
+    role = dev.role_arn("dev-escalate")
+    page = get(client, "/api/v1/findings", arn=role)
+    assert {(f["category"], f["source"]) for f in page["findings"]} == {
+        ("privilege_escalation", "several policies together"),
+        ("outside_organisation", "trust policy"),
+        ("infrastructure_modification", "inline policy functions"),
+        ("infrastructure_modification", "inline policy pass"),
+        ("resource_exposure", "inline policy pass"),
+        ("policy_grammar", "inline policy functions"),
+        ("policy_grammar", "inline policy pass"),
+    }
+    combined = next(f for f in page["findings"] if f["source"] == "several policies together")
+    assert {m["type"] for m in combined["detail"]["methods"]} >= {
+        "PassExistingRoleToNewLambdaThenInvoke"
+    }
+
+
+def test_findings_filter_by_account_severity_and_kind(client, world):
+    _, (dev, prod) = world
+    public = get(client, "/api/v1/findings", kind="public_access")
+    assert [(f["arn"], f["severity"]) for f in public["findings"]] == [
+        (f"arn:aws:s3:::{PUBLIC_BUCKET}", "critical")
+    ]
+    critical = get(client, "/api/v1/findings", account=prod.id, severity="critical")
+    assert {(f["arn"], f["category"]) for f in critical["findings"]} == {
+        (prod.policy_arn("prod-boundary"), "full_admin")
+    }
+    assert critical["counts"]["critical"] == critical["total"] == 1
+    paged = get(client, "/api/v1/findings", account=dev.id, limit=2, offset=1)
+    assert (len(paged["findings"]), paged["offset"], paged["limit"]) == (2, 1, 2)
+
+
+@pytest.mark.parametrize(
+    ("query", "reason"),
+    [
+        ({"severity": "urgent"}, "parameter 'severity' must be one of critical, high, medium, low"),
+        ({"kind": "<script>"}, "parameter 'kind' must be one of"),
+        ({"account": "12"}, "parameter 'account' must be a 12-digit account id"),
+        ({"arn": "role/x"}, "parameter 'arn' must be an ARN"),
+        ({"limit": "0"}, "parameter 'limit' must be between 1 and 1000"),
+    ],
+)
+def test_findings_bad_parameters_are_400_with_a_reason(client, query, reason):
+    response = client.get(f"/api/v1/findings?{urllib.parse.urlencode(query)}", token=DEV_TOKEN)
+    assert response.status == 400
+    assert response.json()["error"].startswith(reason)
+
+
+def test_who_can_read_the_public_bucket_lists_every_principal_and_the_public(client, world):
+    rt, (dev, prod) = world
+    answer = get(
+        client, "/api/v1/access", action="s3:GetObject", resource=f"arn:aws:s3:::{PUBLIC_BUCKET}/x"
+    )
+    allowed = {p["arn"] for p in answer["principals"] if p["decision"] == "allowed"}
+    # Principal "*" grants every principal of the bucket's own account directly; other
+    # accounts' principals also need an identity allow (none of theirs has s3:GetObject on *).
+    own = {
+        arn
+        for kind in ("iam_role", "iam_user")
+        for arn in rt.redis_cache.items(Partition(kind, dev.id))
+    }
+    assert allowed == own
+    assert answer["other_grants"] == [{"principal": "*", "type": "public", "level": "yes"}]
+    assert answer["resource_kind"] == "s3_bucket"
+    assert answer["resource_account"] == dev.id
+
+
+def test_who_can_assume_a_role_follows_its_trust_policy(client, world):
+    _, (dev, _) = world
+    answer = get(
+        client, "/api/v1/access", action="sts:AssumeRole", resource=dev.role_arn("dev-escalate")
+    )
+    assert answer["principals"] == []
+    assert answer["other_grants"] == [
+        {"principal": f"arn:aws:iam::{OUTSIDE}:root", "type": "outside the organisation",
+         "level": "yes"}
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("query", "reason"),
+    [
+        ({"action": "s3:GetObjekt", "resource": "arn:aws:s3:::b"}, "parameter 'action' must be"),
+        ({"action": "s3:GetObject"}, "parameter 'resource' is required"),
+        ({"action": "s3:GetObject", "resource": "bucket"}, "parameter 'resource' must be an ARN"),
+        ({"resource": "arn:aws:s3:::b"}, "parameter 'action' is required"),
+        ({"action": "s3:GetObject", "resource": "arn:aws:s3:::b", "limit": "x"},
+         "parameter 'limit' must be an integer"),
+    ],
+)  # fmt: skip
+def test_access_bad_parameters_are_400_with_a_reason(client, query, reason):
+    response = client.get(f"/api/v1/access?{urllib.parse.urlencode(query)}", token=DEV_TOKEN)
+    assert response.status == 400
+    assert response.json()["error"].startswith(reason)
+
+
+def test_what_a_role_can_do_on_a_service(client, world):
+    _, (dev, _) = world
+    answer = get(client, "/api/v1/access/principal", arn=dev.role_arn("dev-app"), service="s3")
+    assert [(a["action"], a["resources"]) for a in answer["actions"]] == [
+        ("s3:GetObject", ["arn:aws:s3:::dev-data/*"])
+    ]
+    missing = client.get(
+        "/api/v1/access/principal?"
+        + urllib.parse.urlencode({"arn": dev.role_arn("nobody"), "service": "s3"}),
+        token=DEV_TOKEN,
+    )
+    assert (missing.status, missing.json()["error"]) == (
+        404,
+        "no cached role or user with that ARN",
+    )
+
+
+def test_access_without_an_index_is_503_and_every_route_needs_a_login(risk_settings, world):
+    rt, _ = world
+    live = LiveServer(make_app(risk_settings, Readers(rt.redis_cache, rt.outcomes))).start()
+    try:
+        client = Client(live)
+        path = "/api/v1/access?action=s3:GetObject&resource=arn:aws:s3:::b"
+        assert client.get(path, token=DEV_TOKEN).status == 503
+        for route in (path, "/api/v1/findings", "/api/v1/access/actions?service=s3"):
+            assert client.get(route).status == 401
+    finally:
+        live.stop()
