@@ -37,6 +37,7 @@ TASK_ROUTES = {
     "inventory.drain_change_events": {"queue": AWS},
     "inventory.refresh_changed_resources": {"queue": AWS},
     "inventory.report_celery_last_success_metrics": {"queue": METRICS},
+    "inventory.analyse_pending_findings": {"queue": MAINTENANCE},
 }
 
 

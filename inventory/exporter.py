@@ -113,6 +113,7 @@ class InventoryCollector:
         yield self._celery_last_success()
         yield self._rejected()
         yield from self._partitions(now)
+        yield self._findings()
 
     def _tasks(self, now: float) -> Iterable[Metric]:
         labels = ["task", "account"]
@@ -292,6 +293,20 @@ class InventoryCollector:
                 age.add_metric(values, now - float(meta["refreshed_at"]))
                 items.add_metric(values, float(meta.get("count", 0)))
         return [age, items]
+
+    def _findings(self) -> Metric:
+        from inventory.analysis.findings import SEVERITIES
+        from inventory.cache.findings import FindingsState
+
+        family = GaugeMetricFamily(
+            "inventory_findings",
+            "Risk findings in an account by severity, as its last analysis counted them",
+            labels=["account", "severity"],
+        )
+        for account, counts in sorted(FindingsState(self.client, self.keys).counts().items()):
+            for severity in SEVERITIES:
+                family.add_metric([account, severity], float(counts["severity"].get(severity, 0)))
+        return family
 
 
 def render(collector: InventoryCollector) -> bytes:

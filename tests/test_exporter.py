@@ -18,6 +18,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from prometheus_client.parser import text_string_to_metric_families
 
 from inventory.aws.limits import transform_role_limit
+from inventory.cache.findings import FindingsState
 from inventory.cache.keys import ALL_ACCOUNTS, GLOBAL, IAM_ROLE, IAM_ROLE_LIMIT, Partition
 from inventory.cache.redis_cache import connect
 from inventory.celery_app import QUEUES
@@ -548,6 +549,8 @@ def exported_names(runtime, collector, broker) -> set[str]:
     runtime.redis.hincrby(runtime.keys.rejected_messages(), "unsigned", 1)
     records = [transform_role_limit({"Roles": 1, "RolesQuota": 1000}, ACCOUNT_A)]
     runtime.store.replace_partition(IAM_ROLE_LIMIT, ALL_ACCOUNTS, GLOBAL, records, complete=True)
+    counts = {"severity": {"critical": 1}, "category": {"public_access": 1}}
+    FindingsState(runtime.redis, runtime.keys).set_subject_keys(ACCOUNT_A, {}, counts)
     text = render(collector).decode()
     samples, names = parse(text)
     families_without_samples = {
@@ -574,6 +577,7 @@ def test_every_rule_is_complete_and_uses_only_exported_metrics(exported_names):
         "InventoryTaskFailureRate",
         "InventoryExporterDown",
         "InventoryIamRoleQuotaHigh",
+        "InventoryCriticalFindings",
     }
     for rule in rules:
         assert rule.get("alert"), rule
@@ -682,6 +686,22 @@ tests:
       - eval_time: 40m
         alertname: InventoryTaskFailureRate
         exp_alerts: [{exp_labels: {severity: warning, task: t}}]
+  - interval: 1m
+    input_series:
+      - {series: 'inventory_findings{account="1",severity="critical"}', values: '2x60'}
+      - {series: 'inventory_findings{account="1",severity="high"}', values: '5x60'}
+      - {series: 'inventory_findings{account="2",severity="critical"}', values: '0x60'}
+      - {series: 'inventory_findings{account="2",severity="high"}', values: '9x60'}
+      - {series: 'inventory_findings{account="3",severity="critical"}', values: '1x10 0x50'}
+      - {series: 'inventory_exporter_up', values: '1x60'}
+      - {series: 'inventory_beat_last_tick_timestamp_seconds', values: '0+60x60'}
+    alert_rule_test:
+      - eval_time: 20m
+        alertname: InventoryCriticalFindings
+        exp_alerts: []
+      - eval_time: 45m
+        alertname: InventoryCriticalFindings
+        exp_alerts: [{exp_labels: {severity: warning, account: "1"}}]
 """
 
 
@@ -701,3 +721,25 @@ def test_promtool_unit_tests_of_the_rules(tmp_path):
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_finding_counts_by_account_and_severity_from_the_last_analysis(runtime, collector):
+    state = FindingsState(runtime.redis, runtime.keys)
+    state.set_subject_keys(ACCOUNT_A, {}, {"severity": {"critical": 2, "low": 7}, "category": {}})
+    state.set_subject_keys("222222222222", {}, {"severity": {}, "category": {}})
+    samples, _ = parse(render(collector).decode())
+    found = {
+        (dict(labels)["account"], dict(labels)["severity"]): value
+        for (name, labels), value in samples.items()
+        if name == "inventory_findings"
+    }
+    assert found == {
+        (ACCOUNT_A, "critical"): 2.0,
+        (ACCOUNT_A, "high"): 0.0,
+        (ACCOUNT_A, "medium"): 0.0,
+        (ACCOUNT_A, "low"): 7.0,
+        ("222222222222", "critical"): 0.0,
+        ("222222222222", "high"): 0.0,
+        ("222222222222", "medium"): 0.0,
+        ("222222222222", "low"): 0.0,
+    }

@@ -28,6 +28,9 @@ DESIGN_DEFAULTS = {
     "cache_cloudtrail_errors_by_arn": 3600,
     "cache_policy_requests": 3600,
     "cache_credential_authorization_mapping": 5 * 60,
+    # Findings (issue 21): pending accounts every minute, a reconcile of all every 6 hours.
+    "analyse_pending_findings": 60,
+    "analyse_findings_across_accounts": 6 * 3600,
 }
 
 

@@ -19,6 +19,7 @@ from inventory.cache.history import UNTRACKED_KINDS, Change, ChangeHistory
 from inventory.cache.keys import (
     ACCOUNT,
     AWS_MANAGED_POLICY,
+    FINDING,
     IAM_KINDS,
 )
 from inventory.cache.redis_cache import RedisCache
@@ -29,7 +30,7 @@ from inventory.web.base import BaseHandler
 
 #: Every kind whose partitions are written durably, so whose changes are recorded.
 HISTORY_KINDS: tuple[str, ...] = tuple(
-    sorted({*IAM_KINDS, *BY_KIND, ACCOUNT, AWS_MANAGED_POLICY} - UNTRACKED_KINDS)
+    sorted({*IAM_KINDS, *BY_KIND, ACCOUNT, AWS_MANAGED_POLICY, FINDING} - UNTRACKED_KINDS)
 )
 KIND_LABELS = {
     "iam_role": "IAM role",
@@ -45,6 +46,7 @@ KIND_LABELS = {
     "account": "Account",
     "cloudtrail_errors": "CloudTrail errors",
     "iam_role_limit": "IAM role limit",
+    "finding": "Findings",
 }
 FEED_MAX_LIMIT = 500
 FEED_DEFAULT_LIMIT = 100

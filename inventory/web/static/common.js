@@ -149,6 +149,7 @@
     sqs_queue: "SQS queue",
     sns_topic: "SNS topic",
     config_resource: "Config resource",
+    finding: "Findings",
   };
 
   function kindLabel(kind) {
