@@ -18,6 +18,7 @@ from inventory.cache.keys import (
     ACCOUNT,
     ALL_ACCOUNTS,
     CLOUDTRAIL_ERRORS,
+    FINDING,
     GLOBAL,
     IAM_KINDS,
     MANAGED_POLICY,
@@ -50,8 +51,9 @@ def build_row(
     account_name: str | None,
     errors: int,
     last_updated: float,
+    findings: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """A policies-table row from a cached record."""
+    """A policies-table row from a cached record (and its findings record, if it has one)."""
     tags = record.get("tags") or {}
     return {
         "arn": record["arn"],
@@ -65,6 +67,8 @@ def build_row(
         "owner": next((tags[t] for t in OWNER_TAGS if tags.get(t)), None),
         "template": next((tags[t] for t in TEMPLATE_TAGS if tags.get(t)), None),
         "last_updated": last_updated,
+        "findings": int(findings["count"]) if findings else 0,
+        "severity": findings["worst"] if findings else None,
     }
 
 
@@ -180,6 +184,13 @@ class PoliciesTable:
         values = self.client.hmget(self.keys.items(Partition(CLOUDTRAIL_ERRORS, account_id)), arns)
         return {a: json.loads(v)["count"] for a, v in zip(arns, values, strict=True) if v}
 
+    def finding_summaries(self, account_id: str, arns: list[str]) -> dict[str, dict[str, Any]]:
+        """Findings records by ARN (count and worst severity are what a row shows)."""
+        if not arns:
+            return {}
+        values = self.client.hmget(self.keys.items(Partition(FINDING, account_id)), arns)
+        return {a: json.loads(v) for a, v in zip(arns, values, strict=True) if v}
+
     def partition_changed(
         self, p: Partition, upserts: Mapping[str, str], removed: list[str]
     ) -> None:
@@ -188,12 +199,17 @@ class PoliciesTable:
         rows_removed: list[str] = []
         if p.kind == CLOUDTRAIL_ERRORS:
             rows = self._errors_changed(upserts, removed)
+        elif p.kind == FINDING:
+            rows = self._findings_changed(upserts, removed)
         elif p.kind in TABLE_KINDS:
             now = self.clock()
             name = self.account_name(p.account_id)
             errors = self.error_counts(p.account_id, list(upserts))
+            findings = self.finding_summaries(p.account_id, list(upserts))
             for arn, document in upserts.items():
-                rows.append(build_row(json.loads(document), p.kind, name, errors.get(arn, 0), now))
+                record = json.loads(document)
+                row = build_row(record, p.kind, name, errors.get(arn, 0), now, findings.get(arn))
+                rows.append(row)
             self.upsert(rows)
             self.remove(removed)
             rows_removed = list(removed)
@@ -230,5 +246,21 @@ class PoliciesTable:
         counts.update(dict.fromkeys(removed, 0))
         existing = self._rows(list(counts))
         rows = [row | {"errors": counts[arn]} for arn, row in existing.items()]
+        self.upsert(rows)
+        return rows
+
+    def _findings_changed(
+        self, upserts: Mapping[str, str], removed: list[str]
+    ) -> list[dict[str, Any]]:
+        found = {arn: json.loads(doc) for arn, doc in upserts.items()}
+        existing = self._rows([*found, *removed])
+        rows = [
+            row
+            | {
+                "findings": int(found[arn]["count"]) if arn in found else 0,
+                "severity": found[arn]["worst"] if arn in found else None,
+            }
+            for arn, row in existing.items()
+        ]
         self.upsert(rows)
         return rows

@@ -29,9 +29,15 @@ def rebuild_policies_table(runtime: Runtime) -> dict[str, int]:
         meta = cache.meta(p)
         changed_at = meta.changed_at if meta else 0.0
         errors = table.error_counts(p.account_id, list(items))
+        findings = table.finding_summaries(p.account_id, list(items))
         for arn, record in items.items():
             expected[arn] = build_row(
-                record, p.kind, names.get(p.account_id), errors.get(arn, 0), changed_at
+                record,
+                p.kind,
+                names.get(p.account_id),
+                errors.get(arn, 0),
+                changed_at,
+                findings.get(arn),
             )
     current = table.rows()
     fixed = [

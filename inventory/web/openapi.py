@@ -170,6 +170,8 @@ PAGE_ROW = {
         "owner": NULLABLE_STRING,
         "template": NULLABLE_STRING,
         "last_updated": {"type": "number"},
+        "findings": {"type": "integer"},
+        "severity": {"type": ["string", "null"], "enum": [*SEVERITIES, None]},
     },
 }
 CHANGE = {
@@ -481,6 +483,11 @@ def _paths() -> dict[str, Any]:
                         {"type": "string", "enum": ["", "true", "false", "1", "0", "yes", "no"]},
                         "Only resources with (or without) CloudTrail errors",
                     ),
+                    _query(
+                        "severity",
+                        {"type": "string", "enum": ["", *SEVERITIES]},
+                        "Only resources whose worst finding has this severity",
+                    ),
                     _query("sort", {"type": "string", "enum": ["", *SORT_COLUMNS]}, "Sort column"),
                     _query("order", {"type": "string", "enum": ["", "asc", "desc"]}, "Sort order"),
                     _query(
@@ -506,7 +513,7 @@ def _paths() -> dict[str, Any]:
                         "required": ["kind", "account_id", "region"],
                         "properties": {
                             f: {"type": "array", "items": {"type": "string"}}
-                            for f in ("kind", "account_id", "region")
+                            for f in ("kind", "account_id", "region", "severity")
                         },
                     },
                 ),

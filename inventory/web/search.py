@@ -39,6 +39,7 @@ TYPEAHEAD_SKIP = {
     "policy_request",
     "iam_role_limit",
     "managed_policy",
+    "finding",
 }
 
 SCHEMA = """
@@ -59,6 +60,8 @@ class Query:
     kind: str | None = None
     region: str | None = None
     has_errors: bool | None = None
+    #: The worst finding's severity (critical, high, medium, low).
+    severity: str | None = None
     sort: str = "name"
     descending: bool = False
     offset: int = 0
@@ -257,7 +260,7 @@ class PolicySearch:
         table = self.table
         total, rows = table.select(
             q.text,
-            {"kind": q.kind, "account_id": q.account, "region": q.region},
+            {"kind": q.kind, "account_id": q.account, "region": q.region, "severity": q.severity},
             q.has_errors,
             q.sort,
             q.descending,

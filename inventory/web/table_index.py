@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
-FACETS = ("kind", "account_id", "region")
+FACETS = ("kind", "account_id", "region", "severity")
 TEXT_SORTS = ("name", "arn", "kind", "account_id", "account_name", "region")
-NUMBER_SORTS = ("errors", "last_updated")
+NUMBER_SORTS = ("errors", "last_updated", "findings")
 SORT_COLUMNS = TEXT_SORTS + NUMBER_SORTS
 
 

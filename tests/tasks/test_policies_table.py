@@ -57,6 +57,8 @@ def test_rows_follow_every_partition_change(runtime, synced):
         "errors": 0,
         "owner": "team-dev",
         "template": None,
+        "findings": 0,  # not analysed yet (tests/tasks/test_findings.py)
+        "severity": None,
     }
     assert rows[f"arn:aws:sqs:us-west-2:{dev.id}:dev-jobs"]["region"] == "us-west-2"
 

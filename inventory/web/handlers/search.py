@@ -6,6 +6,7 @@ from typing import Any
 
 import tornado.web
 
+from inventory.analysis.findings import SEVERITIES
 from inventory.cache.keys import (
     ACCOUNT,
     ALL_ACCOUNTS,
@@ -40,6 +41,7 @@ class PoliciesHandler(SearchHandler):
             kind=params.token(self, "kind"),
             region=params.token(self, "region"),
             has_errors=params.boolean(self, "has_errors"),
+            severity=params.choice(self, "severity", SEVERITIES, "") or None,
             sort=params.choice(self, "sort", tuple(SORT_COLUMNS), "name"),
             descending=params.choice(self, "order", ("asc", "desc"), "asc") == "desc",
             offset=params.integer(self, "offset", 0, 0, 10_000_000),

@@ -7,10 +7,10 @@
     window.Inventory;
   const DEFAULT_LIMIT = 50;
   const MAX_LIMIT = 500;
-  const FILTERS = ["q", "account", "kind", "region", "has_errors"];
-  const DEFAULT_ORDER = { errors: "desc", last_updated: "desc" };
+  const FILTERS = ["q", "account", "kind", "region", "has_errors", "severity"];
+  const DEFAULT_ORDER = { errors: "desc", last_updated: "desc", findings: "desc" };
 
-  const state = { q: "", account: "", kind: "", region: "", has_errors: "", sort: "name", order: "asc", offset: 0, limit: DEFAULT_LIMIT };
+  const state = { q: "", account: "", kind: "", region: "", has_errors: "", severity: "", sort: "name", order: "asc", offset: 0, limit: DEFAULT_LIMIT };
   let generation = 0;
   let accountNames = {};
 
@@ -93,6 +93,13 @@
         { class: "num" },
         r.errors ? el("span", { class: "badge badge-error", text: String(r.errors) }) : el("span", { class: "muted", text: "0" })
       ),
+      el(
+        "td",
+        { class: "num cell-findings" },
+        r.findings
+          ? el("span", { class: "badge badge-severity", dataset: { severity: r.severity || "" }, title: r.severity || "", text: String(r.findings) })
+          : el("span", { class: "muted", text: "0" })
+      ),
       el("td", {}, timeAgo(r.last_updated))
     );
   }
@@ -113,7 +120,7 @@
     const body = clear(document.getElementById("rows"));
     for (const r of page.rows) body.appendChild(row(r));
     if (!page.rows.length) {
-      body.appendChild(el("tr", { class: "empty" }, el("td", { colspan: "7", text: "No resources match." })));
+      body.appendChild(el("tr", { class: "empty" }, el("td", { colspan: "8", text: "No resources match." })));
     }
     const total = page.total;
     document.getElementById("total").textContent = total + (total === 1 ? " resource" : " resources");
@@ -139,6 +146,7 @@
     const q = document.getElementById("q");
     q.value = state.q;
     document.getElementById("has_errors").value = state.has_errors;
+    document.getElementById("severity").value = state.severity;
     const limit = document.getElementById("limit");
     if (![...limit.options].some((o) => o.value === String(state.limit))) {
       limit.appendChild(el("option", { value: String(state.limit), text: String(state.limit) }));
