@@ -7,6 +7,7 @@ signed in by the trusted-proxy headers an authenticating proxy would send.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import threading
 import time
@@ -27,8 +28,10 @@ from inventory.settings import Settings, load_settings
 from inventory.tasks.access import store_credential_mapping
 from inventory.tasks.accounts import store_account_mapping
 from inventory.tasks.cloudtrail import store_errors
+from inventory.tasks.findings import analyse_account
 from inventory.tasks.iam import sync_iam_account
 from inventory.tasks.resources import sync_kind
+from inventory.web.access_reader import AccessReader
 from inventory.web.app import Readers, make_app
 from inventory.web.search import PolicySearch
 from tests.conftest import BUCKET, inventory_env
@@ -115,6 +118,18 @@ def world(browser_settings: Settings, redis_server, moto_server) -> World:
         for stem in ("s3_buckets", "sqs_queues", "sns_topics", "managed_policies"):
             sync_kind(rt, BY_STEM[stem], seed.id)
     store_credential_mapping(rt)
+    # Findings (issue 21), one of them carrying text that would run if put into HTML.
+    Seeder(moto_server.url).client("iam", dev.id).put_role_policy(
+        RoleName="dev-worker-0",
+        PolicyName="hostile",
+        PolicyDocument=json.dumps(
+            {"Version": "2012-10-17",
+             "Statement": [{"Effect": "Allow", "Action": f"s3:Get{XSS}", "Resource": "*"}]}
+        ),
+    )  # fmt: skip
+    sync_iam_account(rt, dev.id)
+    for account_id in [MANAGEMENT_ACCOUNT, *(s.id for s in seeds)]:
+        analyse_account(rt, account_id)
     app_role = dev.role_arn("dev-app")
     events = [
         _error(app_role, dev.id, 1, "AccessDenied", "s3:PutObject", "arn:aws:s3:::dev-data/x"),
@@ -147,8 +162,15 @@ def web(browser_settings: Settings, world: World) -> Iterator[Server]:
         threading.Thread(target=_run_refresh, args=(world, name, args), daemon=True).start()
         return str(uuid.uuid4())
 
+    access = AccessReader(rt.redis_cache)
+    access.refresh()
     readers = Readers(
-        rt.redis_cache, rt.outcomes, search=search, requests=rt.requests, send_task=send_task
+        rt.redis_cache,
+        rt.outcomes,
+        search=search,
+        requests=rt.requests,
+        send_task=send_task,
+        access=access,
     )
     server = Server(make_app(browser_settings, readers)).start()
     yield server
