@@ -39,17 +39,25 @@ def _web(argv: list[str]) -> int:
     return main()
 
 
+def _findings(argv: list[str]) -> int:
+    from bench.findings import main
+
+    return main(argv)
+
+
 BENCHMARKS: dict[str, Callable[[list[str]], int]] = {
     "iam": _iam,
     "sweep": _sweep,
     "events": _events,
     "web": _web,
+    "findings": _findings,
 }
 
 
 def main(argv: list[str]) -> int:
     if not argv or argv[0] not in BENCHMARKS:
-        print("usage: python -m bench {iam|sweep|events|web} [--help | options]", file=sys.stderr)
+        usage = "usage: python -m bench {iam|sweep|events|web|findings} [--help | options]"
+        print(usage, file=sys.stderr)
         return 2
     return BENCHMARKS[argv[0]](argv[1:])
 

@@ -12,7 +12,9 @@ evaluation, which a test checks the vectorised answer against.
 
 from __future__ import annotations
 
+import fnmatch
 import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -30,8 +32,6 @@ from inventory.analysis.policy import (
     Identity,
     Statement,
     action_matches,
-    evaluate,
-    principal_level,
     resource_level,
     statement_level,
     statements,
@@ -170,6 +170,27 @@ def _account_in(arn: str) -> str | None:
 
 
 @dataclass
+class _Evaluation:
+    """One who-can evaluation: the levels and the per-principal parts they came from."""
+
+    holder: Resource | None
+    account: str | None
+    level: np.ndarray
+    evaluated: int
+    others: list[dict[str, Any]]
+    doc_allow: np.ndarray
+    doc_deny: np.ndarray
+    identity: np.ndarray
+    cap: np.ndarray
+    boundary_deny: np.ndarray
+    identity_deny: np.ndarray
+    rp_allow: np.ndarray
+    granted: np.ndarray
+    rp_deny: np.ndarray
+    same: np.ndarray
+
+
+@dataclass
 class Answer:
     """Who can perform an action on a resource."""
 
@@ -213,8 +234,10 @@ class AccessIndex:
         self.doc_statements = builder.doc_statements
         self.statements = builder.statements
         self.stmt_doc = np.array(builder.stmt_doc, dtype=np.int64)
-        self.by_action = {a: np.array(s, dtype=np.int64) for a, s in builder.by_action.items()}
+        self.by_action = builder.by_action
         self.wild = np.array(builder.wild, dtype=np.int64)
+        self.wild_list = list(builder.wild)
+        self.stmt_doc_list = list(builder.stmt_doc)
         self.boundary = np.array(builder.boundary, dtype=np.int64)
         self.pair_principal = np.array(builder.pair_principal, dtype=np.int64)
         self.pair_doc = np.array(builder.pair_doc, dtype=np.int64)
@@ -261,12 +284,13 @@ class AccessIndex:
         """Per document: the best Allow level and the best Deny level for (action, resource)."""
         allow = np.zeros(len(self.doc_statements), dtype=np.int8)
         deny = np.zeros(len(self.doc_statements), dtype=np.int8)
-        candidates = self.by_action.get(action, np.zeros(0, dtype=np.int64))
         memo: dict[tuple[tuple[str, ...] | None, bool], int] = {}
         evaluated = 0
-        for sid in np.concatenate([candidates, self.wild]).tolist():
+        indexed = self.by_action.get(action, ())
+        wild = self.wild_list
+        for sid, check in [(i, False) for i in indexed] + [(i, True) for i in wild]:
             statement = self.statements[sid]
-            if sid in self._wild_set and not action_matches(statement, action):
+            if check and not action_matches(statement, action):
                 continue
             evaluated += 1
             key = (statement.resources, statement.not_resource)
@@ -277,19 +301,11 @@ class AccessIndex:
                 level = CONDITIONAL
             if not level:
                 continue
-            doc = self.stmt_doc[sid]
+            doc = self.stmt_doc_list[sid]
             target = allow if statement.allow else deny
             if level > target[doc]:
                 target[doc] = level
         return allow, deny, evaluated
-
-    @property
-    def _wild_set(self) -> frozenset[int]:
-        cached = getattr(self, "_wild_cache", None)
-        if cached is None:
-            cached = frozenset(self.wild.tolist())
-            self._wild_cache = cached
-        return cached
 
     def _per_principal(self, per_doc: np.ndarray) -> np.ndarray:
         out = np.zeros(self.size, dtype=np.int8)
@@ -297,6 +313,52 @@ class AccessIndex:
         hit = values > 0
         np.maximum.at(out, self.pair_principal[hit], values[hit])
         return out
+
+    def _entry_masks(self, kind: str, value: str) -> tuple[np.ndarray, bool, int]:
+        """(principals one Principal entry names, by their own ARN?, at which level)."""
+        mask = np.zeros(self.size, dtype=bool)
+        if kind != "AWS":
+            return mask, False, NO
+        if value == "*":
+            mask[:] = True
+            return mask, True, YES
+        if value in self.by_arn:
+            mask[self.by_arn[value]] = True
+            return mask, True, YES
+        account = _account_in(value)
+        if value.endswith(":root") and account in self.account_codes:
+            return self.account_of == self.account_codes[account], False, YES
+        if ":assumed-role/" in value and account is not None:
+            # A session ARN names the role by name only (no path): one session of it.
+            name = value.split(":assumed-role/", 1)[1].split("/", 1)[0]
+            prefix = f"arn:aws:iam::{account}:role/"
+            for arn, i in self.by_arn.items():
+                if arn.startswith(prefix) and arn.rsplit("/", 1)[-1] == name:
+                    mask[i] = True
+            return mask, True, CONDITIONAL
+        if "*" in value or "?" in value:
+            caller = re.compile(fnmatch.translate(value))
+            for arn, i in self.by_arn.items():
+                mask[i] = bool(caller.match(arn))
+            return mask, True, CONDITIONAL
+        return mask, False, NO
+
+    def _named(self, statement: Statement) -> tuple[np.ndarray, np.ndarray]:
+        """Per principal: the level at which a resource policy statement names it, and
+        whether by its own ARN (see :func:`inventory.analysis.policy.principal_level`)."""
+        level = np.zeros(self.size, dtype=np.int8)
+        direct = np.zeros(self.size, dtype=bool)
+        for kind, value in statement.principals or ():
+            mask, by_arn, value_level = self._entry_masks(kind, value)
+            if not value_level:
+                continue
+            better = mask & ((level < value_level) | ((level == value_level) & by_arn & ~direct))
+            level[better] = value_level
+            direct[better] = by_arn
+        if statement.not_principal:
+            level = np.choose(level, [YES, CONDITIONAL, NO]).astype(np.int8)
+            direct = np.ones(self.size, dtype=bool)
+        return level, direct
 
     def _resource_policy(
         self, policy: Iterable[Statement], action: str, resource: str
@@ -310,51 +372,16 @@ class AccessIndex:
             level = statement_level(statement, action, resource)
             if not level:
                 continue
+            named, by_arn = self._named(statement)
+            value = np.minimum(named, level).astype(np.int8)
             if statement.allow:
                 others += self._other_grants(statement, level)
-            for index in self._named(statement):
-                named, by_arn = principal_level(statement, self.identity_caller(index))
-                value = min(level, named)
-                if not value:
-                    continue
-                if statement.allow:
-                    if (value, by_arn) > (allow[index], direct[index]):
-                        allow[index], direct[index] = value, by_arn
-                elif value > deny[index]:
-                    deny[index] = value
+                better = (value > allow) | ((value == allow) & (value > 0) & by_arn & ~direct)
+                allow[better] = value[better]
+                direct[better] = by_arn[better]
+            else:
+                deny = np.maximum(deny, value)
         return allow, direct, deny, others
-
-    def identity_caller(self, index: int) -> Caller:
-        p = self.principals[index]
-        return Caller(p.arn, p.account_id, p.kind)
-
-    def _named(self, statement: Statement) -> Iterable[int]:
-        """Principals a resource policy statement may name (a superset; checked one by one)."""
-        entries = statement.principals or ()
-        if statement.not_principal or any(
-            kind == "AWS" and ("*" in value or "?" in value) for kind, value in entries
-        ):
-            return range(self.size)
-        found: set[int] = set()
-        for kind, value in entries:
-            if kind != "AWS":
-                continue
-            account = _account_in(value)
-            if value.endswith(":root") and account in self.account_codes:
-                code = self.account_codes[account]
-                found.update(np.flatnonzero(self.account_of == code).tolist())
-            elif value in self.by_arn:
-                found.add(self.by_arn[value])
-            elif ":assumed-role/" in value and account is not None:
-                # A session ARN names the role by name only (no path).
-                name = value.split(":assumed-role/", 1)[1].split("/", 1)[0]
-                prefix = f"arn:aws:iam::{account}:role/"
-                found.update(
-                    i
-                    for a, i in self.by_arn.items()
-                    if a.startswith(prefix) and a.rsplit("/", 1)[-1] == name
-                )
-        return sorted(found)
 
     def _other_grants(self, statement: Statement, level: int) -> list[dict[str, Any]]:
         """Grantees that are not principals in the index: the public, services, other accounts."""
@@ -374,49 +401,73 @@ class AccessIndex:
             found.append({"principal": "NotPrincipal", "type": "public", "level": "conditional"})
         return found
 
-    def levels(self, action: str, resource: str) -> tuple[np.ndarray, int, list[dict[str, Any]]]:
-        """Every principal's level for (action, resource), and the resource policy's others."""
+    def _evaluation(self, action: str, resource: str) -> _Evaluation:
+        """Every principal's level for (action, resource), with what it was made of."""
         action = action.lower()
         holder, account, policy = self.resource_context(action, resource)
         doc_allow, doc_deny, evaluated = self._statement_levels(action, resource)
-        allowed = self._per_principal(doc_allow)
+        identity = self._per_principal(doc_allow)
         denied = self._per_principal(doc_deny)
         has_boundary = self.boundary >= 0
         cap = np.full(self.size, YES, dtype=np.int8)
         cap[has_boundary] = doc_allow[self.boundary[has_boundary]]
         boundary_deny = np.zeros(self.size, dtype=np.int8)
         boundary_deny[has_boundary] = doc_deny[self.boundary[has_boundary]]
-        denied = np.maximum(denied, boundary_deny)
-        allowed = np.minimum(allowed, cap)
+        allowed = np.minimum(identity, cap)
         rp_allow, rp_direct, rp_deny, others = self._resource_policy(policy, action, resource)
-        denied = np.maximum(denied, rp_deny)
         granted = np.where(rp_direct, rp_allow, 0).astype(np.int8)
         granted = np.where(self.is_role, np.minimum(granted, cap), granted)
         code = self.account_codes.get(account or "", -1)
         same = self.account_of == code
         level = np.where(same, np.maximum(allowed, granted), np.minimum(allowed, rp_allow))
-        level = np.where(denied == YES, NO, level)
-        level = np.where((denied == CONDITIONAL) & (level > 0), CONDITIONAL, level)
-        return level.astype(np.int8), evaluated, others
+        all_denied = np.maximum(np.maximum(denied, boundary_deny), rp_deny)
+        level = np.where(all_denied == YES, NO, level)
+        level = np.where((all_denied == CONDITIONAL) & (level > 0), CONDITIONAL, level)
+        return _Evaluation(
+            holder, account, level.astype(np.int8), evaluated, others, doc_allow, doc_deny,
+            identity, cap, boundary_deny, denied, rp_allow, granted, rp_deny, same,
+        )  # fmt: skip
+
+    def levels(self, action: str, resource: str) -> tuple[np.ndarray, int, list[dict[str, Any]]]:
+        """Every principal's level for (action, resource), and the resource policy's others."""
+        found = self._evaluation(action, resource)
+        return found.level, found.evaluated, found.others
+
+    def _reasons(self, e: _Evaluation, i: int) -> list[str]:
+        """Why one principal got its level, from the evaluation's parts."""
+        reasons = []
+        if e.identity[i]:
+            label = next(
+                (lb for lb, d in self.labels[i] if e.doc_allow[d] == e.identity[i]), "policy"
+            )
+            reasons.append(f"allowed by {label}")
+            if e.cap[i] < e.identity[i]:
+                reasons.append("capped by the permissions boundary")
+        if e.same[i] and e.granted[i] > min(e.identity[i], e.cap[i]):
+            reasons.append("allowed by the resource policy")
+        elif not e.same[i] and e.rp_allow[i]:
+            reasons.append("granted across accounts by the resource policy")
+        if e.identity_deny[i] == CONDITIONAL:
+            label = next((lb for lb, d in self.labels[i] if e.doc_deny[d]), "policy")
+            reasons.append(f"a conditional Deny in {label}")
+        if e.boundary_deny[i] == CONDITIONAL:
+            reasons.append("a conditional Deny in the permissions boundary")
+        if e.rp_deny[i] == CONDITIONAL:
+            reasons.append("a conditional Deny in the resource policy")
+        if e.level[i] == CONDITIONAL and not any("onditional" in r for r in reasons):
+            reasons.append("depends on a condition or on part of the resource")
+        return reasons
 
     def who_can(self, action: str, resource: str, limit: int = 200) -> Answer:
         """Every principal allowed (or conditionally allowed) the action on the resource."""
-        holder, account, _ = self.resource_context(action, resource)
-        level, evaluated, others = self.levels(action, resource)
-        hits = np.flatnonzero(level > 0)
+        e = self._evaluation(action, resource)
+        hits = np.flatnonzero(e.level > 0)
         order = sorted(
             hits.tolist(),
-            key=lambda i: (-int(level[i]), self.principals[i].account_id, self.principals[i].arn),
+            key=lambda i: (-int(e.level[i]), self.principals[i].account_id, self.principals[i].arn),
         )
         listed = []
         for index in order[: min(limit, MAX_LISTED)]:
-            decision = evaluate(
-                self.identity(index),
-                action,
-                resource,
-                account,
-                self.resource_context(action, resource)[2],
-            )
             p = self.principals[index]
             listed.append(
                 {
@@ -424,20 +475,20 @@ class AccessIndex:
                     "kind": p.kind,
                     "name": p.name,
                     "account_id": p.account_id,
-                    "decision": "allowed" if level[index] == YES else "conditional",
-                    "reasons": decision.reasons,
+                    "decision": "allowed" if e.level[index] == YES else "conditional",
+                    "reasons": self._reasons(e, index),
                 }
             )
         return Answer(
             action=action,
             resource=resource,
-            resource_account=account,
-            resource_kind=holder.kind if holder else None,
+            resource_account=e.account,
+            resource_kind=e.holder.kind if e.holder else None,
             principals=listed,
-            allowed=int((level == YES).sum()),
-            conditional=int((level == CONDITIONAL).sum()),
-            other_grants=others,
-            evaluated_statements=evaluated,
+            allowed=int((e.level == YES).sum()),
+            conditional=int((e.level == CONDITIONAL).sum()),
+            other_grants=e.others,
+            evaluated_statements=e.evaluated,
         )
 
     # --- what can a principal do --------------------------------------------------------------

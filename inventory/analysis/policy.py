@@ -116,8 +116,22 @@ def action_matches(statement: Statement, action: str) -> bool:
     return hit != statement.not_action
 
 
+@lru_cache(maxsize=65536)
+def _literal_ends(pattern: str) -> tuple[str, str]:
+    """The literal text before the first wildcard and after the last one."""
+    cut = [i for i, c in enumerate(pattern) if c in "*?"]
+    if not cut:
+        return pattern, pattern
+    return pattern[: cut[0]], pattern[cut[-1] + 1 :]
+
+
 def glob_intersects(a: str, b: str) -> bool:
     """Whether some string matches both wildcard patterns."""
+    (a_head, a_tail), (b_head, b_tail) = _literal_ends(a), _literal_ends(b)
+    if not (a_head.startswith(b_head) or b_head.startswith(a_head)):
+        return False  # they differ before either has a wildcard (most ARNs: at once)
+    if not (a_tail.endswith(b_tail) or b_tail.endswith(a_tail)):
+        return False
     memo: dict[tuple[int, int], bool] = {}
 
     def go(i: int, j: int) -> bool:
@@ -146,6 +160,10 @@ def pattern_level(pattern: str, resource: str) -> int:
     if "${" in pattern:
         # A policy variable (${aws:username}...) is known only per request.
         pattern, level = _VARIABLE.sub("*", pattern), CONDITIONAL
+    head, _ = _literal_ends(pattern)
+    query_head, _ = _literal_ends(resource)
+    if not (head.startswith(query_head) or query_head.startswith(head)):
+        return NO  # they differ before any wildcard: no regex needed (most patterns)
     if "*" not in resource and "?" not in resource:
         return level if _glob(pattern).fullmatch(resource) else NO
     if _covering(pattern).fullmatch(resource):
