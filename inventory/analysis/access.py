@@ -12,6 +12,7 @@ evaluation, which a test checks the vectorised answer against.
 
 from __future__ import annotations
 
+import bisect
 import fnmatch
 import json
 import re
@@ -32,6 +33,7 @@ from inventory.analysis.policy import (
     Identity,
     Statement,
     action_matches,
+    literal_head,
     resource_level,
     statement_level,
     statements,
@@ -97,6 +99,24 @@ class _Builder:
     boundary: list[int] = field(default_factory=list)
     pair_principal: list[int] = field(default_factory=list)
     pair_doc: list[int] = field(default_factory=list)
+    specs: dict[tuple[tuple[str, ...] | None, bool], int] = field(default_factory=dict)
+    stmt_spec: list[int] = field(default_factory=list)
+    heads: dict[str, set[int]] = field(default_factory=dict)
+    unbounded: set[int] = field(default_factory=set)
+
+    def spec(self, statement: Statement) -> int:
+        """The id of a statement's resource element; heads index it by literal prefix."""
+        key = (statement.resources, statement.not_resource)
+        found = self.specs.get(key)
+        if found is not None:
+            return found
+        index = self.specs[key] = len(self.specs)
+        if statement.resources is None or statement.not_resource:
+            self.unbounded.add(index)  # a trust policy, or NotResource: may match anything
+        else:
+            for pattern in statement.resources:
+                self.heads.setdefault(literal_head(pattern), set()).add(index)
+        return index
 
     def doc(self, document: Mapping[str, Any] | None) -> int:
         if not isinstance(document, Mapping):
@@ -113,6 +133,7 @@ class _Builder:
             sid = len(self.statements)
             self.statements.append(statement)
             self.stmt_doc.append(index)
+            self.stmt_spec.append(self.spec(statement))
             expanded: set[str] | None = set()
             if not statement.not_action:
                 for pattern in statement.actions:
@@ -238,6 +259,10 @@ class AccessIndex:
         self.wild = np.array(builder.wild, dtype=np.int64)
         self.wild_list = list(builder.wild)
         self.stmt_doc_list = list(builder.stmt_doc)
+        self.stmt_spec = list(builder.stmt_spec)
+        self.heads = builder.heads
+        self.sorted_heads = sorted(builder.heads)
+        self.unbounded = frozenset(builder.unbounded)
         self.boundary = np.array(builder.boundary, dtype=np.int64)
         self.pair_principal = np.array(builder.pair_principal, dtype=np.int64)
         self.pair_doc = np.array(builder.pair_doc, dtype=np.int64)
@@ -288,7 +313,11 @@ class AccessIndex:
         evaluated = 0
         indexed = self.by_action.get(action, ())
         wild = self.wild_list
+        compatible = self._compatible_specs(resource)
+        stmt_spec = self.stmt_spec
         for sid, check in [(i, False) for i in indexed] + [(i, True) for i in wild]:
+            if stmt_spec[sid] not in compatible:
+                continue  # its Resource patterns differ from the resource before any wildcard
             statement = self.statements[sid]
             if check and not action_matches(statement, action):
                 continue
@@ -306,6 +335,19 @@ class AccessIndex:
             if level > target[doc]:
                 target[doc] = level
         return allow, deny, evaluated
+
+    def _compatible_specs(self, resource: str) -> set[int]:
+        """Resource elements that may match: their literal head and the resource's agree."""
+        head = literal_head(resource)
+        found = set(self.unbounded)
+        for end in range(len(head) + 1):
+            found.update(self.heads.get(head[:end], ()))
+        start = bisect.bisect_left(self.sorted_heads, head)
+        for candidate in self.sorted_heads[start:]:
+            if not candidate.startswith(head):
+                break
+            found.update(self.heads[candidate])
+        return found
 
     def _per_principal(self, per_doc: np.ndarray) -> np.ndarray:
         out = np.zeros(self.size, dtype=np.int8)

@@ -125,6 +125,13 @@ def _literal_ends(pattern: str) -> tuple[str, str]:
     return pattern[: cut[0]], pattern[cut[-1] + 1 :]
 
 
+def literal_head(pattern: str) -> str:
+    """The literal text before a pattern's first wildcard or policy variable."""
+    cut = min((i for i in (pattern.find("*"), pattern.find("?"), pattern.find("${")) if i >= 0),
+              default=len(pattern))  # fmt: skip
+    return pattern[:cut]
+
+
 def glob_intersects(a: str, b: str) -> bool:
     """Whether some string matches both wildcard patterns."""
     (a_head, a_tail), (b_head, b_tail) = _literal_ends(a), _literal_ends(b)
