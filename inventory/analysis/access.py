@@ -5,9 +5,9 @@ distinct identity documents (boundaries included) parsed once, an index from eac
 action to the statements that can grant or deny it (wildcards expanded against the catalogue,
 ``*`` and ``NotAction`` statements kept aside), principal -> documents pairs as arrays, and the
 resource and trust policies by ARN. :meth:`AccessIndex.who_can` evaluates only the statements
-indexed under the action, then combines them per principal with numpy; the reasons shown for
-each listed principal come from :func:`inventory.analysis.policy.evaluate`, the reference
-evaluation, which a test checks the vectorised answer against.
+indexed under the action whose Resource can match (by literal prefix), then combines them per
+principal with numpy. :func:`inventory.analysis.policy.evaluate` is the same logic for one
+principal, written plainly: a test checks every principal's vectorised answer against it.
 """
 
 from __future__ import annotations
@@ -477,6 +477,12 @@ class AccessIndex:
 
     def _reasons(self, e: _Evaluation, i: int) -> list[str]:
         """Why one principal got its level, from the evaluation's parts."""
+        reasons = self._allow_reasons(e, i) + self._deny_reasons(e, i)
+        if e.level[i] == CONDITIONAL and not any("onditional" in r for r in reasons):
+            reasons.append("depends on a condition or on part of the resource")
+        return reasons
+
+    def _allow_reasons(self, e: _Evaluation, i: int) -> list[str]:
         reasons = []
         if e.identity[i]:
             label = next(
@@ -489,6 +495,10 @@ class AccessIndex:
             reasons.append("allowed by the resource policy")
         elif not e.same[i] and e.rp_allow[i]:
             reasons.append("granted across accounts by the resource policy")
+        return reasons
+
+    def _deny_reasons(self, e: _Evaluation, i: int) -> list[str]:
+        reasons = []
         if e.identity_deny[i] == CONDITIONAL:
             label = next((lb for lb, d in self.labels[i] if e.doc_deny[d]), "policy")
             reasons.append(f"a conditional Deny in {label}")
@@ -496,8 +506,6 @@ class AccessIndex:
             reasons.append("a conditional Deny in the permissions boundary")
         if e.rp_deny[i] == CONDITIONAL:
             reasons.append("a conditional Deny in the resource policy")
-        if e.level[i] == CONDITIONAL and not any("onditional" in r for r in reasons):
-            reasons.append("depends on a condition or on part of the resource")
         return reasons
 
     def who_can(self, action: str, resource: str, limit: int = 200) -> Answer:
@@ -544,19 +552,7 @@ class AccessIndex:
         found = []
         for name in cat.service_actions(service):
             lowered = name.lower()
-            allows, denies, conditional = [], [], False
-            for _, doc in identity.documents:
-                for s in doc:
-                    if not action_matches(s, lowered):
-                        continue
-                    patterns = list(s.resources or ["(the role itself)"])
-                    if s.not_resource:
-                        patterns = [f"everything but {p}" for p in patterns]
-                    if s.allow:
-                        allows += patterns
-                        conditional = conditional or s.conditional
-                    elif not s.conditional:
-                        denies += patterns
+            allows, denies, conditional = _grants(identity, lowered)
             if not allows:
                 continue
             if identity.boundary is not None and not any(
@@ -576,6 +572,71 @@ class AccessIndex:
         return found
 
 
+def _grants(identity: Identity, action: str) -> tuple[list[str], list[str], bool]:
+    """Resource patterns a principal's documents allow and (unconditionally) deny an action on."""
+    allows: list[str] = []
+    denies: list[str] = []
+    conditional = False
+    for _, doc in identity.documents:
+        for s in doc:
+            if not action_matches(s, action):
+                continue
+            patterns = list(s.resources or ["(the role itself)"])
+            if s.not_resource:
+                patterns = [f"everything but {p}" for p in patterns]
+            if s.allow:
+                allows += patterns
+                conditional = conditional or s.conditional
+            elif not s.conditional:
+                denies += patterns
+    return allows, denies, conditional
+
+
+def _principal_documents(
+    record: Mapping[str, Any],
+    policies: Mapping[str, Mapping[str, Any]],
+    groups: Mapping[str, Mapping[str, Any]],
+) -> tuple[list[tuple[str, Mapping[str, Any] | None]], Mapping[str, Any] | None]:
+    """A role's or user's labelled documents (its groups' too) and its boundary document."""
+    documents = _documents(record, policies)
+    for name in record.get("groups") or ():
+        if name in groups:
+            documents += _documents(groups[name], policies, f"group {name}: ")
+    boundary = record.get("permissions_boundary")
+    if not boundary:
+        return documents, None
+    return documents, policies.get(boundary["arn"]) or {"Statement": []}
+
+
+def _add_account(
+    builder: _Builder,
+    resources: dict[str, Resource],
+    account_id: str,
+    kinds: Mapping[str, Mapping[str, Mapping[str, Any]]],
+    aws_policies: Mapping[str, Mapping[str, Any]],
+) -> None:
+    """One account's roles and users (with their documents) and its policy-bearing resources."""
+    policies = dict(aws_policies)
+    policies.update(
+        {a: r["document"] for a, r in kinds.get(IAM_POLICY, {}).items() if r.get("document")}
+    )
+    groups = {g["name"]: g for g in kinds.get(IAM_GROUP, {}).values()}
+    for kind in (IAM_ROLE, IAM_USER):
+        for arn, record in sorted(kinds.get(kind, {}).items()):
+            documents, boundary_doc = _principal_documents(record, policies, groups)
+            principal = Principal(arn, kind, account_id, record.get("name") or arn)
+            builder.principal(principal, documents, boundary_doc)
+            if kind == IAM_ROLE:
+                trust = tuple(statements(record.get("trust_policy")))
+                resources[arn] = Resource(arn, IAM_ROLE, account_id, trust)
+    for kind in RESOURCE_POLICY_KINDS:
+        for arn, record in kinds.get(kind, {}).items():
+            policy = record.get("policy")
+            if isinstance(policy, str):
+                policy = json.loads(policy)
+            resources[arn] = Resource(arn, kind, account_id, tuple(statements(policy)))
+
+
 def build_index(
     accounts: Mapping[str, Mapping[str, Mapping[str, Mapping[str, Any]]]],
     aws_policies: Mapping[str, Mapping[str, Any]],
@@ -586,30 +647,5 @@ def build_index(
     builder = _Builder()
     resources: dict[str, Resource] = {}
     for account_id, kinds in sorted(accounts.items()):
-        policies = dict(aws_policies)
-        policies.update(
-            {a: r["document"] for a, r in kinds.get(IAM_POLICY, {}).items() if r.get("document")}
-        )
-        groups = {g["name"]: g for g in kinds.get(IAM_GROUP, {}).values()}
-        for kind in (IAM_ROLE, IAM_USER):
-            for arn, record in sorted(kinds.get(kind, {}).items()):
-                documents = _documents(record, policies)
-                for name in record.get("groups") or ():
-                    if name in groups:
-                        documents += _documents(groups[name], policies, f"group {name}: ")
-                boundary = record.get("permissions_boundary")
-                boundary_doc = None
-                if boundary:
-                    boundary_doc = policies.get(boundary["arn"]) or {"Statement": []}
-                principal = Principal(arn, kind, account_id, record.get("name") or arn)
-                builder.principal(principal, documents, boundary_doc)
-                if kind == IAM_ROLE:
-                    trust = tuple(statements(record.get("trust_policy")))
-                    resources[arn] = Resource(arn, IAM_ROLE, account_id, trust)
-        for kind in RESOURCE_POLICY_KINDS:
-            for arn, record in kinds.get(kind, {}).items():
-                policy = record.get("policy")
-                if isinstance(policy, str):
-                    policy = json.loads(policy)
-                resources[arn] = Resource(arn, kind, account_id, tuple(statements(policy)))
+        _add_account(builder, resources, account_id, kinds, aws_policies)
     return AccessIndex(builder, resources, frozenset(org), generation)

@@ -234,18 +234,23 @@ def document_findings(
         if actions:
             found.append(finding(category, source, _listed(actions)))
     if with_grammar:
-        for item in analysis["grammar"]:
-            found.append(
-                finding(
-                    "policy_grammar",
-                    source,
-                    item["detail"],
-                    f"{item['issue']}:{item['detail'][:80]}",
-                    severity=item["severity"] if item["severity"] in SEVERITY_RANK else "low",
-                    title=f"Policy grammar: {item['title']}",
-                )
-            )
+        found += grammar_findings(source, analysis["grammar"])
     return found
+
+
+def grammar_findings(source: str, items: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Parliament's findings on one document as findings."""
+    return [
+        finding(
+            "policy_grammar",
+            source,
+            item["detail"],
+            f"{item['issue']}:{item['detail'][:80]}",
+            severity=item["severity"] if item["severity"] in SEVERITY_RANK else "low",
+            title=f"Policy grammar: {item['title']}",
+        )
+        for item in items
+    ]
 
 
 def combined_escalation(
@@ -294,6 +299,29 @@ def _account_of(principal: str) -> str | None:
     return found.group(1) if found else None
 
 
+def _statement_exposure(
+    entry: Mapping[str, Any], index: int, own_account: str, org: Organisation, source: str
+) -> list[dict[str, Any]]:
+    """Public access and outside principals in one raw statement."""
+    parsed = statements({"Statement": [entry]})
+    if not parsed or not parsed[0].allow or parsed[0].principals is None:
+        return []
+    statement = parsed[0]
+    label = statement.sid or f"statement {index + 1}"
+    found = []
+    everyone = statement.not_principal or ("AWS", "*") in statement.principals
+    if everyone and not _limited(entry.get("Condition")):
+        detail = {"statement": label, "actions": list(statement.actions)[:MAX_LISTED]}
+        found.append(finding("public_access", source, detail, label))
+    for kind, value in statement.principals:
+        account = _account_of(value) if kind == "AWS" else None
+        if account is None or account == own_account or account in org.accounts:
+            continue
+        detail = {"statement": label, "principal": value, "account": account}
+        found.append(finding("outside_organisation", source, detail, f"{label}:{value}"))
+    return found
+
+
 def exposure(
     document: Mapping[str, Any] | None, own_account: str, org: Organisation, source: str
 ) -> list[dict[str, Any]]:
@@ -304,25 +332,9 @@ def exposure(
     entries = [raw] if isinstance(raw, dict) else raw if isinstance(raw, list) else []
     found: dict[str, dict[str, Any]] = {}
     for index, entry in enumerate(entries):
-        parsed = statements({"Statement": [entry]})
-        if not parsed or not parsed[0].allow or parsed[0].principals is None:
-            continue
-        statement = parsed[0]
-        label = statement.sid or f"statement {index + 1}"
-        limited = _limited(entry.get("Condition"))
-        everyone = statement.not_principal or ("AWS", "*") in statement.principals
-        if everyone and not limited:
-            detail = {"statement": label, "actions": list(statement.actions)[:MAX_LISTED]}
-            found.setdefault(
-                f"public_access:{label}", finding("public_access", source, detail, label)
-            )
-        for kind, value in statement.principals:
-            account = _account_of(value) if kind == "AWS" else None
-            if account is None or account == own_account or account in org.accounts:
-                continue
-            key = f"{label}:{value}"
-            detail = {"statement": label, "principal": value, "account": account}
-            found.setdefault(f"outside:{key}", finding("outside_organisation", source, detail, key))
+        if isinstance(entry, Mapping):
+            for f in _statement_exposure(entry, index, own_account, org, source):
+                found.setdefault(f["id"], f)
     return list(found.values())
 
 

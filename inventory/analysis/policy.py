@@ -304,6 +304,61 @@ def _resource_policy(
     return best, direct
 
 
+def _denied(
+    identity: Identity, policy: list[Statement], action: str, resource: str
+) -> tuple[int, str | None]:
+    """The strongest explicit Deny (identity documents, boundary, resource policy)."""
+    labelled = list(identity.documents)
+    if identity.boundary is not None:
+        labelled.append(("permissions boundary", identity.boundary))
+    denied, where = _best(labelled, "Deny", action, resource)
+    rp_denied, _ = _resource_policy(policy, "Deny", identity.caller, action, resource)
+    if rp_denied > denied:
+        return rp_denied, "resource policy"
+    return denied, where
+
+
+def _identity_allowed(
+    identity: Identity, action: str, resource: str, reasons: list[str]
+) -> tuple[int, int]:
+    """(identity allow capped by the boundary, the boundary's own cap)."""
+    allowed, where = _best(identity.documents, "Allow", action, resource)
+    if allowed:
+        reasons.append(f"allowed by {where}")
+    if identity.boundary is None:
+        return allowed, YES
+    cap, _ = _best([("boundary", identity.boundary)], "Allow", action, resource)
+    if allowed and cap < allowed:
+        reasons.append("capped by the permissions boundary")
+    return min(allowed, cap), cap
+
+
+def _with_resource_policy(
+    caller: Caller,
+    allowed: int,
+    cap: int,
+    granted: int,
+    direct: bool,
+    same_account: bool,
+    reasons: list[str],
+) -> int:
+    """Combine the identity side with what the resource policy grants."""
+    if not same_account:
+        level = min(allowed, granted)
+        if allowed and not granted:
+            reasons.append("the resource policy does not grant it to this account")
+        elif level:
+            reasons.append("granted across accounts by the resource policy")
+        return level
+    if not (direct and granted):
+        return allowed
+    if caller.is_role:
+        granted = min(granted, cap)
+    if granted > allowed:
+        reasons.append("allowed by the resource policy")
+    return max(allowed, granted)
+
+
 def evaluate(
     identity: Identity,
     action: str,
@@ -320,49 +375,17 @@ def evaluate(
     ARN is not (access_policies_boundaries.html).
     """
     action = action.lower()
-    caller = identity.caller
     policy = list(resource_policy or ())
-    labelled = list(identity.documents)
-    if identity.boundary is not None:
-        labelled.append(("permissions boundary", identity.boundary))
-    denied, deny_where = _best(labelled, "Deny", action, resource)
-    rp_denied, _ = _resource_policy(policy, "Deny", caller, action, resource)
-    if rp_denied > denied:
-        denied, deny_where = rp_denied, "resource policy"
+    denied, deny_where = _denied(identity, policy, action, resource)
     if denied == YES:
         return Decision(NO, [f"explicitly denied by {deny_where}"])
-
-    allowed, where = _best(identity.documents, "Allow", action, resource)
-    reasons = [f"allowed by {where}"] if allowed else []
-    if identity.boundary is not None and allowed:
-        capped, _ = _best([("boundary", identity.boundary)], "Allow", action, resource)
-        if capped < allowed:
-            reasons.append("capped by the permissions boundary")
-        allowed = min(allowed, capped)
-        boundary_cap = capped
-    else:
-        boundary_cap = (
-            YES
-            if identity.boundary is None
-            else _best([("boundary", identity.boundary)], "Allow", action, resource)[0]
-        )
-    granted, direct = _resource_policy(policy, "Allow", caller, action, resource)
-    same_account = resource_account == caller.account_id
-    if same_account:
-        if direct and granted:
-            if caller.is_role:
-                granted = min(granted, boundary_cap)
-            if granted > allowed:
-                reasons.append("allowed by the resource policy")
-            level = max(allowed, granted)
-        else:
-            level = allowed
-    else:
-        level = min(allowed, granted)
-        if allowed and not granted:
-            reasons.append("the resource policy does not grant it to this account")
-        elif level:
-            reasons.append("granted across accounts by the resource policy")
+    reasons: list[str] = []
+    allowed, cap = _identity_allowed(identity, action, resource, reasons)
+    granted, direct = _resource_policy(policy, "Allow", identity.caller, action, resource)
+    same_account = resource_account == identity.caller.account_id
+    level = _with_resource_policy(
+        identity.caller, allowed, cap, granted, direct, same_account, reasons
+    )
     if denied == CONDITIONAL and level:
         level = CONDITIONAL
         reasons.append(f"a conditional Deny in {deny_where}")

@@ -18,7 +18,7 @@ from inventory.analysis.findings import (
     combined_escalation,
     document_findings,
     exposure,
-    finding,
+    grammar_findings,
 )
 from inventory.analysis.policy import statements
 from inventory.cache.keys import IAM_GROUP, IAM_POLICY, IAM_ROLE, IAM_USER
@@ -99,6 +99,34 @@ def _inline(record: Mapping[str, Any], prefix: str, grammar: bool) -> list[Sourc
     ]
 
 
+def _principal(
+    kind: str,
+    arn: str,
+    record: Mapping[str, Any],
+    account_id: str,
+    groups: Mapping[str, Mapping[str, Any]],
+    policies: Mapping[str, Mapping[str, Any]],
+    digest: str,
+) -> Subject:
+    """A role, user or group with its documents (a user's groups' too) and its boundary."""
+    subject = Subject(arn, kind, record.get("name") or arn, account_id)
+    subject.sources = _inline(record, "", True) + _attached(record, policies)
+    for group_name in record.get("groups") or ():
+        group = groups.get(group_name)
+        if group is not None:
+            prefix = f"group {group_name}: "
+            subject.sources += _inline(group, prefix, False)
+            subject.sources += _attached(group, policies, prefix)
+    boundary = record.get("permissions_boundary")
+    if boundary:
+        subject.boundary_arn = boundary["arn"]
+        subject.boundary = policies.get(boundary["arn"]) or {"Statement": []}
+    if kind == IAM_ROLE:
+        subject.sources.append(Source("trust policy", TRUST, record.get("trust_policy")))
+        subject.org_digest = digest
+    return subject
+
+
 def build_subjects(
     account_id: str,
     records: Mapping[str, Mapping[str, Mapping[str, Any]]],
@@ -113,22 +141,7 @@ def build_subjects(
         for arn, record in sorted(records.get(kind, {}).items()):
             if kind == IAM_ROLE and (record.get("path") or "").startswith(SERVICE_LINKED_PATH):
                 continue
-            subject = Subject(arn, kind, record.get("name") or arn, account_id)
-            subject.sources = _inline(record, "", True) + _attached(record, policies)
-            for group_name in record.get("groups") or ():
-                group = groups.get(group_name)
-                if group is not None:
-                    prefix = f"group {group_name}: "
-                    subject.sources += _inline(group, prefix, False)
-                    subject.sources += _attached(group, policies, prefix)
-            boundary = record.get("permissions_boundary")
-            if boundary:
-                subject.boundary_arn = boundary["arn"]
-                subject.boundary = policies.get(boundary["arn"]) or {"Statement": []}
-            if kind == IAM_ROLE:
-                subject.sources.append(Source("trust policy", TRUST, record.get("trust_policy")))
-                subject.org_digest = digest
-            found.append(subject)
+            found.append(_principal(kind, arn, record, account_id, groups, policies, digest))
     for arn, record in sorted(records.get(IAM_POLICY, {}).items()):
         subject = Subject(arn, IAM_POLICY, record.get("name") or arn, account_id)
         subject.sources = [Source("policy document", IDENTITY, record.get("document"))]
@@ -158,17 +171,7 @@ def subject_findings(
             found += document_findings(source.label, analysis, boundary, source.grammar)
             continue
         found += exposure(source.document, subject.account_id, org, source.label)
-        for item in analysis["grammar"]:
-            found.append(
-                finding(
-                    "policy_grammar",
-                    source.label,
-                    item["detail"],
-                    f"{item['issue']}:{item['detail'][:80]}",
-                    severity=item["severity"],
-                    title=f"Policy grammar: {item['title']}",
-                )
-            )
+        found += grammar_findings(source.label, analysis["grammar"])
     if len(identity) > 1:
         found += combined_escalation(identity, boundary)
     unique = {f["id"]: f for f in found}

@@ -68,13 +68,6 @@ class FindingsState:
             mapping = {k: json.dumps(v, sort_keys=True) for k, v in analyses.items()}
             self.client.hset(self.docs_key(), mapping=mapping)
 
-    def prune_documents(self, used: set[str]) -> int:
-        """Forget analyses no subject refers to (documents that changed or went away)."""
-        stale = [k for k in self.client.hkeys(self.docs_key()) if k not in used]
-        for start in range(0, len(stale), 1000):
-            self.client.hdel(self.docs_key(), *stale[start : start + 1000])
-        return len(stale)
-
     # --- subject keys -----------------------------------------------------------------------
     def subject_keys(self, account_id: str) -> dict[str, str]:
         return dict(self.client.hgetall(self.subject_keys_key(account_id)))
