@@ -33,6 +33,7 @@ DEFAULTS = {
             "certificate": None,
             "cert_store": None,
             "digest": "sha256",
+            "max_message_age": 86400.0,
         },
         "tls": {"ca_certs": None, "certfile": None, "keyfile": None},
     },

@@ -223,19 +223,24 @@ def test_index_follows_changes_and_reloads_after_a_gap(world):
     before = total(index, "worker")
     iam = seeder.client("iam", dev.id)
     iam.create_role(RoleName="late-worker-role", AssumeRolePolicyDocument="{}")
-    sync_iam_account(rt, dev.id)
+    try:
+        sync_iam_account(rt, dev.id)
 
-    applied = index.sync()
+        applied = index.sync()
 
-    assert applied >= 1
-    assert total(index, "worker") == before + 1
-    # A reader that fell behind a trimmed stream rebuilds instead of missing changes.
-    stale = PolicySearch(rt.redis, rt.keys)
-    stale.load()
-    stale.cursor = "1-0"
-    rt.redis.xtrim(rt.keys.changes(), maxlen=1)
-    stale.sync()
-    assert total(stale, "worker") == total(index, "worker")
+        assert applied >= 1
+        assert total(index, "worker") == before + 1
+        # A reader that fell behind a trimmed stream rebuilds instead of missing changes.
+        stale = PolicySearch(rt.redis, rt.keys)
+        stale.load()
+        stale.cursor = "1-0"
+        rt.redis.xtrim(rt.keys.changes(), maxlen=1)
+        stale.sync()
+        assert total(stale, "worker") == total(index, "worker")
+    finally:
+        # The module's other tests share this world (in any order): leave it as it was.
+        iam.delete_role(RoleName="late-worker-role")
+        sync_iam_account(rt, dev.id)
 
 
 def test_typeahead_on_a_typed_arn_is_a_prefix_range(web, world):
