@@ -27,6 +27,7 @@ from inventory.registry import BY_KIND, KINDS
 from inventory.schedule import ScheduleEntry, effective_schedule
 from inventory.settings import Settings
 from inventory.tasks.access import principal_key
+from inventory.web import params
 from inventory.web.auth import (
     SESSION_COOKIE,
     SESSION_DAYS,
@@ -52,7 +53,7 @@ class LoginHandler(BaseHandler):
 
     def get(self) -> None:
         self.set_header("Content-Type", "text/html; charset=utf-8")
-        self.finish(login_page(self.get_query_argument("next", "")))
+        self.finish(login_page(params.raw(self, "next") or ""))
 
     def post(self) -> None:
         content_type = self.request.headers.get("Content-Type", "")
@@ -64,7 +65,7 @@ class LoginHandler(BaseHandler):
             token = self.get_body_argument("token", None)
             next_path = self.get_body_argument("next", None)
         if next_path is None:
-            next_path = self.get_query_argument("next", None)
+            next_path = params.raw(self, "next")
         web = self.inventory_settings.web
         if not isinstance(token, str) or not token.strip():
             raise tornado.web.HTTPError(401, "invalid token")
@@ -110,9 +111,10 @@ class EligibleRolesHandler(AuthenticatedHandler):
     """``GET /api/v1/roles/eligible?principal=``: role ARNs a group or user may use."""
 
     def get(self) -> None:
-        principal = self.get_query_argument("principal", "").strip().lower()
-        if not principal or len(principal) > MAX_PRINCIPAL:
-            raise tornado.web.HTTPError(400, "parameter 'principal' must be a group or an email")
+        principal = params.raw(self, "principal")
+        if principal is None or len(principal) > MAX_PRINCIPAL:
+            raise params.bad("principal", "must be a group or an email")
+        principal = principal.lower()
         found = self.readers.cache.get_items(
             Partition(PRINCIPAL_ACCESS, ALL_ACCOUNTS, GLOBAL), [principal_key(principal)]
         )
@@ -124,9 +126,9 @@ class RolePrincipalsHandler(AuthenticatedHandler):
     """``GET /api/v1/roles/principals?arn=``: the groups and users who may use a role."""
 
     def get(self) -> None:
-        arn = self.get_query_argument("arn", "").strip()
+        arn = params.raw(self, "arn") or ""
         if len(arn) > MAX_ARN or not ROLE_ARN.fullmatch(arn):
-            raise tornado.web.HTTPError(400, "parameter 'arn' must be an IAM role ARN")
+            raise params.bad("arn", "must be an IAM role ARN")
         found = self.readers.cache.get_items(Partition(ROLE_ACCESS, ALL_ACCOUNTS, GLOBAL), [arn])
         principals = json.loads(found[arn])["principals"] if found else []
         self.write_json({"arn": arn, "principals": sorted(principals)})
@@ -207,22 +209,14 @@ def partition_of(cache: RedisCache, arn: str) -> Partition | None:
     return None if partition_id is None else Partition.parse(str(partition_id))
 
 
-class RefreshBase(AuthenticatedHandler):
-    def arn_argument(self) -> str:
-        arn = self.get_query_argument("arn", "").strip()
-        if not arn.startswith("arn:") or len(arn) > MAX_ARN:
-            raise tornado.web.HTTPError(400, "parameter 'arn' must be an ARN")
-        return arn
-
-
-class RefreshHandler(RefreshBase):
+class RefreshHandler(AuthenticatedHandler):
     """``POST /api/v1/refresh?arn=``: enqueue a re-sync of the account and kind of a resource."""
 
     async def post(self) -> None:
         send = self.readers.send_task
         if send is None:
             raise tornado.web.HTTPError(503, "refresh is not configured")
-        arn = self.arn_argument()
+        arn = params.arn(self)
         record = self.readers.cache.get(arn)
         if record is None:
             raise tornado.web.HTTPError(404, "no cached resource with that ARN")
@@ -251,18 +245,12 @@ class RefreshHandler(RefreshBase):
         )
 
 
-class RefreshStatusHandler(RefreshBase):
+class RefreshStatusHandler(AuthenticatedHandler):
     """``GET /api/v1/refresh/status?arn=&since=``: has the resource's partition been re-stored?"""
 
     def get(self) -> None:
-        arn = self.arn_argument()
-        raw = self.get_query_argument("since", "").strip()
-        try:
-            since = float(raw)
-        except ValueError:
-            since = math.nan
-        if not math.isfinite(since) or since < 0:
-            raise tornado.web.HTTPError(400, "parameter 'since' must be a unix time")
+        arn = params.arn(self)
+        since = params.unix_time(self, "since")
         p = partition_of(self.readers.cache, arn)
         if p is None:
             raise tornado.web.HTTPError(404, "no cached resource with that ARN")

@@ -22,13 +22,14 @@ from inventory.cache.requests import (
     RequestConflict,
 )
 from inventory.cache.store import canonical_json, content_hash
+from inventory.web import params
 from inventory.web.base import AuthenticatedHandler
 
 READ_MODEL = Partition(POLICY_REQUEST, ALL_ACCOUNTS, GLOBAL)
 ARN = re.compile(r"arn:aws[a-z-]*:[a-z0-9-]+:[a-z0-9-]*:(\d{12})?:[^\s\x00-\x1f\x7f]+", re.ASCII)
 ACCOUNT_ID = re.compile(r"\d{12}", re.ASCII)
 REQUEST_ID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
-MAX_ARN, MAX_TEXT = 2048, 2000
+MAX_ARN, MAX_TEXT, MAX_NAME = 2048, 2000, 256
 DEFAULT_LIMIT, MAX_LIMIT = 100, 1000
 
 T = TypeVar("T")
@@ -128,16 +129,6 @@ class RequestsBase(AuthenticatedHandler):
                 raise tornado.web.HTTPError(415, "request body must be application/json")
         return self.json_body(required)
 
-    def int_argument(self, name: str, default: int, low: int, high: int) -> int:
-        raw = self.get_query_argument(name, "").strip()
-        if not raw:
-            return default
-        if not raw.isascii() or not raw.isdigit() or not low <= int(raw) <= high:
-            raise tornado.web.HTTPError(
-                400, f"parameter '{name}' must be an integer from {low} to {high}"
-            )
-        return int(raw)
-
     async def stored(self, record: dict[str, Any]) -> None:
         """The changed record into the read model, so the list shows it at once."""
         await self.blocking(
@@ -149,18 +140,12 @@ class RequestsHandler(RequestsBase):
     """``GET /api/v1/requests``: filtered, newest first; ``POST``: create a request."""
 
     def get(self) -> None:
-        status = self.get_query_argument("status", "").strip().lower()
-        if status and status not in STATUSES:
-            raise tornado.web.HTTPError(
-                400, f"parameter 'status' must be one of {', '.join(STATUSES)}"
-            )
-        account = self.get_query_argument("account", "").strip()
-        if account and not ACCOUNT_ID.fullmatch(account):
-            raise tornado.web.HTTPError(400, "parameter 'account' must be a 12-digit account id")
-        arn = self.get_query_argument("arn", "").strip()
-        requester = self.get_query_argument("requester", "").strip()
-        limit = self.int_argument("limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
-        offset = self.int_argument("offset", 0, 0, 10**9)
+        status = params.choice(self, "status", STATUSES, "", fold_case=True)
+        account = params.account(self)
+        arn = params.text(self, "arn", MAX_ARN)
+        requester = params.text(self, "requester", MAX_NAME)
+        limit = params.integer(self, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
+        offset = params.integer(self, "offset", 0, 0, 10**9)
 
         found = [
             r
