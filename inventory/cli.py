@@ -115,14 +115,14 @@ def web(settings: Settings, host: str | None, port: int | None) -> None:
     import tornado.ioloop
 
     from inventory.observability import init_sentry, setup_logging
-    from inventory.web.app import make_app, make_readers
+    from inventory.web.app import make_app, make_readers, server_options
 
     setup_logging(settings)
     init_sentry(settings, "web")
     readers = make_readers(settings)
     app = make_app(settings, readers)
     address, listen_port = host or settings.web.host, port or settings.web.port
-    app.listen(listen_port, address, max_body_size=settings.web.max_body_bytes)
+    app.listen(listen_port, address, **server_options(settings.web))
     if readers.search is not None:
         follow = tornado.ioloop.PeriodicCallback(
             readers.search.sync_safely, settings.web.search_sync_seconds * 1000

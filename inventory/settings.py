@@ -485,6 +485,12 @@ class WebSettings(_Section):
     max_body_bytes: int = Field(
         262_144, ge=1024, le=10_485_760, description="Larger request bodies are refused (413)"
     )
+    max_url_bytes: int = Field(
+        8192, ge=1024, le=65_536, description="Longer request targets (path and query) get a 414"
+    )
+    max_header_bytes: int = Field(
+        16_384, ge=4096, le=262_144, description="Larger request header blocks get a 431"
+    )
     search_sync_seconds: float = Field(
         1.0, gt=0, le=60, description="How often the search index applies cache changes"
     )

@@ -77,6 +77,8 @@ DEFAULTS = {
         "admin_groups": ["inventory-admins"],
         "cookie_secret": None,
         "max_body_bytes": 262144,
+        "max_url_bytes": 8192,
+        "max_header_bytes": 16384,
         "search_sync_seconds": 1.0,
         "search_rebuild_seconds": 10.0,
     },

@@ -8,14 +8,16 @@ from pathlib import Path
 import tornado.web
 
 from inventory.settings import Settings
+from inventory.web import limits
 from inventory.web.auth import cookie_secret
-from inventory.web.base import NotFoundHandler, Readers
+from inventory.web.base import SECURITY_HEADERS, NotFoundHandler, Readers
 from inventory.web.handlers import access, changes, core, pages, search
 from inventory.web.handlers import requests as policy_requests
 from inventory.web.handlers.history import history_reader
 from inventory.web.openapi import ROUTES as OPENAPI_ROUTES
 
-__all__ = ["Readers", "make_app"]
+__all__ = ["Readers", "make_app", "server_options"]
+server_options = limits.server_options
 
 HERE = Path(__file__).resolve().parent
 MODULES = [core, search, policy_requests, access, pages, changes]
@@ -28,8 +30,10 @@ def make_app(settings: Settings, readers: Readers) -> tornado.web.Application:
     deps = {"settings": settings, "readers": readers}
     routes = [(pattern, handler, deps) for module in MODULES for pattern, handler in module.ROUTES]
     routes += [(pattern, handler, deps) for pattern, handler in OPENAPI_ROUTES]
-    return tornado.web.Application(
+    return limits.Application(
         routes,
+        web=settings.web,
+        headers=SECURITY_HEADERS,
         default_handler_class=NotFoundHandler,
         default_handler_args=deps,
         serve_traceback=False,

@@ -26,6 +26,7 @@ from inventory.web.auth import (
     session_identity,
     token_digest,
 )
+from inventory.web.limits import request_summary
 
 if TYPE_CHECKING:
     from inventory.cache.history import ChangeHistory
@@ -56,6 +57,14 @@ CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
 )
+#: On every response, including the 414/431 that ``limits.HeadLimits`` sends itself.
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "no-store",
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+}
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 #: Seconds a 503 asks the client to wait (the cache is usually back within this).
 RETRY_AFTER_SECONDS = 5
@@ -79,11 +88,8 @@ class BaseHandler(tornado.web.RequestHandler):
         self._body_error: str | None = None
 
     def set_default_headers(self) -> None:
-        self.set_header("X-Content-Type-Options", "nosniff")
-        self.set_header("Cache-Control", "no-store")
-        self.set_header("Content-Security-Policy", CONTENT_SECURITY_POLICY)
-        self.set_header("X-Frame-Options", "DENY")
-        self.set_header("Referrer-Policy", "no-referrer")
+        for name, value in SECURITY_HEADERS.items():
+            self.set_header(name, value)
         if self.request.protocol == "https":
             self.set_header("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
 
@@ -261,11 +267,13 @@ class BaseHandler(tornado.web.RequestHandler):
         if isinstance(value, redis.RedisError):
             # An outage, not a bug: one line per request instead of a traceback each.
             self.set_status(503)
-            app_log.warning(
-                "%s %s: cache unavailable: %s", self.request.method, self.request.path, value
-            )
+            app_log.warning("%s: cache unavailable: %s", self._request_summary(), value)
             return
         super().log_exception(typ, value, tb)
+
+    def _request_summary(self) -> str:
+        # Tornado's own log lines (errors, warnings) carry the whole target otherwise.
+        return request_summary(self.request)
 
 
 class AuthenticatedHandler(BaseHandler):

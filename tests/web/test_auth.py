@@ -96,14 +96,18 @@ def build_app(
 
 @dataclass
 class LiveServer(Server):
-    """``Server`` as ``inventory web`` listens: its body limit, and TLS when given."""
+    """``Server`` as ``inventory web`` listens: its body and head limits, and TLS when given."""
 
     max_body_size: int | None = None
     ssl_options: ssl.SSLContext | None = None
+    max_header_size: int | None = None
 
     async def _serve(self) -> None:
         server = tornado.httpserver.HTTPServer(
-            self.app, max_body_size=self.max_body_size, ssl_options=self.ssl_options
+            self.app,
+            max_body_size=self.max_body_size,
+            ssl_options=self.ssl_options,
+            max_header_size=self.max_header_size,
         )
         server.add_sockets(self._sockets)
         self._loop = asyncio.get_running_loop()
