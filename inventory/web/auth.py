@@ -8,13 +8,14 @@ import ipaddress
 import re
 import secrets
 import urllib.parse
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal
 
 import tornado.escape
 import tornado.web
+from tornado.httputil import HTTPHeaders
 
 from inventory.settings import WebSettings
 
@@ -48,6 +49,10 @@ class Identity:
 
 class InvalidToken(Exception):
     """A bearer token was sent and matches no configured token."""
+
+
+class AmbiguousIdentity(Exception):
+    """A trusted proxy sent an identity header twice, or a user name that could be two."""
 
 
 def token_digest(token: str) -> str:
@@ -93,16 +98,30 @@ def is_trusted_proxy(remote_ip: str | None, trusted: Iterable[str]) -> bool:
     return any(address in network for network in _networks(tuple(trusted)))
 
 
+def _one_value(headers: HTTPHeaders, name: str) -> str:
+    """The header's only value ('' when absent); Tornado would join repeated ones with commas."""
+    values = headers.get_list(name)
+    if len(values) > 1:
+        raise AmbiguousIdentity(f"header {name} must be sent once")
+    return values[0].strip() if values else ""
+
+
 def proxy_identity(
-    remote_ip: str | None, headers: Mapping[str, str], web: WebSettings
+    remote_ip: str | None, headers: HTTPHeaders, web: WebSettings
 ) -> Identity | None:
-    """The user a trusted authenticating proxy names; headers from anyone else are ignored."""
+    """The user a trusted authenticating proxy names; headers from anyone else are ignored.
+
+    Each identity header must come once: a proxy that appends rather than replaces would
+    otherwise let a client add ``X-Forwarded-Groups: inventory-admins`` of its own.
+    """
     if not web.trusted_proxies or not is_trusted_proxy(remote_ip, web.trusted_proxies):
         return None
-    name = (headers.get(web.user_header) or "").strip()
+    name = _one_value(headers, web.user_header)
+    raw_groups = _one_value(headers, web.groups_header)
+    if "," in name:
+        raise AmbiguousIdentity(f"header {web.user_header} must name one user (no commas)")
     if not name or len(name) > _NAME_MAX or _CONTROL.search(name):
         return None
-    raw_groups = headers.get(web.groups_header) or ""
     groups = tuple(
         g for g in (part.strip() for part in raw_groups.split(",")) if g and not _CONTROL.search(g)
     )

@@ -18,6 +18,7 @@ from inventory.metrics import TaskOutcomes
 from inventory.settings import Settings
 from inventory.web.auth import (
     SESSION_COOKIE,
+    AmbiguousIdentity,
     Identity,
     bearer_token,
     identity_for_digest,
@@ -203,7 +204,10 @@ class BaseHandler(tornado.web.RequestHandler):
     def get_current_user(self) -> Identity | None:
         """Trusted proxy headers, else a bearer token (401 when wrong), else the login cookie."""
         web = self.inventory_settings.web
-        identity = proxy_identity(self.request.remote_ip, self.request.headers, web)
+        try:
+            identity = proxy_identity(self.request.remote_ip, self.request.headers, web)
+        except AmbiguousIdentity as exc:
+            raise tornado.web.HTTPError(400, "%s", exc) from None
         if identity is not None:
             return identity
         token = bearer_token(self.request.headers.get("Authorization", ""))

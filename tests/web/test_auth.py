@@ -333,6 +333,60 @@ def test_trusted_proxy_without_a_usable_user_falls_back_to_401(serve, user):
     assert r.json() == AUTH_REQUIRED
 
 
+@pytest.mark.parametrize(
+    ("headers", "error"),
+    [
+        (
+            [
+                b"X-Forwarded-User: eve",
+                b"X-Forwarded-Groups: devs",
+                b"X-Forwarded-Groups: inventory-admins",
+            ],
+            "header X-Forwarded-Groups must be sent once",
+        ),
+        (
+            [
+                b"X-Forwarded-User: eve",
+                b"x-forwarded-groups: devs",
+                b"X-FORWARDED-GROUPS: inventory-admins",
+            ],
+            "header X-Forwarded-Groups must be sent once",
+        ),
+        (
+            [b"X-Forwarded-User: eve", b"X-Forwarded-User: alice@example.com"],
+            "header X-Forwarded-User must be sent once",
+        ),
+        (
+            [b"X-Forwarded-User: eve, alice@example.com", b"X-Forwarded-Groups: devs"],
+            "header X-Forwarded-User must name one user (no commas)",
+        ),
+    ],
+    ids=["groups-twice", "groups-twice-any-case", "user-twice", "comma-in-user"],
+)
+def test_a_repeated_identity_header_from_the_proxy_is_400_never_an_identity(serve, headers, error):
+    """Tornado joins repeated headers with commas: a second groups header made eve an admin."""
+    client = serve(INVENTORY_WEB__TRUSTED_PROXIES="[127.0.0.1/32]")
+    for path in ("/api/v1/whoami", "/policies"):
+        response = raw_request(client, f"GET {path}", [*headers, b"Connection: close"])
+        head, _, body = response.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 400 "), (path, head)
+        if path.startswith("/api/"):
+            assert json.loads(body) == {"error": error, "status": 400}
+        assert b"inventory-admins" not in body
+
+
+def test_repeated_identity_headers_from_an_untrusted_address_are_ignored(serve):
+    client = serve(INVENTORY_WEB__TRUSTED_PROXIES="[10.0.0.0/8]")
+    response = raw_request(
+        client,
+        "GET /api/v1/whoami",
+        [b"X-Forwarded-User: eve", b"X-Forwarded-User: x", b"Connection: close"],
+    )
+    head, _, body = response.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 401 ")
+    assert json.loads(body) == AUTH_REQUIRED
+
+
 def raw_request(
     client: Client, request_line: str, headers: list[bytes], body: bytes = b""
 ) -> bytes:
