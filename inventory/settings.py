@@ -453,6 +453,17 @@ class ApiToken(_Section):
     groups: list[str] = Field(default_factory=list, description="Groups of that identity")
 
 
+#: ``10/m``: at most 10 a minute (as Celery writes rate limits).
+RATE = r"^[1-9]\d{0,6}/[smh]$"
+_RATE_SECONDS = {"s": 1, "m": 60, "h": 3600}
+
+
+def parse_rate(value: str) -> tuple[int, int]:
+    """``"10/m"`` -> ``(10, 60)``: requests allowed in one window of that many seconds."""
+    count, _, unit = value.partition("/")
+    return int(count), _RATE_SECONDS[unit]
+
+
 class WebSettings(_Section):
     """The Tornado web tier."""
 
@@ -480,7 +491,30 @@ class WebSettings(_Section):
         description="Groups that may approve or reject policy requests",
     )
     cookie_secret: SecretStr | None = Field(
-        None, description="Signs login cookies; random per process when null"
+        None,
+        description="Signs login cookies; random per process when null. Several web processes "
+        "behind one address need the same value",
+    )
+    https: bool = Field(
+        True,
+        description="Browsers reach the web tier over HTTPS (here or at a TLS-terminating "
+        "proxy): the login cookie is Secure and HSTS is sent. Off only for plain-HTTP setups "
+        "such as the demo",
+    )
+    login_rate: str = Field(
+        "10/m",
+        pattern=RATE,
+        description="Login attempts per client address, and logins per user name; e.g. '10/m' "
+        "(s, m or h); more get a 429",
+    )
+    refresh_rate: str = Field(
+        "30/m", pattern=RATE, description="POST /api/v1/refresh calls per identity (429)"
+    )
+    request_rate: str = Field(
+        "30/h", pattern=RATE, description="Policy requests created per identity (429)"
+    )
+    max_open_requests: int = Field(
+        20, ge=1, le=10_000, description="Pending policy requests one requester may have (409)"
     )
     max_body_bytes: int = Field(
         262_144, ge=1024, le=10_485_760, description="Larger request bodies are refused (413)"

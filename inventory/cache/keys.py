@@ -188,6 +188,18 @@ class Keys:
         """Hash: AWS managed policy ARN -> the version whose document is cached."""
         return f"{self.prefix}awsdoc:versions"
 
+    def login_session(self, session_hash: str) -> str:
+        """String with a TTL: a login session (SHA-256 of its id) -> the token digest it used."""
+        return f"{self.prefix}web:session:{session_hash}"
+
+    def rate_window(self, scope: str, caller_hash: str, window: int) -> str:
+        """Counter with a TTL: one caller's requests of one kind in one fixed time window."""
+        return f"{self.prefix}web:rate:{scope}:{caller_hash}:{window}"
+
+    def refresh_claim(self, task: str, account_id: str) -> str:
+        """String with a TTL: the id of the refresh of this task and account queued or running."""
+        return f"{self.prefix}web:refresh:{task}:{account_id}"
+
     def shared_document_claim(self, arn: str, version: str) -> str:
         """String, short TTL: one sync is fetching this document, the others need not."""
         return f"{self.prefix}awsdoc:claim:{arn}:{version}"

@@ -10,7 +10,7 @@ import tornado.web
 from inventory.settings import Settings
 from inventory.web import limits
 from inventory.web.auth import cookie_secret
-from inventory.web.base import SECURITY_HEADERS, NotFoundHandler, Readers
+from inventory.web.base import NotFoundHandler, Readers
 from inventory.web.handlers import access, changes, core, pages, search
 from inventory.web.handlers import requests as policy_requests
 from inventory.web.handlers.history import history_reader
@@ -33,7 +33,6 @@ def make_app(settings: Settings, readers: Readers) -> tornado.web.Application:
     return limits.Application(
         routes,
         web=settings.web,
-        headers=SECURITY_HEADERS,
         default_handler_class=NotFoundHandler,
         default_handler_args=deps,
         serve_traceback=False,

@@ -17,11 +17,13 @@ import tornado.escape
 import tornado.web
 from tornado.httputil import HTTPHeaders
 
+from inventory.cache.web_state import LoginSessions
 from inventory.settings import WebSettings
 
 SESSION_COOKIE = "inventory_session"
-#: A login cookie is accepted for this long after it was issued (its signature carries the time).
+#: A login lasts this long (the session in Redis, the cookie and the time in its signature).
 SESSION_DAYS = 0.5
+SESSION_SECONDS = int(SESSION_DAYS * 24 * 3600)
 DEFAULT_AFTER_LOGIN = "/policies"
 _PROCESS_SECRET = secrets.token_urlsafe(48)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -128,6 +130,16 @@ def proxy_identity(
     return Identity(name, groups, "proxy")
 
 
+def client_address(remote_ip: str | None, headers: HTTPHeaders, web: WebSettings) -> str:
+    """Who is at the other end: the address a trusted proxy saw (the last ``X-Forwarded-For``
+    entry, the one it added), else the socket peer."""
+    if web.trusted_proxies and is_trusted_proxy(remote_ip, web.trusted_proxies):
+        forwarded = [a.strip() for a in ",".join(headers.get_list("X-Forwarded-For")).split(",")]
+        if forwarded[-1]:
+            return forwarded[-1][:64]
+    return remote_ip or ""
+
+
 def cookie_secret(web: WebSettings) -> str:
     """``web.cookie_secret``, else a random secret of this process (logins end on restart)."""
     if web.cookie_secret is not None:
@@ -135,21 +147,28 @@ def cookie_secret(web: WebSettings) -> str:
     return _PROCESS_SECRET
 
 
-def session_value(digest: str, web: WebSettings) -> bytes:
-    """The signed cookie value for a login: the token's digest, so revoking the token ends it."""
-    return tornado.web.create_signed_value(cookie_secret(web), SESSION_COOKIE, digest)
+def session_value(session_id: str, web: WebSettings) -> bytes:
+    """The signed cookie value for a login session: its id, which only Redis can resolve."""
+    return tornado.web.create_signed_value(cookie_secret(web), SESSION_COOKIE, session_id)
 
 
-def session_identity(value: str | None, web: WebSettings) -> Identity | None:
-    """The identity of a signed login cookie, if its signature, age and token are still good."""
+def session_id(value: str | None, web: WebSettings) -> str | None:
+    """The session id a login cookie carries, if its signature and age are good."""
     if not value:
         return None
     decoded = tornado.web.decode_signed_value(
         cookie_secret(web), SESSION_COOKIE, value, max_age_days=SESSION_DAYS
     )
-    if decoded is None:
-        return None
-    return identity_for_digest(decoded.decode(errors="replace"), web, "cookie")
+    return None if decoded is None else decoded.decode(errors="replace")
+
+
+def session_identity(
+    value: str | None, web: WebSettings, sessions: LoginSessions
+) -> Identity | None:
+    """The identity of a login cookie whose session is live and whose token is still configured."""
+    found = session_id(value, web)
+    digest = None if found is None else sessions.token_digest(found)
+    return None if digest is None else identity_for_digest(digest, web, "cookie")
 
 
 def safe_next(value: str | None) -> str:

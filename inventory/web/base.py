@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import urllib.parse
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -14,8 +15,9 @@ from tornado.httputil import HTTPInputError, parse_body_arguments
 from tornado.log import app_log
 
 from inventory.cache.redis_cache import RedisCache
+from inventory.cache.web_state import LoginSessions, RateLimiter
 from inventory.metrics import TaskOutcomes
-from inventory.settings import Settings
+from inventory.settings import Settings, parse_rate
 from inventory.web.auth import (
     SESSION_COOKIE,
     AmbiguousIdentity,
@@ -26,6 +28,12 @@ from inventory.web.auth import (
     proxy_identity,
     session_identity,
     token_digest,
+)
+from inventory.web.headers import (  # noqa: F401 - re-exported
+    CONTENT_SECURITY_POLICY,
+    HSTS,
+    SECURITY_HEADERS,
+    security_headers,
 )
 from inventory.web.limits import request_summary
 
@@ -54,21 +62,17 @@ class Readers:
     history: ChangeHistory | None = None
 
 
-CONTENT_SECURITY_POLICY = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
-)
-#: On every response, including the 414/431 that ``limits.HeadLimits`` sends itself.
-SECURITY_HEADERS = {
-    "X-Content-Type-Options": "nosniff",
-    "Cache-Control": "no-store",
-    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
-    "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
-}
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 #: Seconds a 503 asks the client to wait (the cache is usually back within this).
 RETRY_AFTER_SECONDS = 5
+
+
+class TooManyRequests(tornado.web.HTTPError):
+    """429: the caller is over a rate limit; ``retry_after`` seconds until its next window."""
+
+    def __init__(self, retry_after: int, reason: str) -> None:
+        super().__init__(429, "%s", reason)
+        self.retry_after = retry_after
 
 
 @tornado.web.stream_request_body
@@ -87,12 +91,34 @@ class BaseHandler(tornado.web.RequestHandler):
         self._received = 0
         self._expected: int | None = None  # the body's declared length, once it starts
         self._body_error: str | None = None
+        if self.https:
+            self.set_header("Strict-Transport-Security", HSTS)
 
     def set_default_headers(self) -> None:
-        for name, value in SECURITY_HEADERS.items():
+        for name, value in security_headers(self.https).items():
             self.set_header(name, value)
-        if self.request.protocol == "https":
-            self.set_header("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+
+    @property
+    def https(self) -> bool:
+        """Whether browsers reach us over HTTPS: directly, or (``web.https``) through a proxy."""
+        # Tornado sets the default headers once before initialize() has given us the settings.
+        settings: Settings | None = getattr(self, "inventory_settings", None)
+        return self.request.protocol == "https" or (settings is not None and settings.web.https)
+
+    @property
+    def sessions(self) -> LoginSessions:
+        return LoginSessions(self.readers.cache.client, self.readers.cache.keys)
+
+    def rate_limit(self, scope: str, caller: str, rate: str) -> None:
+        """Count this request against ``caller``'s window (``rate``: '10/m'); 429 when over."""
+        requests, seconds = parse_rate(rate)
+        limiter = RateLimiter(self.readers.cache.client, self.readers.cache.keys)
+        wait = limiter.hit(scope, caller, requests, seconds, time.time())
+        if wait is not None:
+            raise TooManyRequests(
+                wait,
+                f"too many {scope}: at most {requests} per {seconds} s; retry in {wait} s",
+            )
 
     # --- request bodies -------------------------------------------------------------------
 
@@ -216,7 +242,7 @@ class BaseHandler(tornado.web.RequestHandler):
             if identity is None:
                 raise tornado.web.HTTPError(401, "invalid token")
             return identity
-        return session_identity(self.get_cookie(SESSION_COOKIE), web)
+        return session_identity(self.get_cookie(SESSION_COOKIE), web, self.sessions)
 
     @property
     def current_identity(self) -> Identity | None:
@@ -264,6 +290,8 @@ class BaseHandler(tornado.web.RequestHandler):
         if status_code == 503:
             # Redis away (or a reader not configured): clients and proxies may try again.
             self.set_header("Retry-After", str(RETRY_AFTER_SECONDS))
+        if isinstance(exc, TooManyRequests):
+            self.set_header("Retry-After", str(exc.retry_after))
         self.set_header("Content-Type", "application/json; charset=utf-8")
         self.finish(json.dumps({"error": reason, "status": status_code}))
 

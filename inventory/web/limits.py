@@ -16,6 +16,7 @@ from tornado import httputil
 from tornado.log import access_log
 
 from inventory.settings import WebSettings
+from inventory.web.headers import security_headers
 
 #: What the server reads of one request head; past it Tornado drops the connection.
 HEAD_READ_LIMIT = 1_048_576
@@ -121,10 +122,10 @@ class HeadLimits(httputil.HTTPMessageDelegate):
 class Application(tornado.web.Application):
     """``tornado.web.Application`` whose requests pass ``HeadLimits`` first."""
 
-    def __init__(self, *args: Any, web: WebSettings, headers: dict[str, str], **kwargs: Any):
+    def __init__(self, *args: Any, web: WebSettings, **kwargs: Any):
         super().__init__(*args, log_function=log_request, **kwargs)
         self.web = web
-        self.refusal_headers = headers
+        self.refusal_headers = security_headers(web.https)
 
     def start_request(
         self, server_conn: object, request_conn: httputil.HTTPConnection

@@ -9,6 +9,7 @@ import hashlib
 import http.client
 import http.cookies
 import json
+import secrets
 import socket
 import ssl
 import urllib.parse
@@ -24,6 +25,7 @@ import tornado.web
 
 from inventory.runtime import Runtime
 from inventory.settings import Settings, load_settings
+from inventory.web import limits
 from inventory.web.auth import SESSION_COOKIE, cookie_secret
 from inventory.web.base import AuthenticatedHandler, NotFoundHandler, Readers
 from inventory.web.handlers import access, core, requests
@@ -44,6 +46,7 @@ CSP = (
 )
 AUTH_REQUIRED = {"error": "authentication required", "status": 401}
 INVALID_TOKEN = {"error": "invalid token", "status": 401}
+HSTS = "max-age=31536000; includeSubDomains"
 
 
 def sha256(token: str) -> str:
@@ -63,6 +66,9 @@ def auth_environ(env: dict[str, str], **extra: str) -> dict[str, str]:
             "INVENTORY_WEB__API_TOKEN_HASHES": f"[{sha256(LEGACY_TOKEN)}]",
             "INVENTORY_WEB__MAX_BODY_BYTES": str(MAX_BODY),
             "INVENTORY_WEB__COOKIE_SECRET": COOKIE_SECRET,
+            # Logins are rate-limited per address (always 127.0.0.1 here): the limit's own tests
+            # set it lower.
+            "INVENTORY_WEB__LOGIN_RATE": "1000000/s",
         }
         | extra
     )
@@ -84,8 +90,9 @@ def build_app(
     modules = [core, access, requests]
     routes = [(pattern, handler) for module in modules for pattern, handler in module.ROUTES]
     routes += extra if extra is not None else [(r"/policies", PolicyPage)]
-    return tornado.web.Application(
+    return limits.Application(
         [(pattern, handler, deps) for pattern, handler in routes],
+        web=settings.web,
         default_handler_class=NotFoundHandler,
         default_handler_args=deps,
         serve_traceback=False,
@@ -426,7 +433,8 @@ def test_login_with_a_valid_token_sets_a_strict_httponly_cookie_and_redirects(cl
     morsel = http.cookies.SimpleCookie(set_cookie)[SESSION_COOKIE]
     assert morsel["httponly"] is True
     assert morsel["samesite"] == "Strict"
-    assert morsel["secure"] == ""  # plain http here; see the TLS test
+    # Secure by default (web.https): browsers reach us through a TLS-terminating proxy.
+    assert morsel["secure"] is True
     assert morsel["path"] == "/"
     assert morsel["max-age"] == str(12 * 3600)
     assert ADMIN_TOKEN not in set_cookie
@@ -521,6 +529,67 @@ def test_logout_clears_the_cookie_and_the_api_asks_for_identity_again(client):
     assert cleared.startswith(f"{SESSION_COOKIE}=;") or f'{SESSION_COOKIE}="";' in cleared
     assert client.cookies == {}
     assert client.get("/api/v1/whoami").json() == AUTH_REQUIRED
+
+
+def test_logout_ends_the_session_so_a_copy_of_the_cookie_is_worthless(client, auth_runtime):
+    client.post("/login", form={"token": ADMIN_TOKEN})
+    stolen = Client(client.server, dict(client.cookies))
+    assert stolen.get("/api/v1/whoami").json()["name"] == ADMIN
+
+    client.post("/logout")
+
+    # Before, the cookie was only signed: a copy kept working for 12 hours after logout.
+    assert stolen.get("/api/v1/whoami").json() == AUTH_REQUIRED
+    assert stolen.get("/policies").status == 302
+
+
+def test_the_login_cookie_carries_a_session_id_not_the_token_or_its_digest(client):
+    client.post("/login", form={"token": DEV_TOKEN})
+    value = client.cookies[SESSION_COOKIE]
+    assert sha256(DEV_TOKEN) not in value
+    assert DEV_TOKEN not in value
+    again = Client(client.server)
+    again.post("/login", form={"token": DEV_TOKEN})
+    assert again.cookies[SESSION_COOKIE] != value  # a new session for every login
+
+
+def test_login_attempts_are_limited_per_client_address(serve):
+    client = serve(INVENTORY_WEB__LOGIN_RATE="3/h", INVENTORY_WEB__TRUSTED_PROXIES="[127.0.0.1/32]")
+    # Fresh addresses for every run: the windows live in Redis for the hour.
+    address, other = (f"2001:db8::{secrets.token_hex(2)}:{secrets.token_hex(2)}" for _ in "ab")
+    behind = {"X-Forwarded-For": f"203.0.113.9, {address}"}
+
+    wrong = [client.post("/login", form={"token": WRONG_TOKEN}, headers=behind) for _ in range(3)]
+    refused = client.post("/login", form={"token": ADMIN_TOKEN}, headers=behind)
+    elsewhere = Client(client.server).post(
+        "/login", form={"token": ADMIN_TOKEN}, headers={"X-Forwarded-For": f"{address}, {other}"}
+    )
+
+    assert [r.status for r in wrong] == [401, 401, 401]
+    assert refused.status == 429
+    assert refused.json()["error"].startswith("too many login attempts: at most 3 per 3600 s")
+    assert 0 < int(refused.headers["Retry-After"]) <= 3600
+    assert refused.headers.get_all("Set-Cookie") is None
+    # Another client of the same proxy: its own window.
+    assert elsewhere.status == 303
+
+
+def test_logins_are_limited_per_user_name(serve):
+    name = f"carol-{secrets.token_hex(4)}@example.com"
+    token = secrets.token_urlsafe(16)
+    tokens = [{"name": name, "sha256": sha256(token), "groups": []}]
+    client = serve(
+        INVENTORY_WEB__LOGIN_RATE="2/h",
+        INVENTORY_WEB__TRUSTED_PROXIES="[127.0.0.1/32]",
+        INVENTORY_WEB__API_TOKENS=json.dumps(tokens),
+    )
+    statuses = [
+        Client(client.server)
+        .post("/login", form={"token": token}, headers={"X-Forwarded-For": f"192.0.2.{n}"})
+        .status
+        for n in range(1, 4)
+    ]
+    assert statuses == [303, 303, 429]
 
 
 def test_a_tampered_or_foreign_cookie_is_no_identity(serve):
@@ -638,7 +707,7 @@ def test_every_response_carries_the_security_headers(client):
         assert response.headers.get_all("Referrer-Policy") == ["no-referrer"]
         assert response.headers.get_all("X-Content-Type-Options") == ["nosniff"]
         assert response.headers.get_all("Cache-Control") == ["no-store"]
-        assert response.headers.get("Strict-Transport-Security") is None
+        assert response.headers.get_all("Strict-Transport-Security") == [HSTS]
 
 
 @pytest.fixture(scope="module")
@@ -679,18 +748,32 @@ def tls(tmp_path_factory) -> tuple[ssl.SSLContext, ssl.SSLContext]:
     return server_context, client_context
 
 
-def test_https_adds_hsts_and_a_secure_cookie(serve, tls):
-    client = serve(tls=tls)
+def test_https_adds_hsts_and_a_secure_cookie_even_with_web_https_off(serve, tls):
+    client = serve(tls=tls, INVENTORY_WEB__HTTPS="false")
 
     r = client.post("/login", form={"token": ADMIN_TOKEN})
     who = client.get("/api/v1/whoami")
 
     assert r.status == 303
-    assert r.headers["Strict-Transport-Security"] == "max-age=31536000; includeSubDomains"
+    assert r.headers["Strict-Transport-Security"] == HSTS
     morsel = http.cookies.SimpleCookie(r.headers["Set-Cookie"])[SESSION_COOKIE]
     assert morsel["secure"] is True
     assert who.json()["via"] == "cookie"
-    assert who.headers["Strict-Transport-Security"] == "max-age=31536000; includeSubDomains"
+    assert who.headers["Strict-Transport-Security"] == HSTS
+
+
+def test_plain_http_setups_turn_off_hsts_and_the_secure_cookie(serve):
+    client = serve(INVENTORY_WEB__HTTPS="false")
+
+    r = client.post("/login", form={"token": ADMIN_TOKEN})
+    who = client.get("/api/v1/whoami")
+    refused = client.get("/healthz?" + "a" * 9000)
+
+    morsel = http.cookies.SimpleCookie(r.headers["Set-Cookie"])[SESSION_COOKIE]
+    assert morsel["secure"] == ""
+    assert who.json()["via"] == "cookie"
+    for response in (r, who, refused):
+        assert response.headers.get("Strict-Transport-Security") is None
 
 
 # --- bodies -----------------------------------------------------------------------------------

@@ -30,10 +30,12 @@ from inventory.tasks.access import principal_key
 from inventory.web import params
 from inventory.web.auth import (
     SESSION_COOKIE,
-    SESSION_DAYS,
+    SESSION_SECONDS,
+    client_address,
     identity_for_digest,
     login_page,
     safe_next,
+    session_id,
     session_value,
     token_digest,
 )
@@ -49,13 +51,42 @@ STALE_INTERVALS = 2
 
 
 class LoginHandler(BaseHandler):
-    """``GET /login``: the form; ``POST /login``: a valid token sets the login cookie."""
+    """``GET /login``: the form; ``POST /login``: a valid token starts a session (a cookie).
+
+    Attempts are rate-limited per client address, and logins per user name (each one is a
+    session in Redis).
+    """
 
     def get(self) -> None:
         self.set_header("Content-Type", "text/html; charset=utf-8")
         self.finish(login_page(params.raw(self, "next") or ""))
 
     def post(self) -> None:
+        web = self.inventory_settings.web
+        address = client_address(self.request.remote_ip, self.request.headers, web)
+        self.rate_limit("login attempts", f"address {address}", web.login_rate)
+        token, next_path = self.credentials()
+        if not isinstance(token, str) or not token.strip():
+            raise tornado.web.HTTPError(401, "invalid token")
+        digest = token_digest(token)
+        identity = identity_for_digest(digest, web, "cookie")
+        if identity is None:
+            raise tornado.web.HTTPError(401, "invalid token")
+        self.rate_limit("logins", f"name {identity.name}", web.login_rate)
+        session = self.sessions.start(digest, SESSION_SECONDS)
+        self.set_cookie(
+            SESSION_COOKIE,
+            session_value(session, web).decode(),
+            path="/",
+            max_age=SESSION_SECONDS,
+            httponly=True,
+            secure=self.https,
+            samesite="Strict",
+        )
+        self.redirect(safe_next(next_path if isinstance(next_path, str) else None), status=303)
+
+    def credentials(self) -> tuple[Any, Any]:
+        """(token, next) from a JSON or form body; ``next`` may also be in the query."""
         content_type = self.request.headers.get("Content-Type", "")
         if content_type.split(";")[0].strip().lower() == "application/json":
             body = self.json_body()
@@ -66,34 +97,18 @@ class LoginHandler(BaseHandler):
             next_path = self.get_body_argument("next", None)
         if next_path is None:
             next_path = params.raw(self, "next")
-        web = self.inventory_settings.web
-        if not isinstance(token, str) or not token.strip():
-            raise tornado.web.HTTPError(401, "invalid token")
-        digest = token_digest(token)
-        if identity_for_digest(digest, web, "cookie") is None:
-            raise tornado.web.HTTPError(401, "invalid token")
-        self.set_cookie(
-            SESSION_COOKIE,
-            session_value(digest, web).decode(),
-            path="/",
-            max_age=int(SESSION_DAYS * 24 * 3600),
-            httponly=True,
-            secure=self.request.protocol == "https",
-            samesite="Strict",
-        )
-        self.redirect(safe_next(next_path if isinstance(next_path, str) else None), status=303)
+        return token, next_path
 
 
 class LogoutHandler(BaseHandler):
-    """``POST /logout``: forget the login cookie."""
+    """``POST /logout``: end the session in Redis (a copy of the cookie is then worthless)."""
 
     def post(self) -> None:
+        found = session_id(self.get_cookie(SESSION_COOKIE), self.inventory_settings.web)
+        if found is not None:
+            self.sessions.end(found)
         self.clear_cookie(
-            SESSION_COOKIE,
-            path="/",
-            httponly=True,
-            secure=self.request.protocol == "https",
-            samesite="Strict",
+            SESSION_COOKIE, path="/", httponly=True, secure=self.https, samesite="Strict"
         )
         self.redirect("/login", status=303)
 
