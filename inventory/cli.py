@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from collections.abc import Callable
 from functools import wraps
@@ -119,6 +120,8 @@ def web(settings: Settings, host: str | None, port: int | None) -> None:
 
     setup_logging(settings)
     init_sentry(settings, "web")
+    for note in settings.web.deprecations():
+        logging.getLogger("inventory.web").warning("%s", note)
     readers = make_readers(settings)
     app = make_app(settings, readers)
     address, listen_port = host or settings.web.host, port or settings.web.port
@@ -276,6 +279,8 @@ def check(settings: Settings) -> None:
         sys.exit(EXIT_CONFIG)
     runtime = Runtime(settings)
     results: list[tuple[str, bool, str]] = [("configuration", True, "valid")]
+    for note in settings.web.deprecations():
+        click.echo(f"warning: {note}", err=True)
 
     def probe(name: str, fn: Callable[[], str]) -> None:
         try:

@@ -471,7 +471,8 @@ class WebSettings(_Section):
     port: int = Field(8080, ge=1, le=65535, description="Port to listen on")
     api_token_hashes: list[str] = Field(
         default_factory=list,
-        description="SHA-256 hex digests of accepted bearer tokens (never the tokens themselves)",
+        description="Deprecated: unnamed SHA-256 digests of bearer tokens, each acting as "
+        "'token-<first 8 hex digits>'; use api_tokens",
     )
     api_tokens: list[ApiToken] = Field(
         default_factory=list, description="Named bearer tokens with groups: {name, sha256, groups}"
@@ -555,6 +556,16 @@ class WebSettings(_Section):
             if not re.fullmatch(r"[0-9a-f]{64}", digest):
                 raise ValueError("expected SHA-256 hex digests (64 lowercase hex characters)")
         return value
+
+    def deprecations(self) -> list[str]:
+        """What the operator should change (the settings still work); each names the key."""
+        if not self.api_token_hashes:
+            return []
+        return [
+            "web.api_token_hashes is deprecated: move each digest to web.api_tokens as "
+            "{name, sha256, groups} so that requests and approvals say who acted; until then "
+            "each acts as 'token-' and the first 8 hex digits of its digest"
+        ]
 
 
 class ScheduleOverride(_Section):

@@ -69,8 +69,13 @@ def identity_for_digest(digest: str, web: WebSettings, via: Via) -> Identity | N
             found = Identity(entry.name, tuple(entry.groups), via)
     for known in web.api_token_hashes:
         if hmac.compare_digest(digest, known) and found is None:
-            found = Identity("api", (), via)
+            found = Identity(unnamed_token_name(known), (), via)
     return found
+
+
+def unnamed_token_name(digest: str) -> str:
+    """Who a token of ``web.api_token_hashes`` (deprecated) acts as: one name per token."""
+    return f"token-{digest[:8]}"
 
 
 def bearer_token(header: str) -> str | None:

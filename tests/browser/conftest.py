@@ -7,6 +7,7 @@ signed in by the trusted-proxy headers an authenticating proxy would send.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import threading
 import time
@@ -49,6 +50,7 @@ XSS = "<script>alert(1)</script>"
 ADMIN = {"X-Forwarded-User": "alice@example.com", "X-Forwarded-Groups": "inventory-admins"}
 DEVELOPER = {"X-Forwarded-User": "bob@example.com", "X-Forwarded-Groups": "dev-devs"}
 TOKEN = "browser-test-token-Hq3n8Rz1"
+TOKEN_USER = "carol@example.com"
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
 
@@ -76,7 +78,9 @@ def browser_settings(redis_server, moto_server) -> Settings:
         environ=env
         | {
             "INVENTORY_WEB__TRUSTED_PROXIES": "[127.0.0.1/32]",
-            "INVENTORY_WEB__API_TOKEN_HASHES": f"[{hashlib.sha256(TOKEN.encode()).hexdigest()}]",
+            "INVENTORY_WEB__API_TOKENS": json.dumps(
+                [{"name": TOKEN_USER, "sha256": hashlib.sha256(TOKEN.encode()).hexdigest()}]
+            ),
         },
     )
 

@@ -36,6 +36,8 @@ ADMIN_TOKEN = "auth-admin-token-Vd93kLq2Hs7"
 DEV_TOKEN = "auth-dev-token-Pw71xNc4Jm2"
 LEGACY_TOKEN = "auth-legacy-token-Rt55mBz8Qa1"
 WRONG_TOKEN = "auth-wrong-token-Zz00zZ00zZ0"
+#: An unnamed token (web.api_token_hashes, deprecated) acts as token-<first 8 hex of its digest>.
+LEGACY_NAME = "token-" + hashlib.sha256(LEGACY_TOKEN.encode()).hexdigest()[:8]
 ADMIN = "alice@example.com"
 DEVELOPER = "bob@example.com"
 COOKIE_SECRET = "auth-test-cookie-secret-9d8f7a6s5d4f3g2h1j0k"
@@ -253,7 +255,7 @@ def test_wrong_bearer_token_is_401_invalid_token(client, path):
     [
         (ADMIN_TOKEN, {"name": ADMIN, "groups": ["inventory-admins", "devs"], "admin": True}),
         (DEV_TOKEN, {"name": DEVELOPER, "groups": ["devs"], "admin": False}),
-        (LEGACY_TOKEN, {"name": "api", "groups": [], "admin": False}),
+        (LEGACY_TOKEN, {"name": LEGACY_NAME, "groups": [], "admin": False}),
     ],
     ids=["admin", "developer", "legacy-hash"],
 )
@@ -261,6 +263,15 @@ def test_bearer_token_identifies_its_configured_name_and_groups(client, token, e
     r = client.get("/api/v1/whoami", token=token)
     assert r.status == 200
     assert r.json() == expected | {"via": "token"}
+
+
+def test_each_unnamed_token_acts_under_its_own_name(serve):
+    other = "auth-legacy-token-two-Kk42"
+    client = serve(
+        INVENTORY_WEB__API_TOKEN_HASHES=f"[{sha256(LEGACY_TOKEN)}, {sha256(other)}]",
+    )
+    names = [client.get("/api/v1/whoami", token=t).json()["name"] for t in (LEGACY_TOKEN, other)]
+    assert names == [LEGACY_NAME, "token-" + sha256(other)[:8]]
 
 
 def test_trusted_proxy_headers_identify_the_user_and_groups(serve):
@@ -454,7 +465,7 @@ def test_login_accepts_json_and_the_legacy_token(client):
     assert r.status == 303
     assert r.headers["Location"] == "/policies"
     assert client.get("/api/v1/whoami").json() == {
-        "name": "api",
+        "name": LEGACY_NAME,
         "groups": [],
         "via": "cookie",
         "admin": False,

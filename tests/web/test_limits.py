@@ -272,9 +272,14 @@ def test_redacting_a_60k_url_takes_milliseconds_and_still_masks_passwords():
 
 @pytest.mark.slow
 def test_inventory_web_answers_a_64_kib_url_with_414_and_stays_responsive(env, tmp_path):
-    """The CLI listens with these limits and logs through the redaction filter."""
+    """The CLI listens with these limits, logs through the redaction filter and warns of
+    deprecated settings."""
     port = free_port()
-    web = CliProcess(env | {"INVENTORY_WEB__PORT": str(port)}, tmp_path / "web.log")
+    environ = env | {
+        "INVENTORY_WEB__PORT": str(port),
+        "INVENTORY_WEB__API_TOKEN_HASHES": "[" + "ab" * 32 + "]",
+    }
+    web = CliProcess(environ, tmp_path / "web.log")
     web.spawn("web")
     try:
         deadline = time.monotonic() + 60
@@ -306,3 +311,4 @@ def test_inventory_web_answers_a_64_kib_url_with_414_and_stays_responsive(env, t
     assert max(took for _, took in answers) < PROMPT
     assert max(health) < PROMPT, health
     assert "a" * (LOGGED_URI_CHARS + 1) not in web.log()
+    assert "web.api_token_hashes is deprecated" in web.log()

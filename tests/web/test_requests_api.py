@@ -260,7 +260,7 @@ def test_list_filters_by_status_arn_requester_and_account(client, rt):
     mine = create(client)
     other_role = create(client, arn=OTHER_ROLE)
     admins = create(client, token=ADMIN_TOKEN)
-    approved = client.post(f"/api/v1/requests/{admins['id']}/approve", token=ADMIN_TOKEN)
+    approved = client.post(f"/api/v1/requests/{admins['id']}/approve", headers=PROXY_ADMIN)
     assert approved.status == 200
 
     def ids(query: str) -> list[str]:
@@ -353,6 +353,36 @@ def test_admin_group_from_a_trusted_proxy_may_approve(client, rt):
     assert r.status == 200
     assert r.json()["reviewer"] == "proxy-admin@example.com"
     assert_read_model_is_the_table(rt)
+
+
+@pytest.mark.parametrize(
+    "approver",
+    [
+        {"token": ADMIN_TOKEN},
+        {"headers": {"X-Forwarded-User": ADMIN.upper(), "X-Forwarded-Groups": "inventory-admins"}},
+    ],
+    ids=["same-token", "same-name-via-proxy"],
+)
+def test_nobody_approves_their_own_request(client, rt, approver):
+    created = create(client, token=ADMIN_TOKEN)
+
+    own = client.post(f"/api/v1/requests/{created['id']}/approve", **approver)
+    other = client.post(f"/api/v1/requests/{created['id']}/approve", headers=PROXY_ADMIN)
+
+    assert own.status == 403
+    assert own.json() == {"error": "nobody may approve their own request", "status": 403}
+    assert (other.status, other.json()["status"]) == (200, "approved")
+    assert (other.json()["requester"], other.json()["reviewer"]) == (
+        ADMIN,
+        "proxy-admin@example.com",
+    )
+    assert_read_model_is_the_table(rt)
+
+
+def test_an_admin_may_reject_their_own_request(client, rt):
+    created = create(client, token=ADMIN_TOKEN)
+    r = client.post(f"/api/v1/requests/{created['id']}/reject", token=ADMIN_TOKEN)
+    assert (r.status, r.json()["status"], r.json()["reviewer"]) == (200, "rejected", ADMIN)
 
 
 @pytest.mark.parametrize("action", ["approve", "reject"])

@@ -83,6 +83,11 @@ def parse_arn(value: Any, cache: RedisCache) -> tuple[str, str]:
     return arn, account_id
 
 
+def same_person(a: str, b: str) -> bool:
+    """Names as a proxy or a token gives them: the same user in any letter case."""
+    return a.casefold() == b.casefold()
+
+
 def parse_text(body: dict[str, Any], field: str, required: bool) -> str | None:
     value = body.get(field)
     if value is None and not required:
@@ -212,6 +217,8 @@ class ReviewHandler(RequestsBase):
             raise tornado.web.HTTPError(404, "no request with that id")
         if action == "cancel" and current["requester"] != identity.name:
             raise tornado.web.HTTPError(403, "only the requester may cancel a request")
+        if action == "approve" and same_person(current["requester"], identity.name):
+            raise tornado.web.HTTPError(403, "nobody may approve their own request")
         status = {"approve": APPROVED, "reject": REJECTED, "cancel": CANCELLED}[action]
         try:
             record = await self.blocking(
