@@ -4,12 +4,15 @@ the one queued refresh per task and account."""
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import secrets
 
 import redis
 
 from inventory.cache.keys import Keys
+
+log = logging.getLogger(__name__)
 
 
 def _hash(value: str) -> str:
@@ -89,3 +92,19 @@ class RefreshClaims:
         """Drop the claim if ``task_id`` holds it (a worker calls this when that task ends)."""
         key = self.keys.refresh_claim(task, account_id)
         return bool(self.client.eval(self._RELEASE, 1, key, task_id))
+
+
+def release_refresh(
+    client: redis.Redis, keys: Keys, task: str, account_id: str | None, task_id: str
+) -> None:
+    """Free the web's refresh claim of a per-account run that has ended (called by the worker).
+
+    Only the run the claim names frees it; a scheduled run of the same task and account leaves
+    a queued refresh's claim alone. Without this call the claim simply expires.
+    """
+    if account_id is None:
+        return
+    try:
+        RefreshClaims(client, keys).release(task, account_id, task_id)
+    except redis.RedisError as exc:
+        log.warning("could not free the refresh claim of %s %s: %s", task, account_id, exc)

@@ -10,7 +10,7 @@ import tornado.web
 from inventory.settings import Settings
 from inventory.web import limits
 from inventory.web.auth import cookie_secret
-from inventory.web.base import NotFoundHandler, Readers
+from inventory.web.base import CeleryQueue, NotFoundHandler, Readers
 from inventory.web.handlers import access, changes, core, pages, search
 from inventory.web.handlers import requests as policy_requests
 from inventory.web.handlers.history import history_reader
@@ -54,16 +54,11 @@ def make_readers(settings: Settings) -> Readers:
     runtime = Runtime(settings)
     search = PolicySearch(runtime.redis, runtime.keys, settings.web.search_rebuild_seconds)
     search.sync_safely()
-    celery = create_app(settings)
-
-    def send_task(name: str, args: list[object]) -> str:
-        return str(celery.send_task(name, args=args).id)
-
     return Readers(
         runtime.redis_cache,
         runtime.outcomes,
         metrics=build_collector(runtime, settings),
         search=search,
         requests=runtime.requests,
-        send_task=send_task,
+        tasks=CeleryQueue(create_app(settings)),
     )

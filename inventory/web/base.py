@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import time
 import urllib.parse
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import redis
 import tornado.web
@@ -44,6 +44,32 @@ if TYPE_CHECKING:
     from inventory.web.search import PolicySearch
 
 
+class TaskQueue(Protocol):
+    """The web tier's one way into Celery: send a task by name, know its time limit."""
+
+    def send(self, name: str, args: list[Any], task_id: str, expires: float) -> str:
+        """Enqueue ``name(*args)`` under ``task_id``, dropped if not started within ``expires``
+        seconds; returns the task id."""
+        ...
+
+    def time_limit(self, name: str) -> float:
+        """The task's hard time limit in seconds (settings' overrides included)."""
+        ...
+
+
+@dataclass(frozen=True)
+class CeleryQueue:
+    """``TaskQueue`` over a Celery app (the broker's client; publishing may block)."""
+
+    app: Any
+
+    def send(self, name: str, args: list[Any], task_id: str, expires: float) -> str:
+        return str(self.app.send_task(name, args=args, task_id=task_id, expires=expires).id)
+
+    def time_limit(self, name: str) -> float:
+        return float(self.app.tasks[name].time_limit)
+
+
 @dataclass(frozen=True)
 class Readers:
     """What handlers may read: the Redis cache and task outcomes (never AWS)."""
@@ -56,8 +82,8 @@ class Readers:
     search: PolicySearch | None = None
     #: Policy requests (DynamoDB) for the requests API; None answers 503.
     requests: PolicyRequests | None = None
-    #: ``send(task_name, args) -> task id``: enqueue a refresh; None answers 503.
-    send_task: Callable[[str, list[Any]], str] | None = None
+    #: Enqueues refresh tasks; None answers 503.
+    tasks: TaskQueue | None = None
     #: Change history (Redis feed, DynamoDB per resource); ``make_app`` builds it when None.
     history: ChangeHistory | None = None
 

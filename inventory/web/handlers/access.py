@@ -7,6 +7,7 @@ import json
 import math
 import re
 import time
+import uuid
 from collections import defaultdict
 from typing import Any
 
@@ -23,6 +24,7 @@ from inventory.cache.keys import (
     Partition,
 )
 from inventory.cache.redis_cache import RedisCache
+from inventory.cache.web_state import RefreshClaims
 from inventory.registry import BY_KIND, KINDS
 from inventory.schedule import ScheduleEntry, effective_schedule
 from inventory.settings import Settings
@@ -39,7 +41,7 @@ from inventory.web.auth import (
     session_value,
     token_digest,
 )
-from inventory.web.base import AuthenticatedHandler, BaseHandler
+from inventory.web.base import AuthenticatedHandler, BaseHandler, TaskQueue
 
 IAM_TASK = "inventory.cache_iam_resources_for_account"
 IAM_SCHEDULE = "cache_iam_resources_across_accounts"
@@ -225,12 +227,18 @@ def partition_of(cache: RedisCache, arn: str) -> Partition | None:
 
 
 class RefreshHandler(AuthenticatedHandler):
-    """``POST /api/v1/refresh?arn=``: enqueue a re-sync of the account and kind of a resource."""
+    """``POST /api/v1/refresh?arn=``: enqueue a re-sync of the account and kind of a resource.
+
+    At most one such refresh per task and account is queued or running: a second request gets
+    the first one's task id. Each identity may ask ``web.refresh_rate`` times (429 beyond).
+    """
 
     async def post(self) -> None:
-        send = self.readers.send_task
-        if send is None:
+        queue = self.readers.tasks
+        if queue is None:
             raise tornado.web.HTTPError(503, "refresh is not configured")
+        web = self.inventory_settings.web
+        self.rate_limit("refreshes", f"identity {self.identity.name}", web.refresh_rate)
         arn = params.arn(self)
         record = self.readers.cache.get(arn)
         if record is None:
@@ -242,22 +250,37 @@ class RefreshHandler(AuthenticatedHandler):
                 400, f"resources of kind {record.get('kind')!r} cannot be refreshed"
             )
         requested_at = time.time()
-        try:
-            # Publishing blocks (and retries) while the broker is unreachable: off the IOLoop.
-            task_id = await asyncio.get_running_loop().run_in_executor(
-                None, send, task, [account_id]
-            )
-        except (OperationalError, OSError):
-            raise tornado.web.HTTPError(503, "task queue unavailable") from None
+        task_id, queued = await self.enqueue(queue, task, account_id)
         self.write_json(
             {
                 "task_id": task_id,
                 "task": task,
                 "account_id": account_id,
                 "requested_at": requested_at,
+                "already_queued": not queued,
             },
             202,
         )
+
+    async def enqueue(self, queue: TaskQueue, task: str, account_id: str) -> tuple[str, bool]:
+        """(task id, whether it was sent now): the refresh already queued or running, else a new
+        one. The message is dropped if no worker starts it within the task's time limit, so the
+        claim (twice that long) outlives every copy of it; the worker frees it when it ends."""
+        limit = queue.time_limit(task)
+        claims = RefreshClaims(self.readers.cache.client, self.readers.cache.keys)
+        task_id = str(uuid.uuid4())
+        holder = claims.claim(task, account_id, task_id, int(2 * limit))
+        if holder is not None:
+            return holder, False
+        try:
+            # Publishing blocks (and retries) while the broker is unreachable: off the IOLoop.
+            sent = await asyncio.get_running_loop().run_in_executor(
+                None, queue.send, task, [account_id], task_id, limit
+            )
+        except (OperationalError, OSError):
+            claims.release(task, account_id, task_id)
+            raise tornado.web.HTTPError(503, "task queue unavailable") from None
+        return sent, True
 
 
 class RefreshStatusHandler(AuthenticatedHandler):
