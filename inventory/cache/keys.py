@@ -41,6 +41,12 @@ UNINDEXED_KINDS = frozenset(
 # refreshed only when something durable changes (moto even moves Config's capture time per call).
 VOLATILE_FIELDS: dict[str, frozenset[str]] = {CONFIG_RESOURCE: frozenset({"captured"})}
 
+# Kinds whose lists are filtered and paged by a few fields: each item's summary is kept beside
+# it, so a page reads the summaries and then only the items it shows.
+SUMMARY_FIELDS: dict[str, tuple[str, ...]] = {
+    POLICY_REQUEST: ("id", "status", "account_id", "resource_arn", "requester", "created_at")
+}
+
 # Logical DynamoDB tables; the physical name is table_prefix + logical name.
 TABLE_IAM_ROLES = "iamroles"
 TABLE_RESOURCES = "resources"
@@ -92,6 +98,10 @@ class Keys:
     def seen(self, p: Partition) -> str:
         """Sorted set: ARN scored by the last time a listing returned it."""
         return f"{self.prefix}p:{p.id}:seen"
+
+    def summaries(self, p: Partition) -> str:
+        """Hash: ARN -> JSON of the item's ``SUMMARY_FIELDS`` (only kinds that have them)."""
+        return f"{self.prefix}p:{p.id}:summaries"
 
     def meta(self, p: Partition) -> str:
         """Hash: refreshed_at, complete, count, changed_at for the partition."""

@@ -7,6 +7,7 @@ import json
 import re
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import tornado.web
@@ -16,6 +17,7 @@ from inventory.cache.redis_cache import RedisCache
 from inventory.cache.requests import (
     APPROVED,
     CANCELLED,
+    PENDING,
     REJECTED,
     STATUSES,
     PolicyRequests,
@@ -114,6 +116,78 @@ def parse_policy_document(value: Any) -> dict[str, Any]:
     return value
 
 
+#: IAM's own limits, in characters other than whitespace, for the inline policies of a role, user
+#: or group (all of them together) and for a managed policy:
+#: https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_iam-quotas.html
+IAM_POLICY_LIMITS = {"role": 10_240, "user": 2_048, "group": 5_120, "policy": 6_144}
+#: Any other resource's document: the largest IAM allows (a role's).
+POLICY_LIMIT = 10_240
+
+
+def policy_limit(arn: str) -> tuple[int, str]:
+    """(characters, what for) a policy document for this resource may have."""
+    parts = arn.split(":", 5)
+    if len(parts) == 6 and parts[2] == "iam":
+        kind = parts[5].split("/", 1)[0]
+        if kind in IAM_POLICY_LIMITS:
+            return IAM_POLICY_LIMITS[kind], f"an IAM {kind}"
+    return POLICY_LIMIT, "any policy"
+
+
+def check_policy_size(document: dict[str, Any], arn: str) -> None:
+    """400 when the document is larger than IAM would accept (whitespace is not counted)."""
+    limit, what = policy_limit(arn)
+    size = len("".join(json.dumps(document, separators=(",", ":"), ensure_ascii=False).split()))
+    if size > limit:
+        raise tornado.web.HTTPError(
+            400,
+            f"field 'policy_document' has {size:,} characters other than whitespace; "
+            f"IAM allows {limit:,} for {what}",
+        )
+
+
+@dataclass(frozen=True)
+class ListQuery:
+    status: str
+    account: str | None
+    arn: str | None
+    requester: str | None
+    limit: int
+    offset: int
+
+    def matches(self, r: dict[str, Any]) -> bool:
+        return (
+            (not self.status or r.get("status") == self.status)
+            and (not self.account or r.get("account_id") == self.account)
+            and (not self.arn or r.get("resource_arn") == self.arn)
+            and (not self.requester or same_person(str(r.get("requester", "")), self.requester))
+        )
+
+
+def list_page(cache: RedisCache, q: ListQuery) -> dict[str, Any]:
+    """One page, newest first: filtered, sorted and counted on the summaries; then only the
+    page's own requests are read (documents can be large)."""
+    found = [(key, s) for key, s in cache.summaries(READ_MODEL).items() if q.matches(s)]
+    found.sort(key=lambda f: (f[1].get("created_at") or 0, f[1].get("id") or ""), reverse=True)
+    keys = [key for key, _ in found[q.offset : q.offset + q.limit]]
+    items = cache.get_items(READ_MODEL, keys)
+    return {
+        "requests": [json.loads(items[k]) for k in keys if k in items],
+        "total": len(found),
+        "limit": q.limit,
+        "offset": q.offset,
+    }
+
+
+def open_requests(cache: RedisCache, requester: str) -> int:
+    """How many pending requests ``requester`` has."""
+    return sum(
+        1
+        for s in cache.summaries(READ_MODEL).values()
+        if s.get("status") == PENDING and same_person(str(s.get("requester", "")), requester)
+    )
+
+
 class RequestsBase(AuthenticatedHandler):
     """The requests table (503 when not configured) and its read model."""
 
@@ -144,44 +218,41 @@ class RequestsBase(AuthenticatedHandler):
 class RequestsHandler(RequestsBase):
     """``GET /api/v1/requests``: filtered, newest first; ``POST``: create a request."""
 
-    def get(self) -> None:
-        status = params.choice(self, "status", STATUSES, "", fold_case=True)
-        account = params.account(self)
-        arn = params.text(self, "arn", MAX_ARN)
-        requester = params.text(self, "requester", MAX_NAME)
-        limit = params.integer(self, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
-        offset = params.integer(self, "offset", 0, 0, 10**9)
-
-        found = [
-            r
-            for r in self.readers.cache.items(READ_MODEL).values()
-            if (not status or r.get("status") == status)
-            and (not account or r.get("account_id") == account)
-            and (not arn or r.get("resource_arn") == arn)
-            and (not requester or str(r.get("requester", "")).casefold() == requester.casefold())
-        ]
-        found.sort(key=lambda r: (r.get("created_at") or 0, r.get("id") or ""), reverse=True)
-        self.write_json(
-            {
-                "requests": found[offset : offset + limit],
-                "total": len(found),
-                "limit": limit,
-                "offset": offset,
-            }
+    async def get(self) -> None:
+        query = ListQuery(
+            status=params.choice(self, "status", STATUSES, "", fold_case=True),
+            account=params.account(self),
+            arn=params.text(self, "arn", MAX_ARN),
+            requester=params.text(self, "requester", MAX_NAME),
+            limit=params.integer(self, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT),
+            offset=params.integer(self, "offset", 0, 0, 10**9),
         )
+        self.write_json(await self.blocking(list_page, self.readers.cache, query))
 
     async def post(self) -> None:
         table = self.table()
+        web = self.inventory_settings.web
+        requester = self.identity.name
+        self.rate_limit("policy requests", f"identity {requester}", web.request_rate)
         body = self.json_request()
         arn, account_id = parse_arn(body.get("arn"), self.readers.cache)
         justification = parse_text(body, "justification", required=True)
         assert justification is not None
         document = parse_policy_document(body.get("policy_document"))
+        check_policy_size(document, arn)
+        if await self.blocking(open_requests, self.readers.cache, requester) >= (
+            web.max_open_requests
+        ):
+            raise tornado.web.HTTPError(
+                409,
+                f"you have {web.max_open_requests} pending requests, the most one may have "
+                "(web.max_open_requests): cancel one or wait for a review",
+            )
         record = await self.blocking(
             lambda: table.create(
                 arn=arn,
                 account_id=account_id,
-                requester=self.identity.name,
+                requester=requester,
                 justification=justification,
                 policy_document=document,
                 now=time.time(),
