@@ -87,25 +87,8 @@ class RedisCache:
         """
         removed = list(removed)
         k = self.keys
-        indexed = p.kind not in UNINDEXED_KINDS
-        summarised = SUMMARY_FIELDS.get(p.kind)
         pipe = self.client.pipeline(transaction=True)
-        if upserts:
-            pipe.hset(k.items(p), mapping={arn: v[0] for arn, v in upserts.items()})
-            pipe.hset(k.hashes(p), mapping={arn: v[1] for arn, v in upserts.items()})
-            if indexed:
-                pipe.hset(k.arn_index(), mapping=dict.fromkeys(upserts, p.id))
-            if summarised:
-                summaries = {arn: _summary(v[0], summarised) for arn, v in upserts.items()}
-                pipe.hset(k.summaries(p), mapping=summaries)
-        if removed:
-            pipe.hdel(k.items(p), *removed)
-            pipe.hdel(k.hashes(p), *removed)
-            pipe.zrem(k.seen(p), *removed)
-            if indexed:
-                pipe.hdel(k.arn_index(), *removed)
-            if summarised:
-                pipe.hdel(k.summaries(p), *removed)
+        self._stage_items(pipe, p, upserts, removed)
         seen_scores = dict.fromkeys(seen, now)
         if seen_scores:
             pipe.zadd(k.seen(p), seen_scores)
@@ -130,6 +113,34 @@ class RedisCache:
                 pipe.xadd(stream, dict(entry), maxlen=feed_max or None, approximate=True)
         pipe.sadd(k.partitions(), p.id)
         pipe.execute()
+
+    def _stage_items(
+        self,
+        pipe: Any,
+        p: Partition,
+        upserts: Mapping[str, tuple[str, str]],
+        removed: list[str],
+    ) -> None:
+        """Queue the item writes and deletes, with the ARN index and summaries that follow them."""
+        k = self.keys
+        indexed = p.kind not in UNINDEXED_KINDS
+        summarised = SUMMARY_FIELDS.get(p.kind)
+        if upserts:
+            pipe.hset(k.items(p), mapping={arn: v[0] for arn, v in upserts.items()})
+            pipe.hset(k.hashes(p), mapping={arn: v[1] for arn, v in upserts.items()})
+            if indexed:
+                pipe.hset(k.arn_index(), mapping=dict.fromkeys(upserts, p.id))
+            if summarised:
+                summaries = {arn: _summary(v[0], summarised) for arn, v in upserts.items()}
+                pipe.hset(k.summaries(p), mapping=summaries)
+        if removed:
+            pipe.hdel(k.items(p), *removed)
+            pipe.hdel(k.hashes(p), *removed)
+            pipe.zrem(k.seen(p), *removed)
+            if indexed:
+                pipe.hdel(k.arn_index(), *removed)
+            if summarised:
+                pipe.hdel(k.summaries(p), *removed)
 
     def set_s3_digest(self, p: Partition, digest: str) -> None:
         self.client.hset(self.keys.meta(p), "s3_digest", digest)
