@@ -18,14 +18,13 @@ from inventory.cache.keys import (
     ACCOUNT,
     ALL_ACCOUNTS,
     GLOBAL,
-    IAM_KINDS,
     PRINCIPAL_ACCESS,
     ROLE_ACCESS,
     Partition,
 )
 from inventory.cache.redis_cache import RedisCache
 from inventory.cache.web_state import RefreshClaims
-from inventory.registry import BY_KIND, KINDS
+from inventory.registry import synced_kinds
 from inventory.schedule import ScheduleEntry, effective_schedule
 from inventory.settings import Settings
 from inventory.tasks.access import principal_key
@@ -43,8 +42,6 @@ from inventory.web.auth import (
 )
 from inventory.web.base import AuthenticatedHandler, BaseHandler, TaskQueue
 
-IAM_TASK = "inventory.cache_iam_resources_for_account"
-IAM_SCHEDULE = "cache_iam_resources_across_accounts"
 ROLE_ARN = re.compile(r"arn:aws[\w-]*:iam::\d{12}:role/\S+", re.ASCII)
 MAX_ARN = 2048
 MAX_PRINCIPAL = 256
@@ -154,9 +151,7 @@ class RolePrincipalsHandler(AuthenticatedHandler):
 def kind_schedules(settings: Settings) -> dict[str, ScheduleEntry]:
     """The beat entry that refreshes each per-account kind, with the settings' overrides."""
     entries = {e.name: e for e in effective_schedule(settings)}
-    found = dict.fromkeys(IAM_KINDS, entries[IAM_SCHEDULE])
-    found.update({k.kind: entries[k.schedule_name] for k in KINDS})
-    return found
+    return {kind: entries[sync.schedule_name] for kind, sync in synced_kinds().items()}
 
 
 def account_freshness(cache: RedisCache, settings: Settings, now: float) -> list[dict[str, Any]]:
@@ -214,10 +209,8 @@ class FreshnessHandler(AuthenticatedHandler):
 
 def refresh_task(kind: str) -> str | None:
     """The per-account task that re-syncs a kind, or None when none does."""
-    if kind in IAM_KINDS:
-        return IAM_TASK
-    registered = BY_KIND.get(kind)
-    return registered.for_account_task if registered else None
+    sync = synced_kinds().get(kind)
+    return sync.for_account_task if sync is not None else None
 
 
 def partition_of(cache: RedisCache, arn: str) -> Partition | None:

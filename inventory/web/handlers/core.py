@@ -8,6 +8,7 @@ import redis
 import tornado.web
 
 from inventory.cache.keys import ACCOUNT, ALL_ACCOUNTS, GLOBAL, Partition
+from inventory.registry import public_kinds
 from inventory.web import params
 from inventory.web.base import AuthenticatedHandler, BaseHandler
 
@@ -72,6 +73,13 @@ class AccountsHandler(AuthenticatedHandler):
         self.write_json({"accounts": sorted(items.values(), key=lambda a: a["id"])})
 
 
+class KindsHandler(AuthenticatedHandler):
+    """``GET /api/v1/kinds``: every resource kind and its label (the registry, for clients)."""
+
+    def get(self) -> None:
+        self.write_json({"kinds": public_kinds()})
+
+
 class MetricsHandler(AuthenticatedHandler):
     """``GET /metrics``: the Prometheus exposition, read from Redis on every scrape."""
 
@@ -95,5 +103,6 @@ ROUTES = [
     (r"/api/v1/resource", ResourceHandler),
     (r"/api/v1/partitions", PartitionsHandler),
     (r"/api/v1/accounts", AccountsHandler),
+    (r"/api/v1/kinds", KindsHandler),
     (r"/metrics", MetricsHandler),
 ]

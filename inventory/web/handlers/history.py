@@ -15,37 +15,16 @@ import tornado.web
 from pynamodb.exceptions import PynamoDBException
 from tornado.log import app_log
 
-from inventory.cache.history import UNTRACKED_KINDS, Change, ChangeHistory
-from inventory.cache.keys import (
-    ACCOUNT,
-    AWS_MANAGED_POLICY,
-    IAM_KINDS,
-)
+from inventory.cache.history import Change, ChangeHistory
 from inventory.cache.redis_cache import RedisCache
-from inventory.registry import BY_KIND
+from inventory.registry import KINDS
 from inventory.settings import Settings
 from inventory.web import params
 from inventory.web.base import BaseHandler
 
 #: Every kind whose partitions are written durably, so whose changes are recorded.
-HISTORY_KINDS: tuple[str, ...] = tuple(
-    sorted({*IAM_KINDS, *BY_KIND, ACCOUNT, AWS_MANAGED_POLICY} - UNTRACKED_KINDS)
-)
-KIND_LABELS = {
-    "iam_role": "IAM role",
-    "iam_user": "IAM user",
-    "iam_group": "IAM group",
-    "iam_policy": "IAM policy",
-    "managed_policy": "Managed policy",
-    "aws_managed_policy": "AWS managed policy",
-    "s3_bucket": "S3 bucket",
-    "sqs_queue": "SQS queue",
-    "sns_topic": "SNS topic",
-    "config_resource": "Config resource",
-    "account": "Account",
-    "cloudtrail_errors": "CloudTrail errors",
-    "iam_role_limit": "IAM role limit",
-}
+HISTORY_KINDS: tuple[str, ...] = tuple(sorted(k.kind for k in KINDS if k.durable and k.history))
+KIND_LABELS = {k.kind: k.label for k in KINDS}
 FEED_MAX_LIMIT = 500
 FEED_DEFAULT_LIMIT = 100
 PAGE_LIMIT = 50
