@@ -5,7 +5,8 @@ A bad value raises :class:`ConfigError`, whose message names the key, the value 
 expected (secret values are masked).
 
 The package: ``base`` (shared checks), the section models by theme (``services``, ``aws``,
-``web``, ``operations``), the root ``model``, ``loading`` with ``errors``, and ``reference``.
+``web``, ``operations``), the root ``model``, ``loading`` (with ``secret_files`` and
+``errors``) and ``reference`` (docs/configuration.md).
 Every public name is re-exported here, so callers import from ``inventory.settings`` only.
 """
 
@@ -33,7 +34,7 @@ from inventory.settings.operations import (
     ScheduleOverride,
     SentrySettings,
 )
-from inventory.settings.reference import reference_markdown, reference_rows
+from inventory.settings.reference import reference_markdown, reference_rows, secret_keys
 from inventory.settings.services import (
     BeatSettings,
     CelerySettings,
@@ -85,4 +86,5 @@ __all__ = [
     "parse_rate",
     "reference_markdown",
     "reference_rows",
+    "secret_keys",
 ]

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from inventory.redaction import mask_urls_in
+from inventory.redaction import MASK, mask_urls_in
 from inventory.settings.base import _did_you_mean
 from inventory.settings.model import Settings
 
@@ -26,7 +27,10 @@ def _mask(key: str, value: Any, secret: bool = False) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def _format_errors(exc: ValidationError, sources: str) -> str:
+def _format_errors(
+    exc: ValidationError, sources: str, hidden: Collection[tuple[str, ...]] = ()
+) -> str:
+    """One line per problem; values at or around a ``hidden`` key path are never shown."""
     lines = [f"invalid configuration ({sources}):"]
     for error in exc.errors():
         key = ".".join(str(p) for p in error["loc"]) or "(top level)"
@@ -40,7 +44,11 @@ def _format_errors(exc: ValidationError, sources: str) -> str:
         if error["type"] == "missing":
             lines.append(f"  {key}: required but missing")
             continue
-        shown = _mask(key, error.get("input"), _is_secret(tuple(error["loc"])))
+        loc = tuple(str(p) for p in error["loc"])
+        if any(path[: len(loc)] == loc for path in hidden):
+            shown = f"'{MASK}'"  # the input is, or holds, a value read from a secret file
+        else:
+            shown = _mask(key, error.get("input"), _is_secret(tuple(error["loc"])))
         lines.append(f"  {key} = {shown}: {message}")
     return "\n".join(lines)
 

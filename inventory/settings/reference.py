@@ -8,6 +8,7 @@ from pydantic import BaseModel
 
 from inventory.settings.loading import CONFIG_ENV
 from inventory.settings.model import Settings
+from inventory.settings.secret_files import SECRETS_DIR_ENV
 
 
 def reference_rows(
@@ -27,8 +28,21 @@ def reference_rows(
     return rows
 
 
+def secret_keys(model: type[BaseModel] = Settings, prefix: str = "") -> list[str]:
+    """Dotted keys of every secret (``SecretStr``) setting, nested sections included."""
+    keys: list[str] = []
+    for name, field in model.model_fields.items():
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            keys.extend(secret_keys(annotation, f"{prefix}{name}."))
+        elif "SecretStr" in str(annotation):
+            keys.append(f"{prefix}{name}")
+    return keys
+
+
 def reference_markdown() -> str:
     """The configuration reference as a Markdown table (docs/configuration.md)."""
+    secrets = ", ".join(f"`{key}`" for key in secret_keys())
     lines = [
         "# Configuration reference",
         "",
@@ -40,6 +54,20 @@ def reference_markdown() -> str:
         "`AWS_ENDPOINT_URL` fill `region` and `aws.endpoint_url` when nothing else sets them.",
         "Static accounts are a list: `accounts.static: [{id, name, status, email, role_name}]`.",
         "`schedule.<entry>` takes `enabled`, `every` (seconds) and `expires` (seconds).",
+        "",
+        "Secrets can come from files, as Docker and Kubernetes mount them:",
+        "`INVENTORY_<SECTION>__<KEY>_FILE=/path` sets the key to that file's text (trailing",
+        "newlines dropped, never parsed as YAML), e.g.",
+        "`INVENTORY_CELERY__BROKER_URL_FILE=/run/secrets/broker_url`; and",
+        f"`{SECRETS_DIR_ENV}=/run/secrets` sets one key per file, the file named like the",
+        "variable without `INVENTORY_` (`celery__broker_url`, any case; names starting with `.`",
+        "are skipped, every other entry must be a setting). Later wins: the YAML files, then the",
+        "secrets directory, then environment variables; setting one key by both",
+        "`INVENTORY_<KEY>` and `INVENTORY_<KEY>_FILE` is refused. A missing, empty or unreadable",
+        "file stops start-up with an error naming the variable and the path. Errors never show a",
+        "value read from a file; secret keys and URL passwords are masked in `inventory config`",
+        "and in logs wherever they came from. The secret keys:",
+        f"{secrets}.",
         "",
         "| key | default | description |",
         "|---|---|---|",
