@@ -33,8 +33,8 @@ from inventory.web.app import make_app
 from inventory.web.base import CeleryQueue, Readers
 from inventory.web.openapi import spec
 from tests.conftest import inventory_env
+from tests.web.conftest import Client, LiveServer
 from tests.web.test_app import TOKEN, TOKEN_HASH, WRONG_TOKEN
-from tests.web.test_auth import Client, LiveServer
 from tests.web.test_search import search, world  # noqa: F401 - fixtures: the seeded caches
 
 MAX_BODY = 65_536
