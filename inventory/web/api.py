@@ -1,10 +1,10 @@
 """The JSON API's shapes as pydantic models, and the operations that join them to handlers.
 
-An endpoint declares its models once, on the handler method::
+An endpoint declares its models once, on the handler method (whose one-line docstring is the
+operation's summary)::
 
     @operation(PolicyPage, query=PoliciesQuery)
     def get(self) -> None:
-        \"\"\"Filter, sort and page every cached resource.\"\"\"  # the OpenAPI summary
         query = self.query(PoliciesQuery)
         ...
         self.write_model(PolicyPage(...))

@@ -16,7 +16,7 @@ from inventory.web.handlers import access, changes, core, pages, search
 from inventory.web.handlers import requests as policy_requests
 from inventory.web.handlers.history import history_reader
 from inventory.web.openapi import ROUTES as OPENAPI_ROUTES
-from inventory.web.openapi import build_spec
+from inventory.web.openapi import build_spec, spec_of
 
 __all__ = ["ROUTES", "Readers", "make_app", "openapi_spec", "server_options"]
 server_options = limits.server_options
@@ -32,7 +32,7 @@ def make_app(settings: Settings, readers: Readers) -> tornado.web.Application:
         # The history reads the cache's own Redis (the feed) and the configured DynamoDB.
         readers = dataclasses.replace(readers, history=history_reader(settings, readers.cache))
     deps = {"settings": settings, "readers": readers}
-    return limits.Application(
+    app = limits.Application(
         [(pattern, handler, deps) for pattern, handler in ROUTES],
         web=settings.web,
         default_handler_class=NotFoundHandler,
@@ -44,6 +44,9 @@ def make_app(settings: Settings, readers: Readers) -> tornado.web.Application:
         xsrf_cookies=False,
         cookie_secret=cookie_secret(settings.web),
     )
+    # Built here (once per route table, ~0.1 s) so that no request waits on the IOLoop for it.
+    spec_of(app)
+    return app
 
 
 def openapi_spec() -> dict[str, Any]:
