@@ -75,6 +75,8 @@ class Param(Wire):
 
 @dataclass(frozen=True)
 class Text(Param):
+    """Text of at most ``max_length`` characters."""
+
     max_length: int = 256
 
     def parse(self, value: str) -> str:
@@ -136,6 +138,8 @@ _BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "
 
 
 class Boolean(Param):
+    """true/false, 1/0 or yes/no, in any letter case."""
+
     def parse(self, value: str) -> bool:
         found = _BOOLEANS.get(value.lower())
         if found is None:
