@@ -33,7 +33,7 @@ from inventory.tasks.resources import sync_kind
 from inventory.web.app import Readers, make_app
 from inventory.web.search import PolicySearch
 from tests.conftest import BUCKET, inventory_env
-from tests.web.test_app import Server
+from tests.web.conftest import Server
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [

@@ -39,7 +39,8 @@ from inventory.tasks.iam import sync_iam_account
 from inventory.tasks.resources import sync_kind
 from inventory.web.base import CeleryQueue, Readers
 from tests.conftest import BUCKET, inventory_env
-from tests.web.test_auth import DEV_TOKEN, Client, LiveServer, auth_environ, build_app
+from tests.web.conftest import Client, LiveServer
+from tests.web.test_auth import DEV_TOKEN, auth_environ, build_app
 
 STATIC_ROLE = f"arn:aws:iam::{MANAGEMENT_ACCOUNT}:role/platform-admin"
 IAM_EVERY = 600.0

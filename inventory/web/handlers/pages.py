@@ -8,10 +8,10 @@ from typing import Any
 import tornado.web
 
 from inventory.registry import public_kinds
-from inventory.web import params
 from inventory.web.auth import Identity
 from inventory.web.base import AuthenticatedHandler, BaseHandler
-from inventory.web.handlers.history import HISTORY_KINDS, TEMPLATE_HELPERS, resource_history
+from inventory.web.handlers.history import TEMPLATE_HELPERS, resource_history
+from inventory.web.models.changes import ResourcePageQuery
 
 MAX_ARN = 2048
 #: The registry's kinds for the page scripts (labels...): JSON in a body attribute (escaped
@@ -93,7 +93,7 @@ class ResourcePage(PageHandler):
         if not arn.startswith("arn:") or len(arn) > MAX_ARN:
             raise tornado.web.HTTPError(404, "that is not an ARN")
         # ?kind= finds the history of a resource no longer cached (links from /changes).
-        kind = params.choice(self, "kind", HISTORY_KINDS, "") or None
+        kind = self.query(ResourcePageQuery).kind or None
         self.render_page(
             arn=arn,
             name=arn.rsplit("/", 1)[-1].rsplit(":", 1)[-1],
