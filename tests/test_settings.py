@@ -79,6 +79,7 @@ DEFAULTS = {
         "max_body_bytes": 262144,
         "search_sync_seconds": 1.0,
         "search_rebuild_seconds": 10.0,
+        "search_index_dir": "state/search-index",
     },
     "cloudtrail": {
         "source": "none",

@@ -1,0 +1,65 @@
+"""The indexer as a child process of a web process: started when no indexer holds the lock."""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import multiprocessing
+import os
+import signal
+import time
+from multiprocessing.process import BaseProcess
+from pathlib import Path
+
+import redis
+
+from inventory.settings import Settings
+from inventory.web.search_indexer import Indexer, IndexLock
+
+log = logging.getLogger("inventory.web.search")
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to SIGTERM this process when its parent dies (elsewhere: the loop checks)."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass
+
+
+def run_indexer(settings: Settings, root: str, parent: int) -> None:
+    """Hold the lock and keep the index current until the parent web process goes away."""
+    from inventory.observability import setup_logging
+    from inventory.runtime import Runtime
+
+    _die_with_parent()
+    setup_logging(settings)
+    lock = IndexLock(Path(root))
+    if not lock.acquire(wait_seconds=3.0):
+        return  # another web process's indexer has it
+    runtime = Runtime(settings)
+    web = settings.web
+    indexer = Indexer(Path(root), runtime.redis, runtime.keys, web.search_rebuild_seconds)
+    block_ms = max(1, int(web.search_sync_seconds * 1000))
+    log.info("search indexer %d started for %s", os.getpid(), root)
+    while os.getppid() == parent:
+        try:
+            indexer.tick(block_ms)
+        except redis.RedisError as exc:
+            log.warning("search index not updated: %s", exc)
+            time.sleep(web.search_sync_seconds)
+    indexer.close()
+
+
+def start_indexer(settings: Settings, root: Path) -> BaseProcess:
+    """Start an indexer child (spawned: nothing of the web process's state is inherited)."""
+    context = multiprocessing.get_context("spawn")
+    process = context.Process(
+        target=run_indexer,
+        args=(settings, str(root), os.getpid()),
+        name="search-indexer",
+        daemon=True,
+    )
+    process.start()
+    return process

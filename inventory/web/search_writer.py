@@ -1,0 +1,279 @@
+"""The one writer of a search index generation (see ``search_index`` for what it holds).
+
+SQLite is the generation's source of truth (rows, orders and their labels, the typeahead orders,
+managed policies, the change-stream cursor); the tantivy documents are derived from it. A change
+is written to SQLite with the ARNs whose documents it touches (``pending_*``), then the documents
+of those ARNs are rewritten and both stores commit, SQLite first: after a crash in between, the
+next writer finds the pending ARNs and rewrites their documents, so the two never disagree.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import tantivy
+from tantivy import Document
+
+from inventory.web.search_index import (
+    FACETS,
+    SORT_COLUMNS,
+    Entry,
+    arn_key,
+    errors_class,
+    name_key,
+    name_of,
+    names_schema,
+    rows_schema,
+    searchable,
+    sort_key,
+    trigram_strings,
+    with_trigrams,
+)
+from inventory.web.search_labels import Labels
+
+WRITER_HEAP = 128_000_000
+BATCH = 5_000
+Progress = Callable[[int], None]
+
+TABLES = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS rows (arn TEXT PRIMARY KEY, row BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS arn_order (key BLOB PRIMARY KEY) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS pending_rows (arn TEXT PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS pending_names (arn TEXT PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS policies (
+  account_id TEXT NOT NULL, arn TEXT NOT NULL, name TEXT COLLATE NOCASE NOT NULL,
+  aws_managed INTEGER NOT NULL,
+  PRIMARY KEY (account_id, arn));
+CREATE INDEX IF NOT EXISTS policies_name ON policies(account_id, name COLLATE NOCASE);
+"""
+
+
+def _sort_arn(key: bytes) -> str:
+    """The ARN of a sort key (value, NUL, ARN)."""
+    return key.split(b"\0", 1)[1].decode()
+
+
+def _name_arn(key: bytes) -> str:
+    """The ARN of a name key (name, NUL, ARN, NUL, kind, NUL, account)."""
+    return key.split(b"\0")[1].decode()
+
+
+def row_document(row: Mapping[str, Any], labels: Mapping[str, int], text: str) -> Document:
+    doc = Document()
+    doc.add_text("arn", row["arn"])
+    for facet in FACETS:
+        doc.add_text(facet, str(row.get(facet) or ""))
+    doc.add_text("errors_class", errors_class(row))
+    name = str(row.get("name") or "").lower()
+    for head in dict.fromkeys((name[:1], name[:2])):
+        if head:
+            doc.add_text("head", head)
+    doc.add_text("text", text)
+    for column in SORT_COLUMNS:
+        doc.add_unsigned(f"s_{column}", labels[column])
+    doc.add_bytes("row", json.dumps(row).encode())
+    return doc
+
+
+def name_document(entry: Entry, label: int, text: str) -> Document:
+    arn, _, kind, account = entry
+    doc = Document()
+    doc.add_text("arn", arn)
+    doc.add_text("kind", kind)
+    doc.add_text("text", text)
+    doc.add_unsigned("by_name", label)
+    doc.add_bytes("key", name_key(arn, kind, account))
+    return doc
+
+
+class GenerationWriter:
+    """Writes one generation directory; only one may exist per directory at a time."""
+
+    def __init__(self, path: Path, create: bool = False, heap: int = WRITER_HEAP) -> None:
+        self.path = path
+        if create:
+            (path / "rows").mkdir(parents=True)
+            (path / "names").mkdir()
+            self.rows = tantivy.Index(rows_schema(), str(path / "rows"), reuse=False)
+            self.names = tantivy.Index(names_schema(), str(path / "names"), reuse=False)
+        else:
+            self.rows = tantivy.Index.open(str(path / "rows"))
+            self.names = tantivy.Index.open(str(path / "names"))
+        with_trigrams(self.rows)
+        with_trigrams(self.names)
+        self.row_writer = self.rows.writer(heap, 1)
+        self.name_writer = self.names.writer(heap, 1)
+        self.db = sqlite3.connect(path / "index.sqlite", check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.executescript(TABLES)
+        self.orders = {column: Labels(self.db, f"o_{column}") for column in SORT_COLUMNS}
+        self.name_order = Labels(self.db, "name_order")
+        for labels in (*self.orders.values(), self.name_order):
+            labels.create()
+        self.db.commit()
+
+    # --- state ---------------------------------------------------------------------------------
+    def meta(self, key: str) -> str | None:
+        found = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if found is None else str(found[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    def _row(self, arn: str) -> dict[str, Any] | None:
+        found = self.db.execute("SELECT row FROM rows WHERE arn = ?", (arn,)).fetchone()
+        return None if found is None else json.loads(found[0])
+
+    def _name_key(self, arn: str) -> bytes | None:
+        found = self.db.execute(
+            "SELECT key FROM arn_order WHERE key > ? AND key < ?",
+            (arn.encode() + b"\0", arn.encode() + b"\x01"),
+        ).fetchone()
+        return None if found is None else bytes(found[0])
+
+    # --- a full build (an empty generation) ------------------------------------------------------
+    def fill_rows(self, rows: Sequence[Mapping[str, Any]], progress: Progress) -> None:
+        """Write every row of an empty generation (labels spread evenly)."""
+        labels = {c: self.orders[c].fill([sort_key(r, c) for r in rows]) for c in SORT_COLUMNS}
+        for start in range(0, len(rows), BATCH):
+            batch = rows[start : start + BATCH]
+            texts = trigram_strings([searchable(r).encode() for r in batch])
+            for i, (row, text) in enumerate(zip(batch, texts, strict=True), start=start):
+                self.row_writer.add_document(
+                    row_document(row, {c: labels[c][i] for c in SORT_COLUMNS}, text)
+                )
+            self.db.executemany(
+                "INSERT OR REPLACE INTO rows VALUES (?, ?)",
+                ((r["arn"], json.dumps(r).encode()) for r in batch),
+            )
+            progress(len(batch))
+
+    def fill_names(self, entries: Sequence[Entry], progress: Progress) -> None:
+        """Write every typeahead entry of an empty generation."""
+        labels = self.name_order.fill([name_key(a, k, acc) for a, _, k, acc in entries])
+        self.db.executemany(
+            "INSERT INTO arn_order VALUES (?)",
+            sorted((arn_key(a, k, acc),) for a, _, k, acc in entries),
+        )
+        for start in range(0, len(entries), BATCH * 4):
+            batch = entries[start : start + BATCH * 4]
+            texts = trigram_strings([name.lower().encode() for _, name, _, _ in batch])
+            for i, (entry, text) in enumerate(zip(batch, texts, strict=True), start=start):
+                self.name_writer.add_document(name_document(entry, labels[i], text))
+            progress(len(batch))
+
+    # --- changes ---------------------------------------------------------------------------------
+    def put_rows(self, rows: Iterable[Mapping[str, Any]]) -> None:
+        """Add or replace rows (their documents are rewritten at the next ``flush``)."""
+        for row in rows:
+            old = self._row(row["arn"])
+            for column, labels in self.orders.items():
+                key = sort_key(row, column)
+                if old is not None:
+                    previous = sort_key(old, column)
+                    if previous == key:
+                        continue
+                    labels.remove(previous)
+                _, moved = labels.insert(key)
+                self._pending("pending_rows", (_sort_arn(k) for k in moved))
+            self.db.execute(
+                "INSERT OR REPLACE INTO rows VALUES (?, ?)", (row["arn"], json.dumps(row).encode())
+            )
+            self._pending("pending_rows", [row["arn"]])
+
+    def remove_rows(self, arns: Iterable[str]) -> None:
+        for arn in arns:
+            old = self._row(arn)
+            if old is None:
+                continue
+            for column, labels in self.orders.items():
+                labels.remove(sort_key(old, column))
+            self.db.execute("DELETE FROM rows WHERE arn = ?", (arn,))
+            self._pending("pending_rows", [arn])
+
+    def put_names(self, entries: Iterable[tuple[str, str, str]]) -> None:
+        """Add or replace typeahead entries: (arn, kind, account_id)."""
+        for arn, kind, account in entries:
+            key = arn_key(arn, kind, account)
+            old = self._name_key(arn)
+            if old == key:
+                continue
+            if old is not None:
+                self.remove_names([arn])
+            self.db.execute("INSERT INTO arn_order VALUES (?)", (key,))
+            _, moved = self.name_order.insert(name_key(arn, kind, account))
+            self._pending("pending_names", [arn, *(_name_arn(k) for k in moved)])
+
+    def remove_names(self, arns: Iterable[str]) -> None:
+        for arn in arns:
+            old = self._name_key(arn)
+            if old is None:
+                continue
+            _, kind, account = old.decode().split("\0")
+            self.db.execute("DELETE FROM arn_order WHERE key = ?", (old,))
+            self.name_order.remove(name_key(arn, kind, account))
+            self._pending("pending_names", [arn])
+
+    def put_policies(self, policies: Iterable[tuple[str, str, str, int]]) -> None:
+        self.db.executemany("INSERT OR REPLACE INTO policies VALUES (?,?,?,?)", policies)
+
+    def remove_policies(self, pairs: Iterable[tuple[str, str]]) -> None:
+        self.db.executemany("DELETE FROM policies WHERE account_id=? AND arn=?", pairs)
+
+    def _pending(self, table: str, arns: Iterable[str]) -> None:
+        self.db.executemany(f"INSERT OR IGNORE INTO {table} VALUES (?)", ((a,) for a in arns))
+
+    # --- commit ----------------------------------------------------------------------------------
+    def _rewrite_pending(self) -> int:
+        """Rewrite the documents of every pending ARN from SQLite; how many were pending."""
+        arns = [a for (a,) in self.db.execute("SELECT arn FROM pending_rows")]
+        rows = []
+        for arn in arns:
+            self.row_writer.delete_documents_by_term("arn", arn)
+            row = self._row(arn)
+            if row is not None:
+                rows.append(row)
+        texts = trigram_strings([searchable(r).encode() for r in rows])
+        for row, text in zip(rows, texts, strict=True):
+            labels = {c: self.orders[c].get(sort_key(row, c)) or 0 for c in SORT_COLUMNS}
+            self.row_writer.add_document(row_document(row, labels, text))
+        names = [a for (a,) in self.db.execute("SELECT arn FROM pending_names")]
+        entries = []
+        for arn in names:
+            self.name_writer.delete_documents_by_term("arn", arn)
+            key = self._name_key(arn)
+            if key is not None:
+                _, kind, account = key.decode().split("\0")
+                entries.append((arn, name_of(arn), kind, account))
+        texts = trigram_strings([e[1].lower().encode() for e in entries])
+        for entry, text in zip(entries, texts, strict=True):
+            label = self.name_order.get(name_key(entry[0], entry[2], entry[3])) or 0
+            self.name_writer.add_document(name_document(entry, label, text))
+        return len(arns) + len(names)
+
+    def commit(self, cursor: str) -> int:
+        """Rewrite pending documents and commit SQLite, then tantivy; how many were rewritten."""
+        self.set_meta("cursor", cursor)
+        rewritten = self._rewrite_pending()
+        self.db.commit()
+        self.row_writer.commit()
+        self.name_writer.commit()
+        self.db.execute("DELETE FROM pending_rows")
+        self.db.execute("DELETE FROM pending_names")
+        self.db.commit()
+        return rewritten
+
+    def counts(self) -> tuple[int, int]:
+        rows = self.db.execute("SELECT COUNT(*) FROM rows").fetchone()[0]
+        names = self.db.execute("SELECT COUNT(*) FROM arn_order").fetchone()[0]
+        return int(rows), int(names)
+
+    def close(self) -> None:
+        """Let go of the tantivy writers (and their directory locks) and of SQLite."""
+        self.db.close()
+        del self.row_writer, self.name_writer
