@@ -166,6 +166,7 @@ class PolicySearch:
 
     def status(self) -> dict[str, Any]:
         """For /readyz: ready (an index open and current), else indexing with progress."""
+        self.refresh()
         progress = read_json(self.root / PROGRESS)
         writing = self.indexer is not None or self.lock.held_elsewhere()
         current = bool(self.state.get("current")) and writing

@@ -178,6 +178,7 @@ class Indexer:
         self.cursor = "0-0"
         self.commit_number = 0
         self.uncommitted = 0
+        self.applying = 0.0
         self.committed_at = 0.0
         self.checked_at = time.monotonic()
         self.builds = 0
@@ -239,6 +240,7 @@ class Indexer:
         progress.phase = "indexing ARNs"
         writer.fill_names(entries, progress)
         writer.put_policies(policies)
+        writer.finish_fill()
         writer.commit(cursor)
         self.writer, self.generation, self.cursor = writer, generation, cursor
         self.builds += 1
@@ -294,8 +296,11 @@ class Indexer:
         if self.writer is None:
             self.start()
             return 0
+        # Wait for changes only once caught up: until then, read what is there at once.
         found = self.client.xread(
-            {self.keys.changes(): self.cursor}, count=STREAM_BATCH, block=block_ms
+            {self.keys.changes(): self.cursor},
+            count=STREAM_BATCH,
+            block=block_ms if self.current else None,
         )
         events = found[0][1] if found else []
         if events:
@@ -304,8 +309,10 @@ class Indexer:
                 log.warning("change stream trimmed past the search index's position; rebuilding")
                 self.build()
                 return len(events)
+            started = time.monotonic()
             for _id, fields in events:
                 self._apply(fields)
+            self.applying += time.monotonic() - started
             self.cursor = events[-1][0]
             self.uncommitted += len(events)
         self.current = len(events) < STREAM_BATCH
@@ -336,13 +343,15 @@ class Indexer:
         started = time.monotonic()
         rewritten = self.writer.commit(self.cursor)
         log.info(
-            "search index %s: %d changes applied (%d documents) in %.2f s",
+            "search index %s: %d changes applied in %.2f s, committed (%d documents) in %.2f s",
             self.generation,
             self.uncommitted,
+            self.applying,
             rewritten,
             time.monotonic() - started,
         )
         self.uncommitted = 0
+        self.applying = 0.0
         self.committed_at = time.monotonic()
         self.commit_number += 1
         self._publish()

@@ -30,17 +30,20 @@ def _die_with_parent() -> None:
 
 def run_indexer(settings: Settings, root: str, parent: int) -> None:
     """Hold the lock and keep the index current until the parent web process goes away."""
+    from inventory.cache.keys import Keys
+    from inventory.cache.redis_cache import connect
     from inventory.observability import setup_logging
-    from inventory.runtime import Runtime
 
     _die_with_parent()
     setup_logging(settings)
     lock = IndexLock(Path(root))
     if not lock.acquire(wait_seconds=3.0):
         return  # another web process's indexer has it
-    runtime = Runtime(settings)
+    # Only Redis: not the whole Runtime (boto3 and friends would double the start-up time).
+    client = connect(settings.redis.url, settings.redis.socket_timeout)
     web = settings.web
-    indexer = Indexer(Path(root), runtime.redis, runtime.keys, web.search_rebuild_seconds)
+    keys = Keys(settings.redis.key_prefix)
+    indexer = Indexer(Path(root), client, keys, web.search_rebuild_seconds)
     block_ms = max(1, int(web.search_sync_seconds * 1000))
     log.info("search indexer %d started for %s", os.getpid(), root)
     while os.getppid() == parent:

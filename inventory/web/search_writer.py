@@ -41,7 +41,7 @@ Progress = Callable[[int], None]
 
 TABLES = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS rows (arn TEXT PRIMARY KEY, row BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS rows (arn TEXT PRIMARY KEY, row BLOB NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS arn_order (key BLOB PRIMARY KEY) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS pending_rows (arn TEXT PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS pending_names (arn TEXT PRIMARY KEY);
@@ -80,14 +80,14 @@ def row_document(row: Mapping[str, Any], labels: Mapping[str, int], text: str) -
     return doc
 
 
-def name_document(entry: Entry, label: int, text: str) -> Document:
+def name_document(entry: Entry, label: int, text: str, key: bytes | None = None) -> Document:
     arn, _, kind, account = entry
     doc = Document()
     doc.add_text("arn", arn)
     doc.add_text("kind", kind)
     doc.add_text("text", text)
     doc.add_unsigned("by_name", label)
-    doc.add_bytes("key", name_key(arn, kind, account))
+    doc.add_bytes("key", key or name_key(arn, kind, account))
     return doc
 
 
@@ -109,7 +109,9 @@ class GenerationWriter:
         self.row_writer = self.rows.writer(heap, 1)
         self.name_writer = self.names.writer(heap, 1)
         self.db = sqlite3.connect(path / "index.sqlite", check_same_thread=False)
-        self.db.execute("PRAGMA journal_mode=WAL")
+        # A new generation is thrown away if its build fails: no journal until it is done.
+        self.db.execute(f"PRAGMA journal_mode={'OFF' if create else 'WAL'}")
+        self.db.execute("PRAGMA cache_size=-65536")
         self.db.executescript(TABLES)
         self.orders = {column: Labels(self.db, f"o_{column}") for column in SORT_COLUMNS}
         self.name_order = Labels(self.db, "name_order")
@@ -155,7 +157,8 @@ class GenerationWriter:
 
     def fill_names(self, entries: Sequence[Entry], progress: Progress) -> None:
         """Write every typeahead entry of an empty generation."""
-        labels = self.name_order.fill([name_key(a, k, acc) for a, _, k, acc in entries])
+        keys = [name_key(a, k, acc) for a, _, k, acc in entries]
+        labels = self.name_order.fill(keys)
         self.db.executemany(
             "INSERT INTO arn_order VALUES (?)",
             sorted((arn_key(a, k, acc),) for a, _, k, acc in entries),
@@ -164,8 +167,13 @@ class GenerationWriter:
             batch = entries[start : start + BATCH * 4]
             texts = trigram_strings([name.lower().encode() for _, name, _, _ in batch])
             for i, (entry, text) in enumerate(zip(batch, texts, strict=True), start=start):
-                self.name_writer.add_document(name_document(entry, labels[i], text))
+                self.name_writer.add_document(name_document(entry, labels[i], text, keys[i]))
             progress(len(batch))
+
+    def finish_fill(self) -> None:
+        """After a full build: journal from now on (WAL: readers never wait for the writer)."""
+        self.db.commit()
+        self.db.execute("PRAGMA journal_mode=WAL")
 
     # --- changes ---------------------------------------------------------------------------------
     def put_rows(self, rows: Iterable[Mapping[str, Any]]) -> None:
