@@ -24,13 +24,15 @@ from __future__ import annotations
 import json
 import sqlite3
 import struct
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import tantivy
 from tantivy import Occur, Order, Query
+
+from inventory.web.search_labels import SPACE as LABEL_SPACE
 
 FACETS = ("kind", "account_id", "region")
 TEXT_SORTS = ("name", "arn", "kind", "account_id", "account_name", "region")
@@ -41,6 +43,10 @@ TRIGRAMS = "inventory_trigrams"
 BYTE_CHARS = "latin-1"
 #: How many entries a prefix scan of the typeahead may look at before it stops.
 SCAN_LIMIT = 20_000
+#: The name order is cut into this many buckets by label (a term per ARN: a cheap filter).
+BUCKETS = 256
+#: Text whose rarest trigram is in fewer names than this is searched in one ranked search.
+DIRECT = 20_000
 Entry = tuple[str, str, str, str]
 
 
@@ -95,9 +101,9 @@ def sort_key(row: Mapping[str, Any], column: str) -> bytes:
     return f"{value}\0{row['arn']}".encode()
 
 
-def name_key(arn: str, kind: str, account: str) -> bytes:
+def name_key(arn: str, kind: str, account: str, name: str | None = None) -> bytes:
     """The typeahead's name order: lowercase name, ARN; kind and account ride along."""
-    return f"{name_of(arn).lower()}\0{arn}\0{kind}\0{account}".encode()
+    return f"{(name or name_of(arn)).lower()}\0{arn}\0{kind}\0{account}".encode()
 
 
 def arn_key(arn: str, kind: str, account: str) -> bytes:
@@ -109,6 +115,16 @@ def entry_of(key: bytes, name_first: bool) -> Entry:
     parts = key.decode().split("\0")
     arn, kind, account = parts[1:4] if name_first else parts[0:3]
     return arn, name_of(arn), kind, account
+
+
+def bucket_of(label: int) -> int:
+    """The bucket of a name label: labels are spread over the middle half of their space."""
+    quarter = LABEL_SPACE // 4
+    return min(BUCKETS - 1, max(0, (label - quarter) * BUCKETS // (2 * quarter)))
+
+
+def bucket_term(bucket: int) -> str:
+    return f"{bucket:03d}"
 
 
 def errors_class(row: Mapping[str, Any]) -> str:
@@ -139,6 +155,7 @@ def names_schema() -> tantivy.Schema:
     builder = tantivy.SchemaBuilder()
     _term(builder, "arn")
     _term(builder, "kind")
+    _term(builder, "bucket")
     builder.add_text_field("text", tokenizer_name=TRIGRAMS, index_option="position")
     builder.add_unsigned_field("by_name", fast=True)
     builder.add_bytes_field("key", stored=True)
@@ -150,6 +167,15 @@ def with_trigrams(index: tantivy.Index) -> tantivy.Index:
     analyzer = tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.regex(r"(?s)...")).build()
     index.register_tokenizer(TRIGRAMS, analyzer)
     return index
+
+
+def bucket_trigram_pairs(trigrams: Sequence[str], buckets: Sequence[int]) -> set[tuple[bytes, int]]:
+    """(trigram, bucket) for every trigram of each name's trigram string, and its bucket."""
+    counts = np.fromiter((len(t) // 3 for t in trigrams), np.int64, len(trigrams))
+    data = np.frombuffer("".join(trigrams).encode(BYTE_CHARS), np.uint8).reshape(-1, 3)
+    codes = (data[:, 0].astype(np.int64) << 16) | (data[:, 1].astype(np.int64) << 8) | data[:, 2]
+    pairs = np.unique(codes * BUCKETS + np.repeat(np.asarray(buckets, np.int64), counts))
+    return {(int(c).to_bytes(3, "big"), b) for c, b in zip(*divmod(pairs, BUCKETS), strict=True)}
 
 
 # --- queries ---------------------------------------------------------------------------------
@@ -278,25 +304,60 @@ class Generation:
         keys = self._scan("name_order", needle.encode(), kind, limit)
         entries = [entry_of(key, name_first=True) for key in keys]
         if len(entries) < limit and len(needle) >= 3:
-            clauses = [contains(self.names_schema, needle.encode())]
-            if kind is not None:
-                clauses.append(Query.term_query(self.names_schema, "kind", kind))
-            searcher = self.name_searcher
-            result = searcher.search(
-                all_of(clauses),
-                limit + len(entries),
-                count=False,
-                order_by_field="by_name",
-                order=Order.Asc,
-            )
             seen = {e[0] for e in entries}
-            for _, address in result.hits:
+            for key in self._containing(needle.encode(), kind, limit + len(entries)):
                 if len(entries) >= limit:
                     break
-                entry = entry_of(searcher.doc(address)["key"][0], name_first=True)
+                entry = entry_of(key, name_first=True)
                 if entry[0] not in seen:
                     entries.append(entry)
         return entries
+
+    def _containing(self, needle: bytes, kind: str | None, count: int) -> list[bytes]:
+        """The first ``count`` name keys, in name order, whose name holds ``needle``."""
+        searcher, schema = self.name_searcher, self.names_schema
+        chars = needle.decode(BYTE_CHARS)
+        rarest = min(searcher.doc_freq("text", chars[i : i + 3]) for i in range(len(chars) - 2))
+        if not rarest:
+            return []
+        clauses = [contains(schema, needle)]
+        if kind is not None:
+            clauses.append(Query.term_query(schema, "kind", kind))
+        if rarest < DIRECT:
+            return self._ranked(all_of(clauses), count)
+        # Common text: a ranked search would first check every match, so look in the first
+        # buckets of the name order that hold all its trigrams, then in twice as many, until
+        # enough are found (buckets are consecutive ranges of the name order).
+        buckets = self._buckets_with({chars[i : i + 3] for i in range(len(chars) - 2)})
+        found: list[bytes] = []
+        width = 1
+        while len(found) < count:
+            step = [b for _, b in zip(range(width), buckets, strict=False)]
+            if not step:
+                break
+            within = Query.boolean_query(
+                [(Occur.Should, Query.term_query(schema, "bucket", bucket_term(b))) for b in step]
+            )
+            found += self._ranked(all_of([*clauses, within]), count - len(found))
+            width *= 2
+        return found
+
+    def _buckets_with(self, trigrams: set[str]) -> Iterator[int]:
+        """Buckets, in order, where names have each of ``trigrams`` (or had: a superset)."""
+        buckets: set[int] | None = None
+        for trigram in trigrams:
+            code = trigram.encode(BYTE_CHARS)
+            found = self.db.execute("SELECT bucket FROM bucket_trigrams WHERE trigram = ?", (code,))
+            have = {b for (b,) in found}
+            buckets = have if buckets is None else buckets & have
+        yield from sorted(buckets or ())
+
+    def _ranked(self, query: Query, count: int) -> list[bytes]:
+        searcher = self.name_searcher
+        result = searcher.search(
+            query, count, count=False, order_by_field="by_name", order=Order.Asc
+        )
+        return [searcher.doc(address)["key"][0] for _, address in result.hits]
 
     def managed_policies(self, account: str, text: str, limit: int) -> list[dict[str, Any]]:
         """Managed policies attached in an account whose name starts with, then contains, text."""

@@ -239,8 +239,8 @@ class Indexer:
         entries, policies = self._entries(partitions)
         progress.phase = "indexing ARNs"
         writer.fill_names(entries, progress)
-        writer.put_policies(policies)
         writer.finish_fill()
+        writer.put_policies(policies)
         writer.commit(cursor)
         self.writer, self.generation, self.cursor = writer, generation, cursor
         self.builds += 1

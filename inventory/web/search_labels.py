@@ -11,13 +11,14 @@ around the insert is spread out again; the caller rewrites their documents.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 SPACE = 1 << 62
 #: Largest step from the last (or first) label for a key past either end.
 END_STEP = 1 << 32
 #: Spread a window only if its keys end up at least this far apart.
 MIN_GAP = 1 << 12
+Bulk = Callable[[str, Iterable[tuple]], object]
 
 
 class Labels:
@@ -33,15 +34,18 @@ class Labels:
             "(key BLOB PRIMARY KEY, label INTEGER NOT NULL) WITHOUT ROWID"
         )
 
-    def fill(self, keys: Sequence[bytes]) -> list[int]:
-        """Label every key of an empty table; the labels, in the order the keys were given."""
+    def fill(self, keys: Sequence[bytes], bulk: Bulk | None = None) -> list[int]:
+        """Label every key of an empty table; the labels, in the order the keys were given.
+
+        ``bulk(sql, rows)`` runs the inserts (the writer may run them in the background).
+        """
         order = sorted(range(len(keys)), key=keys.__getitem__)
         step = (SPACE // 2) // (len(keys) + 1)
         labels = [0] * len(keys)
         for rank, i in enumerate(order, start=1):
             labels[i] = SPACE // 4 + rank * step
-        self.db.executemany(
-            f"INSERT INTO {self.table} VALUES (?, ?)", ((keys[i], labels[i]) for i in order)
+        (bulk or self.db.executemany)(
+            f"INSERT INTO {self.table} VALUES (?, ?)", [(keys[i], labels[i]) for i in order]
         )
         return labels
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,9 @@ from inventory.web.search_index import (
     SORT_COLUMNS,
     Entry,
     arn_key,
+    bucket_of,
+    bucket_term,
+    bucket_trigram_pairs,
     errors_class,
     name_key,
     name_of,
@@ -43,6 +47,8 @@ TABLES = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS rows (arn TEXT PRIMARY KEY, row BLOB NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS arn_order (key BLOB PRIMARY KEY) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS bucket_trigrams (
+  trigram BLOB NOT NULL, bucket INTEGER NOT NULL, PRIMARY KEY (trigram, bucket)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS pending_rows (arn TEXT PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS pending_names (arn TEXT PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS policies (
@@ -63,7 +69,9 @@ def _name_arn(key: bytes) -> str:
     return key.split(b"\0")[1].decode()
 
 
-def row_document(row: Mapping[str, Any], labels: Mapping[str, int], text: str) -> Document:
+def row_document(
+    row: Mapping[str, Any], labels: Mapping[str, int], text: str, encoded: str | None = None
+) -> Document:
     doc = Document()
     doc.add_text("arn", row["arn"])
     for facet in FACETS:
@@ -76,7 +84,7 @@ def row_document(row: Mapping[str, Any], labels: Mapping[str, int], text: str) -
     doc.add_text("text", text)
     for column in SORT_COLUMNS:
         doc.add_unsigned(f"s_{column}", labels[column])
-    doc.add_bytes("row", json.dumps(row).encode())
+    doc.add_bytes("row", (encoded or json.dumps(row)).encode())
     return doc
 
 
@@ -85,6 +93,7 @@ def name_document(entry: Entry, label: int, text: str, key: bytes | None = None)
     doc = Document()
     doc.add_text("arn", arn)
     doc.add_text("kind", kind)
+    doc.add_text("bucket", bucket_term(bucket_of(label)))
     doc.add_text("text", text)
     doc.add_unsigned("by_name", label)
     doc.add_bytes("key", key or name_key(arn, kind, account))
@@ -113,6 +122,8 @@ class GenerationWriter:
         self.db.execute(f"PRAGMA journal_mode={'OFF' if create else 'WAL'}")
         self.db.execute("PRAGMA cache_size=-65536")
         self.db.executescript(TABLES)
+        self._pool = ThreadPoolExecutor(1, "search-build") if create else None
+        self._writes: list[Future[Any]] = []
         self.orders = {column: Labels(self.db, f"o_{column}") for column in SORT_COLUMNS}
         self.name_order = Labels(self.db, "name_order")
         for labels in (*self.orders.values(), self.name_order):
@@ -139,39 +150,60 @@ class GenerationWriter:
         return None if found is None else bytes(found[0])
 
     # --- a full build (an empty generation) ------------------------------------------------------
+    def _bulk(self, sql: str, rows: Iterable[tuple]) -> None:
+        """Run bulk inserts of a full build in the background (SQLite lets go of the GIL)."""
+        if self._pool is None:
+            self.db.executemany(sql, rows)
+        else:
+            self._writes.append(self._pool.submit(self.db.executemany, sql, rows))
+
     def fill_rows(self, rows: Sequence[Mapping[str, Any]], progress: Progress) -> None:
         """Write every row of an empty generation (labels spread evenly)."""
-        labels = {c: self.orders[c].fill([sort_key(r, c) for r in rows]) for c in SORT_COLUMNS}
+        labels = {
+            c: self.orders[c].fill([sort_key(r, c) for r in rows], self._bulk) for c in SORT_COLUMNS
+        }
         for start in range(0, len(rows), BATCH):
             batch = rows[start : start + BATCH]
             texts = trigram_strings([searchable(r).encode() for r in batch])
+            encoded = [json.dumps(r) for r in batch]
             for i, (row, text) in enumerate(zip(batch, texts, strict=True), start=start):
                 self.row_writer.add_document(
-                    row_document(row, {c: labels[c][i] for c in SORT_COLUMNS}, text)
+                    row_document(
+                        row, {c: labels[c][i] for c in SORT_COLUMNS}, text, encoded[i - start]
+                    )
                 )
-            self.db.executemany(
+            self._bulk(
                 "INSERT OR REPLACE INTO rows VALUES (?, ?)",
-                ((r["arn"], json.dumps(r).encode()) for r in batch),
+                [(r["arn"], e.encode()) for r, e in zip(batch, encoded, strict=True)],
             )
             progress(len(batch))
 
     def fill_names(self, entries: Sequence[Entry], progress: Progress) -> None:
         """Write every typeahead entry of an empty generation."""
-        keys = [name_key(a, k, acc) for a, _, k, acc in entries]
-        labels = self.name_order.fill(keys)
-        self.db.executemany(
+        keys = [name_key(a, k, acc, name) for a, name, k, acc in entries]
+        labels = self.name_order.fill(keys, self._bulk)
+        self._bulk(
             "INSERT INTO arn_order VALUES (?)",
             sorted((arn_key(a, k, acc),) for a, _, k, acc in entries),
         )
+        pairs: set[tuple[bytes, int]] = set()
         for start in range(0, len(entries), BATCH * 4):
             batch = entries[start : start + BATCH * 4]
             texts = trigram_strings([name.lower().encode() for _, name, _, _ in batch])
             for i, (entry, text) in enumerate(zip(batch, texts, strict=True), start=start):
                 self.name_writer.add_document(name_document(entry, labels[i], text, keys[i]))
+            buckets = [bucket_of(label) for label in labels[start : start + len(batch)]]
+            pairs |= bucket_trigram_pairs(texts, buckets)
             progress(len(batch))
+        self._bulk("INSERT INTO bucket_trigrams VALUES (?, ?)", sorted(pairs))
 
     def finish_fill(self) -> None:
         """After a full build: journal from now on (WAL: readers never wait for the writer)."""
+        if self._pool is not None:
+            for write in self._writes:
+                write.result()
+            self._pool.shutdown()
+            self._pool, self._writes = None, []
         self.db.commit()
         self.db.execute("PRAGMA journal_mode=WAL")
 
@@ -237,19 +269,30 @@ class GenerationWriter:
         self.db.executemany(f"INSERT OR IGNORE INTO {table} VALUES (?)", ((a,) for a in arns))
 
     # --- commit ----------------------------------------------------------------------------------
+    def _select_in(self, sql: str, values: Sequence[Any]) -> list[tuple[Any, ...]]:
+        """``sql`` with ``IN ({})`` filled with each chunk of ``values`` (SQLite's bound)."""
+        found: list[tuple[Any, ...]] = []
+        for start in range(0, len(values), 500):
+            chunk = values[start : start + 500]
+            found += self.db.execute(sql.format(",".join("?" * len(chunk))), chunk).fetchall()
+        return found
+
     def _rewrite_pending(self) -> int:
         """Rewrite the documents of every pending ARN from SQLite; how many were pending."""
         arns = [a for (a,) in self.db.execute("SELECT arn FROM pending_rows")]
-        rows = []
         for arn in arns:
             self.row_writer.delete_documents_by_term("arn", arn)
-            row = self._row(arn)
-            if row is not None:
-                rows.append(row)
+        found = self._select_in("SELECT row FROM rows WHERE arn IN ({})", arns)
+        rows = [json.loads(row) for (row,) in found]
+        labels: dict[str, dict[bytes, int]] = {}
+        for column, order in self.orders.items():
+            keys = [sort_key(r, column) for r in rows]
+            sql = f"SELECT key, label FROM {order.table} WHERE key IN ({{}})"
+            labels[column] = {bytes(k): v for k, v in self._select_in(sql, keys)}
         texts = trigram_strings([searchable(r).encode() for r in rows])
         for row, text in zip(rows, texts, strict=True):
-            labels = {c: self.orders[c].get(sort_key(row, c)) or 0 for c in SORT_COLUMNS}
-            self.row_writer.add_document(row_document(row, labels, text))
+            own = {c: labels[c].get(sort_key(row, c), 0) for c in SORT_COLUMNS}
+            self.row_writer.add_document(row_document(row, own, text))
         names = [a for (a,) in self.db.execute("SELECT arn FROM pending_names")]
         entries = []
         for arn in names:
@@ -258,10 +301,18 @@ class GenerationWriter:
             if key is not None:
                 _, kind, account = key.decode().split("\0")
                 entries.append((arn, name_of(arn), kind, account))
+        keys = [name_key(arn, kind, account) for arn, _, kind, account in entries]
+        sql = "SELECT key, label FROM name_order WHERE key IN ({})"
+        name_labels = {bytes(k): v for k, v in self._select_in(sql, keys)}
         texts = trigram_strings([e[1].lower().encode() for e in entries])
-        for entry, text in zip(entries, texts, strict=True):
-            label = self.name_order.get(name_key(entry[0], entry[2], entry[3])) or 0
-            self.name_writer.add_document(name_document(entry, label, text))
+        for entry, text, key in zip(entries, texts, keys, strict=True):
+            self.name_writer.add_document(name_document(entry, name_labels.get(key, 0), text, key))
+        # Buckets once holding a trigram keep saying so: a superset, which the search checks.
+        buckets = [bucket_of(name_labels.get(key, 0)) for key in keys]
+        self.db.executemany(
+            "INSERT OR IGNORE INTO bucket_trigrams VALUES (?, ?)",
+            sorted(bucket_trigram_pairs(texts, buckets)),
+        )
         return len(arns) + len(names)
 
     def commit(self, cursor: str) -> int:
