@@ -214,7 +214,10 @@ class Indexer:
         return True
 
     def _next_generation(self) -> str:
-        numbers = [int(p.name[1:]) for p in self.root.glob("g*") if p.name[1:].isdigit()]
+        """A name no generation had: readers tell generations apart by name alone."""
+        names = [p.name for p in self.root.glob("g*")]
+        names.append(str((read_json(self.root / STATE) or {}).get("generation", "")))
+        numbers = [int(n[1:]) for n in names if n[1:].isdigit()]
         return f"g{max(numbers, default=0) + 1:06d}"
 
     def build(self) -> None:
