@@ -78,6 +78,7 @@ class PolicySearch:
             weakref.finalize(self, shutil.rmtree, index_dir, True)
         self.root = Path(index_dir)
         self.root.mkdir(parents=True, exist_ok=True)
+        self.client, self.keys = client, keys
         self.start_indexer = start_indexer
         self.indexer = None if start_indexer else Indexer(self.root, client, keys, rebuild_seconds)
         self.lock = IndexLock(self.root)
@@ -170,6 +171,10 @@ class PolicySearch:
         progress = read_json(self.root / PROGRESS)
         writing = self.indexer is not None or self.lock.held_elsewhere()
         current = bool(self.state.get("current")) and writing
+        if self.loaded and not current and progress is None:
+            # No live indexer has said so yet: current if nothing was appended since its commit.
+            head = self.client.xrevrange(self.keys.changes(), count=1)
+            current = (head[0][0] if head else "0-0") == self.state.get("cursor")
         status: dict[str, Any] = {
             "status": "ready" if self.loaded and current else "indexing",
             "rows": self.state.get("rows"),

@@ -328,9 +328,10 @@ class GenerationWriter:
         return rewritten
 
     def counts(self) -> tuple[int, int]:
-        rows = self.db.execute("SELECT COUNT(*) FROM rows").fetchone()[0]
-        names = self.db.execute("SELECT COUNT(*) FROM arn_order").fetchone()[0]
-        return int(rows), int(names)
+        """(rows, ARNs) committed (tantivy counts them without a scan, unlike SQLite)."""
+        self.rows.reload()
+        self.names.reload()
+        return self.rows.searcher().num_docs, self.names.searcher().num_docs
 
     def close(self) -> None:
         """Let go of the tantivy writers (and their directory locks) and of SQLite."""
