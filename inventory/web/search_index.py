@@ -175,7 +175,8 @@ def bucket_trigram_pairs(trigrams: Sequence[str], buckets: Sequence[int]) -> set
     data = np.frombuffer("".join(trigrams).encode(BYTE_CHARS), np.uint8).reshape(-1, 3)
     codes = (data[:, 0].astype(np.int64) << 16) | (data[:, 1].astype(np.int64) << 8) | data[:, 2]
     pairs = np.unique(codes * BUCKETS + np.repeat(np.asarray(buckets, np.int64), counts))
-    return {(int(c).to_bytes(3, "big"), b) for c, b in zip(*divmod(pairs, BUCKETS), strict=True)}
+    codes, buckets = divmod(pairs, BUCKETS)
+    return {(int(c).to_bytes(3, "big"), int(b)) for c, b in zip(codes, buckets, strict=True)}
 
 
 # --- queries ---------------------------------------------------------------------------------

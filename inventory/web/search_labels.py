@@ -67,8 +67,8 @@ class Labels:
         ).fetchall()
         return before, after
 
-    def insert(self, key: bytes) -> tuple[int, list[bytes]]:
-        """Label a new key: (its label, other keys whose labels changed to make room)."""
+    def insert(self, key: bytes) -> tuple[int, dict[bytes, int]]:
+        """Label a new key: (its label, the new labels of keys moved to make room)."""
         before, after = self._neighbours(key, 1)
         low = before[0][1] if before else 0
         high = after[0][1] if after else SPACE
@@ -80,10 +80,10 @@ class Labels:
             else:
                 label = low + (high - low) // 2
             self.db.execute(f"INSERT INTO {self.table} VALUES (?, ?)", (key, label))
-            return label, []
+            return label, {}
         return self._spread(key)
 
-    def _spread(self, key: bytes) -> tuple[int, list[bytes]]:
+    def _spread(self, key: bytes) -> tuple[int, dict[bytes, int]]:
         """Spread the labels of a window around ``key``, widening it until there is room."""
         width = 16
         while True:
@@ -101,5 +101,6 @@ class Labels:
             f"UPDATE {self.table} SET label = ? WHERE key = ?",
             ((label, k) for k, label in labels.items() if k != key),
         )
-        self.db.execute(f"INSERT INTO {self.table} VALUES (?, ?)", (key, labels[key]))
-        return labels[key], [k for k in window if k != key]
+        label = labels.pop(key)
+        self.db.execute(f"INSERT INTO {self.table} VALUES (?, ?)", (key, label))
+        return label, labels

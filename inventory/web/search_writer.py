@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import struct
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -40,12 +41,15 @@ from inventory.web.search_index import (
 from inventory.web.search_labels import Labels
 
 WRITER_HEAP = 128_000_000
+#: A row's labels, one per sort column, stored beside it.
+LABELS = struct.Struct(f">{len(SORT_COLUMNS)}Q")
 BATCH = 5_000
 Progress = Callable[[int], None]
 
 TABLES = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS rows (arn TEXT PRIMARY KEY, row BLOB NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS rows (
+  arn TEXT PRIMARY KEY, row BLOB NOT NULL, labels BLOB NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS arn_order (key BLOB PRIMARY KEY) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS bucket_trigrams (
   trigram BLOB NOT NULL, bucket INTEGER NOT NULL, PRIMARY KEY (trigram, bucket)) WITHOUT ROWID;
@@ -123,6 +127,9 @@ class GenerationWriter:
         self.db.execute("PRAGMA cache_size=-65536")
         self.db.executescript(TABLES)
         self._pool = ThreadPoolExecutor(1, "search-build") if create else None
+        #: Written since the last commit: rows (row, JSON, labels) and name labels by ARN.
+        self._fresh_rows: dict[str, tuple[dict[str, Any], str, list[int]]] = {}
+        self._fresh_names: dict[str, int] = {}
         self._writes: list[Future[Any]] = []
         self.orders = {column: Labels(self.db, f"o_{column}") for column in SORT_COLUMNS}
         self.name_order = Labels(self.db, "name_order")
@@ -137,10 +144,6 @@ class GenerationWriter:
 
     def set_meta(self, key: str, value: str) -> None:
         self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
-
-    def _row(self, arn: str) -> dict[str, Any] | None:
-        found = self.db.execute("SELECT row FROM rows WHERE arn = ?", (arn,)).fetchone()
-        return None if found is None else json.loads(found[0])
 
     def _name_key(self, arn: str) -> bytes | None:
         found = self.db.execute(
@@ -173,8 +176,11 @@ class GenerationWriter:
                     )
                 )
             self._bulk(
-                "INSERT OR REPLACE INTO rows VALUES (?, ?)",
-                [(r["arn"], e.encode()) for r, e in zip(batch, encoded, strict=True)],
+                "INSERT OR REPLACE INTO rows VALUES (?, ?, ?)",
+                [
+                    (r["arn"], e.encode(), LABELS.pack(*(labels[c][i] for c in SORT_COLUMNS)))
+                    for i, (r, e) in enumerate(zip(batch, encoded, strict=True), start=start)
+                ],
             )
             progress(len(batch))
 
@@ -208,32 +214,57 @@ class GenerationWriter:
         self.db.execute("PRAGMA journal_mode=WAL")
 
     # --- changes ---------------------------------------------------------------------------------
+    def _stored_row(self, arn: str) -> tuple[dict[str, Any], list[int]] | None:
+        found = self.db.execute("SELECT row, labels FROM rows WHERE arn = ?", (arn,)).fetchone()
+        return None if found is None else (json.loads(found[0]), list(LABELS.unpack(found[1])))
+
     def put_rows(self, rows: Iterable[Mapping[str, Any]]) -> None:
-        """Add or replace rows (their documents are rewritten at the next ``flush``)."""
+        """Add or replace rows (their documents are rewritten at the next ``commit``)."""
         for row in rows:
-            old = self._row(row["arn"])
-            for column, labels in self.orders.items():
+            arn = row["arn"]
+            stored = self._stored_row(arn)
+            labels = [0] * len(SORT_COLUMNS)
+            for i, (column, order) in enumerate(self.orders.items()):
                 key = sort_key(row, column)
-                if old is not None:
-                    previous = sort_key(old, column)
+                if stored is not None:
+                    previous = sort_key(stored[0], column)
                     if previous == key:
+                        labels[i] = stored[1][i]
                         continue
-                    labels.remove(previous)
-                _, moved = labels.insert(key)
-                self._pending("pending_rows", (_sort_arn(k) for k in moved))
+                    order.remove(previous)
+                labels[i], moved = order.insert(key)
+                self._moved_rows(i, moved)
+            encoded = json.dumps(row)
             self.db.execute(
-                "INSERT OR REPLACE INTO rows VALUES (?, ?)", (row["arn"], json.dumps(row).encode())
+                "INSERT OR REPLACE INTO rows VALUES (?, ?, ?)",
+                (arn, encoded.encode(), LABELS.pack(*labels)),
             )
-            self._pending("pending_rows", [row["arn"]])
+            self._fresh_rows[arn] = (dict(row), encoded, labels)
+            self._pending("pending_rows", [arn])
+
+    def _moved_rows(self, column: int, moved: Mapping[bytes, int]) -> None:
+        """Labels a spread changed: into the rows' stored labels, and their documents."""
+        for key, label in moved.items():
+            arn = _sort_arn(key)
+            found = self.db.execute("SELECT labels FROM rows WHERE arn = ?", (arn,)).fetchone()
+            if found is None:
+                continue
+            labels = list(LABELS.unpack(found[0]))
+            labels[column] = label
+            self.db.execute("UPDATE rows SET labels = ? WHERE arn = ?", (LABELS.pack(*labels), arn))
+            if arn in self._fresh_rows:
+                self._fresh_rows[arn][2][column] = label
+            self._pending("pending_rows", [arn])
 
     def remove_rows(self, arns: Iterable[str]) -> None:
         for arn in arns:
-            old = self._row(arn)
-            if old is None:
+            stored = self._stored_row(arn)
+            if stored is None:
                 continue
             for column, labels in self.orders.items():
-                labels.remove(sort_key(old, column))
+                labels.remove(sort_key(stored[0], column))
             self.db.execute("DELETE FROM rows WHERE arn = ?", (arn,))
+            self._fresh_rows.pop(arn, None)
             self._pending("pending_rows", [arn])
 
     def put_names(self, entries: Iterable[tuple[str, str, str]]) -> None:
@@ -246,7 +277,10 @@ class GenerationWriter:
             if old is not None:
                 self.remove_names([arn])
             self.db.execute("INSERT INTO arn_order VALUES (?)", (key,))
-            _, moved = self.name_order.insert(name_key(arn, kind, account))
+            label, moved = self.name_order.insert(name_key(arn, kind, account))
+            self._fresh_names[arn] = label
+            for moved_key, moved_label in moved.items():
+                self._fresh_names[_name_arn(moved_key)] = moved_label
             self._pending("pending_names", [arn, *(_name_arn(k) for k in moved)])
 
     def remove_names(self, arns: Iterable[str]) -> None:
@@ -257,6 +291,7 @@ class GenerationWriter:
             _, kind, account = old.decode().split("\0")
             self.db.execute("DELETE FROM arn_order WHERE key = ?", (old,))
             self.name_order.remove(name_key(arn, kind, account))
+            self._fresh_names.pop(arn, None)
             self._pending("pending_names", [arn])
 
     def put_policies(self, policies: Iterable[tuple[str, str, str, int]]) -> None:
@@ -278,21 +313,29 @@ class GenerationWriter:
         return found
 
     def _rewrite_pending(self) -> int:
-        """Rewrite the documents of every pending ARN from SQLite; how many were pending."""
+        """Rewrite the documents of every pending ARN; how many were pending."""
+        return self._rewrite_rows() + self._rewrite_names()
+
+    def _rewrite_rows(self) -> int:
         arns = [a for (a,) in self.db.execute("SELECT arn FROM pending_rows")]
         for arn in arns:
             self.row_writer.delete_documents_by_term("arn", arn)
-        found = self._select_in("SELECT row FROM rows WHERE arn IN ({})", arns)
-        rows = [json.loads(row) for (row,) in found]
-        labels: dict[str, dict[bytes, int]] = {}
-        for column, order in self.orders.items():
-            keys = [sort_key(r, column) for r in rows]
-            sql = f"SELECT key, label FROM {order.table} WHERE key IN ({{}})"
-            labels[column] = {bytes(k): v for k, v in self._select_in(sql, keys)}
-        texts = trigram_strings([searchable(r).encode() for r in rows])
-        for row, text in zip(rows, texts, strict=True):
-            own = {c: labels[c].get(sort_key(row, c), 0) for c in SORT_COLUMNS}
-            self.row_writer.add_document(row_document(row, own, text))
+        # Rows written since the last commit are at hand; others (moved, or left pending by
+        # a crash) are read back.
+        items = [self._fresh_rows[a] for a in arns if a in self._fresh_rows]
+        others = [a for a in arns if a not in self._fresh_rows]
+        for _, row, labels in self._select_in(
+            "SELECT arn, row, labels FROM rows WHERE arn IN ({})", others
+        ):
+            items.append((json.loads(row), row.decode(), list(LABELS.unpack(labels))))
+        texts = trigram_strings([searchable(row).encode() for row, _, _ in items])
+        for (row, encoded, labels), text in zip(items, texts, strict=True):
+            own = dict(zip(SORT_COLUMNS, labels, strict=True))
+            self.row_writer.add_document(row_document(row, own, text, encoded))
+        self._fresh_rows.clear()
+        return len(arns)
+
+    def _rewrite_names(self) -> int:
         names = [a for (a,) in self.db.execute("SELECT arn FROM pending_names")]
         entries = []
         for arn in names:
@@ -302,18 +345,24 @@ class GenerationWriter:
                 _, kind, account = key.decode().split("\0")
                 entries.append((arn, name_of(arn), kind, account))
         keys = [name_key(arn, kind, account) for arn, _, kind, account in entries]
+        others = [
+            k for (a, _, _, _), k in zip(entries, keys, strict=True) if a not in self._fresh_names
+        ]
         sql = "SELECT key, label FROM name_order WHERE key IN ({})"
-        name_labels = {bytes(k): v for k, v in self._select_in(sql, keys)}
+        read = {bytes(k): v for k, v in self._select_in(sql, others)}
+        labels = [
+            self._fresh_names.get(e[0], read.get(k, 0)) for e, k in zip(entries, keys, strict=True)
+        ]
         texts = trigram_strings([e[1].lower().encode() for e in entries])
-        for entry, text, key in zip(entries, texts, keys, strict=True):
-            self.name_writer.add_document(name_document(entry, name_labels.get(key, 0), text, key))
+        for entry, text, key, label in zip(entries, texts, keys, labels, strict=True):
+            self.name_writer.add_document(name_document(entry, label, text, key))
         # Buckets once holding a trigram keep saying so: a superset, which the search checks.
-        buckets = [bucket_of(name_labels.get(key, 0)) for key in keys]
         self.db.executemany(
             "INSERT OR IGNORE INTO bucket_trigrams VALUES (?, ?)",
-            sorted(bucket_trigram_pairs(texts, buckets)),
+            sorted(bucket_trigram_pairs(texts, [bucket_of(label) for label in labels])),
         )
-        return len(arns) + len(names)
+        self._fresh_names.clear()
+        return len(names)
 
     def commit(self, cursor: str) -> int:
         """Rewrite pending documents and commit SQLite, then tantivy; how many were rewritten."""
