@@ -9,8 +9,9 @@ indexer (``search_writer``) and read by every web process on the host:
   trigrams, so matches are exact), an integer label per sort column and the row as JSON.
 - ``names/`` (tantivy): a document per cached ARN for the typeahead: its kind, trigrams of its
   lowercase name and the label of its place in name order.
-- ``index.sqlite``: the typeahead's name and ARN orders (B-trees: a prefix is a seek and a short
-  scan), the sort orders behind the labels, the rows, and the managed policies.
+- ``names.sqlite``: the typeahead's name and ARN orders (B-trees: a prefix is a seek and a short
+  scan), which buckets of the name order hold which trigrams, and the managed policies.
+- ``rows.sqlite``: the rows and the sort orders behind their labels (only the writer reads it).
 
 Sort keys are the value (lowercased text, or 16 hex digits that order numbers), NUL, then the
 ARN: unique, so ties break by ARN and a descending page is the ascending order reversed. Labels
@@ -209,7 +210,7 @@ class Generation:
             index.config_reader(reload_policy="manual")
         self.rows_schema = self.rows.schema
         self.names_schema = self.names.schema
-        uri = f"file:{path / 'index.sqlite'}?mode=ro"
+        uri = f"file:{path / 'names.sqlite'}?mode=ro"
         self.db = sqlite3.connect(uri, uri=True, check_same_thread=False)
         self._facets: dict[str, list[str]] | None = None
         self.reload()

@@ -25,15 +25,15 @@ import os
 import shutil
 import sqlite3
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import redis
 
 from inventory.cache.keys import MANAGED_POLICY, Keys, Partition
-from inventory.cache.redis_cache import RedisCache
-from inventory.web.search_index import Entry, Generation, name_of
+from inventory.web.search_build import TYPEAHEAD_SKIP, Connect, build_parts, size
+from inventory.web.search_index import Generation
 from inventory.web.search_writer import GenerationWriter
 
 log = logging.getLogger("inventory.web.search")
@@ -41,18 +41,6 @@ log = logging.getLogger("inventory.web.search")
 STATE = "state.json"
 PROGRESS = "progress.json"
 LOCK = "indexer.lock"
-#: Kinds offered by the resource typeahead (every cached ARN but derived views).
-TYPEAHEAD_SKIP = frozenset(
-    {
-        "account",
-        "cloudtrail_errors",
-        "role_access",
-        "principal_access",
-        "policy_request",
-        "iam_role_limit",
-        "managed_policy",
-    }
-)
 #: Errors that mean the index on disk is unusable (a rebuild fixes them), not that Redis is away.
 INDEX_ERRORS = (ValueError, OSError, sqlite3.Error)
 STREAM_BATCH = 10_000
@@ -166,12 +154,18 @@ class Indexer:
     """Builds and updates the generations under ``root``: the one writer (hold the lock)."""
 
     def __init__(
-        self, root: Path, client: redis.Redis, keys: Keys, rebuild_seconds: float = 0.0
+        self,
+        root: Path,
+        client: redis.Redis,
+        keys: Keys,
+        rebuild_seconds: float = 0.0,
+        connect: Connect | None = None,
     ) -> None:
+        """With ``connect`` (how to reach Redis), full builds run in two child processes."""
         self.root = root
+        self.connect = connect
         self.client = client
         self.keys = keys
-        self.cache = RedisCache(client, keys)
         self.rebuild_seconds = rebuild_seconds
         self.writer: GenerationWriter | None = None
         self.generation: str | None = None
@@ -197,7 +191,7 @@ class Indexer:
         try:
             Generation(path).close()
             writer = GenerationWriter(path)
-            cursor = writer.meta("cursor")
+            cursor = writer.cursor()
         except INDEX_ERRORS as exc:
             log.warning("search index %s cannot be opened (%s); rebuilding it", path, exc)
             return False
@@ -226,24 +220,14 @@ class Indexer:
         self.root.mkdir(parents=True, exist_ok=True)
         generation = self._next_generation()
         path = self.root / generation
+        path.mkdir()
         started = time.monotonic()
         # The stream position first: changes made while reading are applied afterwards.
         last = self.client.xrevrange(self.keys.changes(), count=1)
         cursor = last[0][0] if last else "0-0"
-        partitions = self.cache.partitions()
-        counts = self._partition_sizes(partitions)
-        total = int(self.client.hlen(self._rows_key())) + sum(counts.values())
-        progress = Progress(self.root, generation, total)
-        writer = GenerationWriter(path, create=True)
-        rows = [row for batch in self._rows() for row in batch]
-        progress.phase = "indexing rows"
-        writer.fill_rows(rows, progress)
-        del rows
-        entries, policies = self._entries(partitions)
-        progress.phase = "indexing ARNs"
-        writer.fill_names(entries, progress)
-        writer.finish_fill()
-        writer.put_policies(policies)
+        progress = Progress(self.root, generation, size(self.client, self.keys))
+        build_parts(path, self.client, self.keys, progress, self.connect)
+        writer = GenerationWriter(path)
         writer.commit(cursor)
         self.writer, self.generation, self.cursor = writer, generation, cursor
         self.builds += 1
@@ -260,38 +244,6 @@ class Indexer:
             *writer.counts(),
             self.builds,
         )
-
-    def _rows_key(self) -> str:
-        return f"{self.keys.prefix}pt:rows"
-
-    def _rows(self) -> Iterator[list[dict[str, Any]]]:
-        cursor = 0
-        while True:
-            cursor, found = self.client.hscan(self._rows_key(), cursor, count=5_000)
-            yield [json.loads(value) for value in found.values()]
-            if not cursor:
-                return
-
-    def _partition_sizes(self, partitions: list[Partition]) -> dict[Partition, int]:
-        pipe = self.client.pipeline(transaction=False)
-        for p in partitions:
-            pipe.hlen(self.keys.items(p))
-        return dict(zip(partitions, pipe.execute(), strict=True))
-
-    def _entries(
-        self, partitions: list[Partition]
-    ) -> tuple[list[Entry], list[tuple[str, str, str, int]]]:
-        entries: dict[str, Entry] = {}
-        policies: list[tuple[str, str, str, int]] = []
-        for p in partitions:
-            if p.kind == MANAGED_POLICY:
-                for record in self.cache.items(p).values():
-                    managed = int(bool(record["aws_managed"]))
-                    policies.append((p.account_id, record["arn"], record["name"], managed))
-            elif p.kind not in TYPEAHEAD_SKIP:
-                for arn in self.client.hkeys(self.keys.items(p)):
-                    entries[arn] = (arn, name_of(arn), p.kind, p.account_id)
-        return list(entries.values()), policies
 
     # --- following changes ---------------------------------------------------------------------
     def follow(self, block_ms: int | None = None) -> int:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import ctypes
+import functools
 import logging
 import multiprocessing
 import os
-import signal
 import time
 from multiprocessing.process import BaseProcess
 from pathlib import Path
@@ -14,18 +13,10 @@ from pathlib import Path
 import redis
 
 from inventory.settings import Settings
+from inventory.web.search_build import die_with_parent
 from inventory.web.search_indexer import Indexer, IndexLock
 
 log = logging.getLogger("inventory.web.search")
-PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:
-    """Ask Linux to SIGTERM this process when its parent dies (elsewhere: the loop checks)."""
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    except (OSError, AttributeError):
-        pass
 
 
 def run_indexer(settings: Settings, root: str, parent: int) -> None:
@@ -34,7 +25,10 @@ def run_indexer(settings: Settings, root: str, parent: int) -> None:
     from inventory.cache.redis_cache import connect
     from inventory.observability import setup_logging
 
-    _die_with_parent()
+    die_with_parent()
+    # Started as a daemon (so the web process stops it when it exits) but it starts the two
+    # processes of a full build itself, which multiprocessing allows only non-daemons.
+    multiprocessing.current_process().daemon = False
     setup_logging(settings)
     lock = IndexLock(Path(root))
     if not lock.acquire(wait_seconds=3.0):
@@ -43,7 +37,8 @@ def run_indexer(settings: Settings, root: str, parent: int) -> None:
     client = connect(settings.redis.url, settings.redis.socket_timeout)
     web = settings.web
     keys = Keys(settings.redis.key_prefix)
-    indexer = Indexer(Path(root), client, keys, web.search_rebuild_seconds)
+    reconnect = functools.partial(connect, settings.redis.url, settings.redis.socket_timeout)
+    indexer = Indexer(Path(root), client, keys, web.search_rebuild_seconds, connect=reconnect)
     block_ms = max(1, int(web.search_sync_seconds * 1000))
     log.info("search indexer %d started for %s", os.getpid(), root)
     while os.getppid() == parent:
