@@ -118,14 +118,26 @@ def entry_of(key: bytes, name_first: bool) -> Entry:
     return arn, name_of(arn), kind, account
 
 
+#: Labels a bucket spans: the middle half of the label space (where a build puts them) in BUCKETS.
+BUCKET_SPAN = (LABEL_SPACE // 2) // BUCKETS
+
+
 def bucket_of(label: int) -> int:
-    """The bucket of a name label: labels are spread over the middle half of their space."""
-    quarter = LABEL_SPACE // 4
-    return min(BUCKETS - 1, max(0, (label - quarter) * BUCKETS // (2 * quarter)))
+    """The bucket of a name label (labels past the middle half go to the first or last)."""
+    return min(BUCKETS - 1, max(0, (label - LABEL_SPACE // 4) // BUCKET_SPAN))
+
+
+def buckets_of(labels: Sequence[int]) -> list[int]:
+    """``bucket_of`` for many labels at once."""
+    found = (np.asarray(labels, dtype=np.int64) - LABEL_SPACE // 4) // BUCKET_SPAN
+    return np.clip(found, 0, BUCKETS - 1).tolist()
+
+
+BUCKET_TERMS = [f"{bucket:03d}" for bucket in range(BUCKETS)]
 
 
 def bucket_term(bucket: int) -> str:
-    return f"{bucket:03d}"
+    return BUCKET_TERMS[bucket]
 
 
 def errors_class(row: Mapping[str, Any]) -> str:
@@ -170,14 +182,18 @@ def with_trigrams(index: tantivy.Index) -> tantivy.Index:
     return index
 
 
-def bucket_trigram_pairs(trigrams: Sequence[str], buckets: Sequence[int]) -> set[tuple[bytes, int]]:
-    """(trigram, bucket) for every trigram of each name's trigram string, and its bucket."""
+def bucket_trigram_codes(trigrams: Sequence[str], buckets: Sequence[int]) -> np.ndarray:
+    """Distinct trigram * BUCKETS + bucket over each name's trigram string and bucket."""
     counts = np.fromiter((len(t) // 3 for t in trigrams), np.int64, len(trigrams))
     data = np.frombuffer("".join(trigrams).encode(BYTE_CHARS), np.uint8).reshape(-1, 3)
     codes = (data[:, 0].astype(np.int64) << 16) | (data[:, 1].astype(np.int64) << 8) | data[:, 2]
-    pairs = np.unique(codes * BUCKETS + np.repeat(np.asarray(buckets, np.int64), counts))
-    codes, buckets = divmod(pairs, BUCKETS)
-    return {(int(c).to_bytes(3, "big"), int(b)) for c, b in zip(codes, buckets, strict=True)}
+    return np.unique(codes * BUCKETS + np.repeat(np.asarray(buckets, np.int64), counts))
+
+
+def bucket_trigram_pairs(codes: np.ndarray) -> list[tuple[bytes, int]]:
+    """(trigram, bucket) rows, in order, from ``bucket_trigram_codes``."""
+    trigrams, buckets = divmod(np.unique(codes), BUCKETS)
+    return [(int(t).to_bytes(3, "big"), int(b)) for t, b in zip(trigrams, buckets, strict=True)]
 
 
 # --- queries ---------------------------------------------------------------------------------

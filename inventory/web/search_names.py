@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import numpy as np
 import tantivy
 from tantivy import Document
 
@@ -13,7 +14,9 @@ from inventory.web.search_index import (
     arn_key,
     bucket_of,
     bucket_term,
+    bucket_trigram_codes,
     bucket_trigram_pairs,
+    buckets_of,
     name_key,
     name_of,
     names_schema,
@@ -28,12 +31,14 @@ def _name_arn(key: bytes) -> str:
     return key.split(b"\0")[1].decode()
 
 
-def name_document(entry: Entry, label: int, text: str, key: bytes) -> Document:
+def name_document(
+    entry: Entry, label: int, text: str, key: bytes, bucket: int | None = None
+) -> Document:
     arn, _, kind, _ = entry
     doc = Document()
     doc.add_text("arn", arn)
     doc.add_text("kind", kind)
-    doc.add_text("bucket", bucket_term(bucket_of(label)))
+    doc.add_text("bucket", bucket_term(bucket_of(label) if bucket is None else bucket))
     doc.add_text("text", text)
     doc.add_unsigned("by_name", label)
     doc.add_bytes("key", key)
@@ -70,20 +75,19 @@ CREATE INDEX IF NOT EXISTS policies_name ON policies(account_id, name COLLATE NO
         """Write every typeahead entry of an empty generation."""
         keys = [name_key(a, k, acc, name) for a, name, k, acc in entries]
         labels = self.order.fill(keys, self.bulk)
-        self.bulk(
-            "INSERT INTO arn_order VALUES (?)",
-            sorted((arn_key(a, k, acc),) for a, _, k, acc in entries),
-        )
-        pairs: set[tuple[bytes, int]] = set()
+        by_arn = sorted(arn_key(a, k, acc) for a, _, k, acc in entries)
+        self.bulk("INSERT INTO arn_order VALUES (?)", [(key,) for key in by_arn])
+        buckets = buckets_of(labels)
+        codes = []
         for start in range(0, len(entries), BATCH * 4):
             batch = entries[start : start + BATCH * 4]
             texts = trigram_strings([name.lower().encode() for _, name, _, _ in batch])
             for i, (entry, text) in enumerate(zip(batch, texts, strict=True), start=start):
-                self.writer.add_document(name_document(entry, labels[i], text, keys[i]))
-            buckets = [bucket_of(label) for label in labels[start : start + len(batch)]]
-            pairs |= bucket_trigram_pairs(texts, buckets)
+                self.writer.add_document(name_document(entry, labels[i], text, keys[i], buckets[i]))
+            codes.append(bucket_trigram_codes(texts, buckets[start : start + len(batch)]))
             progress(len(batch))
-        self.bulk("INSERT INTO bucket_trigrams VALUES (?, ?)", sorted(pairs))
+        pairs = bucket_trigram_pairs(np.concatenate(codes)) if codes else []
+        self.bulk("INSERT INTO bucket_trigrams VALUES (?, ?)", pairs)
 
     def _key(self, arn: str) -> bytes | None:
         """The ARN-order key of an ARN (it carries the kind and account)."""
@@ -142,8 +146,9 @@ CREATE INDEX IF NOT EXISTS policies_name ON policies(account_id, name COLLATE NO
         for entry, text, key, label in zip(entries, texts, keys, labels, strict=True):
             self.writer.add_document(name_document(entry, label, text, key))
         # Buckets once holding a trigram keep saying so: a superset, which the search checks.
-        self.db.executemany(
-            "INSERT OR IGNORE INTO bucket_trigrams VALUES (?, ?)",
-            sorted(bucket_trigram_pairs(texts, [bucket_of(label) for label in labels])),
-        )
+        if entries:
+            codes = bucket_trigram_codes(texts, buckets_of(labels))
+            self.db.executemany(
+                "INSERT OR IGNORE INTO bucket_trigrams VALUES (?, ?)", bucket_trigram_pairs(codes)
+            )
         self.fresh.clear()
