@@ -14,7 +14,7 @@ import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import redis
 
@@ -59,7 +59,8 @@ def read_rows(client: redis.Redis, keys: Keys) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     cursor = 0
     while True:
-        cursor, found = client.hscan(rows_key(keys), cursor, count=5_000)
+        reply = client.hscan(rows_key(keys), cursor, count=5_000)
+        cursor, found = cast(tuple[int, dict[str, str]], reply)
         rows += [json.loads(value) for value in found.values()]
         if not cursor:
             return rows
@@ -78,7 +79,7 @@ def read_entries(
                 managed = int(bool(record["aws_managed"]))
                 policies.append((p.account_id, record["arn"], record["name"], managed))
         elif p.kind not in TYPEAHEAD_SKIP:
-            for arn in client.hkeys(keys.items(p)):
+            for arn in cast(list[str], client.hkeys(keys.items(p))):
                 entries[arn] = (arn, name_of(arn), p.kind, p.account_id)
     return list(entries.values()), policies
 

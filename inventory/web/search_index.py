@@ -275,7 +275,7 @@ class Generation:
         size = searcher.num_docs
         if offset >= size:
             # Past the end: count only (a top-N of ``offset`` documents would be wasted work).
-            return int(searcher.search(query, 1, count=True).count), []
+            return int(searcher.search(query, 1, count=True).count), []  # type: ignore[attr-defined]
         result = searcher.search(
             query,
             min(limit, size - offset),
@@ -285,7 +285,8 @@ class Generation:
             order=Order.Desc if descending else Order.Asc,
         )
         rows = [json.loads(searcher.doc(address)["row"][0]) for _, address in result.hits]
-        return int(result.count), rows
+        # (The type stubs leave out SearchResult.count.)
+        return int(result.count), rows  # type: ignore[attr-defined]
 
     def facets(self) -> dict[str, list[str]]:
         """Distinct non-empty values of each facet among the rows."""

@@ -27,7 +27,7 @@ import sqlite3
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import redis
 
@@ -224,7 +224,7 @@ class Indexer:
         started = time.monotonic()
         # The stream position first: changes made while reading are applied afterwards.
         last = self.client.xrevrange(self.keys.changes(), count=1)
-        cursor = last[0][0] if last else "0-0"
+        cursor = str(last[0][0]) if last else "0-0"
         progress = Progress(self.root, generation, size(self.client, self.keys))
         build_parts(path, self.client, self.keys, progress, self.connect)
         writer = GenerationWriter(path)
@@ -257,9 +257,9 @@ class Indexer:
             count=STREAM_BATCH,
             block=block_ms if self.current else None,
         )
-        events = found[0][1] if found else []
+        events = cast(list[tuple[str, dict[str, str]]], found[0][1] if found else [])
         if events:
-            first = self.client.xrange(self.keys.changes(), count=1)
+            first = cast(list[tuple[str, Any]], self.client.xrange(self.keys.changes(), count=1))
             if first and _before(self.cursor, first[0][0]) and self.cursor != "0-0":
                 log.warning("change stream trimmed past the search index's position; rebuilding")
                 self.build()

@@ -11,14 +11,15 @@ around the insert is spread out again; the caller rewrites their documents.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 SPACE = 1 << 62
 #: Largest step from the last (or first) label for a key past either end.
 END_STEP = 1 << 32
 #: Spread a window only if its keys end up at least this far apart.
 MIN_GAP = 1 << 12
-Bulk = Callable[[str, Iterable[tuple]], object]
+Bulk = Callable[[str, Sequence[tuple[Any, ...]]], object]
 
 
 class Labels:

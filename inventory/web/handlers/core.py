@@ -33,8 +33,8 @@ class ReadyHandler(BaseHandler):
         body["partitions"] = partitions
         search = self.readers.search
         if search is not None:
-            body["search"] = search.status()
-            if partitions and body["search"]["status"] != "ready":
+            body["search"] = status = search.status()
+            if partitions and status["status"] != "ready":
                 body["status"] = "indexing"
         self.write_json(body, 200 if body["status"] == "ready" else 503)
 
