@@ -215,11 +215,13 @@ class WebProcess:
         except urllib.error.HTTPError as exc:
             return exc.code, json.loads(exc.read() or b"null")
 
-    def wait_ready(self, timeout: float) -> dict[str, Any]:
+    def wait_ready(self, timeout: float, on_poll: Any = None) -> dict[str, Any]:
         """Poll /readyz: when it first answered, what it said on the way, when it was ready."""
         listening, seen = None, []
         deadline = time.perf_counter() + timeout
         while time.perf_counter() < deadline:
+            if on_poll is not None:
+                on_poll()
             try:
                 status, body = self.get("/readyz", auth=False)
             except OSError:
@@ -259,6 +261,15 @@ def _proc_memory(pid: int, field: str) -> float:
     except OSError:
         pass
     return 0.0
+
+
+def descendants(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    try:
+        children = [int(p) for p in path.read_text().split()]
+    except OSError:
+        return []
+    return children + [d for child in children for d in descendants(child)]
 
 
 def indexer_pids(webs: list[WebProcess]) -> list[int]:
@@ -397,17 +408,16 @@ def measure_web(
     out: dict[str, Any] = {}
     first = WebProcess(port, index_dir, workdir / "web1.log")
     webs.append(first)
-    indexer_hwm = 0.0
+    peaks: dict[int, float] = {}
 
     def watch() -> None:
-        nonlocal indexer_hwm
-        for pid in indexer_pids([first]):
-            indexer_hwm = max(indexer_hwm, _proc_memory(pid, "VmHWM"))
+        # The indexer and the two processes of its build, while they live.
+        for pid in descendants(first.proc.pid):
+            peaks[pid] = max(peaks.get(pid, 0.0), _proc_memory(pid, "VmHWM"))
 
-    cold = first.wait_ready(600)
-    watch()
+    cold = first.wait_ready(900, on_poll=watch)
     out["cold"] = cold
-    out["indexer_hwm_mb"] = indexer_hwm
+    out["indexer_hwm_mb"] = sorted(peaks.values(), reverse=True)
     out["index_mb"] = du_mb(index_dir)
     out["cold_build_log"] = _log_lines(first.log, r"built from Redis in ([\d.]+) s")
     second = WebProcess(port, index_dir, workdir / "web2.log")
@@ -464,8 +474,8 @@ def render(args: argparse.Namespace, r: dict[str, Any]) -> str:
         "",
         f"- empty index directory: listening after {r['cold']['listening_s']:.2f} s, ready "
         f"after {r['cold']['ready_s']:.1f} s (cold build by the indexer: "
-        f"{', '.join(x[0] for x in r['cold_build_log'])} s; indexer peak RSS "
-        f"{r['indexer_hwm_mb']:.0f} MB); index on disk {r['index_mb']:.0f} MB",
+        f"{', '.join(x[0] for x in r['cold_build_log'])} s; peak RSS of the indexer and its "
+        f"build processes: {_mbs(r['indexer_hwm_mb'])}); index on disk {r['index_mb']:.0f} MB",
         f"- /readyz on the way: {_readyz_summary(r['cold']['seen'])}",
         f"- second web process on the same directory: ready after {r['second']['ready_s']:.2f} s;"
         f" live indexers: {r['indexers_with_two_web']}",
