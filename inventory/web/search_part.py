@@ -49,6 +49,9 @@ class Part:
         # A new generation is thrown away if its build fails: no journal until it is done.
         self.db.execute(f"PRAGMA journal_mode={'OFF' if create else 'WAL'}")
         self.db.execute("PRAGMA cache_size=-65536")
+        # WAL without a sync per commit: a commit lost to a power cut is replayed from the
+        # cursor, which lives in the same file.
+        self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(COMMON_TABLES + self.tables)
         # A full build's bulk inserts run beside the documents (SQLite lets go of the GIL).
         self._pool = ThreadPoolExecutor(1, f"search-{self.name}") if create else None
