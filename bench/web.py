@@ -376,9 +376,9 @@ def main() -> int:
         queries.write_text(json.dumps(make_queries(args.queries, rng)))
         index_dir = workdir / "index"
         report.update(measure_web(port, index_dir, workdir, client, keys, args.changes, rng, webs))
-        report["disk"] = run_probe("disk", port, index_dir, queries, workdir)
+        report["disk"] = run_probe("disk", port, report["root"], queries, workdir)
         if not args.no_baseline:
-            report["numpy"] = run_probe("numpy", port, index_dir, queries, workdir)
+            report["numpy"] = run_probe("numpy", port, report["root"], queries, workdir)
             report["differences"] = compare(report["disk"], report["numpy"])
         report["load_after"] = os.getloadavg()
         text = render(args, report)
@@ -416,6 +416,9 @@ def measure_web(
             peaks[pid] = max(peaks.get(pid, 0.0), _proc_memory(pid, "VmHWM"))
 
     cold = first.wait_ready(900, on_poll=watch)
+    # The web tier keeps one index per cache under web.search_index_dir.
+    index_dir = next(p for p in index_dir.iterdir() if p.is_dir())
+    out["root"] = index_dir
     out["cold"] = cold
     out["indexer_hwm_mb"] = sorted(peaks.values(), reverse=True)
     out["index_mb"] = du_mb(index_dir)

@@ -498,8 +498,8 @@ class WebSettings(_Section):
     search_index_dir: str = Field(
         "state/search-index",
         min_length=1,
-        description="Directory of the search index, shared by the web processes of a host "
-        "(one of them builds and updates it)",
+        description="Directory of the search indexes (one per cache), shared by the web "
+        "processes of a host (one of them builds and updates it)",
     )
 
     @field_validator("trusted_proxies")

@@ -47,7 +47,7 @@ def make_readers(settings: Settings) -> Readers:
     from inventory.celery_app import create_app
     from inventory.exporter import build_collector
     from inventory.runtime import Runtime
-    from inventory.web.search import PolicySearch
+    from inventory.web.search import PolicySearch, index_directory
     from inventory.web.search_process import start_indexer
 
     runtime = Runtime(settings)
@@ -55,7 +55,7 @@ def make_readers(settings: Settings) -> Readers:
         runtime.redis,
         runtime.keys,
         settings.web.search_rebuild_seconds,
-        index_dir=settings.web.search_index_dir,
+        index_dir=index_directory(settings),
         start_indexer=functools.partial(start_indexer, settings),
     )
     # Opens an index already on disk and starts the host's indexer if none runs; never waits

@@ -10,10 +10,12 @@ temporary directory and ``load``/``sync`` build and update it in the calling pro
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import shutil
 import tempfile
 import time
+import urllib.parse
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,6 +26,7 @@ from typing import Any
 import redis
 
 from inventory.cache.keys import Keys
+from inventory.settings import Settings
 from inventory.web.search_index import SORT_COLUMNS, Generation
 from inventory.web.search_indexer import (
     INDEX_ERRORS,
@@ -55,6 +58,14 @@ class Query:
     descending: bool = False
     offset: int = 0
     limit: int = 50
+
+
+def index_directory(settings: Settings) -> Path:
+    """``web.search_index_dir``/<the cache it indexes>: web tiers over other caches never share."""
+    url = urllib.parse.urlsplit(settings.redis.url)
+    # Host, port, database and key prefix; never the password (nor anything else in a path).
+    source = f"{url.hostname}:{url.port}{url.path}|{settings.redis.key_prefix}"
+    return Path(settings.web.search_index_dir) / hashlib.sha256(source.encode()).hexdigest()[:16]
 
 
 class SearchUnavailable(Exception):
