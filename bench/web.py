@@ -391,7 +391,8 @@ def main() -> int:
             web.stop()
         server.terminate()
         server.wait(10)
-        shutil.rmtree(workdir, ignore_errors=True)
+        if not os.environ.get("BENCH_KEEP"):
+            shutil.rmtree(workdir, ignore_errors=True)
 
 
 def measure_web(
@@ -417,11 +418,11 @@ def measure_web(
 
     cold = first.wait_ready(900, on_poll=watch)
     # The web tier keeps one index per cache under web.search_index_dir.
-    index_dir = next(p for p in index_dir.iterdir() if p.is_dir())
-    out["root"] = index_dir
+    root = next(p for p in index_dir.iterdir() if p.is_dir())
+    out["root"] = root
     out["cold"] = cold
     out["indexer_hwm_mb"] = sorted(peaks.values(), reverse=True)
-    out["index_mb"] = du_mb(index_dir)
+    out["index_mb"] = du_mb(root)
     out["cold_build_log"] = _log_lines(first.log, r"built from Redis in ([\d.]+) s")
     second = WebProcess(port, index_dir, workdir / "web2.log")
     webs.append(second)
@@ -431,7 +432,7 @@ def measure_web(
     out["http"] = http_sample(first, rng)
     http_sample(second, rng, 50)
     out["rss_after_queries_mb"] = [w.memory_mb() for w in webs]
-    state_before = json.loads((index_dir / "state.json").read_text())
+    state_before = json.loads((root / "state.json").read_text())
     marker = f"changed{int(time.time())}"
     published = change_rows(client, keys, changes, marker)
     while True:
@@ -441,7 +442,7 @@ def measure_web(
         time.sleep(0.05)
     out["changes_visible_s"] = time.perf_counter() - published
     out["changes_total"] = page["total"]
-    state_after = json.loads((index_dir / "state.json").read_text())
+    state_after = json.loads((root / "state.json").read_text())
     out["builds"] = (state_before["builds"], state_after["builds"])
     out["generations"] = (state_before["generation"], state_after["generation"])
     out["apply_log"] = _log_lines(first.log, r"changes applied in ([\d.]+) s.*in ([\d.]+) s")
