@@ -445,7 +445,9 @@ def measure_web(
     state_after = json.loads((root / "state.json").read_text())
     out["builds"] = (state_before["builds"], state_after["builds"])
     out["generations"] = (state_before["generation"], state_after["generation"])
-    out["apply_log"] = _log_lines(first.log, r"changes applied in ([\d.]+) s.*in ([\d.]+) s")
+    out["apply_log"] = _log_lines(
+        first.log, r"changes applied in ([\d.]+) s.*in ([\d.]+) s \(CPU ([\d.]+) s"
+    )
     for web in list(webs):
         web.stop()
         webs.remove(web)
@@ -544,7 +546,7 @@ def _readyz_summary(seen: list) -> str:
 def _apply_summary(found: list[list[str]]) -> str:
     if not found:
         return "no commit logged"
-    return "; ".join(f"applied in {a} s, committed in {c} s" for a, c in found)
+    return "; ".join(f"applied in {a} s, committed in {c} s (CPU {u} s)" for a, c, u in found)
 
 
 if __name__ == "__main__":
