@@ -217,6 +217,8 @@ def _run(member_accounts: int, state: Path, port: int, sup: Supervisor, stop: di
             "INVENTORY_ACCOUNTS__ORGANIZATIONS__MANAGEMENT_ACCOUNT_ID": MANAGEMENT_ACCOUNT,
             "INVENTORY_S3__BUCKET": DEMO_BUCKET,
             "INVENTORY_WEB__PORT": str(port),
+            # The demo's search index lives with the rest of its state.
+            "INVENTORY_WEB__SEARCH_INDEX_DIR": str(state / "search-index"),
             "INVENTORY_WEB__API_TOKEN_HASHES": f"[{hashlib.sha256(token.encode()).hexdigest()}]",
         }
     )
