@@ -87,6 +87,7 @@ DEFAULTS = {
         "max_header_bytes": 16384,
         "search_sync_seconds": 1.0,
         "search_rebuild_seconds": 10.0,
+        "search_index_dir": "state/search-index",
     },
     "cloudtrail": {
         "source": "none",

@@ -233,6 +233,8 @@ def _run(member_accounts: int, state: Path, port: int, sup: Supervisor, stop: di
             "INVENTORY_WEB__API_TOKENS": json.dumps(
                 [{"name": "demo", "sha256": hashlib.sha256(token.encode()).hexdigest()}]
             ),
+            # The demo's search index lives with the rest of its state.
+            "INVENTORY_WEB__SEARCH_INDEX_DIR": str(state / "search-index"),
         }
     )
     os.environ.update(aws_env)

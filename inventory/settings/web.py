@@ -97,8 +97,14 @@ class WebSettings(_Section):
         10.0,
         ge=0,
         le=3600,
-        description="Least time between background rebuilds of the search snapshots "
-        "(the ARN typeahead: 6x this)",
+        description="Least time between commits of cache changes to the search index "
+        "(a change is searchable within this)",
+    )
+    search_index_dir: str = Field(
+        "state/search-index",
+        min_length=1,
+        description="Directory of the search indexes (one per cache), shared by the web "
+        "processes of a host (one of them builds and updates it)",
     )
 
     @field_validator("trusted_proxies")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -55,14 +56,23 @@ def openapi_spec() -> dict[str, Any]:
 
 
 def make_readers(settings: Settings) -> Readers:
-    """Everything the handlers read, built from settings (the search index loaded once)."""
+    """Everything the handlers read, built from settings (the shared search index opened)."""
     from inventory.celery_app import create_app
     from inventory.exporter import build_collector
     from inventory.runtime import Runtime
-    from inventory.web.search import PolicySearch
+    from inventory.web.search import PolicySearch, index_directory
+    from inventory.web.search_process import start_indexer
 
     runtime = Runtime(settings)
-    search = PolicySearch(runtime.redis, runtime.keys, settings.web.search_rebuild_seconds)
+    search = PolicySearch(
+        runtime.redis,
+        runtime.keys,
+        settings.web.search_rebuild_seconds,
+        index_dir=index_directory(settings),
+        start_indexer=functools.partial(start_indexer, settings),
+    )
+    # Opens an index already on disk and starts the host's indexer if none runs; never waits
+    # for a build (the web tier listens at once, /readyz says "indexing" meanwhile).
     search.sync_safely()
     return Readers(
         runtime.redis_cache,

@@ -23,6 +23,8 @@ class HealthHandler(BaseHandler):
 
 
 class ReadyHandler(BaseHandler):
+    """Ready: Redis answers, holds partitions, and the search index (if any) is current."""
+
     def get(self) -> None:
         try:
             self.readers.cache.client.ping()
@@ -30,10 +32,14 @@ class ReadyHandler(BaseHandler):
         except redis.RedisError:
             self.write_json({"status": "unavailable", "redis": False}, 503)
             return
-        status = 200 if partitions else 503
-        self.write_json(
-            {"status": "ready" if partitions else "empty", "partitions": partitions}, status
-        )
+        body: dict[str, object] = {"status": "ready" if partitions else "empty"}
+        body["partitions"] = partitions
+        search = self.readers.search
+        if search is not None:
+            body["search"] = status = search.status()
+            if partitions and status["status"] != "ready":
+                body["status"] = "indexing"
+        self.write_json(body, 200 if body["status"] == "ready" else 503)
 
 
 class ResourceHandler(AuthenticatedHandler):

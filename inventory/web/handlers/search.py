@@ -38,6 +38,9 @@ class SearchHandler(AuthenticatedHandler):
         search = self.readers.search
         if search is None:
             raise tornado.web.HTTPError(503, "search index unavailable")
+        if not search.loaded:
+            # The web tier listens at once; search answers once the first index is built.
+            raise tornado.web.HTTPError(503, "search index is being built (see /readyz)")
         return search
 
 
