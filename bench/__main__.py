@@ -39,6 +39,12 @@ def _web(argv: list[str]) -> int:
     return main()
 
 
+def _redis_memory(argv: list[str]) -> int:
+    from bench.redis_memory import main
+
+    return main(argv)
+
+
 def _findings(argv: list[str]) -> int:
     from bench.findings import main
 
@@ -46,6 +52,7 @@ def _findings(argv: list[str]) -> int:
 
 
 BENCHMARKS: dict[str, Callable[[list[str]], int]] = {
+    "redis-memory": _redis_memory,
     "iam": _iam,
     "sweep": _sweep,
     "events": _events,
@@ -56,8 +63,8 @@ BENCHMARKS: dict[str, Callable[[list[str]], int]] = {
 
 def main(argv: list[str]) -> int:
     if not argv or argv[0] not in BENCHMARKS:
-        usage = "usage: python -m bench {iam|sweep|events|web|findings} [--help | options]"
-        print(usage, file=sys.stderr)
+        names = "|".join(BENCHMARKS)
+        print(f"usage: python -m bench {{{names}}} [--help | options]", file=sys.stderr)
         return 2
     return BENCHMARKS[argv[0]](argv[1:])
 

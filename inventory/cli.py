@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from collections.abc import Callable
 from functools import wraps
@@ -125,14 +126,16 @@ def web(settings: Settings, host: str | None, port: int | None) -> None:
     import tornado.ioloop
 
     from inventory.observability import init_sentry, setup_logging
-    from inventory.web.app import make_app, make_readers
+    from inventory.web.app import make_app, make_readers, server_options
 
     setup_logging(settings)
     init_sentry(settings, "web")
+    for note in settings.web.deprecations():
+        logging.getLogger("inventory.web").warning("%s", note)
     readers = make_readers(settings)
     app = make_app(settings, readers)
     address, listen_port = host or settings.web.host, port or settings.web.port
-    app.listen(listen_port, address, max_body_size=settings.web.max_body_bytes)
+    app.listen(listen_port, address, **server_options(settings.web))
     if readers.search is not None:
         follow = tornado.ioloop.PeriodicCallback(
             readers.search.sync_safely, settings.web.search_sync_seconds * 1000
@@ -193,40 +196,30 @@ def metrics(settings: Settings, host: str | None, port: int | None) -> None:
         server.stop()
 
 
+def _sync_choices() -> list[str]:
+    from inventory.registry import SYNCS
+
+    return [*(s.name for s in SYNCS), "accounts"]
+
+
 @main.command()
-@click.argument(
-    "kind",
-    type=click.Choice(
-        [
-            "iam",
-            "accounts",
-            "s3_buckets",
-            "sqs_queues",
-            "sns_topics",
-            "managed_policies",
-            "resources_from_aws_config",
-        ]
-    ),
-)
+@click.argument("kind", type=click.Choice(_sync_choices()))
 @click.option("--account", "-a", "account_ids", multiple=True, help="Account id (default: all).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @with_settings
 def sync(settings: Settings, kind: str, account_ids: tuple[str, ...], as_json: bool) -> None:
-    """Run one kind's sync in this process, for one account or all."""
+    """Run one sync (a name from the registry, or accounts) in this process, per account."""
     from rich.console import Console
     from rich.progress import Progress
     from rich.table import Table
 
-    from inventory.registry import BY_STEM
+    from inventory.registry import BY_NAME
     from inventory.runtime import Runtime
     from inventory.tasks.accounts import active_accounts, store_account_mapping
-    from inventory.tasks.iam import sync_iam_account
     from inventory.tasks.resources import sync_kind
 
     def sync_one(account_id: str) -> dict[str, Any]:
-        if kind == "iam":
-            return sync_iam_account(runtime, account_id)
-        return sync_kind(runtime, BY_STEM[kind], account_id)
+        return sync_kind(runtime, BY_NAME[kind], account_id)
 
     runtime = Runtime(settings)
     console = Console(stderr=as_json)
@@ -254,10 +247,7 @@ def sync(settings: Settings, kind: str, account_ids: tuple[str, ...], as_json: b
             if "error" in s:
                 table.add_row(account_id, "-", "", "", "", "", s["error"])
                 continue
-            partitions = s.get("partitions") or {
-                f"{BY_STEM[kind].kind} {region}": p for region, p in s["regions"].items()
-            }
-            for k, p in partitions.items():
+            for k, p in s["partitions"].items():
                 table.add_row(
                     account_id,
                     k,
@@ -288,6 +278,8 @@ def check(settings: Settings) -> None:
         sys.exit(EXIT_CONFIG)
     runtime = Runtime(settings)
     results: list[tuple[str, bool, str]] = [("configuration", True, "valid")]
+    for note in settings.web.deprecations():
+        click.echo(f"warning: {note}", err=True)
 
     def probe(name: str, fn: Callable[[], str]) -> None:
         try:
@@ -395,12 +387,9 @@ def tables_migrate(settings: Settings) -> None:
 
 def durable_kinds() -> set[str]:
     """Every kind with a durable copy (DynamoDB, S3)."""
-    from inventory.aws.managed_policies import AWS_DOCUMENT_KIND
-    from inventory.cache.keys import ACCOUNT, CLOUDTRAIL_ERRORS, IAM_KINDS, IAM_ROLE_LIMIT
     from inventory.registry import KINDS
 
-    extra = {ACCOUNT, AWS_DOCUMENT_KIND, CLOUDTRAIL_ERRORS, IAM_ROLE_LIMIT}
-    return {*IAM_KINDS, *extra, *(k.kind for k in KINDS if k.durable)}
+    return {k.kind for k in KINDS if k.durable}
 
 
 @main.command()
@@ -472,6 +461,24 @@ def verify(
         sys.exit(EXIT_FAILED)
 
 
+@main.command()
+@click.option("-o", "--output", default="docs/aws-permissions.md", show_default=True)
+@click.option("--check", is_flag=True, help="Exit 1 when the file's block is out of date.")
+def permissions(output: str, check: bool) -> None:
+    """Write the spoke role's policy (from the registry) into the permissions document."""
+    from pathlib import Path
+
+    from inventory.permissions import render, update
+
+    path = Path(output)
+    if check:
+        if render(path.read_text()) != path.read_text():
+            click.echo(f"{output} is out of date: run inventory permissions -o {output}", err=True)
+            sys.exit(EXIT_FAILED)
+        return
+    click.echo(f"{output}: {'updated' if update(path) else 'already current'}")
+
+
 @main.group()
 def schedule() -> None:
     """The beat schedule."""
@@ -519,9 +526,10 @@ def schedule_show(settings: Settings) -> None:
     """Print the effective schedule (after settings overrides)."""
     from inventory.schedule import effective_schedule
 
+    tasks = _app(settings).tasks
     for e in effective_schedule(settings):
         state = "enabled " if e.enabled else "disabled"
-        click.echo(f"{state}  every {e.every:>8.0f}s  {e.queue:<12} {e.name}")
+        click.echo(f"{state}  every {e.every:>8.0f}s  {tasks[e.task].routing_queue:<12} {e.name}")
 
 
 @main.command()

@@ -15,7 +15,7 @@ IAM_POLICY = "iam_policy"
 IAM_KINDS = (IAM_ROLE, IAM_USER, IAM_GROUP, IAM_POLICY)
 ACCOUNT = "account"
 
-# Kinds derived from others or keyed by something other than a unique ARN: not in the ARN index.
+# Kinds other tasks derive or keep; every kind's facts are in inventory/registry.py.
 MANAGED_POLICY = "managed_policy"
 AWS_MANAGED_POLICY = "aws_managed_policy"
 CONFIG_RESOURCE = "config_resource"
@@ -26,26 +26,12 @@ POLICY_REQUEST = "policy_request"
 IAM_ROLE_LIMIT = "iam_role_limit"
 #: Risk findings, one record per analysed principal, policy or resource (keyed by its ARN).
 FINDING = "finding"
-UNINDEXED_KINDS = frozenset(
-    {
-        ACCOUNT,
-        MANAGED_POLICY,
-        CONFIG_RESOURCE,
-        CLOUDTRAIL_ERRORS,
-        ROLE_ACCESS,
-        PRINCIPAL_ACCESS,
-        POLICY_REQUEST,
-        IAM_ROLE_LIMIT,
-        FINDING,
-    }
-)
 
-# Kinds derived from the others and kept in Redis only (rebuilt by their tasks): no durable copy.
-REDIS_ONLY_KINDS = frozenset({ROLE_ACCESS, PRINCIPAL_ACCESS, POLICY_REQUEST})
-
-# Fields that change without the resource changing: left out of the content hash, so they are
-# refreshed only when something durable changes (moto even moves Config's capture time per call).
-VOLATILE_FIELDS: dict[str, frozenset[str]] = {CONFIG_RESOURCE: frozenset({"captured"})}
+# Kinds whose lists are filtered and paged by a few fields: each item's summary is kept beside
+# it, so a page reads the summaries and then only the items it shows.
+SUMMARY_FIELDS: dict[str, tuple[str, ...]] = {
+    POLICY_REQUEST: ("id", "status", "account_id", "resource_arn", "requester", "created_at")
+}
 
 # Logical DynamoDB tables; the physical name is table_prefix + logical name.
 TABLE_IAM_ROLES = "iamroles"
@@ -98,6 +84,10 @@ class Keys:
     def seen(self, p: Partition) -> str:
         """Sorted set: ARN scored by the last time a listing returned it."""
         return f"{self.prefix}p:{p.id}:seen"
+
+    def summaries(self, p: Partition) -> str:
+        """Hash: ARN -> JSON of the item's ``SUMMARY_FIELDS`` (only kinds that have them)."""
+        return f"{self.prefix}p:{p.id}:summaries"
 
     def meta(self, p: Partition) -> str:
         """Hash: refreshed_at, complete, count, changed_at for the partition."""
@@ -201,6 +191,18 @@ class Keys:
     def shared_document_versions(self) -> str:
         """Hash: AWS managed policy ARN -> the version whose document is cached."""
         return f"{self.prefix}awsdoc:versions"
+
+    def login_session(self, session_hash: str) -> str:
+        """String with a TTL: a login session (SHA-256 of its id) -> the token digest it used."""
+        return f"{self.prefix}web:session:{session_hash}"
+
+    def rate_window(self, scope: str, caller_hash: str, window: int) -> str:
+        """Counter with a TTL: one caller's requests of one kind in one fixed time window."""
+        return f"{self.prefix}web:rate:{scope}:{caller_hash}:{window}"
+
+    def refresh_claim(self, task: str, account_id: str) -> str:
+        """String with a TTL: the id of the refresh of this task and account queued or running."""
+        return f"{self.prefix}web:refresh:{task}:{account_id}"
 
     def shared_document_claim(self, arn: str, version: str) -> str:
         """String, short TTL: one sync is fetching this document, the others need not."""

@@ -35,7 +35,14 @@ from inventory.cache.keys import (
     Partition,
 )
 from inventory.runtime import Runtime
-from inventory.tasks.base import FANOUT_HARD_LIMIT, FANOUT_SOFT_LIMIT, InventoryTask
+from inventory.tasks.base import (
+    AWS,
+    FANOUT,
+    FANOUT_HARD_LIMIT,
+    FANOUT_SOFT_LIMIT,
+    MAINTENANCE,
+    InventoryTask,
+)
 
 log = logging.getLogger(__name__)
 
@@ -162,6 +169,7 @@ def _send(task: InventoryTask, accounts: list[str]) -> dict[str, Any]:
     bind=True,
     base=InventoryTask,
     name=FOR_ACCOUNT,
+    routing_queue=AWS,  # beside the other per-account work, off the fan-out and maintenance queues
     per_account=True,
     active_only=True,
     replicates=(FINDING,),
@@ -177,6 +185,7 @@ def analyse_findings_for_account(self: InventoryTask, account_id: str) -> dict[s
     bind=True,
     base=InventoryTask,
     name="inventory.analyse_pending_findings",
+    routing_queue=MAINTENANCE,
     active_only=True,
     soft_time_limit=FANOUT_SOFT_LIMIT,
     time_limit=FANOUT_HARD_LIMIT,
@@ -195,6 +204,7 @@ def analyse_pending_findings(self: InventoryTask) -> dict[str, Any]:
     bind=True,
     base=InventoryTask,
     name="inventory.analyse_findings_across_accounts",
+    routing_queue=FANOUT,
     active_only=True,
     soft_time_limit=FANOUT_SOFT_LIMIT,
     time_limit=FANOUT_HARD_LIMIT,

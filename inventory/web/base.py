@@ -3,21 +3,34 @@
 from __future__ import annotations
 
 import json
+import time
 import urllib.parse
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 import redis
 import tornado.web
+from pydantic import BaseModel
 from tornado.httputil import HTTPInputError, parse_body_arguments
 from tornado.log import app_log
 
 from inventory.cache.redis_cache import RedisCache
+from inventory.cache.web_state import LoginSessions, RateLimiter
 from inventory.metrics import TaskOutcomes
-from inventory.settings import Settings
+from inventory.settings import Settings, parse_rate
+from inventory.web.api import (
+    BodyModel,
+    ErrorBody,
+    Operation,
+    QueryModel,
+    Refused,
+    operations,
+    validate,
+)
 from inventory.web.auth import (
     SESSION_COOKIE,
+    AmbiguousIdentity,
     Identity,
     bearer_token,
     identity_for_digest,
@@ -26,6 +39,13 @@ from inventory.web.auth import (
     session_identity,
     token_digest,
 )
+from inventory.web.headers import (  # noqa: F401 - re-exported
+    CONTENT_SECURITY_POLICY,
+    HSTS,
+    SECURITY_HEADERS,
+    security_headers,
+)
+from inventory.web.limits import request_summary
 
 if TYPE_CHECKING:
     from inventory.cache.history import ChangeHistory
@@ -33,6 +53,32 @@ if TYPE_CHECKING:
     from inventory.exporter import InventoryCollector
     from inventory.web.access_reader import AccessReader
     from inventory.web.search import PolicySearch
+
+
+class TaskQueue(Protocol):
+    """The web tier's one way into Celery: send a task by name, know its time limit."""
+
+    def send(self, name: str, args: list[Any], task_id: str, expires: float) -> str:
+        """Enqueue ``name(*args)`` under ``task_id``, dropped if not started within ``expires``
+        seconds; returns the task id."""
+        ...
+
+    def time_limit(self, name: str) -> float:
+        """The task's hard time limit in seconds (settings' overrides included)."""
+        ...
+
+
+@dataclass(frozen=True)
+class CeleryQueue:
+    """``TaskQueue`` over a Celery app (the broker's client; publishing may block)."""
+
+    app: Any
+
+    def send(self, name: str, args: list[Any], task_id: str, expires: float) -> str:
+        return str(self.app.send_task(name, args=args, task_id=task_id, expires=expires).id)
+
+    def time_limit(self, name: str) -> float:
+        return float(self.app.tasks[name].time_limit)
 
 
 @dataclass(frozen=True)
@@ -47,21 +93,27 @@ class Readers:
     search: PolicySearch | None = None
     #: Policy requests (DynamoDB) for the requests API; None answers 503.
     requests: PolicyRequests | None = None
-    #: ``send(task_name, args) -> task id``: enqueue a refresh; None answers 503.
-    send_task: Callable[[str, list[Any]], str] | None = None
+    #: Enqueues refresh tasks; None answers 503.
+    tasks: TaskQueue | None = None
     #: Change history (Redis feed, DynamoDB per resource); ``make_app`` builds it when None.
     history: ChangeHistory | None = None
     #: The "who can do this?" index; None answers 503.
     access: AccessReader | None = None
 
 
-CONTENT_SECURITY_POLICY = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
-)
+Q = TypeVar("Q", bound=QueryModel)
+B = TypeVar("B", bound=BodyModel)
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 #: Seconds a 503 asks the client to wait (the cache is usually back within this).
 RETRY_AFTER_SECONDS = 5
+
+
+class TooManyRequests(tornado.web.HTTPError):
+    """429: the caller is over a rate limit; ``retry_after`` seconds until its next window."""
+
+    def __init__(self, retry_after: int, reason: str) -> None:
+        super().__init__(429, "%s", reason)
+        self.retry_after = retry_after
 
 
 @tornado.web.stream_request_body
@@ -80,15 +132,34 @@ class BaseHandler(tornado.web.RequestHandler):
         self._received = 0
         self._expected: int | None = None  # the body's declared length, once it starts
         self._body_error: str | None = None
+        if self.https:
+            self.set_header("Strict-Transport-Security", HSTS)
 
     def set_default_headers(self) -> None:
-        self.set_header("X-Content-Type-Options", "nosniff")
-        self.set_header("Cache-Control", "no-store")
-        self.set_header("Content-Security-Policy", CONTENT_SECURITY_POLICY)
-        self.set_header("X-Frame-Options", "DENY")
-        self.set_header("Referrer-Policy", "no-referrer")
-        if self.request.protocol == "https":
-            self.set_header("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+        for name, value in security_headers(self.https).items():
+            self.set_header(name, value)
+
+    @property
+    def https(self) -> bool:
+        """Whether browsers reach us over HTTPS: directly, or (``web.https``) through a proxy."""
+        # Tornado sets the default headers once before initialize() has given us the settings.
+        settings: Settings | None = getattr(self, "inventory_settings", None)
+        return self.request.protocol == "https" or (settings is not None and settings.web.https)
+
+    @property
+    def sessions(self) -> LoginSessions:
+        return LoginSessions(self.readers.cache.client, self.readers.cache.keys)
+
+    def rate_limit(self, scope: str, caller: str, rate: str) -> None:
+        """Count this request against ``caller``'s window (``rate``: '10/m'); 429 when over."""
+        requests, seconds = parse_rate(rate)
+        limiter = RateLimiter(self.readers.cache.client, self.readers.cache.keys)
+        wait = limiter.hit(scope, caller, requests, seconds, time.time())
+        if wait is not None:
+            raise TooManyRequests(
+                wait,
+                f"too many {scope}: at most {requests} per {seconds} s; retry in {wait} s",
+            )
 
     # --- request bodies -------------------------------------------------------------------
 
@@ -195,12 +266,60 @@ class BaseHandler(tornado.web.RequestHandler):
             raise tornado.web.HTTPError(400, "request body must be a JSON object")
         return value
 
+    # --- the API's models ----------------------------------------------------------------
+
+    @property
+    def api_operation(self) -> Operation | None:
+        """What this method declared (``api.operation``); None for pages and probes."""
+        return operations(type(self)).get((self.request.method or "").lower())
+
+    def _declared(self, part: str, model: type[BaseModel]) -> None:
+        # A method that validates with one model while declaring another would describe
+        # itself wrongly in openapi.json: refuse at once, loudly (every API test sees it).
+        declared = self.api_operation
+        if declared is not None and getattr(declared, part) is not model:
+            raise TypeError(f"{type(self).__name__} declares {part} {getattr(declared, part)}")
+
+    def query(self, model: type[Q]) -> Q:
+        """The query parameters as ``model``; 400 naming the first one that is wrong."""
+        self._declared("query", model)
+        last = {name: values[-1] for name, values in self.request.query_arguments.items()}
+        try:
+            return validate(model, last)
+        except Refused as exc:
+            raise tornado.web.HTTPError(400, str(exc)) from None
+
+    def body(self, model: type[B]) -> B:
+        """The JSON object body as ``model``; 415 for a body of another media type (what a
+        form sends), 400 naming the problem or the first field that is wrong."""
+        self._declared("body", model)
+        if self.request.body.strip():
+            media = self.request.headers.get("Content-Type", "").split(";")[0].strip().lower()
+            if media != "application/json" and not media.endswith("+json"):
+                raise tornado.web.HTTPError(415, "request body must be application/json")
+        required = any(field.is_required() for field in model.model_fields.values())
+        try:
+            return validate(model, self.json_body(required))
+        except Refused as exc:
+            raise tornado.web.HTTPError(400, str(exc)) from None
+
+    def write_model(self, body: BaseModel) -> None:
+        """``body`` as the JSON response, with the status this method's operation declares."""
+        declared = self.api_operation
+        if declared is not None and not isinstance(body, declared.response):
+            raise TypeError(f"{type(self).__name__} declares response {declared.response}")
+        status = declared.status if declared is not None else 200
+        self.write_json(body.model_dump(mode="json", exclude_unset=True), status)
+
     # --- identity -------------------------------------------------------------------------
 
     def get_current_user(self) -> Identity | None:
         """Trusted proxy headers, else a bearer token (401 when wrong), else the login cookie."""
         web = self.inventory_settings.web
-        identity = proxy_identity(self.request.remote_ip, self.request.headers, web)
+        try:
+            identity = proxy_identity(self.request.remote_ip, self.request.headers, web)
+        except AmbiguousIdentity as exc:
+            raise tornado.web.HTTPError(400, "%s", exc) from None
         if identity is not None:
             return identity
         token = bearer_token(self.request.headers.get("Authorization", ""))
@@ -209,7 +328,7 @@ class BaseHandler(tornado.web.RequestHandler):
             if identity is None:
                 raise tornado.web.HTTPError(401, "invalid token")
             return identity
-        return session_identity(self.get_cookie(SESSION_COOKIE), web)
+        return session_identity(self.get_cookie(SESSION_COOKIE), web, self.sessions)
 
     @property
     def current_identity(self) -> Identity | None:
@@ -257,18 +376,22 @@ class BaseHandler(tornado.web.RequestHandler):
         if status_code == 503:
             # Redis away (or a reader not configured): clients and proxies may try again.
             self.set_header("Retry-After", str(RETRY_AFTER_SECONDS))
+        if isinstance(exc, TooManyRequests):
+            self.set_header("Retry-After", str(exc.retry_after))
         self.set_header("Content-Type", "application/json; charset=utf-8")
-        self.finish(json.dumps({"error": reason, "status": status_code}))
+        self.finish(json.dumps(ErrorBody(error=reason, status=status_code).model_dump()))
 
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
         if isinstance(value, redis.RedisError):
             # An outage, not a bug: one line per request instead of a traceback each.
             self.set_status(503)
-            app_log.warning(
-                "%s %s: cache unavailable: %s", self.request.method, self.request.path, value
-            )
+            app_log.warning("%s: cache unavailable: %s", self._request_summary(), value)
             return
         super().log_exception(typ, value, tb)
+
+    def _request_summary(self) -> str:
+        # Tornado's own log lines (errors, warnings) carry the whole target otherwise.
+        return request_summary(self.request)
 
 
 class AuthenticatedHandler(BaseHandler):

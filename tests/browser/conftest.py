@@ -11,7 +11,6 @@ import json
 import os
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,8 +20,9 @@ import pytest
 import redis
 
 from inventory.aws.cloudtrail import ErrorEvent
+from inventory.cache.web_state import release_refresh
 from inventory.demo.seed import MANAGEMENT_ACCOUNT, AccountSeed, Seeder, seed_demo_organisation
-from inventory.registry import BY_STEM, KINDS
+from inventory.registry import BY_STEM, SYNCS
 from inventory.runtime import Runtime
 from inventory.settings import Settings, load_settings
 from inventory.tasks.access import store_credential_mapping
@@ -35,7 +35,7 @@ from inventory.web.access_reader import AccessReader
 from inventory.web.app import Readers, make_app
 from inventory.web.search import PolicySearch
 from tests.conftest import BUCKET, inventory_env
-from tests.web.test_app import Server
+from tests.web.conftest import Server
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -52,6 +52,7 @@ XSS = "<script>alert(1)</script>"
 ADMIN = {"X-Forwarded-User": "alice@example.com", "X-Forwarded-Groups": "inventory-admins"}
 DEVELOPER = {"X-Forwarded-User": "bob@example.com", "X-Forwarded-Groups": "dev-devs"}
 TOKEN = "browser-test-token-Hq3n8Rz1"
+TOKEN_USER = "carol@example.com"
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
 
@@ -79,7 +80,9 @@ def browser_settings(redis_server, moto_server) -> Settings:
         environ=env
         | {
             "INVENTORY_WEB__TRUSTED_PROXIES": "[127.0.0.1/32]",
-            "INVENTORY_WEB__API_TOKEN_HASHES": f"[{hashlib.sha256(TOKEN.encode()).hexdigest()}]",
+            "INVENTORY_WEB__API_TOKENS": json.dumps(
+                [{"name": TOKEN_USER, "sha256": hashlib.sha256(TOKEN.encode()).hexdigest()}]
+            ),
         },
     )
 
@@ -144,11 +147,29 @@ def _run_refresh(world: World, name: str, args: list[Any]) -> None:
     """What a worker would do with the refresh task: the real sync code, a moment later."""
     time.sleep(0.5)
     account_id = next(a for a in args if isinstance(a, str) and a.isdigit())
-    if "iam" in name:
-        sync_iam_account(world.runtime, account_id)
-        return
-    kind = next(k for k in KINDS if name in (k.for_account_task, k.across_accounts_task))
-    sync_kind(world.runtime, kind, account_id)
+    sync = next(s for s in SYNCS if name in (s.for_account_task, s.across_accounts_task))
+    sync_kind(world.runtime, sync, account_id)
+
+
+@dataclass
+class InlineTasks:
+    """The task queue as a worker would serve it: each refresh runs in a thread, then frees
+    its claim as the task base does."""
+
+    world: World
+
+    def send(self, name: str, args: list[Any], task_id: str, expires: float) -> str:
+        self.world.sent.append((name, list(args)))
+        threading.Thread(target=self._run, args=(name, args, task_id), daemon=True).start()
+        return task_id
+
+    def time_limit(self, name: str) -> float:
+        return 660.0
+
+    def _run(self, name: str, args: list[Any], task_id: str) -> None:
+        _run_refresh(self.world, name, args)
+        rt = self.world.runtime
+        release_refresh(rt.redis, rt.keys, name, args[0], task_id)
 
 
 @pytest.fixture(scope="package")
@@ -157,11 +178,6 @@ def web(browser_settings: Settings, world: World) -> Iterator[Server]:
     search = PolicySearch(rt.redis, rt.keys)
     search.load()
 
-    def send_task(name: str, args: list[Any]) -> str:
-        world.sent.append((name, list(args)))
-        threading.Thread(target=_run_refresh, args=(world, name, args), daemon=True).start()
-        return str(uuid.uuid4())
-
     access = AccessReader(rt.redis_cache)
     access.refresh()
     readers = Readers(
@@ -169,7 +185,7 @@ def web(browser_settings: Settings, world: World) -> Iterator[Server]:
         rt.outcomes,
         search=search,
         requests=rt.requests,
-        send_task=send_task,
+        tasks=InlineTasks(world),
         access=access,
     )
     server = Server(make_app(browser_settings, readers)).start()

@@ -26,8 +26,10 @@ from inventory.tasks.resources import sync_kind
 from inventory.web.access_reader import AccessReader
 from inventory.web.app import make_app
 from inventory.web.base import Readers
+from inventory.web.search import PolicySearch
 from tests.conftest import BUCKET, inventory_env
-from tests.web.test_auth import DEV_TOKEN, Client, LiveServer, auth_environ
+from tests.web.conftest import Client, LiveServer
+from tests.web.test_auth import DEV_TOKEN, auth_environ
 
 OUTSIDE = "999999999999"
 PUBLIC_BUCKET = "dev-public-site"
@@ -96,7 +98,9 @@ def server(risk_settings: Settings, world) -> Iterator[LiveServer]:
     rt, _ = world
     reader = AccessReader(rt.redis_cache)
     reader.refresh()
-    readers = Readers(rt.redis_cache, rt.outcomes, access=reader)
+    search = PolicySearch(rt.redis, rt.keys)
+    search.load()
+    readers = Readers(rt.redis_cache, rt.outcomes, search=search, access=reader)
     live = LiveServer(make_app(risk_settings, readers)).start()
     yield live
     live.stop()
@@ -154,7 +158,7 @@ def test_findings_filter_by_account_severity_and_kind(client, world):
         ({"kind": "<script>"}, "parameter 'kind' must be one of"),
         ({"account": "12"}, "parameter 'account' must be a 12-digit account id"),
         ({"arn": "role/x"}, "parameter 'arn' must be an ARN"),
-        ({"limit": "0"}, "parameter 'limit' must be between 1 and 1000"),
+        ({"limit": "0"}, "parameter 'limit' must be an integer from 1 to 1000"),
     ],
 )
 def test_findings_bad_parameters_are_400_with_a_reason(client, query, reason):
@@ -198,7 +202,7 @@ def test_who_can_assume_a_role_follows_its_trust_policy(client, world):
     ("query", "reason"),
     [
         ({"action": "s3:GetObjekt", "resource": "arn:aws:s3:::b"}, "parameter 'action' must be"),
-        ({"action": "s3:GetObject"}, "parameter 'resource' is required"),
+        ({"action": "s3:GetObject"}, "parameter 'resource' must be an ARN"),
         ({"action": "s3:GetObject", "resource": "bucket"}, "parameter 'resource' must be an ARN"),
         ({"resource": "arn:aws:s3:::b"}, "parameter 'action' is required"),
         ({"action": "s3:GetObject", "resource": "arn:aws:s3:::b", "limit": "x"},

