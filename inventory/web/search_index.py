@@ -208,6 +208,15 @@ def contains(schema: tantivy.Schema, needle: bytes) -> Query:
     return Query.phrase_query(schema, "text", [(o, chars[o : o + 3]) for o in offsets])
 
 
+def check_rows_schema(schema: tantivy.Schema) -> None:
+    """ValueError when a generation lacks a field this release queries (an older release wrote
+    it): the indexer then builds a new one, as for a corrupt generation."""
+    for facet in FACETS:
+        Query.term_query(schema, facet, "")
+    for column in SORT_COLUMNS:
+        Query.term_query(schema, f"s_{column}", 0)
+
+
 def all_of(queries: list[Query]) -> Query:
     if not queries:
         return Query.all_query()
@@ -226,6 +235,7 @@ class Generation:
         for index in (self.rows, self.names):
             index.config_reader(reload_policy="manual")
         self.rows_schema = self.rows.schema
+        check_rows_schema(self.rows_schema)
         self.names_schema = self.names.schema
         uri = f"file:{path / 'names.sqlite'}?mode=ro"
         self.db = sqlite3.connect(uri, uri=True, check_same_thread=False)
