@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import redis
 
-from inventory.cache.keys import Partition
+from inventory.cache.keys import FINDING, GLOBAL, Partition
 from inventory.demo.seed import MANAGEMENT_ACCOUNT, AccountSeed, Seeder, seed_demo_organisation
 from inventory.registry import BY_STEM
 from inventory.runtime import Runtime
@@ -149,6 +149,45 @@ def test_findings_filter_by_account_severity_and_kind(client, world):
     assert critical["counts"]["critical"] == critical["total"] == 1
     paged = get(client, "/api/v1/findings", account=dev.id, limit=2, offset=1)
     assert (len(paged["findings"]), paged["offset"], paged["limit"]) == (2, 1, 2)
+
+
+def test_policies_table_filters_by_worst_severity_and_sorts_by_findings(client, world):
+    rt, _ = world
+    rows = rt.policies_table.rows()
+    critical = get(client, "/api/v1/policies", severity="critical", limit=500)
+    expected = {arn for arn, r in rows.items() if r["severity"] == "critical"}
+    assert {r["arn"] for r in critical["rows"]} == expected
+    assert critical["total"] == len(expected)
+    assert {f"arn:aws:s3:::{PUBLIC_BUCKET}"} <= expected
+    most = get(client, "/api/v1/policies", sort="findings", order="desc", limit=20)
+    ordered = sorted(rows.values(), key=lambda r: (r["findings"], r["arn"]), reverse=True)
+    assert [(r["arn"], r["findings"]) for r in most["rows"]] == [
+        (r["arn"], r["findings"]) for r in ordered[:20]
+    ]
+    facets = get(client, "/api/v1/policies/facets")
+    assert facets["severity"] == sorted({r["severity"] for r in rows.values() if r["severity"]})
+
+
+def test_typeahead_keeps_a_resource_whose_findings_are_resolved(client, world):
+    # A findings record is keyed by its subject's ARN: were the kind in the typeahead, a
+    # resolved finding (its record removed) would remove the bucket itself from it.
+    rt, (dev, _) = world
+    bucket = f"arn:aws:s3:::{PUBLIC_BUCKET}"
+    found = get(client, "/api/v1/typeahead/resources", q=PUBLIC_BUCKET)["results"]
+    assert [(r["arn"], r["kind"]) for r in found] == [(bucket, "s3_bucket")]
+    index = PolicySearch(rt.redis, rt.keys)
+    index.load()
+    records = rt.redis_cache.items(Partition(FINDING, dev.id, GLOBAL))
+    kept = [r for arn, r in records.items() if arn != bucket]
+    rt.store.replace_partition(FINDING, dev.id, GLOBAL, kept, complete=True)
+    try:
+        assert index.sync() == 1
+        found = index.typeahead_resources(PUBLIC_BUCKET, None, 20)
+        assert [(r["arn"], r["kind"]) for r in found] == [(bucket, "s3_bucket")]
+        assert index.typeahead_resources(PUBLIC_BUCKET, "finding", 20) == []
+    finally:
+        # The module's other tests share this world (in any order): leave it as it was.
+        rt.store.replace_partition(FINDING, dev.id, GLOBAL, list(records.values()), complete=True)
 
 
 @pytest.mark.parametrize(
