@@ -70,7 +70,8 @@ WORDS = [
     "worker",
 ]
 ACCOUNTS = [f"{100000000000 + n}" for n in range(100)]
-COLUMNS = ["name", "kind", "account_id", "region", "errors", "last_updated"]
+COLUMNS = ["name", "kind", "account_id", "region", "errors", "last_updated", "findings"]
+SEVERITIES = ["critical", "high", "medium", "low"]
 TOKEN = "bench-token"
 
 
@@ -97,7 +98,14 @@ def synthetic_row(i: int, accounts: list[str], rng: random.Random) -> dict:
         "owner": None,
         "template": None,
         "last_updated": 1.7e9 + rng.random() * 1e7,
+        **synthetic_findings(rng),
     }
+
+
+def synthetic_findings(rng: random.Random) -> dict:
+    """A row's findings count and worst severity: most rows have none."""
+    count = rng.choice([0] * 4 + [rng.randint(1, 12)])
+    return {"findings": count, "severity": rng.choice(SEVERITIES) if count else None}
 
 
 def populate(client: redis.Redis, keys: Keys, rows: int, arns: int, rng: random.Random) -> None:
@@ -139,6 +147,7 @@ def make_queries(count: int, rng: random.Random) -> dict[str, list[Any]]:
                 "kind": rng.choice([None, rng.choice(KINDS)]),
                 "region": rng.choice([None, None, rng.choice(REGIONS)]),
                 "has_errors": rng.choice([None, None, True]),
+                "severity": rng.choice([None, None, None, rng.choice(SEVERITIES)]),
                 "sort": rng.choice(COLUMNS),
                 "descending": rng.random() < 0.5,
                 "offset": rng.choice([0, 0, 50, 500]),
