@@ -62,6 +62,8 @@ class ResourceKind:
     by_name: str | None = None
     #: A read soon after a create or delete may not show it yet (IAM): such reads are rechecked.
     eventually_consistent: bool = False
+    #: Its record's ``policy`` is a resource policy: findings and "who can do this?" judge it.
+    resource_policy: bool = False
 
 
 @dataclass(frozen=True)
@@ -157,6 +159,7 @@ KINDS: tuple[ResourceKind, ...] = (
         "S3 bucket",
         sync="s3_buckets",
         table=True,
+        resource_policy=True,
         service="s3",
         actions=s3.ACTIONS,
         events=s3.EVENTS,
@@ -169,6 +172,7 @@ KINDS: tuple[ResourceKind, ...] = (
         sync="sqs_queues",
         regional=True,
         table=True,
+        resource_policy=True,
         service="sqs",
         actions=sqs.ACTIONS,
         events=sqs.EVENTS,
@@ -181,6 +185,7 @@ KINDS: tuple[ResourceKind, ...] = (
         sync="sns_topics",
         regional=True,
         table=True,
+        resource_policy=True,
         service="sns",
         actions=sns.ACTIONS,
         events=sns.EVENTS,
@@ -276,6 +281,8 @@ TABLE_KINDS = frozenset(k.kind for k in KINDS if k.table)
 UNINDEXED_KINDS = frozenset(k.kind for k in KINDS if not k.indexed)
 #: Kinds with no durable copy (rebuilt from the others).
 REDIS_ONLY_KINDS = frozenset(k.kind for k in KINDS if not k.durable)
+#: Kinds whose records carry a resource policy (findings and "who can do this?" read them).
+RESOURCE_POLICY_KINDS = tuple(k.kind for k in KINDS if k.resource_policy)
 #: Kinds whose changes the history leaves out (figures that move on every run).
 UNTRACKED_KINDS = frozenset(k.kind for k in KINDS if not k.history)
 #: Fields each kind leaves out of its content hash.

@@ -189,6 +189,11 @@ class Runtime:
         )
 
     @cached_property
+    def findings(self) -> FindingsState:
+        """Incremental findings bookkeeping: document analyses, subject keys, pending accounts."""
+        return FindingsState(self.redis, self.keys)
+
+    @cached_property
     def policies_table(self) -> PoliciesTable:
         return PoliciesTable(self.redis, self.keys)
 
@@ -198,7 +203,7 @@ class Runtime:
             self.redis_cache,
             self.dynamo,
             self.s3,
-            listeners=[self.policies_table, FindingsListener(FindingsState(self.redis, self.keys))],
+            listeners=[self.policies_table, FindingsListener(self.findings)],
             log=self.replication if self.settings.is_active_region else None,
             history=self.history if self.settings.history.enabled else None,
         )

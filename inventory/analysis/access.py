@@ -40,6 +40,7 @@ from inventory.analysis.policy import (
 )
 from inventory.cache.keys import IAM_GROUP, IAM_POLICY, IAM_ROLE, IAM_USER
 from inventory.cache.store import canonical_json, content_hash
+from inventory.registry import RESOURCE_POLICY_KINDS
 
 #: Actions whose resource policy is the role's trust policy.
 TRUST_ACTIONS = frozenset(
@@ -51,7 +52,6 @@ TRUST_ACTIONS = frozenset(
         "sts:setsourceidentity",
     }
 )
-RESOURCE_POLICY_KINDS = ("s3_bucket", "sqs_queue", "sns_topic")
 MAX_LISTED = 1000
 
 

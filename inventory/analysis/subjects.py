@@ -23,9 +23,9 @@ from inventory.analysis.findings import (
 from inventory.analysis.policy import statements
 from inventory.cache.keys import IAM_GROUP, IAM_POLICY, IAM_ROLE, IAM_USER
 from inventory.cache.store import canonical_json, content_hash
+from inventory.registry import RESOURCE_POLICY_KINDS
 
 #: Resource kinds whose records carry a resource policy in ``policy``.
-POLICY_KINDS = ("s3_bucket", "sqs_queue", "sns_topic")
 IDENTITY, RESOURCE, TRUST = "identity", "resource", "trust"
 #: Cloudsplaining leaves AWS's service-linked roles out: AWS owns and maintains them.
 SERVICE_LINKED_PATH = "/aws-service-role/"
@@ -146,7 +146,7 @@ def build_subjects(
         subject = Subject(arn, IAM_POLICY, record.get("name") or arn, account_id)
         subject.sources = [Source("policy document", IDENTITY, record.get("document"))]
         found.append(subject)
-    for kind in POLICY_KINDS:
+    for kind in RESOURCE_POLICY_KINDS:
         for arn, record in sorted(records.get(kind, {}).items()):
             subject = Subject(arn, kind, record.get("name") or arn, account_id, org_digest=digest)
             if record.get("policy"):

@@ -24,11 +24,12 @@ from typing import Any
 import redis
 
 from inventory.cache.keys import ACCOUNT, AWS_MANAGED_POLICY, FINDING, IAM_KINDS, Keys, Partition
+from inventory.registry import RESOURCE_POLICY_KINDS
 
 __all__ = ["FINDING", "FindingsListener", "FindingsState"]
 ALL = "*"
 #: Kinds whose changes can change findings.
-WATCHED_KINDS = frozenset({*IAM_KINDS, "s3_bucket", "sqs_queue", "sns_topic"})
+WATCHED_KINDS = frozenset({*IAM_KINDS, *RESOURCE_POLICY_KINDS})
 #: Kinds every account's findings depend on (AWS managed policies, the organisation).
 SHARED_KINDS = frozenset({AWS_MANAGED_POLICY, ACCOUNT})
 

@@ -16,7 +16,6 @@ from celery import group, shared_task
 
 from inventory.analysis.findings import SEVERITIES, Organisation, summarise
 from inventory.analysis.subjects import (
-    POLICY_KINDS,
     Subject,
     analyse_source,
     build_subjects,
@@ -34,6 +33,7 @@ from inventory.cache.keys import (
     IAM_POLICY,
     Partition,
 )
+from inventory.registry import RESOURCE_POLICY_KINDS
 from inventory.runtime import Runtime
 from inventory.tasks.base import (
     AWS,
@@ -51,7 +51,7 @@ AWS_ACCOUNT = "aws"  # the partition "account" of AWS managed policy documents
 
 
 def state(runtime: Runtime) -> FindingsState:
-    return FindingsState(runtime.redis, runtime.keys)
+    return runtime.findings
 
 
 def organisation(runtime: Runtime) -> Organisation:
@@ -64,7 +64,7 @@ def load_account(runtime: Runtime, account_id: str) -> dict[str, dict[str, dict[
     """An account's IAM records and policy-bearing resources, by kind and ARN."""
     cache = runtime.redis_cache
     records = {kind: cache.items(Partition(kind, account_id, GLOBAL)) for kind in IAM_KINDS}
-    for kind in POLICY_KINDS:
+    for kind in RESOURCE_POLICY_KINDS:
         records[kind] = {}
         for p in cache.partitions(kind):
             if p.account_id == account_id:

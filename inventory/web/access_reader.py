@@ -16,7 +16,7 @@ from typing import Any
 
 import redis
 
-from inventory.analysis.access import RESOURCE_POLICY_KINDS, AccessIndex, build_index
+from inventory.analysis.access import AccessIndex, build_index
 from inventory.cache.keys import (
     ACCOUNT,
     ALL_ACCOUNTS,
@@ -26,6 +26,7 @@ from inventory.cache.keys import (
     Partition,
 )
 from inventory.cache.redis_cache import RedisCache
+from inventory.registry import RESOURCE_POLICY_KINDS
 
 log = logging.getLogger(__name__)
 
