@@ -74,12 +74,27 @@ def main(config: tuple[str, ...]) -> None:
     """Cache AWS inventory (IAM, S3, SQS, SNS, Config) in Redis, DynamoDB and S3."""
 
 
-@main.command()
+#: Celery's --no-color; it was this command's process count once, so it is refused.
+CELERY_NO_COLOR = "-C"
+
+
+@main.command(
+    context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+    epilog="Any other option is Celery's and goes to `celery worker` as given, e.g. "
+    "--autoscale 8,2, --max-tasks-per-child 100, --prefetch-multiplier 1.",
+)
 @click.option("--queues", "-Q", default=None, help="Comma-separated queues (default: all).")
-@click.option("--concurrency", "-C", type=int, default=None, help="Worker processes.")
-@click.option("--pool", default="prefork", show_default=True)
+@click.option(
+    "--concurrency",
+    "-c",
+    type=click.IntRange(1, 1024),
+    default=None,
+    help="Worker processes (default: celery.worker_concurrency), as in Celery.",
+)
+@click.option("--pool", "-P", default="prefork", show_default=True)
 @click.option("--loglevel", "-l", default="INFO", show_default=True)
 @click.option("--hostname", "-n", default=None, help="Worker node name.")
+@click.argument("celery_options", nargs=-1, type=click.UNPROCESSED)
 @with_settings
 def worker(
     settings: Settings,
@@ -88,17 +103,24 @@ def worker(
     pool: str,
     loglevel: str,
     hostname: str | None,
+    celery_options: tuple[str, ...],
 ) -> None:
     """Run a Celery worker consuming the inventory queues."""
     from inventory.celery_app import QUEUES
 
+    extra = list(celery_options)
+    if CELERY_NO_COLOR in extra:
+        # Until 0.1 `-C n` was the process count here; in Celery it is --no-color.
+        raise click.UsageError("-C is not an option of inventory worker: use -c/--concurrency")
     app = _celery_service(settings)
     argv = ["worker", f"--loglevel={loglevel}", f"--pool={pool}"]
     argv += ["--queues", queues or ",".join(QUEUES)]
-    argv += ["--concurrency", str(concurrency or settings.celery.worker_concurrency)]
+    if not any(o == "--autoscale" or o.startswith("--autoscale=") for o in extra):
+        # With --autoscale, Celery sizes the pool from its maximum instead.
+        argv += ["--concurrency", str(concurrency or settings.celery.worker_concurrency)]
     if hostname:
         argv += ["--hostname", hostname]
-    app.worker_main(argv)
+    app.worker_main([*argv, *extra])
 
 
 @main.command()

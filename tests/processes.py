@@ -79,16 +79,19 @@ class Worker(CliProcess):
         log_path: Path,
         concurrency: int = 2,
         launcher: str = "inventory",
+        options: tuple[str, ...] = (),
     ) -> None:
         super().__init__(env, log_path, launcher)
         self.concurrency = concurrency
+        #: More worker options, given as they are (Celery's own pass through `inventory worker`).
+        self.options = options
         self.name = f"test-{os.getpid()}-{time.monotonic_ns()}@localhost"
         self.app: InventoryCelery = create_app(load_settings(paths=[], environ=env))
 
     def start(self, timeout: float = 60.0) -> Worker:
         self.spawn(
             "worker", "--pool", "prefork", "--concurrency", str(self.concurrency),
-            "--hostname", self.name, "--loglevel", "INFO",
+            "--hostname", self.name, "--loglevel", "INFO", *self.options,
         )  # fmt: skip
         assert self.proc is not None
         deadline = time.monotonic() + timeout
