@@ -10,6 +10,6 @@ RUN pip install . && rm -rf /root/.cache
 COPY config ./config
 USER inventory
 ENV INVENTORY_CONFIG=/app/config/default.yaml
-EXPOSE 8080 9808
+EXPOSE 8080 8099
 ENTRYPOINT ["inventory"]
 CMD ["--help"]

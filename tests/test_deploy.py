@@ -117,7 +117,7 @@ def test_published_ports_listen_on_localhost_unless_the_operator_opts_in(config,
     assert published(config) == {
         "web": {("127.0.0.1", "8080")},
         "flower": {("127.0.0.1", "5555")},
-        "metrics": {("127.0.0.1", "9808")},
+        "metrics": {("127.0.0.1", "8099")},
         "aws-emulator": {("127.0.0.1", "5000")},
     }
     opted_in = rendered(ENV_FILE | {"INVENTORY_BIND": "0.0.0.0"}, tmp_path)
@@ -125,7 +125,7 @@ def test_published_ports_listen_on_localhost_unless_the_operator_opts_in(config,
     assert published(opted_in) == {
         "web": {("0.0.0.0", "8080")},
         "flower": {("0.0.0.0", "5555")},
-        "metrics": {("127.0.0.1", "9808")},
+        "metrics": {("127.0.0.1", "8099")},
         "aws-emulator": {("127.0.0.1", "5000")},
     }
 
