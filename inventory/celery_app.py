@@ -174,6 +174,10 @@ def create_app(settings: Settings | None = None) -> InventoryCelery:
     )
     app.conf.update(celery_config(settings))
     app.runtime = Runtime(settings)
+    if settings.health.file:
+        from inventory.liveness import ConsumerHeartbeat
+
+        app.steps["consumer"].add(ConsumerHeartbeat)
     import inventory.tasks  # noqa: F401 - registers the shared tasks on this app
 
     app.finalize(auto=True)

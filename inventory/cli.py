@@ -160,6 +160,15 @@ def web(settings: Settings, host: str | None, port: int | None) -> None:
             readers.search.sync_safely, settings.web.search_sync_seconds * 1000
         )
         follow.start()
+    if settings.health.file:
+        from inventory.liveness import touch
+
+        heartbeat_file = settings.health.file
+        touch(heartbeat_file)
+        # On the IOLoop: a stalled loop stops touching and the health check fails.
+        tornado.ioloop.PeriodicCallback(
+            lambda: touch(heartbeat_file), settings.health.interval_seconds * 1000
+        ).start()
     click.echo(f"web tier listening on http://{address}:{listen_port}", err=True)
     tornado.ioloop.IOLoop.current().start()
 
@@ -210,7 +219,7 @@ def metrics(settings: Settings, host: str | None, port: int | None) -> None:
     signal.signal(signal.SIGTERM, lambda *_: server.stop())
     click.echo(f"metrics exporter listening on http://{address}:{server.port}/metrics", err=True)
     try:
-        server.wait()
+        server.wait(settings.health.file, settings.health.interval_seconds)
     except KeyboardInterrupt:
         server.stop()
 
@@ -544,6 +553,36 @@ def schedule_show(settings: Settings) -> None:
     for e in effective_schedule(settings):
         state = "enabled " if e.enabled else "disabled"
         click.echo(f"{state}  every {e.every:>8.0f}s  {e.queue:<12} {e.name}")
+
+
+@main.command()
+@click.option("--max-age", type=float, default=None, help="Seconds; health.max_age_seconds.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@with_settings
+def health(settings: Settings, max_age: float | None, as_json: bool) -> None:
+    """Exit 0 if this container's process touched its heartbeat file recently, else 1.
+
+    The container health check (Dockerfile, compose, Kubernetes exec probes): it asks no
+    broker, so it works for every broker, SQS included.
+    """
+    from inventory.liveness import age
+
+    path = settings.health.file
+    if path is None:
+        click.echo("error: health.file is not set (INVENTORY_HEALTH__FILE)", err=True)
+        sys.exit(EXIT_CONFIG)
+    limit = settings.health.max_age_seconds if max_age is None else max_age
+    seconds = age(path)
+    ok = seconds is not None and seconds <= limit
+    if as_json:
+        click.echo(json.dumps({"ok": ok, "file": path, "age_seconds": seconds, "max_age": limit}))
+    elif seconds is None:
+        click.echo(f"unhealthy: no heartbeat at {path}", err=True)
+    else:
+        state = "healthy" if ok else "unhealthy"
+        click.echo(f"{state}: heartbeat {seconds:.0f}s old (limit {limit:g}s)", err=not ok)
+    if not ok:
+        sys.exit(EXIT_FAILED)
 
 
 @main.command()

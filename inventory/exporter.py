@@ -341,9 +341,18 @@ class MetricsServer:
     def port(self) -> int:
         return int(self.httpd.server_port)
 
-    def wait(self) -> None:
-        """Block until the server stops (``stop()`` from another thread, or a signal)."""
+    def wait(self, heartbeat_file: str | None = None, interval: float = 15.0) -> None:
+        """Block until the server stops (``stop()`` from another thread, or a signal).
+
+        Meanwhile touch ``heartbeat_file`` (if any) while the server thread lives.
+        """
+        from inventory.liveness import touch
+
+        last = 0.0
         while self.thread.is_alive():
+            if heartbeat_file and time.monotonic() - last >= interval:
+                touch(heartbeat_file)
+                last = time.monotonic()
             self.thread.join(0.5)
 
     def stop(self) -> None:

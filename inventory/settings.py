@@ -664,6 +664,25 @@ class MetricsSettings(_Section):
     )
 
 
+class HealthSettings(_Section):
+    """A heartbeat file every long-running process touches: health checks need no broker."""
+
+    file: str | None = Field(
+        None,
+        description="Heartbeat file (the container image sets /tmp/inventory.alive); null: none",
+    )
+    interval_seconds: float = Field(15, ge=1, le=300, description="How often it is touched")
+    max_age_seconds: float = Field(
+        120, ge=5, le=3600, description="`inventory health` fails when it is older than this"
+    )
+
+    @model_validator(mode="after")
+    def _age(self) -> HealthSettings:
+        if self.max_age_seconds < 2 * self.interval_seconds:
+            raise ValueError("max_age_seconds must be at least 2 x interval_seconds")
+        return self
+
+
 class ReplicationSettings(_Section):
     """How a secondary region follows the active one (see README, Multi-region)."""
 
@@ -700,6 +719,7 @@ class Settings(_Section):
     sentry: SentrySettings = Field(default_factory=SentrySettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    health: HealthSettings = Field(default_factory=HealthSettings)
     replication: ReplicationSettings = Field(default_factory=ReplicationSettings)
     events: EventsSettings = Field(default_factory=EventsSettings)
     history: HistorySettings = Field(default_factory=HistorySettings)

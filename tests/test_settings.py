@@ -116,6 +116,7 @@ DEFAULTS = {
         "stale_after_seconds": 7200.0,
         "partition_series": True,
     },
+    "health": {"file": None, "interval_seconds": 15.0, "max_age_seconds": 120.0},
     "replication": {"overlap_seconds": 300.0},
     "events": {
         "enabled": False,
