@@ -1,4 +1,7 @@
-"""The ``inventory`` command: worker, beat, web, sync, accounts, tables, schedule, check."""
+"""The ``inventory`` command: worker, beat, web, sync, accounts, tables, schedule, check, data out.
+
+Every command takes ``--json``: machine-readable output, or JSON logs for the long-running ones.
+"""
 
 from __future__ import annotations
 
@@ -61,6 +64,20 @@ def with_settings(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def json_logs(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``--json`` on a long-running command: its logs are JSON lines (logging.format=json)."""
+    return click.option(
+        "--json", "json_logs", is_flag=True, help="Log JSON lines (as logging.format: json)."
+    )(fn)
+
+
+def _logging_as(settings: Settings, as_json: bool) -> Settings:
+    if not as_json:
+        return settings
+    logging = settings.logging.model_copy(update={"format": "json"})
+    return settings.model_copy(update={"logging": logging})
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--config",
@@ -95,6 +112,7 @@ CELERY_NO_COLOR = "-C"
 @click.option("--loglevel", "-l", default="INFO", show_default=True)
 @click.option("--hostname", "-n", default=None, help="Worker node name.")
 @click.argument("celery_options", nargs=-1, type=click.UNPROCESSED)
+@json_logs
 @with_settings
 def worker(
     settings: Settings,
@@ -104,9 +122,12 @@ def worker(
     loglevel: str,
     hostname: str | None,
     celery_options: tuple[str, ...],
+    json_logs: bool,
 ) -> None:
     """Run a Celery worker consuming the inventory queues."""
     from inventory.celery_app import QUEUES
+
+    settings = _logging_as(settings, json_logs)
 
     extra = list(celery_options)
     if CELERY_NO_COLOR in extra:
@@ -131,24 +152,27 @@ def worker(
     show_default=True,
     help="Where beat keeps its last-run times.",
 )
+@json_logs
 @with_settings
-def beat(settings: Settings, loglevel: str, schedule_file: str) -> None:
+def beat(settings: Settings, loglevel: str, schedule_file: str, json_logs: bool) -> None:
     """Run Celery beat (RedBeat: one active scheduler, leader lock in Redis)."""
-    app = _celery_service(settings)
+    app = _celery_service(_logging_as(settings, json_logs))
     app.start(["beat", f"--loglevel={loglevel}", f"--schedule={schedule_file}"])
 
 
 @main.command()
 @click.option("--host", default=None, help="Listen address (default: web.host).")
 @click.option("--port", type=int, default=None, help="Listen port (default: web.port).")
+@json_logs
 @with_settings
-def web(settings: Settings, host: str | None, port: int | None) -> None:
+def web(settings: Settings, host: str | None, port: int | None, json_logs: bool) -> None:
     """Serve the web tier: pages, the JSON API, health checks and /metrics."""
     import tornado.ioloop
 
     from inventory.observability import init_sentry, setup_logging
     from inventory.web.app import make_app, make_readers
 
+    settings = _logging_as(settings, json_logs)
     setup_logging(settings)
     init_sentry(settings, "web")
     readers = make_readers(settings)
@@ -192,24 +216,29 @@ def web(settings: Settings, host: str | None, port: int | None) -> None:
 )
 @click.option("--reset", is_flag=True, help="Clear the state directory first.")
 @click.option("--port", type=int, default=8080, show_default=True, help="Web tier port.")
-def demo(member_accounts: int, state_dir: str, reset: bool, port: int) -> None:
+@json_logs
+def demo(member_accounts: int, state_dir: str, reset: bool, port: int, json_logs: bool) -> None:
     """Run everything locally: Redis, a seeded moto AWS, worker, beat and web. Ctrl-C stops all."""
     from inventory.demo.runner import run_demo
 
-    sys.exit(run_demo(member_accounts, state_dir, reset, port))
+    log_format = "json" if json_logs else "text"
+    sys.exit(run_demo(member_accounts, state_dir, reset, port, log_format=log_format))
 
 
 @main.command()
 @click.option("--host", default=None, help="Listen address (default: metrics.host).")
 @click.option("--port", type=int, default=None, help="Listen port (default: metrics.port).")
+@json_logs
 @with_settings
-def metrics(settings: Settings, host: str | None, port: int | None) -> None:
+def metrics(settings: Settings, host: str | None, port: int | None, json_logs: bool) -> None:
     """Serve the Prometheus exporter (reads Redis on every scrape). SIGTERM or Ctrl-C stops it."""
     import signal
 
     from inventory.exporter import build_collector, serve_metrics
     from inventory.observability import init_sentry, setup_logging
     from inventory.runtime import Runtime
+
+    settings = _logging_as(settings, json_logs)
 
     setup_logging(settings)
     init_sentry(settings, "metrics")
@@ -301,8 +330,9 @@ def sync(settings: Settings, kind: str, account_ids: tuple[str, ...], as_json: b
 
 
 @main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 @with_settings
-def check(settings: Settings) -> None:
+def check(settings: Settings, as_json: bool) -> None:
     """Validate the config, then reach Redis, the broker, DynamoDB and AWS; 1 if any fails."""
     from rich.console import Console
     from rich.table import Table
@@ -355,6 +385,12 @@ def check(settings: Settings) -> None:
     probe("celery broker", broker)
     probe("dynamodb", dynamodb)
     probe("aws", aws)
+    if as_json:
+        rows = [{"check": n, "ok": ok, "detail": d} for n, ok, d in results]
+        click.echo(json.dumps(rows, indent=2))
+        if not all(ok for _, ok, _ in results):
+            sys.exit(EXIT_FAILED)
+        return
     table = Table("check", "ok", "detail")
     for name, ok, detail in results:
         table.add_row(name, "yes" if ok else "NO", detail)
@@ -388,28 +424,144 @@ def accounts(settings: Settings, as_json: bool) -> None:
     Console().print(table)
 
 
+@main.command()
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["jsonl", "csv"]),
+    default="jsonl",
+    show_default=True,
+    help="JSON Lines (one record a line) or CSV (nested values as JSON).",
+)
+@click.option("--kind", "kinds", multiple=True, help="Only this kind (repeatable).")
+@click.option("--account", "-a", "accounts_", multiple=True, help="Only this account.")
+@click.option(
+    "--output", "-o", type=click.Path(dir_okay=False), default="-", help="File (default: stdout)."
+)
+@click.option("--json", "as_json", is_flag=True, help="Same as --format jsonl.")
+@with_settings
+def export(
+    settings: Settings,
+    fmt: str,
+    kinds: tuple[str, ...],
+    accounts_: tuple[str, ...],
+    output: str,
+    as_json: bool,
+) -> None:
+    """Write every cached record (of these kinds and accounts) as JSON Lines or CSV."""
+    from inventory.export import records, selected, write_csv, write_jsonl
+    from inventory.runtime import Runtime
+
+    cache = Runtime(settings).redis_cache
+    partitions = selected(cache, kinds, accounts_)
+    with click.open_file(output, "w", encoding="utf-8") as out:
+        if fmt == "csv" and not as_json:
+            count = write_csv(lambda: records(cache, partitions), out)
+        else:
+            count = write_jsonl(records(cache, partitions), out)
+    click.echo(f"{count} records from {len(partitions)} partitions", err=True)
+
+
+@main.command()
+@click.argument("arn")
+@click.option("--json", "as_json", is_flag=True, help="The record as JSON.")
+@with_settings
+def get(settings: Settings, arn: str, as_json: bool) -> None:
+    """Print one cached resource by ARN; exit 1 when it is not cached."""
+    from inventory.runtime import Runtime
+
+    record = Runtime(settings).redis_cache.get(arn)
+    if record is None:
+        click.echo(f"not cached: {arn}", err=True)
+        sys.exit(EXIT_FAILED)
+    if as_json:
+        click.echo(json.dumps(record, sort_keys=True))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("field", "value", show_header=False)
+    for key, value in sorted(record.items()):
+        shown = json.dumps(value, sort_keys=True) if isinstance(value, dict | list) else value
+        table.add_row(key, "" if shown is None else str(shown))
+    Console().print(table)
+
+
+@main.command()
+@click.argument("text")
+@click.option("--kind", "kinds", multiple=True, help="Only this kind (repeatable).")
+@click.option("--account", "-a", "accounts_", multiple=True, help="Only this account.")
+@click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="The matches as JSON.")
+@with_settings
+def search(
+    settings: Settings,
+    text: str,
+    kinds: tuple[str, ...],
+    accounts_: tuple[str, ...],
+    limit: int,
+    as_json: bool,
+) -> None:
+    """Find cached resources whose ARN contains TEXT (any case); exit 1 when none does."""
+    from inventory.export import search as find
+    from inventory.runtime import Runtime
+
+    if not text.strip():
+        raise click.BadParameter("give some text to look for", param_hint="TEXT")
+    matches = find(Runtime(settings).redis_cache, text, kinds, accounts_, limit)
+    if as_json:
+        click.echo(json.dumps(matches, indent=2))
+    else:
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table("kind", "account", "region", "name", "arn")
+        for m in matches:
+            table.add_row(m["kind"], m["account_id"], m["region"], m["name"] or "", m["arn"])
+        Console().print(table)
+    if not matches:
+        sys.exit(EXIT_FAILED)
+
+
 @main.group()
 def tables() -> None:
     """DynamoDB tables."""
 
 
 @tables.command("create")
+@click.option("--json", "as_json", is_flag=True, help="Print the tables created as JSON.")
 @with_settings
-def tables_create(settings: Settings) -> None:
+def tables_create(settings: Settings, as_json: bool) -> None:
     """Create the DynamoDB tables that are missing."""
     from inventory.runtime import Runtime
 
     created = Runtime(settings).create_tables()
+    if as_json:
+        click.echo(json.dumps({"created": created}))
+        return
     click.echo("created: " + ", ".join(created) if created else "all tables exist")
 
 
 @tables.command("migrate")
+@click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
 @with_settings
-def tables_migrate(settings: Settings) -> None:
+def tables_migrate(settings: Settings, as_json: bool) -> None:
     """Move DynamoDB items written under old keys to their partition's key (once; resumable)."""
     from inventory.cache.key_migration import SCHEMA_VERSION
     from inventory.runtime import Runtime
 
+    if as_json:
+        done = Runtime(settings).ensure_schema() if settings.is_active_region else None
+        click.echo(json.dumps({
+            "schema": SCHEMA_VERSION,
+            "active_region": settings.is_active_region,
+            "migrated": done is not None,
+            "scanned": done.scanned if done else 0,
+            "moved": done.moved if done else 0,
+            "superseded": done.superseded if done else 0,
+            "partitions_repaired": len(done.partitions) if done else 0,
+        }))  # fmt: skip
+        return
     if not settings.is_active_region:
         click.echo(f"{settings.deployment_region} is a secondary region: the active region "
                    f"({settings.active_region}) migrates the global tables")  # fmt: skip
@@ -517,9 +669,13 @@ def schedule() -> None:
     help="Write to this file instead of standard output.",
 )
 @click.option("--check", is_flag=True, help="Exit 1 when the file differs from the rendering.")
+@click.option("--json", "as_json", is_flag=True, help="The entries as JSON instead of Markdown.")
 @with_settings
-def schedule_docs(settings: Settings, output: str | None, check: bool) -> None:
+def schedule_docs(settings: Settings, output: str | None, check: bool, as_json: bool) -> None:
     """Render every beat entry as a Markdown table (docs/schedule.md)."""
+    if as_json:
+        _echo_schedule_json(settings)
+        return
     from inventory.schedule import UnregisteredTask, render_schedule_docs
 
     app = _app(settings)  # renders a table: no logging or Sentry set-up in this process
@@ -544,12 +700,25 @@ def schedule_docs(settings: Settings, output: str | None, check: bool) -> None:
     path.write_text(text)
 
 
+def _echo_schedule_json(settings: Settings) -> None:
+    import dataclasses
+
+    from inventory.schedule import effective_schedule
+
+    entries = [dataclasses.asdict(e) for e in effective_schedule(settings)]
+    click.echo(json.dumps(entries, indent=2, default=str))
+
+
 @schedule.command("show")
+@click.option("--json", "as_json", is_flag=True, help="Print the entries as JSON.")
 @with_settings
-def schedule_show(settings: Settings) -> None:
+def schedule_show(settings: Settings, as_json: bool) -> None:
     """Print the effective schedule (after settings overrides)."""
     from inventory.schedule import effective_schedule
 
+    if as_json:
+        _echo_schedule_json(settings)
+        return
     for e in effective_schedule(settings):
         state = "enabled " if e.enabled else "disabled"
         click.echo(f"{state}  every {e.every:>8.0f}s  {e.queue:<12} {e.name}")
@@ -587,9 +756,10 @@ def health(settings: Settings, max_age: float | None, as_json: bool) -> None:
 
 @main.command()
 @click.option("--reference", is_flag=True, help="Print the Markdown reference of every setting.")
+@click.option("--json", "as_json", is_flag=True, help="JSON (the default output already is).")
 @click.pass_context
-def config(ctx: click.Context, reference: bool) -> None:
-    """Validate the configuration and print it (secrets masked)."""
+def config(ctx: click.Context, reference: bool, as_json: bool) -> None:
+    """Validate the configuration and print it as JSON (secrets masked)."""
     if reference:
         from inventory.settings import reference_markdown
 

@@ -271,6 +271,12 @@ class S3Settings(_Section):
     bucket: str | None = Field(None, description="Bucket for partition snapshots; null disables S3")
     prefix: str = Field("inventory/", description="Key prefix inside the bucket")
     region: str | None = Field(None, description="Bucket region; defaults to dynamodb.region")
+    layout: Literal["envelope", "jsonl"] = Field(
+        "envelope",
+        description="envelope: <kind>/<account>/<region>.json.gz, {last_updated, data}; jsonl: "
+        "kind=<kind>/account=<id>/region=<region>/records.jsonl.gz, a record a line (Athena, "
+        "DuckDB)",
+    )
 
     @field_validator("bucket")
     @classmethod

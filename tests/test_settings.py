@@ -54,7 +54,7 @@ DEFAULTS = {
         "read_capacity": 0,
         "write_capacity": 0,
     },
-    "s3": {"bucket": None, "prefix": "inventory/", "region": None},
+    "s3": {"bucket": None, "prefix": "inventory/", "region": None, "layout": "envelope"},
     "aws": {
         "endpoint_url": None,
         "role_name": "InventoryReadOnly",

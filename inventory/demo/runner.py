@@ -139,7 +139,9 @@ def _make_a_change(moto_url: str, seeds: list[Any], sqs: Any, queue_url: str) ->
     return f"{seed.role_arn(role)} got the inline policy demo-guardrail"
 
 
-def run_demo(member_accounts: int, state_dir: str, reset: bool, port: int) -> int:
+def run_demo(
+    member_accounts: int, state_dir: str, reset: bool, port: int, log_format: str = "text"
+) -> int:
     state = Path(state_dir)
     if reset and state.exists():
         shutil.rmtree(state)
@@ -154,14 +156,21 @@ def run_demo(member_accounts: int, state_dir: str, reset: bool, port: int) -> in
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     try:
-        return _run(member_accounts, state, port, supervisor, stop)
+        return _run(member_accounts, state, port, supervisor, stop, log_format)
     finally:
         console.print("stopping every process the demo started...")
         supervisor.stop()
         console.print("stopped.")
 
 
-def _run(member_accounts: int, state: Path, port: int, sup: Supervisor, stop: dict) -> int:
+def _run(
+    member_accounts: int,
+    state: Path,
+    port: int,
+    sup: Supervisor,
+    stop: dict,
+    log_format: str = "text",
+) -> int:
     py = sys.executable
     redis_port, moto_port = free_port(), free_port()
     base_env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "INVENTORY_"))}
@@ -218,6 +227,7 @@ def _run(member_accounts: int, state: Path, port: int, sup: Supervisor, stop: di
             "INVENTORY_S3__BUCKET": DEMO_BUCKET,
             "INVENTORY_WEB__PORT": str(port),
             "INVENTORY_WEB__API_TOKEN_HASHES": f"[{hashlib.sha256(token.encode()).hexdigest()}]",
+            "INVENTORY_LOGGING__FORMAT": log_format,
         }
     )
     os.environ.update(aws_env)
