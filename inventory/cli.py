@@ -6,6 +6,7 @@ Every command takes ``--json``: machine-readable output, or JSON logs for the lo
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from collections.abc import Callable
 from functools import wraps
@@ -170,15 +171,17 @@ def web(settings: Settings, host: str | None, port: int | None, json_logs: bool)
     import tornado.ioloop
 
     from inventory.observability import init_sentry, setup_logging
-    from inventory.web.app import make_app, make_readers
+    from inventory.web.app import make_app, make_readers, server_options
 
     settings = _logging_as(settings, json_logs)
     setup_logging(settings)
     init_sentry(settings, "web")
+    for note in settings.web.deprecations():
+        logging.getLogger("inventory.web").warning("%s", note)
     readers = make_readers(settings)
     app = make_app(settings, readers)
     address, listen_port = host or settings.web.host, port or settings.web.port
-    app.listen(listen_port, address, max_body_size=settings.web.max_body_bytes)
+    app.listen(listen_port, address, **server_options(settings.web))
     if readers.search is not None:
         follow = tornado.ioloop.PeriodicCallback(
             readers.search.sync_safely, settings.web.search_sync_seconds * 1000
@@ -349,6 +352,8 @@ def check(settings: Settings, as_json: bool) -> None:
         sys.exit(EXIT_CONFIG)
     runtime = Runtime(settings)
     results: list[tuple[str, bool, str]] = [("configuration", True, "valid")]
+    for note in settings.web.deprecations():
+        click.echo(f"warning: {note}", err=True)
 
     def probe(name: str, fn: Callable[[], str]) -> None:
         try:

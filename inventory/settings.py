@@ -505,6 +505,17 @@ class ApiToken(_Section):
     groups: list[str] = Field(default_factory=list, description="Groups of that identity")
 
 
+#: ``10/m``: at most 10 a minute (as Celery writes rate limits).
+RATE = r"^[1-9]\d{0,6}/[smh]$"
+_RATE_SECONDS = {"s": 1, "m": 60, "h": 3600}
+
+
+def parse_rate(value: str) -> tuple[int, int]:
+    """``"10/m"`` -> ``(10, 60)``: requests allowed in one window of that many seconds."""
+    count, _, unit = value.partition("/")
+    return int(count), _RATE_SECONDS[unit]
+
+
 class WebSettings(_Section):
     """The Tornado web tier."""
 
@@ -512,7 +523,8 @@ class WebSettings(_Section):
     port: int = Field(8080, ge=1, le=65535, description="Port to listen on")
     api_token_hashes: list[str] = Field(
         default_factory=list,
-        description="SHA-256 hex digests of accepted bearer tokens (never the tokens themselves)",
+        description="Deprecated: unnamed SHA-256 digests of bearer tokens, each acting as "
+        "'token-<first 8 hex digits>'; use api_tokens",
     )
     api_tokens: list[ApiToken] = Field(
         default_factory=list, description="Named bearer tokens with groups: {name, sha256, groups}"
@@ -532,10 +544,39 @@ class WebSettings(_Section):
         description="Groups that may approve or reject policy requests",
     )
     cookie_secret: SecretStr | None = Field(
-        None, description="Signs login cookies; random per process when null"
+        None,
+        description="Signs login cookies; random per process when null. Several web processes "
+        "behind one address need the same value",
+    )
+    https: bool = Field(
+        True,
+        description="Browsers reach the web tier over HTTPS (here or at a TLS-terminating "
+        "proxy): the login cookie is Secure and HSTS is sent. Off only for plain-HTTP setups "
+        "such as the demo",
+    )
+    login_rate: str = Field(
+        "10/m",
+        pattern=RATE,
+        description="Login attempts per client address, and logins per user name; e.g. '10/m' "
+        "(s, m or h); more get a 429",
+    )
+    refresh_rate: str = Field(
+        "30/m", pattern=RATE, description="POST /api/v1/refresh calls per identity (429)"
+    )
+    request_rate: str = Field(
+        "30/h", pattern=RATE, description="Policy requests created per identity (429)"
+    )
+    max_open_requests: int = Field(
+        20, ge=1, le=10_000, description="Pending policy requests one requester may have (409)"
     )
     max_body_bytes: int = Field(
         262_144, ge=1024, le=10_485_760, description="Larger request bodies are refused (413)"
+    )
+    max_url_bytes: int = Field(
+        8192, ge=1024, le=65_536, description="Longer request targets (path and query) get a 414"
+    )
+    max_header_bytes: int = Field(
+        16_384, ge=4096, le=262_144, description="Larger request header blocks get a 431"
     )
     search_sync_seconds: float = Field(
         1.0, gt=0, le=60, description="How often the search index applies cache changes"
@@ -567,6 +608,16 @@ class WebSettings(_Section):
             if not re.fullmatch(r"[0-9a-f]{64}", digest):
                 raise ValueError("expected SHA-256 hex digests (64 lowercase hex characters)")
         return value
+
+    def deprecations(self) -> list[str]:
+        """What the operator should change (the settings still work); each names the key."""
+        if not self.api_token_hashes:
+            return []
+        return [
+            "web.api_token_hashes is deprecated: move each digest to web.api_tokens as "
+            "{name, sha256, groups} so that requests and approvals say who acted; until then "
+            "each acts as 'token-' and the first 8 hex digits of its digest"
+        ]
 
 
 class ScheduleOverride(_Section):

@@ -7,6 +7,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import celery
 import pytest
 import redis
 
@@ -35,6 +36,9 @@ for name in [n for n in os.environ if n.startswith("INVENTORY_")]:
 # redis-py adds its "push_response" logger the first time any client reads a push message:
 # done here, once, so that library set-up is not reported as a change made by some test.
 redis.utils._set_info_logger()
+# Celery creates its fallback default app the first time anything reads current_app (a crontab
+# does): done here too, so that lazy set-up is part of the baseline every test starts from.
+celery.current_app._get_current_object()
 
 
 def _skipped(config: pytest.Config) -> list[pytest.TestReport]:

@@ -45,3 +45,13 @@ def test_sync_runs_any_registry_kind_for_one_account(env, runtime, moto_server):
     for region in ("us-east-1", "us-west-2"):
         cached = runtime.redis_cache.items(Partition("sqs_queue", dev.id, region))
         assert summary[dev.id]["regions"][region]["listed"] == len(cached) == 2
+
+
+def test_check_warns_of_unnamed_token_hashes_and_still_passes(env, runtime):
+    result = CliRunner().invoke(
+        main, ["check"], env=env | {"INVENTORY_WEB__API_TOKEN_HASHES": "[" + "ab" * 32 + "]"}
+    )
+    assert result.exit_code == 0, result.output
+    assert "warning: web.api_token_hashes is deprecated: move each digest to web.api_tokens" in (
+        result.stderr
+    )

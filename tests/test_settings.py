@@ -84,7 +84,14 @@ DEFAULTS = {
         "trusted_proxies": [],
         "admin_groups": ["inventory-admins"],
         "cookie_secret": None,
+        "https": True,
+        "login_rate": "10/m",
+        "refresh_rate": "30/m",
+        "request_rate": "30/h",
+        "max_open_requests": 20,
         "max_body_bytes": 262144,
+        "max_url_bytes": 8192,
+        "max_header_bytes": 16384,
         "search_sync_seconds": 1.0,
         "search_rebuild_seconds": 10.0,
     },
@@ -661,6 +668,22 @@ def test_cli_schedule_show_lists_disabled_override_as_disabled(tmp_path: Path) -
         "disabled  every    21600s  maintenance  clear_old_redis_iam_cache",
         "enabled   every      120s  maintenance  cache_cloud_account_mapping",
     } <= set(lines)
+
+
+def test_unnamed_token_hashes_still_work_but_are_reported_as_deprecated() -> None:
+    digest = "ab" * 32
+    named = load_settings(
+        paths=[],
+        environ={"INVENTORY_WEB__API_TOKENS": f'[{{"name": "ci", "sha256": "{digest}"}}]'},
+    )
+    unnamed = load_settings(paths=[], environ={"INVENTORY_WEB__API_TOKEN_HASHES": f"[{digest}]"})
+    assert named.web.deprecations() == []
+    assert unnamed.web.api_token_hashes == [digest]
+    assert unnamed.web.deprecations() == [
+        "web.api_token_hashes is deprecated: move each digest to web.api_tokens as "
+        "{name, sha256, groups} so that requests and approvals say who acted; until then "
+        "each acts as 'token-' and the first 8 hex digits of its digest"
+    ]
 
 
 # --- brokers ---------------------------------------------------------------------------------

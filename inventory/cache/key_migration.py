@@ -44,9 +44,15 @@ def _client_and_table(dynamo: DynamoStore) -> tuple[Any, Any, str]:
 
 
 def schema_version(dynamo: DynamoStore) -> int:
-    """The schema the resources table is at (1 when it predates the marker)."""
+    """The schema the resources table is at (1 when it predates the marker).
+
+    A table that does not exist yet holds no old keys: it will be created at this schema.
+    """
     _, client, table = _client_and_table(dynamo)
-    item = client.get_item(TableName=table, Key=MARKER, ConsistentRead=True).get("Item")
+    try:
+        item = client.get_item(TableName=table, Key=MARKER, ConsistentRead=True).get("Item")
+    except client.exceptions.ResourceNotFoundException:
+        return SCHEMA_VERSION
     return int(item["version"]["N"]) if item else 1
 
 
@@ -75,7 +81,7 @@ def migrate_item_keys(
         if progress is not None:
             progress(done)
     marker = {**MARKER, "version": {"N": str(SCHEMA_VERSION)}}
-    dynamo._write_batch(connection, [{"PutRequest": {"Item": marker}}])
+    client.put_item(TableName=table, Item=marker)
     return done
 
 

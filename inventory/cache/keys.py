@@ -44,6 +44,12 @@ REDIS_ONLY_KINDS = frozenset({ROLE_ACCESS, PRINCIPAL_ACCESS, POLICY_REQUEST})
 # refreshed only when something durable changes (moto even moves Config's capture time per call).
 VOLATILE_FIELDS: dict[str, frozenset[str]] = {CONFIG_RESOURCE: frozenset({"captured"})}
 
+# Kinds whose lists are filtered and paged by a few fields: each item's summary is kept beside
+# it, so a page reads the summaries and then only the items it shows.
+SUMMARY_FIELDS: dict[str, tuple[str, ...]] = {
+    POLICY_REQUEST: ("id", "status", "account_id", "resource_arn", "requester", "created_at")
+}
+
 # Logical DynamoDB tables; the physical name is table_prefix + logical name.
 TABLE_IAM_ROLES = "iamroles"
 TABLE_RESOURCES = "resources"
@@ -95,6 +101,10 @@ class Keys:
     def seen(self, p: Partition) -> str:
         """Sorted set: ARN scored by the last time a listing returned it."""
         return f"{self.prefix}p:{p.id}:seen"
+
+    def summaries(self, p: Partition) -> str:
+        """Hash: ARN -> JSON of the item's ``SUMMARY_FIELDS`` (only kinds that have them)."""
+        return f"{self.prefix}p:{p.id}:summaries"
 
     def meta(self, p: Partition) -> str:
         """Hash: refreshed_at, complete, count, changed_at for the partition."""
@@ -198,6 +208,18 @@ class Keys:
     def shared_document_versions(self) -> str:
         """Hash: AWS managed policy ARN -> the version whose document is cached."""
         return f"{self.prefix}awsdoc:versions"
+
+    def login_session(self, session_hash: str) -> str:
+        """String with a TTL: a login session (SHA-256 of its id) -> the token digest it used."""
+        return f"{self.prefix}web:session:{session_hash}"
+
+    def rate_window(self, scope: str, caller_hash: str, window: int) -> str:
+        """Counter with a TTL: one caller's requests of one kind in one fixed time window."""
+        return f"{self.prefix}web:rate:{scope}:{caller_hash}:{window}"
+
+    def refresh_claim(self, task: str, account_id: str) -> str:
+        """String with a TTL: the id of the refresh of this task and account queued or running."""
+        return f"{self.prefix}web:refresh:{task}:{account_id}"
 
     def shared_document_claim(self, arn: str, version: str) -> str:
         """String, short TTL: one sync is fetching this document, the others need not."""

@@ -9,7 +9,7 @@ from typing import Any
 
 import redis
 
-from inventory.cache.keys import UNINDEXED_KINDS, Keys, Partition
+from inventory.cache.keys import SUMMARY_FIELDS, UNINDEXED_KINDS, Keys, Partition
 
 
 @dataclass(frozen=True)
@@ -87,19 +87,8 @@ class RedisCache:
         """
         removed = list(removed)
         k = self.keys
-        indexed = p.kind not in UNINDEXED_KINDS
         pipe = self.client.pipeline(transaction=True)
-        if upserts:
-            pipe.hset(k.items(p), mapping={arn: v[0] for arn, v in upserts.items()})
-            pipe.hset(k.hashes(p), mapping={arn: v[1] for arn, v in upserts.items()})
-            if indexed:
-                pipe.hset(k.arn_index(), mapping=dict.fromkeys(upserts, p.id))
-        if removed:
-            pipe.hdel(k.items(p), *removed)
-            pipe.hdel(k.hashes(p), *removed)
-            pipe.zrem(k.seen(p), *removed)
-            if indexed:
-                pipe.hdel(k.arn_index(), *removed)
+        self._stage_items(pipe, p, upserts, removed)
         seen_scores = dict.fromkeys(seen, now)
         if seen_scores:
             pipe.zadd(k.seen(p), seen_scores)
@@ -125,6 +114,34 @@ class RedisCache:
         pipe.sadd(k.partitions(), p.id)
         pipe.execute()
 
+    def _stage_items(
+        self,
+        pipe: Any,
+        p: Partition,
+        upserts: Mapping[str, tuple[str, str]],
+        removed: list[str],
+    ) -> None:
+        """Queue the item writes and deletes, with the ARN index and summaries that follow them."""
+        k = self.keys
+        indexed = p.kind not in UNINDEXED_KINDS
+        summarised = SUMMARY_FIELDS.get(p.kind)
+        if upserts:
+            pipe.hset(k.items(p), mapping={arn: v[0] for arn, v in upserts.items()})
+            pipe.hset(k.hashes(p), mapping={arn: v[1] for arn, v in upserts.items()})
+            if indexed:
+                pipe.hset(k.arn_index(), mapping=dict.fromkeys(upserts, p.id))
+            if summarised:
+                summaries = {arn: _summary(v[0], summarised) for arn, v in upserts.items()}
+                pipe.hset(k.summaries(p), mapping=summaries)
+        if removed:
+            pipe.hdel(k.items(p), *removed)
+            pipe.hdel(k.hashes(p), *removed)
+            pipe.zrem(k.seen(p), *removed)
+            if indexed:
+                pipe.hdel(k.arn_index(), *removed)
+            if summarised:
+                pipe.hdel(k.summaries(p), *removed)
+
     def set_s3_digest(self, p: Partition, digest: str) -> None:
         self.client.hset(self.keys.meta(p), "s3_digest", digest)
 
@@ -138,6 +155,38 @@ class RedisCache:
     def items(self, p: Partition) -> dict[str, dict[str, Any]]:
         """Every record of a partition, by ARN."""
         return {arn: json.loads(v) for arn, v in self.client.hgetall(self.keys.items(p)).items()}
+
+    def summaries(self, p: Partition) -> dict[str, dict[str, Any]]:
+        """The ``SUMMARY_FIELDS`` of every item, by ARN, without reading the items themselves.
+
+        A partition written before its kind had summaries gets them built once from its items
+        (under WATCH, so a write in between makes it start again rather than store stale ones).
+        """
+        fields = SUMMARY_FIELDS[p.kind]
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hlen(self.keys.items(p))
+        pipe.hgetall(self.keys.summaries(p))
+        count, raw = pipe.execute()
+        if len(raw) != count:
+            raw = self._rebuild_summaries(p, fields)
+        return {arn: json.loads(v) for arn, v in raw.items()}
+
+    def _rebuild_summaries(self, p: Partition, fields: tuple[str, ...]) -> dict[str, str]:
+        items, summaries = self.keys.items(p), self.keys.summaries(p)
+        for _ in range(5):
+            with self.client.pipeline(transaction=True) as pipe:
+                try:
+                    pipe.watch(items)
+                    built = {a: _summary(v, fields) for a, v in pipe.hgetall(items).items()}
+                    pipe.multi()
+                    pipe.delete(summaries)
+                    if built:
+                        pipe.hset(summaries, mapping=built)
+                    pipe.execute()
+                    return built
+                except redis.WatchError:
+                    continue
+        raise redis.RedisError(f"{items} kept changing while its summaries were built")
 
     def locate(self, arn: str) -> Partition | None:
         """The partition an indexed ARN lives in."""
@@ -173,6 +222,11 @@ class RedisCache:
     def stale_arns(self, p: Partition, older_than: float) -> list[str]:
         """ARNs a listing last returned before ``older_than``."""
         return list(self.client.zrangebyscore(self.keys.seen(p), "-inf", f"({older_than}"))
+
+
+def _summary(document: str, fields: tuple[str, ...]) -> str:
+    record = json.loads(document)
+    return json.dumps({f: record.get(f) for f in fields}, separators=(",", ":"))
 
 
 def _meta(raw: Mapping[str, str]) -> PartitionMeta | None:

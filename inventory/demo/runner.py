@@ -226,7 +226,11 @@ def _run(
             "INVENTORY_ACCOUNTS__ORGANIZATIONS__MANAGEMENT_ACCOUNT_ID": MANAGEMENT_ACCOUNT,
             "INVENTORY_S3__BUCKET": DEMO_BUCKET,
             "INVENTORY_WEB__PORT": str(port),
-            "INVENTORY_WEB__API_TOKEN_HASHES": f"[{hashlib.sha256(token.encode()).hexdigest()}]",
+            # Plain HTTP on 127.0.0.1: no Secure cookie or HSTS (on by default everywhere else).
+            "INVENTORY_WEB__HTTPS": "false",
+            "INVENTORY_WEB__API_TOKENS": json.dumps(
+                [{"name": "demo", "sha256": hashlib.sha256(token.encode()).hexdigest()}]
+            ),
             "INVENTORY_LOGGING__FORMAT": log_format,
         }
     )

@@ -8,11 +8,12 @@ import time
 from typing import Any
 
 import redis
-from celery import Task
+from celery import Task, states
 from celery.exceptions import Reject
 
 from inventory.aws.errors import error_code, is_retryable
 from inventory.cache.store import PartitionResult
+from inventory.cache.web_state import release_refresh
 from inventory.metrics import FAILED, OK, RETRY
 from inventory.replica import follow
 from inventory.runtime import Runtime
@@ -145,6 +146,23 @@ class InventoryTask(Task):
             raise
         self._record(short, account_id, OK)
         return result
+
+    # --- web refresh claims (issue 14): a run that has ended lets the web queue another ---
+    def after_return(
+        self,
+        status: str,
+        retval: Any,
+        task_id: str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        einfo: Any,
+    ) -> None:
+        """Free the web's refresh claim of a per-account run that ended (not one retried)."""
+        if self.per_account and status in states.READY_STATES:
+            runtime = self.runtime
+            release_refresh(
+                runtime.redis, runtime.keys, self.name, self.account_of(args, kwargs), task_id
+            )
 
     def run_secondary(self, account_id: str | None) -> dict[str, Any]:
         """In a secondary region: follow the active region's writes; never call AWS."""

@@ -8,14 +8,16 @@ from pathlib import Path
 import tornado.web
 
 from inventory.settings import Settings
+from inventory.web import limits
 from inventory.web.auth import cookie_secret
-from inventory.web.base import NotFoundHandler, Readers
+from inventory.web.base import CeleryQueue, NotFoundHandler, Readers
 from inventory.web.handlers import access, changes, core, pages, search
 from inventory.web.handlers import requests as policy_requests
 from inventory.web.handlers.history import history_reader
 from inventory.web.openapi import ROUTES as OPENAPI_ROUTES
 
-__all__ = ["Readers", "make_app"]
+__all__ = ["Readers", "make_app", "server_options"]
+server_options = limits.server_options
 
 HERE = Path(__file__).resolve().parent
 MODULES = [core, search, policy_requests, access, pages, changes]
@@ -28,8 +30,9 @@ def make_app(settings: Settings, readers: Readers) -> tornado.web.Application:
     deps = {"settings": settings, "readers": readers}
     routes = [(pattern, handler, deps) for module in MODULES for pattern, handler in module.ROUTES]
     routes += [(pattern, handler, deps) for pattern, handler in OPENAPI_ROUTES]
-    return tornado.web.Application(
+    return limits.Application(
         routes,
+        web=settings.web,
         default_handler_class=NotFoundHandler,
         default_handler_args=deps,
         serve_traceback=False,
@@ -51,16 +54,11 @@ def make_readers(settings: Settings) -> Readers:
     runtime = Runtime(settings)
     search = PolicySearch(runtime.redis, runtime.keys, settings.web.search_rebuild_seconds)
     search.sync_safely()
-    celery = create_app(settings)
-
-    def send_task(name: str, args: list[object]) -> str:
-        return str(celery.send_task(name, args=args).id)
-
     return Readers(
         runtime.redis_cache,
         runtime.outcomes,
         metrics=build_collector(runtime, settings),
         search=search,
         requests=runtime.requests,
-        send_task=send_task,
+        tasks=CeleryQueue(create_app(settings)),
     )

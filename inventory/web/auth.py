@@ -8,19 +8,22 @@ import ipaddress
 import re
 import secrets
 import urllib.parse
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal
 
 import tornado.escape
 import tornado.web
+from tornado.httputil import HTTPHeaders
 
+from inventory.cache.web_state import LoginSessions
 from inventory.settings import WebSettings
 
 SESSION_COOKIE = "inventory_session"
-#: A login cookie is accepted for this long after it was issued (its signature carries the time).
+#: A login lasts this long (the session in Redis, the cookie and the time in its signature).
 SESSION_DAYS = 0.5
+SESSION_SECONDS = int(SESSION_DAYS * 24 * 3600)
 DEFAULT_AFTER_LOGIN = "/policies"
 _PROCESS_SECRET = secrets.token_urlsafe(48)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -50,6 +53,10 @@ class InvalidToken(Exception):
     """A bearer token was sent and matches no configured token."""
 
 
+class AmbiguousIdentity(Exception):
+    """A trusted proxy sent an identity header twice, or a user name that could be two."""
+
+
 def token_digest(token: str) -> str:
     return hashlib.sha256(token.strip().encode()).hexdigest()
 
@@ -62,8 +69,13 @@ def identity_for_digest(digest: str, web: WebSettings, via: Via) -> Identity | N
             found = Identity(entry.name, tuple(entry.groups), via)
     for known in web.api_token_hashes:
         if hmac.compare_digest(digest, known) and found is None:
-            found = Identity("api", (), via)
+            found = Identity(unnamed_token_name(known), (), via)
     return found
+
+
+def unnamed_token_name(digest: str) -> str:
+    """Who a token of ``web.api_token_hashes`` (deprecated) acts as: one name per token."""
+    return f"token-{digest[:8]}"
 
 
 def bearer_token(header: str) -> str | None:
@@ -93,20 +105,44 @@ def is_trusted_proxy(remote_ip: str | None, trusted: Iterable[str]) -> bool:
     return any(address in network for network in _networks(tuple(trusted)))
 
 
+def _one_value(headers: HTTPHeaders, name: str) -> str:
+    """The header's only value ('' when absent); Tornado would join repeated ones with commas."""
+    values = headers.get_list(name)
+    if len(values) > 1:
+        raise AmbiguousIdentity(f"header {name} must be sent once")
+    return values[0].strip() if values else ""
+
+
 def proxy_identity(
-    remote_ip: str | None, headers: Mapping[str, str], web: WebSettings
+    remote_ip: str | None, headers: HTTPHeaders, web: WebSettings
 ) -> Identity | None:
-    """The user a trusted authenticating proxy names; headers from anyone else are ignored."""
+    """The user a trusted authenticating proxy names; headers from anyone else are ignored.
+
+    Each identity header must come once: a proxy that appends rather than replaces would
+    otherwise let a client add ``X-Forwarded-Groups: inventory-admins`` of its own.
+    """
     if not web.trusted_proxies or not is_trusted_proxy(remote_ip, web.trusted_proxies):
         return None
-    name = (headers.get(web.user_header) or "").strip()
+    name = _one_value(headers, web.user_header)
+    raw_groups = _one_value(headers, web.groups_header)
+    if "," in name:
+        raise AmbiguousIdentity(f"header {web.user_header} must name one user (no commas)")
     if not name or len(name) > _NAME_MAX or _CONTROL.search(name):
         return None
-    raw_groups = headers.get(web.groups_header) or ""
     groups = tuple(
         g for g in (part.strip() for part in raw_groups.split(",")) if g and not _CONTROL.search(g)
     )
     return Identity(name, groups, "proxy")
+
+
+def client_address(remote_ip: str | None, headers: HTTPHeaders, web: WebSettings) -> str:
+    """Who is at the other end: the address a trusted proxy saw (the last ``X-Forwarded-For``
+    entry, the one it added), else the socket peer."""
+    if web.trusted_proxies and is_trusted_proxy(remote_ip, web.trusted_proxies):
+        forwarded = [a.strip() for a in ",".join(headers.get_list("X-Forwarded-For")).split(",")]
+        if forwarded[-1]:
+            return forwarded[-1][:64]
+    return remote_ip or ""
 
 
 def cookie_secret(web: WebSettings) -> str:
@@ -116,21 +152,28 @@ def cookie_secret(web: WebSettings) -> str:
     return _PROCESS_SECRET
 
 
-def session_value(digest: str, web: WebSettings) -> bytes:
-    """The signed cookie value for a login: the token's digest, so revoking the token ends it."""
-    return tornado.web.create_signed_value(cookie_secret(web), SESSION_COOKIE, digest)
+def session_value(session_id: str, web: WebSettings) -> bytes:
+    """The signed cookie value for a login session: its id, which only Redis can resolve."""
+    return tornado.web.create_signed_value(cookie_secret(web), SESSION_COOKIE, session_id)
 
 
-def session_identity(value: str | None, web: WebSettings) -> Identity | None:
-    """The identity of a signed login cookie, if its signature, age and token are still good."""
+def session_id(value: str | None, web: WebSettings) -> str | None:
+    """The session id a login cookie carries, if its signature and age are good."""
     if not value:
         return None
     decoded = tornado.web.decode_signed_value(
         cookie_secret(web), SESSION_COOKIE, value, max_age_days=SESSION_DAYS
     )
-    if decoded is None:
-        return None
-    return identity_for_digest(decoded.decode(errors="replace"), web, "cookie")
+    return None if decoded is None else decoded.decode(errors="replace")
+
+
+def session_identity(
+    value: str | None, web: WebSettings, sessions: LoginSessions
+) -> Identity | None:
+    """The identity of a login cookie whose session is live and whose token is still configured."""
+    found = session_id(value, web)
+    digest = None if found is None else sessions.token_digest(found)
+    return None if digest is None else identity_for_digest(digest, web, "cookie")
 
 
 def safe_next(value: str | None) -> str:

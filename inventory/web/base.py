@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import time
 import urllib.parse
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import redis
 import tornado.web
@@ -14,10 +15,12 @@ from tornado.httputil import HTTPInputError, parse_body_arguments
 from tornado.log import app_log
 
 from inventory.cache.redis_cache import RedisCache
+from inventory.cache.web_state import LoginSessions, RateLimiter
 from inventory.metrics import TaskOutcomes
-from inventory.settings import Settings
+from inventory.settings import Settings, parse_rate
 from inventory.web.auth import (
     SESSION_COOKIE,
+    AmbiguousIdentity,
     Identity,
     bearer_token,
     identity_for_digest,
@@ -26,12 +29,45 @@ from inventory.web.auth import (
     session_identity,
     token_digest,
 )
+from inventory.web.headers import (  # noqa: F401 - re-exported
+    CONTENT_SECURITY_POLICY,
+    HSTS,
+    SECURITY_HEADERS,
+    security_headers,
+)
+from inventory.web.limits import request_summary
 
 if TYPE_CHECKING:
     from inventory.cache.history import ChangeHistory
     from inventory.cache.requests import PolicyRequests
     from inventory.exporter import InventoryCollector
     from inventory.web.search import PolicySearch
+
+
+class TaskQueue(Protocol):
+    """The web tier's one way into Celery: send a task by name, know its time limit."""
+
+    def send(self, name: str, args: list[Any], task_id: str, expires: float) -> str:
+        """Enqueue ``name(*args)`` under ``task_id``, dropped if not started within ``expires``
+        seconds; returns the task id."""
+        ...
+
+    def time_limit(self, name: str) -> float:
+        """The task's hard time limit in seconds (settings' overrides included)."""
+        ...
+
+
+@dataclass(frozen=True)
+class CeleryQueue:
+    """``TaskQueue`` over a Celery app (the broker's client; publishing may block)."""
+
+    app: Any
+
+    def send(self, name: str, args: list[Any], task_id: str, expires: float) -> str:
+        return str(self.app.send_task(name, args=args, task_id=task_id, expires=expires).id)
+
+    def time_limit(self, name: str) -> float:
+        return float(self.app.tasks[name].time_limit)
 
 
 @dataclass(frozen=True)
@@ -46,19 +82,23 @@ class Readers:
     search: PolicySearch | None = None
     #: Policy requests (DynamoDB) for the requests API; None answers 503.
     requests: PolicyRequests | None = None
-    #: ``send(task_name, args) -> task id``: enqueue a refresh; None answers 503.
-    send_task: Callable[[str, list[Any]], str] | None = None
+    #: Enqueues refresh tasks; None answers 503.
+    tasks: TaskQueue | None = None
     #: Change history (Redis feed, DynamoDB per resource); ``make_app`` builds it when None.
     history: ChangeHistory | None = None
 
 
-CONTENT_SECURITY_POLICY = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
-)
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 #: Seconds a 503 asks the client to wait (the cache is usually back within this).
 RETRY_AFTER_SECONDS = 5
+
+
+class TooManyRequests(tornado.web.HTTPError):
+    """429: the caller is over a rate limit; ``retry_after`` seconds until its next window."""
+
+    def __init__(self, retry_after: int, reason: str) -> None:
+        super().__init__(429, "%s", reason)
+        self.retry_after = retry_after
 
 
 @tornado.web.stream_request_body
@@ -77,15 +117,34 @@ class BaseHandler(tornado.web.RequestHandler):
         self._received = 0
         self._expected: int | None = None  # the body's declared length, once it starts
         self._body_error: str | None = None
+        if self.https:
+            self.set_header("Strict-Transport-Security", HSTS)
 
     def set_default_headers(self) -> None:
-        self.set_header("X-Content-Type-Options", "nosniff")
-        self.set_header("Cache-Control", "no-store")
-        self.set_header("Content-Security-Policy", CONTENT_SECURITY_POLICY)
-        self.set_header("X-Frame-Options", "DENY")
-        self.set_header("Referrer-Policy", "no-referrer")
-        if self.request.protocol == "https":
-            self.set_header("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+        for name, value in security_headers(self.https).items():
+            self.set_header(name, value)
+
+    @property
+    def https(self) -> bool:
+        """Whether browsers reach us over HTTPS: directly, or (``web.https``) through a proxy."""
+        # Tornado sets the default headers once before initialize() has given us the settings.
+        settings: Settings | None = getattr(self, "inventory_settings", None)
+        return self.request.protocol == "https" or (settings is not None and settings.web.https)
+
+    @property
+    def sessions(self) -> LoginSessions:
+        return LoginSessions(self.readers.cache.client, self.readers.cache.keys)
+
+    def rate_limit(self, scope: str, caller: str, rate: str) -> None:
+        """Count this request against ``caller``'s window (``rate``: '10/m'); 429 when over."""
+        requests, seconds = parse_rate(rate)
+        limiter = RateLimiter(self.readers.cache.client, self.readers.cache.keys)
+        wait = limiter.hit(scope, caller, requests, seconds, time.time())
+        if wait is not None:
+            raise TooManyRequests(
+                wait,
+                f"too many {scope}: at most {requests} per {seconds} s; retry in {wait} s",
+            )
 
     # --- request bodies -------------------------------------------------------------------
 
@@ -197,7 +256,10 @@ class BaseHandler(tornado.web.RequestHandler):
     def get_current_user(self) -> Identity | None:
         """Trusted proxy headers, else a bearer token (401 when wrong), else the login cookie."""
         web = self.inventory_settings.web
-        identity = proxy_identity(self.request.remote_ip, self.request.headers, web)
+        try:
+            identity = proxy_identity(self.request.remote_ip, self.request.headers, web)
+        except AmbiguousIdentity as exc:
+            raise tornado.web.HTTPError(400, "%s", exc) from None
         if identity is not None:
             return identity
         token = bearer_token(self.request.headers.get("Authorization", ""))
@@ -206,7 +268,7 @@ class BaseHandler(tornado.web.RequestHandler):
             if identity is None:
                 raise tornado.web.HTTPError(401, "invalid token")
             return identity
-        return session_identity(self.get_cookie(SESSION_COOKIE), web)
+        return session_identity(self.get_cookie(SESSION_COOKIE), web, self.sessions)
 
     @property
     def current_identity(self) -> Identity | None:
@@ -254,6 +316,8 @@ class BaseHandler(tornado.web.RequestHandler):
         if status_code == 503:
             # Redis away (or a reader not configured): clients and proxies may try again.
             self.set_header("Retry-After", str(RETRY_AFTER_SECONDS))
+        if isinstance(exc, TooManyRequests):
+            self.set_header("Retry-After", str(exc.retry_after))
         self.set_header("Content-Type", "application/json; charset=utf-8")
         self.finish(json.dumps({"error": reason, "status": status_code}))
 
@@ -261,11 +325,13 @@ class BaseHandler(tornado.web.RequestHandler):
         if isinstance(value, redis.RedisError):
             # An outage, not a bug: one line per request instead of a traceback each.
             self.set_status(503)
-            app_log.warning(
-                "%s %s: cache unavailable: %s", self.request.method, self.request.path, value
-            )
+            app_log.warning("%s: cache unavailable: %s", self._request_summary(), value)
             return
         super().log_exception(typ, value, tb)
+
+    def _request_summary(self) -> str:
+        # Tornado's own log lines (errors, warnings) carry the whole target otherwise.
+        return request_summary(self.request)
 
 
 class AuthenticatedHandler(BaseHandler):

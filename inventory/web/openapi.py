@@ -36,10 +36,14 @@ ERRORS = {
     401: "No identity, or a bearer token that matches no configured token",
     403: "The caller lacks a required group, or a cross-site write was refused",
     404: "Nothing cached or stored under that key",
-    409: "The request is no longer pending",
+    409: "The request is no longer pending, or the caller already has web.max_open_requests "
+    "pending requests",
     411: "A body sent without a Content-Length",
     413: "The body is larger than web.max_body_bytes",
+    414: "The request target is longer than web.max_url_bytes",
     415: "A request body that is not application/json",
+    429: "The caller is over its rate limit; Retry-After says how many seconds to wait",
+    431: "The request headers are larger than web.max_header_bytes",
     503: "Redis, the search index, the requests table, the change history or the task queue "
     "is unavailable",
 }
@@ -76,9 +80,9 @@ def _operation(
     body: dict[str, Any] | None = None,
     body_required: bool = True,
 ) -> dict[str, Any]:
-    # Every authenticated operation can answer 400 (Tornado refuses undecodable query text),
-    # 401 and 503 (Redis down).
-    statuses = sorted({400, 401, 503, *errors})
+    # Every authenticated operation can answer 400 (a parameter or the identity headers), 401,
+    # 414 and 431 (an oversized request head) and 503 (Redis down).
+    statuses = sorted({400, 401, 414, 431, 503, *errors})
     operation: dict[str, Any] = {
         "summary": summary,
         "parameters": parameters or [],
@@ -614,20 +618,28 @@ def _paths() -> dict[str, Any]:
             "post": _operation(
                 "Enqueue a re-sync of the account and kind of a cached resource",
                 _ok(
-                    "The task was queued",
+                    "The task was queued, now or by an earlier request (one per task and account "
+                    "is queued or running at a time; its id is given to every asker)",
                     {
                         "type": "object",
-                        "required": ["task_id", "task", "account_id", "requested_at"],
+                        "required": [
+                            "task_id",
+                            "task",
+                            "account_id",
+                            "requested_at",
+                            "already_queued",
+                        ],
                         "properties": {
                             "task_id": {"type": "string"},
                             "task": {"type": "string"},
                             "account_id": {"type": "string"},
                             "requested_at": {"type": "number"},
+                            "already_queued": {"type": "boolean"},
                         },
                     },
                     202,
                 ),
-                (403, 404, 411, 413),
+                (403, 404, 411, 413, 429),
                 [ARN_PARAM],
             )
         },
@@ -692,7 +704,7 @@ def _paths() -> dict[str, Any]:
             "post": _operation(
                 "Ask for a policy change on a resource",
                 _ok("The stored request (pending)", REQUEST, 201),
-                (403, 411, 413, 415),
+                (403, 409, 411, 413, 415, 429),
                 body={
                     "type": "object",
                     "required": ["arn", "justification", "policy_document"],

@@ -7,10 +7,10 @@ signed in by the trusted-proxy headers an authenticating proxy would send.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +20,7 @@ import pytest
 import redis
 
 from inventory.aws.cloudtrail import ErrorEvent
+from inventory.cache.web_state import release_refresh
 from inventory.demo.seed import MANAGEMENT_ACCOUNT, AccountSeed, Seeder, seed_demo_organisation
 from inventory.registry import BY_STEM, KINDS
 from inventory.runtime import Runtime
@@ -49,6 +50,7 @@ XSS = "<script>alert(1)</script>"
 ADMIN = {"X-Forwarded-User": "alice@example.com", "X-Forwarded-Groups": "inventory-admins"}
 DEVELOPER = {"X-Forwarded-User": "bob@example.com", "X-Forwarded-Groups": "dev-devs"}
 TOKEN = "browser-test-token-Hq3n8Rz1"
+TOKEN_USER = "carol@example.com"
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
 
@@ -76,7 +78,9 @@ def browser_settings(redis_server, moto_server) -> Settings:
         environ=env
         | {
             "INVENTORY_WEB__TRUSTED_PROXIES": "[127.0.0.1/32]",
-            "INVENTORY_WEB__API_TOKEN_HASHES": f"[{hashlib.sha256(TOKEN.encode()).hexdigest()}]",
+            "INVENTORY_WEB__API_TOKENS": json.dumps(
+                [{"name": TOKEN_USER, "sha256": hashlib.sha256(TOKEN.encode()).hexdigest()}]
+            ),
         },
     )
 
@@ -136,19 +140,35 @@ def _run_refresh(world: World, name: str, args: list[Any]) -> None:
     sync_kind(world.runtime, kind, account_id)
 
 
+@dataclass
+class InlineTasks:
+    """The task queue as a worker would serve it: each refresh runs in a thread, then frees
+    its claim as the task base does."""
+
+    world: World
+
+    def send(self, name: str, args: list[Any], task_id: str, expires: float) -> str:
+        self.world.sent.append((name, list(args)))
+        threading.Thread(target=self._run, args=(name, args, task_id), daemon=True).start()
+        return task_id
+
+    def time_limit(self, name: str) -> float:
+        return 660.0
+
+    def _run(self, name: str, args: list[Any], task_id: str) -> None:
+        _run_refresh(self.world, name, args)
+        rt = self.world.runtime
+        release_refresh(rt.redis, rt.keys, name, args[0], task_id)
+
+
 @pytest.fixture(scope="package")
 def web(browser_settings: Settings, world: World) -> Iterator[Server]:
     rt = world.runtime
     search = PolicySearch(rt.redis, rt.keys)
     search.load()
 
-    def send_task(name: str, args: list[Any]) -> str:
-        world.sent.append((name, list(args)))
-        threading.Thread(target=_run_refresh, args=(world, name, args), daemon=True).start()
-        return str(uuid.uuid4())
-
     readers = Readers(
-        rt.redis_cache, rt.outcomes, search=search, requests=rt.requests, send_task=send_task
+        rt.redis_cache, rt.outcomes, search=search, requests=rt.requests, tasks=InlineTasks(world)
     )
     server = Server(make_app(browser_settings, readers)).start()
     yield server

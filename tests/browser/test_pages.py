@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from inventory.demo.seed import MANAGEMENT_ACCOUNT, demo_account
-from tests.browser.conftest import ADMIN, DEVELOPER, TOKEN, XSS, Watched, World
+from tests.browser.conftest import ADMIN, DEVELOPER, TOKEN, TOKEN_USER, XSS, Watched, World
 
 ROWS = "#rows tr[data-arn]"
 PAGE_SIZE = 50  # the default
@@ -402,27 +402,37 @@ def test_the_servers_refusal_is_shown_in_the_form(admin_page, world):
     assert admin_page.page.locator("#requests li", has_text="Nothing to add").count() == 0
 
 
-def test_an_admin_approves_a_pending_request(admin_page, world):
-    arn = world.dev.role_arn("dev-app")
-    admin_page.goto("/requests")
+def test_an_admin_approves_a_pending_request(page_as, world):
+    admin, developer = page_as(ADMIN), page_as(DEVELOPER)
+    developer.goto("/requests")
     document = '{"Statement": [{"Effect": "Allow", "Action": "sqs:*", "Resource": "*"}]}'
-    fill_request(admin_page, "dev-ap", arn, "Approve me please", document)
-    admin_page.page.locator("#req-submit").click()
-    item = admin_page.page.locator("#requests li.request", has_text="Approve me please")
-    item.locator("button", has_text="Approve").wait_for()
+    fill_request(developer, "dev-ap", world.dev.role_arn("dev-app"), "Approve me please", document)
+    developer.page.locator("#req-submit").click()
+    developer.page.locator("#requests li.request", has_text="Approve me please").wait_for()
 
+    admin.goto("/requests")
+    item = admin.page.locator("#requests li.request", has_text="Approve me please")
+    item.locator("button", has_text="Approve").wait_for()
     item.locator(".review-comment").fill("looks fine")
     item.locator("button", has_text="Approve").click()
 
     item.locator(".badge-status", has_text="approved").wait_for()
     assert item.locator(".review-note").inner_text() == "approved by alice@example.com: looks fine"
     assert item.locator("button").count() == 0
-    admin_page.page.select_option("#status", "approved")
-    admin_page.page.wait_for_function(
+    admin.page.select_option("#status", "approved")
+    admin.page.wait_for_function(
         "() => [...document.querySelectorAll('#requests li')].every("
         "li => li.dataset.status === 'approved')"
     )
     assert item.is_visible()
+
+
+def test_an_admin_is_not_offered_to_approve_their_own_request(admin_page, world):
+    own = create_request(admin_page, world.dev.role_arn("dev-app"), "My own change", "sns:*")
+    admin_page.goto("/requests")
+    item = admin_page.page.locator(f"#requests li[data-id='{own['id']}']")
+    item.wait_for()
+    assert item.locator("button").all_inner_texts() == ["Reject", "Cancel request"]
 
 
 def test_a_developer_may_cancel_their_own_request_but_not_review_others(page_as, world):
@@ -490,7 +500,7 @@ def test_a_browser_without_identity_signs_in_with_a_token_and_comes_back(anonymo
 
     page.wait_for_url(re.compile(r"/policies\?q=worker$"))
     wait_total(anonymous_page, 6)
-    assert page.locator("#identity").inner_text() == "api"
+    assert page.locator("#identity").inner_text() == TOKEN_USER
     page.locator("button", has_text="Sign out").click()
     page.wait_for_url(re.compile(r"/login"))
     anonymous_page.goto("/accounts")

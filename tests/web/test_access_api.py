@@ -7,9 +7,11 @@ a real Celery app to the real Redis broker, where the test reads the queued mess
 from __future__ import annotations
 
 import base64
+import datetime
 import json
 import time
 import urllib.parse
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -35,7 +37,7 @@ from inventory.tasks.access import eligible_roles, store_credential_mapping
 from inventory.tasks.accounts import store_account_mapping
 from inventory.tasks.iam import sync_iam_account
 from inventory.tasks.resources import sync_kind
-from inventory.web.base import Readers
+from inventory.web.base import CeleryQueue, Readers
 from tests.conftest import BUCKET, inventory_env
 from tests.web.test_auth import DEV_TOKEN, Client, LiveServer, auth_environ, build_app
 
@@ -45,16 +47,22 @@ IAM_TASK = "inventory.cache_iam_resources_for_account"
 
 
 @pytest.fixture(scope="module")
-def acc_settings(redis_server, moto_server) -> Settings:
-    env = auth_environ(
+def acc_env(redis_server, moto_server) -> dict[str, str]:
+    return auth_environ(
         inventory_env(redis_server, moto_server),
         INVENTORY_CREDENTIAL_MAPPING__STATIC=json.dumps(
             {STATIC_ROLE: ["Platform-Team", "dev-devs@example.com"]}
         ),
         INVENTORY_SCHEDULE__CACHE_IAM_RESOURCES_ACROSS_ACCOUNTS__EVERY=str(IAM_EVERY),
         INVENTORY_SCHEDULE__CACHE_S3_BUCKETS_ACROSS_ACCOUNTS__ENABLED="false",
+        # The rate limit has its own test; here every test refreshes as the same developer.
+        INVENTORY_WEB__REFRESH_RATE="1000000/s",
     )
-    return load_settings(paths=[], environ=env)
+
+
+@pytest.fixture(scope="module")
+def acc_settings(acc_env: dict[str, str]) -> Settings:
+    return load_settings(paths=[], environ=acc_env)
 
 
 @pytest.fixture(scope="module")
@@ -91,10 +99,7 @@ def celery_app(acc_settings: Settings) -> Iterator[InventoryCelery]:
 def server(
     acc_settings: Settings, rt: Runtime, org: list[AccountSeed], celery_app: InventoryCelery
 ) -> Iterator[LiveServer]:
-    def send_task(name: str, args: list[Any]) -> str:
-        return str(celery_app.send_task(name, args=args).id)
-
-    readers = Readers(rt.redis_cache, rt.outcomes, send_task=send_task)
+    readers = Readers(rt.redis_cache, rt.outcomes, tasks=CeleryQueue(celery_app))
     live = LiveServer(build_app(acc_settings, readers)).start()
     yield live
     live.stop()
@@ -106,12 +111,19 @@ def client(server: LiveServer) -> Client:
 
 
 @pytest.fixture
-def broker(acc_settings: Settings) -> Iterator[redis.Redis]:
-    """The Celery broker's Redis with the ``aws`` queue emptied."""
+def broker(acc_settings: Settings, rt: Runtime) -> Iterator[redis.Redis]:
+    """The Celery broker's Redis with the ``aws`` queue emptied, and no refresh claimed."""
     client = redis.Redis.from_url(acc_settings.celery.broker_url)
-    client.delete(AWS)
+
+    def clean() -> None:
+        client.delete(AWS)
+        claims = list(rt.redis.scan_iter(match=rt.keys.refresh_claim("*", "*")))
+        if claims:
+            rt.redis.delete(*claims)
+
+    clean()
     yield client
-    client.delete(AWS)
+    clean()
 
 
 def query(path: str, **params: Any) -> str:
@@ -357,10 +369,110 @@ def test_refresh_enqueues_exactly_one_task_for_the_resources_account(
 
     assert r.status == 202
     body = r.json()
-    assert set(body) == {"task_id", "task", "account_id", "requested_at"}
-    assert (body["task"], body["account_id"]) == (task, dev.id)
+    assert set(body) == {"task_id", "task", "account_id", "requested_at", "already_queued"}
+    assert (body["task"], body["account_id"], body["already_queued"]) == (task, dev.id, False)
     assert before <= body["requested_at"] <= time.time()
     assert queued(broker) == [{"task": task, "id": body["task_id"], "args": [dev.id]}]
+
+
+def test_200_refreshes_of_one_account_queue_one_task_and_share_its_id(client, rt, org, broker):
+    dev = org[0]
+    arns = [dev.role_arn("dev-app"), f"arn:aws:iam::{dev.id}:user/dev-alice"]
+
+    answers = [
+        client.post(query("/api/v1/refresh", arn=arns[n % 2]), token=DEV_TOKEN) for n in range(200)
+    ]
+
+    first = answers[0].json()
+    assert {r.status for r in answers} == {202}
+    assert {r.json()["task_id"] for r in answers} == {first["task_id"]}
+    assert [r.json()["already_queued"] for r in answers] == [False] + [True] * 199
+    # Before, each request queued a full sync of the account: 200 messages.
+    assert queued(broker) == [{"task": IAM_TASK, "id": first["task_id"], "args": [dev.id]}]
+    # Another task, or the same task for another account, is its own refresh.
+    bucket = client.post(query("/api/v1/refresh", arn="arn:aws:s3:::dev-logs-0"), token=DEV_TOKEN)
+    staging = client.post(
+        query("/api/v1/refresh", arn=org[1].role_arn("staging-app")), token=DEV_TOKEN
+    )
+    assert [(r.status, r.json()["already_queued"]) for r in (bucket, staging)] == [(202, False)] * 2
+    assert len(queued(broker)) == 3
+
+
+def test_a_refresh_expires_unstarted_within_the_time_limit_and_its_claim_outlives_it(
+    client, rt, org, broker, celery_app
+):
+    dev = org[0]
+    before = time.time()
+    r = client.post(query("/api/v1/refresh", arn=dev.role_arn("dev-app")), token=DEV_TOKEN)
+
+    limit = celery_app.tasks[IAM_TASK].time_limit
+    (raw,) = broker.lrange(AWS, 0, -1)
+    expires = datetime.datetime.fromisoformat(json.loads(raw)["headers"]["expires"]).timestamp()
+    claim = rt.keys.refresh_claim(IAM_TASK, dev.id)
+    assert limit == 960
+    assert before + limit - 1 <= expires <= time.time() + limit + 1
+    assert rt.redis.get(claim) == r.json()["task_id"]
+    assert 2 * limit - 5 <= rt.redis.ttl(claim) <= 2 * limit
+
+
+def test_refreshes_are_rate_limited_per_identity(acc_env, rt, org, broker, celery_app):
+    settings = load_settings(
+        paths=[],
+        environ=acc_env
+        | {
+            "INVENTORY_WEB__REFRESH_RATE": "3/h",
+            "INVENTORY_WEB__TRUSTED_PROXIES": "[127.0.0.1/32]",
+        },
+    )
+    readers = Readers(rt.redis_cache, rt.outcomes, tasks=CeleryQueue(celery_app))
+    live = LiveServer(build_app(settings, readers)).start()
+    # A fresh name for every run: the window lives in Redis for the hour.
+    me = {"X-Forwarded-User": f"dora-{uuid.uuid4().hex[:8]}@example.com"}
+    other = {"X-Forwarded-User": f"erin-{uuid.uuid4().hex[:8]}@example.com"}
+    path = query("/api/v1/refresh", arn=org[0].role_arn("dev-app"))
+    try:
+        c = Client(live)
+        mine = [c.post(path, headers=me) for _ in range(4)]
+        theirs = c.post(path, headers=other)
+    finally:
+        live.stop()
+
+    assert [r.status for r in mine] == [202, 202, 202, 429]
+    assert mine[3].json() == {
+        "error": mine[3].json()["error"],
+        "status": 429,
+    }
+    assert mine[3].json()["error"].startswith("too many refreshes: at most 3 per 3600 s; retry in")
+    assert 0 < int(mine[3].headers["Retry-After"]) <= 3600
+    assert theirs.status == 202
+    assert len(queued(broker)) == 1
+
+
+@pytest.mark.slow
+def test_a_finished_refresh_frees_its_claim_so_the_next_one_is_queued(
+    client, rt, org, broker, acc_env, start_worker
+):
+    dev = org[0]
+    path = query("/api/v1/refresh", arn=dev.role_arn("dev-app"))
+    first = client.post(path, token=DEV_TOKEN).json()
+    claim = rt.keys.refresh_claim(IAM_TASK, dev.id)
+    assert rt.redis.get(claim) == first["task_id"]
+
+    start_worker(acc_env)
+    deadline = time.monotonic() + 90
+    while rt.redis.exists(claim) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    second = client.post(path, token=DEV_TOKEN).json()
+
+    assert rt.redis.get(claim) == second["task_id"]
+    assert second["task_id"] != first["task_id"]
+    assert second["already_queued"] is False
+    ok = [
+        s
+        for s in rt.outcomes.status()
+        if (s.task, s.account_id) == (IAM_TASK.removeprefix("inventory."), dev.id)
+    ]
+    assert ok and ok[0].last_success is not None
 
 
 @pytest.mark.parametrize(

@@ -287,7 +287,7 @@ def test_resource_with_missing_or_garbage_arn_is_400_naming_arn(web, query):
 def test_resource_with_undecodable_arn_is_400_json_naming_arn(web):
     r = web.get("/api/v1/resource?arn=%ff", TOKEN)
     assert r.status == 400
-    assert r.json() == {"error": "Invalid unicode in arn: b'\\xff'", "status": 400}
+    assert r.json() == {"error": "parameter 'arn' is not valid UTF-8", "status": 400}
 
 
 @pytest.mark.parametrize(

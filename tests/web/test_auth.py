@@ -9,6 +9,7 @@ import hashlib
 import http.client
 import http.cookies
 import json
+import secrets
 import socket
 import ssl
 import urllib.parse
@@ -24,6 +25,7 @@ import tornado.web
 
 from inventory.runtime import Runtime
 from inventory.settings import Settings, load_settings
+from inventory.web import limits
 from inventory.web.auth import SESSION_COOKIE, cookie_secret
 from inventory.web.base import AuthenticatedHandler, NotFoundHandler, Readers
 from inventory.web.handlers import access, core, requests
@@ -34,6 +36,8 @@ ADMIN_TOKEN = "auth-admin-token-Vd93kLq2Hs7"
 DEV_TOKEN = "auth-dev-token-Pw71xNc4Jm2"
 LEGACY_TOKEN = "auth-legacy-token-Rt55mBz8Qa1"
 WRONG_TOKEN = "auth-wrong-token-Zz00zZ00zZ0"
+#: An unnamed token (web.api_token_hashes, deprecated) acts as token-<first 8 hex of its digest>.
+LEGACY_NAME = "token-" + hashlib.sha256(LEGACY_TOKEN.encode()).hexdigest()[:8]
 ADMIN = "alice@example.com"
 DEVELOPER = "bob@example.com"
 COOKIE_SECRET = "auth-test-cookie-secret-9d8f7a6s5d4f3g2h1j0k"
@@ -44,6 +48,7 @@ CSP = (
 )
 AUTH_REQUIRED = {"error": "authentication required", "status": 401}
 INVALID_TOKEN = {"error": "invalid token", "status": 401}
+HSTS = "max-age=31536000; includeSubDomains"
 
 
 def sha256(token: str) -> str:
@@ -63,6 +68,9 @@ def auth_environ(env: dict[str, str], **extra: str) -> dict[str, str]:
             "INVENTORY_WEB__API_TOKEN_HASHES": f"[{sha256(LEGACY_TOKEN)}]",
             "INVENTORY_WEB__MAX_BODY_BYTES": str(MAX_BODY),
             "INVENTORY_WEB__COOKIE_SECRET": COOKIE_SECRET,
+            # Logins are rate-limited per address (always 127.0.0.1 here): the limit's own tests
+            # set it lower.
+            "INVENTORY_WEB__LOGIN_RATE": "1000000/s",
         }
         | extra
     )
@@ -84,8 +92,9 @@ def build_app(
     modules = [core, access, requests]
     routes = [(pattern, handler) for module in modules for pattern, handler in module.ROUTES]
     routes += extra if extra is not None else [(r"/policies", PolicyPage)]
-    return tornado.web.Application(
+    return limits.Application(
         [(pattern, handler, deps) for pattern, handler in routes],
+        web=settings.web,
         default_handler_class=NotFoundHandler,
         default_handler_args=deps,
         serve_traceback=False,
@@ -96,14 +105,18 @@ def build_app(
 
 @dataclass
 class LiveServer(Server):
-    """``Server`` as ``inventory web`` listens: its body limit, and TLS when given."""
+    """``Server`` as ``inventory web`` listens: its body and head limits, and TLS when given."""
 
     max_body_size: int | None = None
     ssl_options: ssl.SSLContext | None = None
+    max_header_size: int | None = None
 
     async def _serve(self) -> None:
         server = tornado.httpserver.HTTPServer(
-            self.app, max_body_size=self.max_body_size, ssl_options=self.ssl_options
+            self.app,
+            max_body_size=self.max_body_size,
+            ssl_options=self.ssl_options,
+            max_header_size=self.max_header_size,
         )
         server.add_sockets(self._sockets)
         self._loop = asyncio.get_running_loop()
@@ -242,7 +255,7 @@ def test_wrong_bearer_token_is_401_invalid_token(client, path):
     [
         (ADMIN_TOKEN, {"name": ADMIN, "groups": ["inventory-admins", "devs"], "admin": True}),
         (DEV_TOKEN, {"name": DEVELOPER, "groups": ["devs"], "admin": False}),
-        (LEGACY_TOKEN, {"name": "api", "groups": [], "admin": False}),
+        (LEGACY_TOKEN, {"name": LEGACY_NAME, "groups": [], "admin": False}),
     ],
     ids=["admin", "developer", "legacy-hash"],
 )
@@ -250,6 +263,15 @@ def test_bearer_token_identifies_its_configured_name_and_groups(client, token, e
     r = client.get("/api/v1/whoami", token=token)
     assert r.status == 200
     assert r.json() == expected | {"via": "token"}
+
+
+def test_each_unnamed_token_acts_under_its_own_name(serve):
+    other = "auth-legacy-token-two-Kk42"
+    client = serve(
+        INVENTORY_WEB__API_TOKEN_HASHES=f"[{sha256(LEGACY_TOKEN)}, {sha256(other)}]",
+    )
+    names = [client.get("/api/v1/whoami", token=t).json()["name"] for t in (LEGACY_TOKEN, other)]
+    assert names == [LEGACY_NAME, "token-" + sha256(other)[:8]]
 
 
 def test_trusted_proxy_headers_identify_the_user_and_groups(serve):
@@ -329,6 +351,60 @@ def test_trusted_proxy_without_a_usable_user_falls_back_to_401(serve, user):
     assert r.json() == AUTH_REQUIRED
 
 
+@pytest.mark.parametrize(
+    ("headers", "error"),
+    [
+        (
+            [
+                b"X-Forwarded-User: eve",
+                b"X-Forwarded-Groups: devs",
+                b"X-Forwarded-Groups: inventory-admins",
+            ],
+            "header X-Forwarded-Groups must be sent once",
+        ),
+        (
+            [
+                b"X-Forwarded-User: eve",
+                b"x-forwarded-groups: devs",
+                b"X-FORWARDED-GROUPS: inventory-admins",
+            ],
+            "header X-Forwarded-Groups must be sent once",
+        ),
+        (
+            [b"X-Forwarded-User: eve", b"X-Forwarded-User: alice@example.com"],
+            "header X-Forwarded-User must be sent once",
+        ),
+        (
+            [b"X-Forwarded-User: eve, alice@example.com", b"X-Forwarded-Groups: devs"],
+            "header X-Forwarded-User must name one user (no commas)",
+        ),
+    ],
+    ids=["groups-twice", "groups-twice-any-case", "user-twice", "comma-in-user"],
+)
+def test_a_repeated_identity_header_from_the_proxy_is_400_never_an_identity(serve, headers, error):
+    """Tornado joins repeated headers with commas: a second groups header made eve an admin."""
+    client = serve(INVENTORY_WEB__TRUSTED_PROXIES="[127.0.0.1/32]")
+    for path in ("/api/v1/whoami", "/policies"):
+        response = raw_request(client, f"GET {path}", [*headers, b"Connection: close"])
+        head, _, body = response.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 400 "), (path, head)
+        if path.startswith("/api/"):
+            assert json.loads(body) == {"error": error, "status": 400}
+        assert b"inventory-admins" not in body
+
+
+def test_repeated_identity_headers_from_an_untrusted_address_are_ignored(serve):
+    client = serve(INVENTORY_WEB__TRUSTED_PROXIES="[10.0.0.0/8]")
+    response = raw_request(
+        client,
+        "GET /api/v1/whoami",
+        [b"X-Forwarded-User: eve", b"X-Forwarded-User: x", b"Connection: close"],
+    )
+    head, _, body = response.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 401 ")
+    assert json.loads(body) == AUTH_REQUIRED
+
+
 def raw_request(
     client: Client, request_line: str, headers: list[bytes], body: bytes = b""
 ) -> bytes:
@@ -368,7 +444,8 @@ def test_login_with_a_valid_token_sets_a_strict_httponly_cookie_and_redirects(cl
     morsel = http.cookies.SimpleCookie(set_cookie)[SESSION_COOKIE]
     assert morsel["httponly"] is True
     assert morsel["samesite"] == "Strict"
-    assert morsel["secure"] == ""  # plain http here; see the TLS test
+    # Secure by default (web.https): browsers reach us through a TLS-terminating proxy.
+    assert morsel["secure"] is True
     assert morsel["path"] == "/"
     assert morsel["max-age"] == str(12 * 3600)
     assert ADMIN_TOKEN not in set_cookie
@@ -388,7 +465,7 @@ def test_login_accepts_json_and_the_legacy_token(client):
     assert r.status == 303
     assert r.headers["Location"] == "/policies"
     assert client.get("/api/v1/whoami").json() == {
-        "name": "api",
+        "name": LEGACY_NAME,
         "groups": [],
         "via": "cookie",
         "admin": False,
@@ -463,6 +540,67 @@ def test_logout_clears_the_cookie_and_the_api_asks_for_identity_again(client):
     assert cleared.startswith(f"{SESSION_COOKIE}=;") or f'{SESSION_COOKIE}="";' in cleared
     assert client.cookies == {}
     assert client.get("/api/v1/whoami").json() == AUTH_REQUIRED
+
+
+def test_logout_ends_the_session_so_a_copy_of_the_cookie_is_worthless(client, auth_runtime):
+    client.post("/login", form={"token": ADMIN_TOKEN})
+    stolen = Client(client.server, dict(client.cookies))
+    assert stolen.get("/api/v1/whoami").json()["name"] == ADMIN
+
+    client.post("/logout")
+
+    # Before, the cookie was only signed: a copy kept working for 12 hours after logout.
+    assert stolen.get("/api/v1/whoami").json() == AUTH_REQUIRED
+    assert stolen.get("/policies").status == 302
+
+
+def test_the_login_cookie_carries_a_session_id_not_the_token_or_its_digest(client):
+    client.post("/login", form={"token": DEV_TOKEN})
+    value = client.cookies[SESSION_COOKIE]
+    assert sha256(DEV_TOKEN) not in value
+    assert DEV_TOKEN not in value
+    again = Client(client.server)
+    again.post("/login", form={"token": DEV_TOKEN})
+    assert again.cookies[SESSION_COOKIE] != value  # a new session for every login
+
+
+def test_login_attempts_are_limited_per_client_address(serve):
+    client = serve(INVENTORY_WEB__LOGIN_RATE="3/h", INVENTORY_WEB__TRUSTED_PROXIES="[127.0.0.1/32]")
+    # Fresh addresses for every run: the windows live in Redis for the hour.
+    address, other = (f"2001:db8::{secrets.token_hex(2)}:{secrets.token_hex(2)}" for _ in "ab")
+    behind = {"X-Forwarded-For": f"203.0.113.9, {address}"}
+
+    wrong = [client.post("/login", form={"token": WRONG_TOKEN}, headers=behind) for _ in range(3)]
+    refused = client.post("/login", form={"token": ADMIN_TOKEN}, headers=behind)
+    elsewhere = Client(client.server).post(
+        "/login", form={"token": ADMIN_TOKEN}, headers={"X-Forwarded-For": f"{address}, {other}"}
+    )
+
+    assert [r.status for r in wrong] == [401, 401, 401]
+    assert refused.status == 429
+    assert refused.json()["error"].startswith("too many login attempts: at most 3 per 3600 s")
+    assert 0 < int(refused.headers["Retry-After"]) <= 3600
+    assert refused.headers.get_all("Set-Cookie") is None
+    # Another client of the same proxy: its own window.
+    assert elsewhere.status == 303
+
+
+def test_logins_are_limited_per_user_name(serve):
+    name = f"carol-{secrets.token_hex(4)}@example.com"
+    token = secrets.token_urlsafe(16)
+    tokens = [{"name": name, "sha256": sha256(token), "groups": []}]
+    client = serve(
+        INVENTORY_WEB__LOGIN_RATE="2/h",
+        INVENTORY_WEB__TRUSTED_PROXIES="[127.0.0.1/32]",
+        INVENTORY_WEB__API_TOKENS=json.dumps(tokens),
+    )
+    statuses = [
+        Client(client.server)
+        .post("/login", form={"token": token}, headers={"X-Forwarded-For": f"192.0.2.{n}"})
+        .status
+        for n in range(1, 4)
+    ]
+    assert statuses == [303, 303, 429]
 
 
 def test_a_tampered_or_foreign_cookie_is_no_identity(serve):
@@ -580,7 +718,7 @@ def test_every_response_carries_the_security_headers(client):
         assert response.headers.get_all("Referrer-Policy") == ["no-referrer"]
         assert response.headers.get_all("X-Content-Type-Options") == ["nosniff"]
         assert response.headers.get_all("Cache-Control") == ["no-store"]
-        assert response.headers.get("Strict-Transport-Security") is None
+        assert response.headers.get_all("Strict-Transport-Security") == [HSTS]
 
 
 @pytest.fixture(scope="module")
@@ -621,18 +759,32 @@ def tls(tmp_path_factory) -> tuple[ssl.SSLContext, ssl.SSLContext]:
     return server_context, client_context
 
 
-def test_https_adds_hsts_and_a_secure_cookie(serve, tls):
-    client = serve(tls=tls)
+def test_https_adds_hsts_and_a_secure_cookie_even_with_web_https_off(serve, tls):
+    client = serve(tls=tls, INVENTORY_WEB__HTTPS="false")
 
     r = client.post("/login", form={"token": ADMIN_TOKEN})
     who = client.get("/api/v1/whoami")
 
     assert r.status == 303
-    assert r.headers["Strict-Transport-Security"] == "max-age=31536000; includeSubDomains"
+    assert r.headers["Strict-Transport-Security"] == HSTS
     morsel = http.cookies.SimpleCookie(r.headers["Set-Cookie"])[SESSION_COOKIE]
     assert morsel["secure"] is True
     assert who.json()["via"] == "cookie"
-    assert who.headers["Strict-Transport-Security"] == "max-age=31536000; includeSubDomains"
+    assert who.headers["Strict-Transport-Security"] == HSTS
+
+
+def test_plain_http_setups_turn_off_hsts_and_the_secure_cookie(serve):
+    client = serve(INVENTORY_WEB__HTTPS="false")
+
+    r = client.post("/login", form={"token": ADMIN_TOKEN})
+    who = client.get("/api/v1/whoami")
+    refused = client.get("/healthz?" + "a" * 9000)
+
+    morsel = http.cookies.SimpleCookie(r.headers["Set-Cookie"])[SESSION_COOKIE]
+    assert morsel["secure"] == ""
+    assert who.json()["via"] == "cookie"
+    for response in (r, who, refused):
+        assert response.headers.get("Strict-Transport-Security") is None
 
 
 # --- bodies -----------------------------------------------------------------------------------

@@ -238,6 +238,9 @@ def test_cursor_keeps_the_filters_and_limit_takes_that_many(web):
     assert dev_rest["next_cursor"] is None
 
 
+NOT_A_CURSOR = "parameter 'cursor' must be a next_cursor value from an earlier page"
+
+
 @pytest.mark.parametrize(
     ("query", "error"),
     [
@@ -255,10 +258,17 @@ def test_cursor_keeps_the_filters_and_limit_takes_that_many(web):
             {"since": "2024-05-02T00:00:00Z", "until": "2024-05-01T00:00:00Z"},
             "parameter 'since' must not be after 'until'",
         ),
-        ({"limit": "0"}, "parameter 'limit' must be between 1 and 500"),
-        ({"limit": "501"}, "parameter 'limit' must be between 1 and 500"),
-        ({"limit": "ten"}, "parameter 'limit' must be an integer"),
+        ({"limit": "0"}, "parameter 'limit' must be an integer from 1 to 500"),
+        ({"limit": "501"}, "parameter 'limit' must be an integer from 1 to 500"),
+        ({"limit": "ten"}, "parameter 'limit' must be an integer from 1 to 500"),
+        ({"limit": "٣"}, "parameter 'limit' must be an integer from 1 to 500"),
+        ({"limit": "3_0"}, "parameter 'limit' must be an integer from 1 to 500"),
+        ({"account": "\x00"}, "parameter 'account' must not contain control characters"),
         ({"cursor": "abc"}, "parameter 'cursor' must be a next_cursor value from an earlier page"),
+        # Redis refuses a range ending before 0-0; this was a 503 "cache unavailable".
+        ({"cursor": "0-0"}, NOT_A_CURSOR),
+        ({"cursor": "000-0"}, NOT_A_CURSOR),
+        ({"cursor": "0-00"}, NOT_A_CURSOR),
         (
             {"cursor": "99999999999999999999-0"},
             "parameter 'cursor' must be a next_cursor value from an earlier page",
@@ -270,6 +280,12 @@ def test_bad_feed_parameters_are_400_naming_the_parameter(web, query, error):
     assert status == 400
     assert body["status"] == 400
     assert body["error"].startswith(error), body
+
+
+@pytest.mark.parametrize("cursor", ["0-1", "1-0", "0001-0"])
+def test_a_cursor_older_than_every_entry_is_an_empty_last_page(web, cursor):
+    status, body = api(web, "/api/v1/changes", cursor=cursor)
+    assert (status, body["changes"], body["next_cursor"]) == (200, [], None)
 
 
 def test_feed_needs_an_identity(web):
@@ -329,10 +345,10 @@ def test_a_deleted_resource_needs_its_kind_and_then_shows_its_deletion(web):
 @pytest.mark.parametrize(
     ("query", "error"),
     [
-        ({}, "parameter 'arn' is required"),
+        ({}, "parameter 'arn' must be an ARN"),
         ({"arn": "not-an-arn"}, "parameter 'arn' must be an ARN"),
         ({"arn": DEV_APP, "kind": "nope"}, "parameter 'kind' must be one of "),
-        ({"arn": DEV_APP, "limit": "0"}, "parameter 'limit' must be between 1 and 500"),
+        ({"arn": DEV_APP, "limit": "0"}, "parameter 'limit' must be an integer from 1 to 500"),
     ],
 )
 def test_bad_resource_history_parameters_are_400(web, query, error):
@@ -410,11 +426,19 @@ def test_changes_page_filters_by_account_and_pages_to_older_changes(web):
     assert older.startswith("/changes?cursor=")
 
 
-def test_changes_page_with_a_bad_filter_is_a_400_page_naming_it(web):
-    status, body = page(web, "/changes?since=yesterday")
+@pytest.mark.parametrize(
+    ("query", "error"),
+    [
+        ("since=yesterday", "parameter 'since' must be unix seconds or an ISO-8601 time"),
+        ("cursor=0-0", "parameter 'cursor' must be a next_cursor value from an earlier page"),
+        ("account=%00", "parameter 'account' must not contain control characters"),
+    ],
+)
+def test_changes_page_with_a_bad_filter_is_a_400_page_naming_it(web, query, error):
+    status, body = page(web, f"/changes?{query}")
     assert status == 400
     assert 'id="changes-error"' in body
-    assert html.escape("parameter 'since' must be unix seconds or an ISO-8601 time") in body
+    assert html.escape(error) in body
 
 
 def test_the_nav_links_to_the_changes_page(web):

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import http.client
 import json
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -49,6 +52,8 @@ def req_settings(redis_server, moto_server) -> Settings:
         inventory_env(redis_server, moto_server),
         INVENTORY_WEB__TRUSTED_PROXIES="[127.0.0.1/32]",
         INVENTORY_WEB__MAX_BODY_BYTES="65536",
+        # Every test here creates as the same few users; the limits have their own tests.
+        INVENTORY_WEB__REQUEST_RATE="1000000/s",
     )
     return load_settings(paths=[], environ=env)
 
@@ -82,6 +87,7 @@ def rt(req_runtime: Runtime) -> Runtime:
         item.delete()
     k = req_runtime.keys
     req_runtime.redis.delete(k.items(READ_MODEL), k.hashes(READ_MODEL), k.seen(READ_MODEL))
+    req_runtime.redis.delete(k.summaries(READ_MODEL))
     req_runtime.redis.delete(k.meta(READ_MODEL))
     req_runtime.redis.srem(k.partitions(), READ_MODEL.id)
     return req_runtime
@@ -237,6 +243,124 @@ def test_create_fills_a_cold_read_model_from_the_whole_table(client, rt):
     assert set(table) == {old[0]["id"], old[1]["id"], created["id"]}
 
 
+def sized_policy(characters: int, spaced: bool = False) -> dict[str, Any] | str:
+    """A policy document of exactly ``characters`` characters other than whitespace."""
+    statement = {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::"}
+    document = {"Version": "2012-10-17", "Statement": [statement]}
+    base = len(json.dumps(document, separators=(",", ":")))
+    statement["Resource"] += "x" * (characters - base)
+    return json.dumps(document, indent=8) if spaced else document
+
+
+@pytest.mark.parametrize(
+    ("arn", "limit", "what"),
+    [
+        (ROLE, 10_240, "an IAM role"),
+        (f"arn:aws:iam::{ACCOUNT_ID}:policy/team/read", 6_144, "an IAM policy"),
+        (f"arn:aws:iam::{ACCOUNT_ID}:user/carol", 2_048, "an IAM user"),
+        (f"arn:aws:iam::{ACCOUNT_ID}:group/devs", 5_120, "an IAM group"),
+        (f"arn:aws:sqs:us-east-1:{ACCOUNT_ID}:jobs", 10_240, "any policy"),
+    ],
+    ids=["role", "managed-policy", "user", "group", "queue"],
+)
+def test_a_policy_document_is_capped_at_iams_own_size_limit(client, rt, arn, limit, what):
+    at_limit = client.post(
+        "/api/v1/requests",
+        token=DEV_TOKEN,
+        json_body=NEW | {"arn": arn, "policy_document": sized_policy(limit)},
+    )
+    # IAM does not count whitespace: an indented document of the same size is as good.
+    indented = client.post(
+        "/api/v1/requests",
+        token=DEV_TOKEN,
+        json_body=NEW | {"arn": arn, "policy_document": sized_policy(limit, spaced=True)},
+    )
+    over = client.post(
+        "/api/v1/requests",
+        token=DEV_TOKEN,
+        json_body=NEW | {"arn": arn, "policy_document": sized_policy(limit + 1)},
+    )
+
+    assert (at_limit.status, indented.status) == (201, 201)
+    assert over.status == 400
+    assert over.json() == {
+        "error": f"field 'policy_document' has {limit + 1:,} characters other than "
+        f"whitespace; IAM allows {limit:,} for {what}",
+        "status": 400,
+    }
+    assert len(rt.requests.all()) == 2
+
+
+def test_a_213_kb_policy_document_is_refused_and_stores_nothing(client, rt):
+    r = client.post(
+        "/api/v1/requests",
+        token=DEV_TOKEN,
+        json_body=NEW | {"policy_document": sized_policy(60_000)},
+    )
+    assert r.status == 400
+    assert r.json()["error"].startswith("field 'policy_document' has 60,000 characters")
+    assert rt.requests.all() == []
+
+
+@pytest.fixture
+def limited(redis_server, moto_server, rt: Runtime) -> Iterator[Client]:
+    """A server allowing 3 pending requests per requester and 5 creations an hour."""
+    settings = load_settings(
+        paths=[],
+        environ=auth_environ(
+            inventory_env(redis_server, moto_server),
+            INVENTORY_WEB__TRUSTED_PROXIES="[127.0.0.1/32]",
+            INVENTORY_WEB__MAX_OPEN_REQUESTS="3",
+            INVENTORY_WEB__REQUEST_RATE="5/h",
+        ),
+    )
+    readers = Readers(rt.redis_cache, rt.outcomes, requests=rt.requests)
+    server = LiveServer(build_app(settings, readers)).start()
+    yield Client(server)
+    server.stop()
+
+
+def proxy_user(name: str) -> dict[str, str]:
+    """A user the trusted proxy names, fresh for every run (rate windows last the hour)."""
+    return {"X-Forwarded-User": f"{name}-{uuid.uuid4().hex[:8]}@example.com"}
+
+
+def test_a_requester_may_have_only_so_many_pending_requests(limited, rt):
+    frank, grace = proxy_user("frank"), proxy_user("grace")
+    made = [limited.post("/api/v1/requests", headers=frank, json_body=NEW) for _ in range(3)]
+    fourth = limited.post("/api/v1/requests", headers=frank, json_body=NEW)
+    someone_else = limited.post("/api/v1/requests", headers=grace, json_body=NEW)
+    cancelled = limited.post(f"/api/v1/requests/{made[0].json()['id']}/cancel", headers=frank)
+    after_cancel = limited.post("/api/v1/requests", headers=frank, json_body=NEW)
+
+    assert [r.status for r in made] == [201, 201, 201]
+    assert fourth.status == 409
+    assert fourth.json() == {
+        "error": "you have 3 pending requests, the most one may have (web.max_open_requests): "
+        "cancel one or wait for a review",
+        "status": 409,
+    }
+    assert (someone_else.status, cancelled.status, after_cancel.status) == (201, 200, 201)
+    assert len(rt.requests.all()) == 5
+
+
+def test_creating_requests_is_rate_limited_per_identity(limited, rt):
+    henry = proxy_user("henry")
+    statuses = []
+    for _ in range(6):
+        r = limited.post("/api/v1/requests", headers=henry, json_body=NEW)
+        statuses.append(r.status)
+        if r.status == 201:
+            limited.post(f"/api/v1/requests/{r.json()['id']}/cancel", headers=henry)
+    refused = limited.post("/api/v1/requests", headers=henry, json_body=NEW)
+
+    # Cancelling keeps the open count down; the rate still ends the create-cancel loop.
+    assert statuses == [201] * 5 + [429]
+    assert refused.json()["error"].startswith("too many policy requests: at most 5 per 3600 s")
+    assert 0 < int(refused.headers["Retry-After"]) <= 3600
+    assert len(rt.requests.all()) == 5
+
+
 # --- list -------------------------------------------------------------------------------------
 
 
@@ -260,7 +384,7 @@ def test_list_filters_by_status_arn_requester_and_account(client, rt):
     mine = create(client)
     other_role = create(client, arn=OTHER_ROLE)
     admins = create(client, token=ADMIN_TOKEN)
-    approved = client.post(f"/api/v1/requests/{admins['id']}/approve", token=ADMIN_TOKEN)
+    approved = client.post(f"/api/v1/requests/{admins['id']}/approve", headers=PROXY_ADMIN)
     assert approved.status == 200
 
     def ids(query: str) -> list[str]:
@@ -295,6 +419,64 @@ def test_list_with_a_bad_filter_is_400_naming_it(client, query, error):
     r = client.get(f"/api/v1/requests?{query}", token=DEV_TOKEN)
     assert r.status == 400
     assert r.json() == {"error": error, "status": 400}
+
+
+def test_list_is_right_for_a_read_model_written_before_summaries_existed(client, rt):
+    made = [create(client, justification=f"request {n}") for n in range(3)]
+    approve = client.post(f"/api/v1/requests/{made[1]['id']}/approve", token=ADMIN_TOKEN)
+    rt.redis.delete(rt.keys.summaries(READ_MODEL))
+
+    pending = client.get("/api/v1/requests?status=pending", token=DEV_TOKEN).json()
+    everything = client.get("/api/v1/requests?limit=1&offset=1", token=DEV_TOKEN).json()
+
+    assert approve.status == 200
+    assert [r["id"] for r in pending["requests"]] == [made[2]["id"], made[0]["id"]]
+    assert (everything["total"], [r["id"] for r in everything["requests"]]) == (3, [made[1]["id"]])
+    assert rt.redis.hlen(rt.keys.summaries(READ_MODEL)) == 3
+
+
+def test_a_page_reads_only_its_own_documents(client, rt):
+    oldest, newest = create(client, justification="old"), create(client, justification="new")
+    # Stand-in for a document too big to read on every list: this one cannot be read at all.
+    rt.redis.hset(rt.keys.items(READ_MODEL), oldest["id"], "{not json")
+
+    r = client.get("/api/v1/requests?limit=1", token=DEV_TOKEN)
+
+    assert r.status == 200
+    assert r.json() == {"requests": [newest], "total": 2, "limit": 1, "offset": 0}
+
+
+def test_a_page_of_big_requests_is_read_without_holding_up_healthz(client, rt):
+    """60 requests at the size limit: a one-item page reads one document, off the event loop."""
+    big = sized_policy(10_240)
+    for n in range(60):
+        rt.requests.create(ROLE, ACCOUNT_ID, DEVELOPER, f"big {n}", big, 1000.0 + n)
+    refresh_request_cache(rt)
+    port = client.server.port
+    pages: list[float] = []
+
+    def page() -> None:
+        started = time.perf_counter()
+        r = Client(client.server).get("/api/v1/requests?limit=1", token=DEV_TOKEN)
+        assert (r.status, r.json()["total"]) == (200, 60)
+        pages.append(time.perf_counter() - started)
+
+    readers = [threading.Thread(target=page) for _ in range(20)]
+    for reader in readers:
+        reader.start()
+    health = []
+    while any(t.is_alive() for t in readers):
+        started = time.perf_counter()
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        conn.request("GET", "/healthz")
+        assert conn.getresponse().status == 200
+        conn.close()
+        health.append(time.perf_counter() - started)
+    for reader in readers:
+        reader.join()
+    assert len(pages) == 20
+    assert max(pages) < 2.0
+    assert max(health) < 1.0, health
 
 
 def test_get_one_request_reads_the_read_model(client, rt):
@@ -353,6 +535,36 @@ def test_admin_group_from_a_trusted_proxy_may_approve(client, rt):
     assert r.status == 200
     assert r.json()["reviewer"] == "proxy-admin@example.com"
     assert_read_model_is_the_table(rt)
+
+
+@pytest.mark.parametrize(
+    "approver",
+    [
+        {"token": ADMIN_TOKEN},
+        {"headers": {"X-Forwarded-User": ADMIN.upper(), "X-Forwarded-Groups": "inventory-admins"}},
+    ],
+    ids=["same-token", "same-name-via-proxy"],
+)
+def test_nobody_approves_their_own_request(client, rt, approver):
+    created = create(client, token=ADMIN_TOKEN)
+
+    own = client.post(f"/api/v1/requests/{created['id']}/approve", **approver)
+    other = client.post(f"/api/v1/requests/{created['id']}/approve", headers=PROXY_ADMIN)
+
+    assert own.status == 403
+    assert own.json() == {"error": "nobody may approve their own request", "status": 403}
+    assert (other.status, other.json()["status"]) == (200, "approved")
+    assert (other.json()["requester"], other.json()["reviewer"]) == (
+        ADMIN,
+        "proxy-admin@example.com",
+    )
+    assert_read_model_is_the_table(rt)
+
+
+def test_an_admin_may_reject_their_own_request(client, rt):
+    created = create(client, token=ADMIN_TOKEN)
+    r = client.post(f"/api/v1/requests/{created['id']}/reject", token=ADMIN_TOKEN)
+    assert (r.status, r.json()["status"], r.json()["reviewer"]) == (200, "rejected", ADMIN)
 
 
 @pytest.mark.parametrize("action", ["approve", "reject"])

@@ -160,6 +160,47 @@ def test_bad_parameters_get_400_naming_them(web, query, parameter):
     assert r.json()["error"].startswith(f"parameter '{parameter}'")
 
 
+CONTROL = "must not contain control characters"
+DIGITS = "must be an integer from"
+
+
+@pytest.mark.parametrize(
+    ("path", "query", "error"),
+    [
+        # Tornado turns control characters into spaces and strips them: q=%00 was no filter.
+        ("/api/v1/policies", "q=%00", f"parameter 'q' {CONTROL}"),
+        ("/api/v1/policies", "q=role%00x", f"parameter 'q' {CONTROL}"),
+        ("/api/v1/policies", "q=a%1B%5B31m", f"parameter 'q' {CONTROL}"),
+        ("/api/v1/policies", "q=a%7F", f"parameter 'q' {CONTROL}"),
+        ("/api/v1/policies", "q=a%C2%85", f"parameter 'q' {CONTROL}"),  # C1 next line
+        ("/api/v1/policies", "q=a%09b", f"parameter 'q' {CONTROL}"),
+        ("/api/v1/policies", "region=us-east-1%00", f"parameter 'region' {CONTROL}"),
+        ("/api/v1/policies", "sort=name%00", f"parameter 'sort' {CONTROL}"),
+        ("/api/v1/typeahead/resources", "q=%00", f"parameter 'q' {CONTROL}"),
+        # int() reads other scripts' digits, padding and underscores: limit=٣ was 3.
+        ("/api/v1/policies", "limit=%D9%A3", f"parameter 'limit' {DIGITS} 1 to 500"),
+        ("/api/v1/policies", "limit=%EF%BC%93", f"parameter 'limit' {DIGITS} 1 to 500"),
+        ("/api/v1/policies", "limit=1_0", f"parameter 'limit' {DIGITS} 1 to 500"),
+        ("/api/v1/policies", "limit=%2B3", f"parameter 'limit' {DIGITS} 1 to 500"),
+        ("/api/v1/policies", "offset=%D9%A3", f"parameter 'offset' {DIGITS} 0 to 10000000"),
+        ("/api/v1/typeahead/resources", "q=a&limit=%D9%A3", f"parameter 'limit' {DIGITS} 1 to 100"),
+    ],
+)
+def test_control_characters_and_non_ascii_digits_are_400_naming_the_parameter(
+    web, path, query, error
+):
+    r = web.get(f"{path}?{query}", TOKEN)
+    assert r.status == 400
+    assert r.json() == {"error": error, "status": 400}
+
+
+def test_padded_ascii_numbers_and_text_still_count(web, world):
+    padded = get(web, "/api/v1/policies", q=" dev-app ", limit=" 3 ")
+    plain = get(web, "/api/v1/policies", q="dev-app", limit="3")
+    assert padded == plain
+    assert padded["limit"] == 3
+
+
 def test_typeahead_prefix_first_then_substring(web, world):
     _, _, seeds = world
     dev = seeds[0]
@@ -223,19 +264,24 @@ def test_index_follows_changes_and_reloads_after_a_gap(world):
     before = total(index, "worker")
     iam = seeder.client("iam", dev.id)
     iam.create_role(RoleName="late-worker-role", AssumeRolePolicyDocument="{}")
-    sync_iam_account(rt, dev.id)
+    try:
+        sync_iam_account(rt, dev.id)
 
-    applied = index.sync()
+        applied = index.sync()
 
-    assert applied >= 1
-    assert total(index, "worker") == before + 1
-    # A reader that fell behind a trimmed stream rebuilds instead of missing changes.
-    stale = PolicySearch(rt.redis, rt.keys)
-    stale.load()
-    stale.cursor = "1-0"
-    rt.redis.xtrim(rt.keys.changes(), maxlen=1)
-    stale.sync()
-    assert total(stale, "worker") == total(index, "worker")
+        assert applied >= 1
+        assert total(index, "worker") == before + 1
+        # A reader that fell behind a trimmed stream rebuilds instead of missing changes.
+        stale = PolicySearch(rt.redis, rt.keys)
+        stale.load()
+        stale.cursor = "1-0"
+        rt.redis.xtrim(rt.keys.changes(), maxlen=1)
+        stale.sync()
+        assert total(stale, "worker") == total(index, "worker")
+    finally:
+        # The module's other tests share this world (in any order): leave it as it was.
+        iam.delete_role(RoleName="late-worker-role")
+        sync_iam_account(rt, dev.id)
 
 
 def test_typeahead_on_a_typed_arn_is_a_prefix_range(web, world):

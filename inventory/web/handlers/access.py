@@ -7,6 +7,7 @@ import json
 import math
 import re
 import time
+import uuid
 from collections import defaultdict
 from typing import Any
 
@@ -23,20 +24,24 @@ from inventory.cache.keys import (
     Partition,
 )
 from inventory.cache.redis_cache import RedisCache
+from inventory.cache.web_state import RefreshClaims
 from inventory.registry import BY_KIND, KINDS
 from inventory.schedule import ScheduleEntry, effective_schedule
 from inventory.settings import Settings
 from inventory.tasks.access import principal_key
+from inventory.web import params
 from inventory.web.auth import (
     SESSION_COOKIE,
-    SESSION_DAYS,
+    SESSION_SECONDS,
+    client_address,
     identity_for_digest,
     login_page,
     safe_next,
+    session_id,
     session_value,
     token_digest,
 )
-from inventory.web.base import AuthenticatedHandler, BaseHandler
+from inventory.web.base import AuthenticatedHandler, BaseHandler, TaskQueue
 
 IAM_TASK = "inventory.cache_iam_resources_for_account"
 IAM_SCHEDULE = "cache_iam_resources_across_accounts"
@@ -48,13 +53,42 @@ STALE_INTERVALS = 2
 
 
 class LoginHandler(BaseHandler):
-    """``GET /login``: the form; ``POST /login``: a valid token sets the login cookie."""
+    """``GET /login``: the form; ``POST /login``: a valid token starts a session (a cookie).
+
+    Attempts are rate-limited per client address, and logins per user name (each one is a
+    session in Redis).
+    """
 
     def get(self) -> None:
         self.set_header("Content-Type", "text/html; charset=utf-8")
-        self.finish(login_page(self.get_query_argument("next", "")))
+        self.finish(login_page(params.raw(self, "next") or ""))
 
     def post(self) -> None:
+        web = self.inventory_settings.web
+        address = client_address(self.request.remote_ip, self.request.headers, web)
+        self.rate_limit("login attempts", f"address {address}", web.login_rate)
+        token, next_path = self.credentials()
+        if not isinstance(token, str) or not token.strip():
+            raise tornado.web.HTTPError(401, "invalid token")
+        digest = token_digest(token)
+        identity = identity_for_digest(digest, web, "cookie")
+        if identity is None:
+            raise tornado.web.HTTPError(401, "invalid token")
+        self.rate_limit("logins", f"name {identity.name}", web.login_rate)
+        session = self.sessions.start(digest, SESSION_SECONDS)
+        self.set_cookie(
+            SESSION_COOKIE,
+            session_value(session, web).decode(),
+            path="/",
+            max_age=SESSION_SECONDS,
+            httponly=True,
+            secure=self.https,
+            samesite="Strict",
+        )
+        self.redirect(safe_next(next_path if isinstance(next_path, str) else None), status=303)
+
+    def credentials(self) -> tuple[Any, Any]:
+        """(token, next) from a JSON or form body; ``next`` may also be in the query."""
         content_type = self.request.headers.get("Content-Type", "")
         if content_type.split(";")[0].strip().lower() == "application/json":
             body = self.json_body()
@@ -64,35 +98,19 @@ class LoginHandler(BaseHandler):
             token = self.get_body_argument("token", None)
             next_path = self.get_body_argument("next", None)
         if next_path is None:
-            next_path = self.get_query_argument("next", None)
-        web = self.inventory_settings.web
-        if not isinstance(token, str) or not token.strip():
-            raise tornado.web.HTTPError(401, "invalid token")
-        digest = token_digest(token)
-        if identity_for_digest(digest, web, "cookie") is None:
-            raise tornado.web.HTTPError(401, "invalid token")
-        self.set_cookie(
-            SESSION_COOKIE,
-            session_value(digest, web).decode(),
-            path="/",
-            max_age=int(SESSION_DAYS * 24 * 3600),
-            httponly=True,
-            secure=self.request.protocol == "https",
-            samesite="Strict",
-        )
-        self.redirect(safe_next(next_path if isinstance(next_path, str) else None), status=303)
+            next_path = params.raw(self, "next")
+        return token, next_path
 
 
 class LogoutHandler(BaseHandler):
-    """``POST /logout``: forget the login cookie."""
+    """``POST /logout``: end the session in Redis (a copy of the cookie is then worthless)."""
 
     def post(self) -> None:
+        found = session_id(self.get_cookie(SESSION_COOKIE), self.inventory_settings.web)
+        if found is not None:
+            self.sessions.end(found)
         self.clear_cookie(
-            SESSION_COOKIE,
-            path="/",
-            httponly=True,
-            secure=self.request.protocol == "https",
-            samesite="Strict",
+            SESSION_COOKIE, path="/", httponly=True, secure=self.https, samesite="Strict"
         )
         self.redirect("/login", status=303)
 
@@ -110,9 +128,10 @@ class EligibleRolesHandler(AuthenticatedHandler):
     """``GET /api/v1/roles/eligible?principal=``: role ARNs a group or user may use."""
 
     def get(self) -> None:
-        principal = self.get_query_argument("principal", "").strip().lower()
-        if not principal or len(principal) > MAX_PRINCIPAL:
-            raise tornado.web.HTTPError(400, "parameter 'principal' must be a group or an email")
+        principal = params.raw(self, "principal")
+        if principal is None or len(principal) > MAX_PRINCIPAL:
+            raise params.bad("principal", "must be a group or an email")
+        principal = principal.lower()
         found = self.readers.cache.get_items(
             Partition(PRINCIPAL_ACCESS, ALL_ACCOUNTS, GLOBAL), [principal_key(principal)]
         )
@@ -124,9 +143,9 @@ class RolePrincipalsHandler(AuthenticatedHandler):
     """``GET /api/v1/roles/principals?arn=``: the groups and users who may use a role."""
 
     def get(self) -> None:
-        arn = self.get_query_argument("arn", "").strip()
+        arn = params.raw(self, "arn") or ""
         if len(arn) > MAX_ARN or not ROLE_ARN.fullmatch(arn):
-            raise tornado.web.HTTPError(400, "parameter 'arn' must be an IAM role ARN")
+            raise params.bad("arn", "must be an IAM role ARN")
         found = self.readers.cache.get_items(Partition(ROLE_ACCESS, ALL_ACCOUNTS, GLOBAL), [arn])
         principals = json.loads(found[arn])["principals"] if found else []
         self.write_json({"arn": arn, "principals": sorted(principals)})
@@ -207,22 +226,20 @@ def partition_of(cache: RedisCache, arn: str) -> Partition | None:
     return None if partition_id is None else Partition.parse(str(partition_id))
 
 
-class RefreshBase(AuthenticatedHandler):
-    def arn_argument(self) -> str:
-        arn = self.get_query_argument("arn", "").strip()
-        if not arn.startswith("arn:") or len(arn) > MAX_ARN:
-            raise tornado.web.HTTPError(400, "parameter 'arn' must be an ARN")
-        return arn
+class RefreshHandler(AuthenticatedHandler):
+    """``POST /api/v1/refresh?arn=``: enqueue a re-sync of the account and kind of a resource.
 
-
-class RefreshHandler(RefreshBase):
-    """``POST /api/v1/refresh?arn=``: enqueue a re-sync of the account and kind of a resource."""
+    At most one such refresh per task and account is queued or running: a second request gets
+    the first one's task id. Each identity may ask ``web.refresh_rate`` times (429 beyond).
+    """
 
     async def post(self) -> None:
-        send = self.readers.send_task
-        if send is None:
+        queue = self.readers.tasks
+        if queue is None:
             raise tornado.web.HTTPError(503, "refresh is not configured")
-        arn = self.arn_argument()
+        web = self.inventory_settings.web
+        self.rate_limit("refreshes", f"identity {self.identity.name}", web.refresh_rate)
+        arn = params.arn(self)
         record = self.readers.cache.get(arn)
         if record is None:
             raise tornado.web.HTTPError(404, "no cached resource with that ARN")
@@ -233,36 +250,45 @@ class RefreshHandler(RefreshBase):
                 400, f"resources of kind {record.get('kind')!r} cannot be refreshed"
             )
         requested_at = time.time()
-        try:
-            # Publishing blocks (and retries) while the broker is unreachable: off the IOLoop.
-            task_id = await asyncio.get_running_loop().run_in_executor(
-                None, send, task, [account_id]
-            )
-        except (OperationalError, OSError):
-            raise tornado.web.HTTPError(503, "task queue unavailable") from None
+        task_id, queued = await self.enqueue(queue, task, account_id)
         self.write_json(
             {
                 "task_id": task_id,
                 "task": task,
                 "account_id": account_id,
                 "requested_at": requested_at,
+                "already_queued": not queued,
             },
             202,
         )
 
+    async def enqueue(self, queue: TaskQueue, task: str, account_id: str) -> tuple[str, bool]:
+        """(task id, whether it was sent now): the refresh already queued or running, else a new
+        one. The message is dropped if no worker starts it within the task's time limit, so the
+        claim (twice that long) outlives every copy of it; the worker frees it when it ends."""
+        limit = queue.time_limit(task)
+        claims = RefreshClaims(self.readers.cache.client, self.readers.cache.keys)
+        task_id = str(uuid.uuid4())
+        holder = claims.claim(task, account_id, task_id, int(2 * limit))
+        if holder is not None:
+            return holder, False
+        try:
+            # Publishing blocks (and retries) while the broker is unreachable: off the IOLoop.
+            sent = await asyncio.get_running_loop().run_in_executor(
+                None, queue.send, task, [account_id], task_id, limit
+            )
+        except (OperationalError, OSError):
+            claims.release(task, account_id, task_id)
+            raise tornado.web.HTTPError(503, "task queue unavailable") from None
+        return sent, True
 
-class RefreshStatusHandler(RefreshBase):
+
+class RefreshStatusHandler(AuthenticatedHandler):
     """``GET /api/v1/refresh/status?arn=&since=``: has the resource's partition been re-stored?"""
 
     def get(self) -> None:
-        arn = self.arn_argument()
-        raw = self.get_query_argument("since", "").strip()
-        try:
-            since = float(raw)
-        except ValueError:
-            since = math.nan
-        if not math.isfinite(since) or since < 0:
-            raise tornado.web.HTTPError(400, "parameter 'since' must be a unix time")
+        arn = params.arn(self)
+        since = params.unix_time(self, "since")
         p = partition_of(self.readers.cache, arn)
         if p is None:
             raise tornado.web.HTTPError(404, "no cached resource with that ARN")

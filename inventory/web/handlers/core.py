@@ -8,6 +8,7 @@ import redis
 import tornado.web
 
 from inventory.cache.keys import ACCOUNT, ALL_ACCOUNTS, GLOBAL, Partition
+from inventory.web import params
 from inventory.web.base import AuthenticatedHandler, BaseHandler
 
 
@@ -37,10 +38,7 @@ class ResourceHandler(AuthenticatedHandler):
     """``GET /api/v1/resource?arn=``: one cached record."""
 
     def get(self) -> None:
-        arn = self.get_query_argument("arn", "").strip()
-        if not arn.startswith("arn:") or len(arn) > 2048:
-            raise tornado.web.HTTPError(400, "parameter 'arn' must be an ARN")
-        record = self.readers.cache.get(arn)
+        record = self.readers.cache.get(params.arn(self))
         if record is None:
             raise tornado.web.HTTPError(404, "no cached resource with that ARN")
         self.write_json(record)

@@ -7,6 +7,7 @@ import json
 import re
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import tornado.web
@@ -16,19 +17,21 @@ from inventory.cache.redis_cache import RedisCache
 from inventory.cache.requests import (
     APPROVED,
     CANCELLED,
+    PENDING,
     REJECTED,
     STATUSES,
     PolicyRequests,
     RequestConflict,
 )
 from inventory.cache.store import canonical_json, content_hash
+from inventory.web import params
 from inventory.web.base import AuthenticatedHandler
 
 READ_MODEL = Partition(POLICY_REQUEST, ALL_ACCOUNTS, GLOBAL)
 ARN = re.compile(r"arn:aws[a-z-]*:[a-z0-9-]+:[a-z0-9-]*:(\d{12})?:[^\s\x00-\x1f\x7f]+", re.ASCII)
 ACCOUNT_ID = re.compile(r"\d{12}", re.ASCII)
 REQUEST_ID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
-MAX_ARN, MAX_TEXT = 2048, 2000
+MAX_ARN, MAX_TEXT, MAX_NAME = 2048, 2000, 256
 DEFAULT_LIMIT, MAX_LIMIT = 100, 1000
 
 T = TypeVar("T")
@@ -82,6 +85,11 @@ def parse_arn(value: Any, cache: RedisCache) -> tuple[str, str]:
     return arn, account_id
 
 
+def same_person(a: str, b: str) -> bool:
+    """Names as a proxy or a token gives them: the same user in any letter case."""
+    return a.casefold() == b.casefold()
+
+
 def parse_text(body: dict[str, Any], field: str, required: bool) -> str | None:
     value = body.get(field)
     if value is None and not required:
@@ -108,6 +116,78 @@ def parse_policy_document(value: Any) -> dict[str, Any]:
     return value
 
 
+#: IAM's own limits, in characters other than whitespace, for the inline policies of a role, user
+#: or group (all of them together) and for a managed policy:
+#: https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_iam-quotas.html
+IAM_POLICY_LIMITS = {"role": 10_240, "user": 2_048, "group": 5_120, "policy": 6_144}
+#: Any other resource's document: the largest IAM allows (a role's).
+POLICY_LIMIT = 10_240
+
+
+def policy_limit(arn: str) -> tuple[int, str]:
+    """(characters, what for) a policy document for this resource may have."""
+    parts = arn.split(":", 5)
+    if len(parts) == 6 and parts[2] == "iam":
+        kind = parts[5].split("/", 1)[0]
+        if kind in IAM_POLICY_LIMITS:
+            return IAM_POLICY_LIMITS[kind], f"an IAM {kind}"
+    return POLICY_LIMIT, "any policy"
+
+
+def check_policy_size(document: dict[str, Any], arn: str) -> None:
+    """400 when the document is larger than IAM would accept (whitespace is not counted)."""
+    limit, what = policy_limit(arn)
+    size = len("".join(json.dumps(document, separators=(",", ":"), ensure_ascii=False).split()))
+    if size > limit:
+        raise tornado.web.HTTPError(
+            400,
+            f"field 'policy_document' has {size:,} characters other than whitespace; "
+            f"IAM allows {limit:,} for {what}",
+        )
+
+
+@dataclass(frozen=True)
+class ListQuery:
+    status: str
+    account: str | None
+    arn: str | None
+    requester: str | None
+    limit: int
+    offset: int
+
+    def matches(self, r: dict[str, Any]) -> bool:
+        return (
+            (not self.status or r.get("status") == self.status)
+            and (not self.account or r.get("account_id") == self.account)
+            and (not self.arn or r.get("resource_arn") == self.arn)
+            and (not self.requester or same_person(str(r.get("requester", "")), self.requester))
+        )
+
+
+def list_page(cache: RedisCache, q: ListQuery) -> dict[str, Any]:
+    """One page, newest first: filtered, sorted and counted on the summaries; then only the
+    page's own requests are read (documents can be large)."""
+    found = [(key, s) for key, s in cache.summaries(READ_MODEL).items() if q.matches(s)]
+    found.sort(key=lambda f: (f[1].get("created_at") or 0, f[1].get("id") or ""), reverse=True)
+    keys = [key for key, _ in found[q.offset : q.offset + q.limit]]
+    items = cache.get_items(READ_MODEL, keys)
+    return {
+        "requests": [json.loads(items[k]) for k in keys if k in items],
+        "total": len(found),
+        "limit": q.limit,
+        "offset": q.offset,
+    }
+
+
+def open_requests(cache: RedisCache, requester: str) -> int:
+    """How many pending requests ``requester`` has."""
+    return sum(
+        1
+        for s in cache.summaries(READ_MODEL).values()
+        if s.get("status") == PENDING and same_person(str(s.get("requester", "")), requester)
+    )
+
+
 class RequestsBase(AuthenticatedHandler):
     """The requests table (503 when not configured) and its read model."""
 
@@ -128,16 +208,6 @@ class RequestsBase(AuthenticatedHandler):
                 raise tornado.web.HTTPError(415, "request body must be application/json")
         return self.json_body(required)
 
-    def int_argument(self, name: str, default: int, low: int, high: int) -> int:
-        raw = self.get_query_argument(name, "").strip()
-        if not raw:
-            return default
-        if not raw.isascii() or not raw.isdigit() or not low <= int(raw) <= high:
-            raise tornado.web.HTTPError(
-                400, f"parameter '{name}' must be an integer from {low} to {high}"
-            )
-        return int(raw)
-
     async def stored(self, record: dict[str, Any]) -> None:
         """The changed record into the read model, so the list shows it at once."""
         await self.blocking(
@@ -148,50 +218,41 @@ class RequestsBase(AuthenticatedHandler):
 class RequestsHandler(RequestsBase):
     """``GET /api/v1/requests``: filtered, newest first; ``POST``: create a request."""
 
-    def get(self) -> None:
-        status = self.get_query_argument("status", "").strip().lower()
-        if status and status not in STATUSES:
-            raise tornado.web.HTTPError(
-                400, f"parameter 'status' must be one of {', '.join(STATUSES)}"
-            )
-        account = self.get_query_argument("account", "").strip()
-        if account and not ACCOUNT_ID.fullmatch(account):
-            raise tornado.web.HTTPError(400, "parameter 'account' must be a 12-digit account id")
-        arn = self.get_query_argument("arn", "").strip()
-        requester = self.get_query_argument("requester", "").strip()
-        limit = self.int_argument("limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
-        offset = self.int_argument("offset", 0, 0, 10**9)
-
-        found = [
-            r
-            for r in self.readers.cache.items(READ_MODEL).values()
-            if (not status or r.get("status") == status)
-            and (not account or r.get("account_id") == account)
-            and (not arn or r.get("resource_arn") == arn)
-            and (not requester or str(r.get("requester", "")).casefold() == requester.casefold())
-        ]
-        found.sort(key=lambda r: (r.get("created_at") or 0, r.get("id") or ""), reverse=True)
-        self.write_json(
-            {
-                "requests": found[offset : offset + limit],
-                "total": len(found),
-                "limit": limit,
-                "offset": offset,
-            }
+    async def get(self) -> None:
+        query = ListQuery(
+            status=params.choice(self, "status", STATUSES, "", fold_case=True),
+            account=params.account(self),
+            arn=params.text(self, "arn", MAX_ARN),
+            requester=params.text(self, "requester", MAX_NAME),
+            limit=params.integer(self, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT),
+            offset=params.integer(self, "offset", 0, 0, 10**9),
         )
+        self.write_json(await self.blocking(list_page, self.readers.cache, query))
 
     async def post(self) -> None:
         table = self.table()
+        web = self.inventory_settings.web
+        requester = self.identity.name
+        self.rate_limit("policy requests", f"identity {requester}", web.request_rate)
         body = self.json_request()
         arn, account_id = parse_arn(body.get("arn"), self.readers.cache)
         justification = parse_text(body, "justification", required=True)
         assert justification is not None
         document = parse_policy_document(body.get("policy_document"))
+        check_policy_size(document, arn)
+        if await self.blocking(open_requests, self.readers.cache, requester) >= (
+            web.max_open_requests
+        ):
+            raise tornado.web.HTTPError(
+                409,
+                f"you have {web.max_open_requests} pending requests, the most one may have "
+                "(web.max_open_requests): cancel one or wait for a review",
+            )
         record = await self.blocking(
             lambda: table.create(
                 arn=arn,
                 account_id=account_id,
-                requester=self.identity.name,
+                requester=requester,
                 justification=justification,
                 policy_document=document,
                 now=time.time(),
@@ -227,6 +288,8 @@ class ReviewHandler(RequestsBase):
             raise tornado.web.HTTPError(404, "no request with that id")
         if action == "cancel" and current["requester"] != identity.name:
             raise tornado.web.HTTPError(403, "only the requester may cancel a request")
+        if action == "approve" and same_person(current["requester"], identity.name):
+            raise tornado.web.HTTPError(403, "nobody may approve their own request")
         status = {"approve": APPROVED, "reject": REJECTED, "cancel": CANCELLED}[action]
         try:
             record = await self.blocking(

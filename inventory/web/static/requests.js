@@ -17,10 +17,13 @@
     return el("span", { class: "badge badge-status", dataset: { status }, text: status });
   }
 
-  // Admins approve or reject; the requester may cancel their own pending request.
+  // Admins approve or reject, but nobody approves their own request (the API refuses it too);
+  // the requester may cancel their own pending request.
   function reviewControls(request) {
     const actions = [];
-    if (isAdmin) actions.push(["approve", "Approve", "button-approve"], ["reject", "Reject", "button-reject"]);
+    const own = request.requester.toLowerCase() === me.toLowerCase();
+    if (isAdmin && !own) actions.push(["approve", "Approve", "button-approve"]);
+    if (isAdmin) actions.push(["reject", "Reject", "button-reject"]);
     if (request.requester === me) actions.push(["cancel", "Cancel request", ""]);
     if (!actions.length) return null;
     const comment = el("input", {
