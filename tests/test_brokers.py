@@ -17,8 +17,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from kombu.exceptions import OperationalError
 
-from inventory.brokers import broker_queues
+from inventory.brokers import BrokerQueues, broker_queues
 from inventory.celery_app import QUEUES, create_app
 from inventory.exporter import build_collector, render
 from inventory.metrics import OK
@@ -26,10 +27,12 @@ from inventory.runtime import Runtime
 from inventory.settings import load_settings
 from tests.conftest import inventory_env
 from tests.processes import Worker
+from tests.servers import free_port
 from tests.test_cli import run_cli
 from tests.test_exporter import named, parse
 
 REPORT = "inventory.report_celery_last_success_metrics"
+BROKER = "INVENTORY_CELERY__BROKER_URL"
 RABBITMQ = ("127.0.0.1", 5672)
 
 
@@ -74,6 +77,23 @@ def run_a_worker_on(env: dict[str, str], runtime: Runtime, tmp_path: Path) -> No
     for reported in ages:
         assert 42 <= reported["get_iam_role_limit"]["111111111111"] < 100
     assert runtime.outcomes.counts()[("report_celery_last_success_metrics", "all", OK)] == 3
+
+
+def test_queue_lengths_read_again_after_a_broker_error(env, clean, redis_server):
+    live = broker_queues(load_settings(paths=[], environ=env))
+    dead_url = f"redis://127.0.0.1:{free_port()}/0"
+    dead = broker_queues(load_settings(paths=[], environ=env | {BROKER: dead_url}))
+    connections = [dead.connect, live.connect]
+    reader = BrokerQueues(lambda: connections.pop(0)(), live.queues)
+
+    with pytest.raises(OperationalError):
+        reader.lengths()
+    app = create_app(load_settings(paths=[], environ=env))
+    app.send_task(REPORT)
+
+    assert reader.lengths() == {q: int(q == "metrics") for q in QUEUES}
+    assert reader.lengths() == {q: int(q == "metrics") for q in QUEUES}  # the same connection
+    assert connections == []
 
 
 # --- Amazon SQS (moto server) ------------------------------------------------------------------
