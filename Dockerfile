@@ -23,7 +23,7 @@ COPY config ./config
 
 USER 10001:10001
 ENV INVENTORY_CONFIG=/app/config/default.yaml \
-    INVENTORY_HEALTH__FILE=/tmp/inventory.alive
+    INVENTORY_HEALTH__HEARTBEAT_PATH=/tmp/inventory.alive
 EXPOSE 8080 8099
 # Every long-running command touches the heartbeat file from its working loop; no broker call.
 HEALTHCHECK --interval=30s --timeout=10s --start-period=60s --retries=3 \

@@ -39,7 +39,14 @@ def _web(argv: list[str]) -> int:
     return main()
 
 
+def _redis_memory(argv: list[str]) -> int:
+    from bench.redis_memory import main
+
+    return main(argv)
+
+
 BENCHMARKS: dict[str, Callable[[list[str]], int]] = {
+    "redis-memory": _redis_memory,
     "iam": _iam,
     "sweep": _sweep,
     "events": _events,
@@ -49,7 +56,8 @@ BENCHMARKS: dict[str, Callable[[list[str]], int]] = {
 
 def main(argv: list[str]) -> int:
     if not argv or argv[0] not in BENCHMARKS:
-        print("usage: python -m bench {iam|sweep|events|web} [--help | options]", file=sys.stderr)
+        names = "|".join(BENCHMARKS)
+        print(f"usage: python -m bench {{{names}}} [--help | options]", file=sys.stderr)
         return 2
     return BENCHMARKS[argv[0]](argv[1:])
 

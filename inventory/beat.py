@@ -28,7 +28,7 @@ class InventoryScheduler(RedBeatScheduler):
         super().__init__(*args, **kwargs)
         runtime = getattr(self.app, "runtime", None)
         health = runtime.settings.health if runtime is not None else None
-        self.heartbeat_file = health.file if health is not None else None
+        self.heartbeat_file = health.heartbeat_path if health is not None else None
         if self.heartbeat_file and health is not None:
             # A standby waits on the leader lock (RedBeat's beat_init) by design: alive, idle.
             threading.Thread(

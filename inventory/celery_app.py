@@ -19,26 +19,10 @@ from inventory.schedule import beat_schedule
 from inventory.settings import ConfigError, Settings, load_settings
 from inventory.signing import SigningAMQP, secure_worker, signer
 
-FANOUT = "fanout"
-AWS = "aws"
-MAINTENANCE = "maintenance"
-METRICS = "metrics"
-QUEUES = (FANOUT, AWS, MAINTENANCE, METRICS)
+# The queues; each task declares its own (``routing_queue=`` in its decorator).
+from inventory.tasks.base import AWS, FANOUT, MAINTENANCE, METRICS, QUEUES
 
-TASK_ROUTES = {
-    "inventory.*_across_accounts": {"queue": FANOUT},
-    "inventory.*_for_account": {"queue": AWS},
-    "inventory.clear_old_redis_iam_cache": {"queue": MAINTENANCE},
-    "inventory.cache_cloud_account_mapping": {"queue": MAINTENANCE},
-    "inventory.cache_policies_table_details": {"queue": MAINTENANCE},
-    "inventory.cache_policy_requests": {"queue": MAINTENANCE},
-    "inventory.cache_credential_authorization_mapping": {"queue": MAINTENANCE},
-    "inventory.get_iam_role_limit": {"queue": AWS},
-    "inventory.cache_cloudtrail_errors_by_arn": {"queue": AWS},
-    "inventory.drain_change_events": {"queue": AWS},
-    "inventory.refresh_changed_resources": {"queue": AWS},
-    "inventory.report_celery_last_success_metrics": {"queue": METRICS},
-}
+__all__ = ["AWS", "FANOUT", "MAINTENANCE", "METRICS", "QUEUES", "create_app"]
 
 
 class InventoryLoader(AppLoader):
@@ -87,7 +71,6 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         # Each queue its own direct exchange and key: a bare Queue(q) binds every queue to the
         # default exchange ("aws") with key "aws", so one message published there reached all four.
         "task_queues": [Queue(q, Exchange(q, type="direct"), routing_key=q) for q in QUEUES],
-        "task_routes": TASK_ROUTES,
         "task_track_started": True,
         "worker_send_task_events": sends_events(settings),
         "task_send_sent_event": sends_events(settings),
@@ -174,13 +157,19 @@ def create_app(settings: Settings | None = None) -> InventoryCelery:
     )
     app.conf.update(celery_config(settings))
     app.runtime = Runtime(settings)
-    if settings.health.file:
+    if settings.health.heartbeat_path:
         from inventory.liveness import ConsumerHeartbeat
 
         app.steps["consumer"].add(ConsumerHeartbeat)
     import inventory.tasks  # noqa: F401 - registers the shared tasks on this app
 
     app.finalize(auto=True)
+    # Sent by name too (beat, the web tier, send_task): each message goes to its task's queue.
+    app.conf.task_routes = {
+        name: {"queue": task.routing_queue}
+        for name, task in app.tasks.items()
+        if getattr(task, "routing_queue", None)
+    }
     check_delivery_safety(app, settings)
     if settings.celery.signing.enabled:
         app.amqp.signer = signer(settings)

@@ -187,10 +187,10 @@ def web(settings: Settings, host: str | None, port: int | None, json_logs: bool)
             readers.search.sync_safely, settings.web.search_sync_seconds * 1000
         )
         follow.start()
-    if settings.health.file:
+    if settings.health.heartbeat_path:
         from inventory.liveness import touch
 
-        heartbeat_file = settings.health.file
+        heartbeat_file = settings.health.heartbeat_path
         touch(heartbeat_file)
         # On the IOLoop: a stalled loop stops touching and the health check fails.
         tornado.ioloop.PeriodicCallback(
@@ -251,45 +251,35 @@ def metrics(settings: Settings, host: str | None, port: int | None, json_logs: b
     signal.signal(signal.SIGTERM, lambda *_: server.stop())
     click.echo(f"metrics exporter listening on http://{address}:{server.port}/metrics", err=True)
     try:
-        server.wait(settings.health.file, settings.health.interval_seconds)
+        server.wait(settings.health.heartbeat_path, settings.health.interval_seconds)
     except KeyboardInterrupt:
         server.stop()
 
 
+def _sync_choices() -> list[str]:
+    from inventory.registry import SYNCS
+
+    return [*(s.name for s in SYNCS), "accounts"]
+
+
 @main.command()
-@click.argument(
-    "kind",
-    type=click.Choice(
-        [
-            "iam",
-            "accounts",
-            "s3_buckets",
-            "sqs_queues",
-            "sns_topics",
-            "managed_policies",
-            "resources_from_aws_config",
-        ]
-    ),
-)
+@click.argument("kind", type=click.Choice(_sync_choices()))
 @click.option("--account", "-a", "account_ids", multiple=True, help="Account id (default: all).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @with_settings
 def sync(settings: Settings, kind: str, account_ids: tuple[str, ...], as_json: bool) -> None:
-    """Run one kind's sync in this process, for one account or all."""
+    """Run one sync (a name from the registry, or accounts) in this process, per account."""
     from rich.console import Console
     from rich.progress import Progress
     from rich.table import Table
 
-    from inventory.registry import BY_STEM
+    from inventory.registry import BY_NAME
     from inventory.runtime import Runtime
     from inventory.tasks.accounts import active_accounts, store_account_mapping
-    from inventory.tasks.iam import sync_iam_account
     from inventory.tasks.resources import sync_kind
 
     def sync_one(account_id: str) -> dict[str, Any]:
-        if kind == "iam":
-            return sync_iam_account(runtime, account_id)
-        return sync_kind(runtime, BY_STEM[kind], account_id)
+        return sync_kind(runtime, BY_NAME[kind], account_id)
 
     runtime = Runtime(settings)
     console = Console(stderr=as_json)
@@ -317,10 +307,7 @@ def sync(settings: Settings, kind: str, account_ids: tuple[str, ...], as_json: b
             if "error" in s:
                 table.add_row(account_id, "-", "", "", "", "", s["error"])
                 continue
-            partitions = s.get("partitions") or {
-                f"{BY_STEM[kind].kind} {region}": p for region, p in s["regions"].items()
-            }
-            for k, p in partitions.items():
+            for k, p in s["partitions"].items():
                 table.add_row(
                     account_id,
                     k,
@@ -583,12 +570,9 @@ def tables_migrate(settings: Settings, as_json: bool) -> None:
 
 def durable_kinds() -> set[str]:
     """Every kind with a durable copy (DynamoDB, S3)."""
-    from inventory.aws.managed_policies import AWS_DOCUMENT_KIND
-    from inventory.cache.keys import ACCOUNT, CLOUDTRAIL_ERRORS, IAM_KINDS, IAM_ROLE_LIMIT
     from inventory.registry import KINDS
 
-    extra = {ACCOUNT, AWS_DOCUMENT_KIND, CLOUDTRAIL_ERRORS, IAM_ROLE_LIMIT}
-    return {*IAM_KINDS, *extra, *(k.kind for k in KINDS if k.durable)}
+    return {k.kind for k in KINDS if k.durable}
 
 
 @main.command()
@@ -660,6 +644,33 @@ def verify(
         sys.exit(EXIT_FAILED)
 
 
+@main.command()
+@click.option("-o", "--output", default="docs/aws-permissions.md", show_default=True)
+@click.option("--check", is_flag=True, help="Exit 1 when the file's block is out of date.")
+@click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
+def permissions(output: str, check: bool, as_json: bool) -> None:
+    """Write the spoke role's policy (from the registry) into the permissions document."""
+    from pathlib import Path
+
+    from inventory.permissions import render, update
+
+    path = Path(output)
+    if check:
+        current = render(path.read_text()) == path.read_text()
+        if as_json:
+            click.echo(json.dumps({"file": output, "current": current}))
+        elif not current:
+            click.echo(f"{output} is out of date: run inventory permissions -o {output}", err=True)
+        if not current:
+            sys.exit(EXIT_FAILED)
+        return
+    updated = update(path)
+    if as_json:
+        click.echo(json.dumps({"file": output, "updated": updated}))
+        return
+    click.echo(f"{output}: {'updated' if updated else 'already current'}")
+
+
 @main.group()
 def schedule() -> None:
     """The beat schedule."""
@@ -710,7 +721,11 @@ def _echo_schedule_json(settings: Settings) -> None:
 
     from inventory.schedule import effective_schedule
 
-    entries = [dataclasses.asdict(e) for e in effective_schedule(settings)]
+    tasks = _app(settings).tasks
+    entries = [
+        dataclasses.asdict(e) | {"queue": tasks[e.task].routing_queue}
+        for e in effective_schedule(settings)
+    ]
     click.echo(json.dumps(entries, indent=2, default=str))
 
 
@@ -724,9 +739,10 @@ def schedule_show(settings: Settings, as_json: bool) -> None:
     if as_json:
         _echo_schedule_json(settings)
         return
+    tasks = _app(settings).tasks
     for e in effective_schedule(settings):
         state = "enabled " if e.enabled else "disabled"
-        click.echo(f"{state}  every {e.every:>8.0f}s  {e.queue:<12} {e.name}")
+        click.echo(f"{state}  every {e.every:>8.0f}s  {tasks[e.task].routing_queue:<12} {e.name}")
 
 
 @main.command()
@@ -741,9 +757,11 @@ def health(settings: Settings, max_age: float | None, as_json: bool) -> None:
     """
     from inventory.liveness import age
 
-    path = settings.health.file
+    path = settings.health.heartbeat_path
     if path is None:
-        click.echo("error: health.file is not set (INVENTORY_HEALTH__FILE)", err=True)
+        click.echo(
+            "error: health.heartbeat_path is not set (INVENTORY_HEALTH__HEARTBEAT_PATH)", err=True
+        )
         sys.exit(EXIT_CONFIG)
     limit = settings.health.max_age_seconds if max_age is None else max_age
     seconds = age(path)

@@ -41,13 +41,13 @@ def age(path: str | os.PathLike[str], now: float | None = None) -> float | None:
 
 
 class ConsumerHeartbeat(bootsteps.StartStopStep):
-    """A worker consumer step touching ``health.file`` from the consumer's own timer."""
+    """A worker consumer step touching ``health.heartbeat_path`` from the consumer's own timer."""
 
     requires = ("celery.worker.consumer.connection:Connection",)
 
     def __init__(self, c: Any, **kwargs: Any) -> None:
         health = c.app.runtime.settings.health
-        self.path = health.file
+        self.path = health.heartbeat_path
         self.interval = health.interval_seconds
         self.tref: Any = None
         super().__init__(c, **kwargs)

@@ -9,8 +9,10 @@ from typing import Any
 
 import redis
 
+from inventory.aws.event_queue import EventQueue
 from inventory.aws.session import AwsSessions, ClientOptions
 from inventory.cache.dynamo import DynamoStore
+from inventory.cache.event_ledger import EventLedger
 from inventory.cache.history import ChangeHistory
 from inventory.cache.key_migration import KeyMigration, upgrade
 from inventory.cache.keys import Keys
@@ -50,6 +52,18 @@ class Runtime:
     @cached_property
     def outcomes(self) -> TaskOutcomes:
         return TaskOutcomes(self.redis, self.keys)
+
+    @cached_property
+    def event_ledger(self) -> EventLedger:
+        return EventLedger(self.redis, self.keys)
+
+    def event_queue(self) -> EventQueue | None:
+        """The CloudTrail change-event queue (hub credentials), or None when events are off."""
+        cfg = self.settings.events
+        if not cfg.enabled or not cfg.queue_url:
+            return None
+        region = cfg.queue_region or self.settings.active_region
+        return EventQueue(self.aws.hub_client("sqs", region), cfg.queue_url)
 
     @cached_property
     def messages(self) -> MessageLedger:

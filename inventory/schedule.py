@@ -35,12 +35,12 @@ def parse_crontab(text: str) -> crontab:
 
 @dataclass(frozen=True)
 class ScheduleEntry:
-    """One beat entry: which task runs how often, on which queue, and when a run goes stale."""
+    """One beat entry: which task runs how often, and when a run goes stale (the queue is the
+    task's own, declared with it)."""
 
     name: str
     task: str
     every: float
-    queue: str = "fanout"
     expires: float | None = None
     enabled: bool = True
     description: str = ""
@@ -68,7 +68,7 @@ class ScheduleEntry:
         return {
             "task": self.task,
             "schedule": self.schedule(),
-            "options": {"queue": self.queue, "expires": self.effective_expires},
+            "options": {"expires": self.effective_expires},
         }
 
 
@@ -82,65 +82,51 @@ def _duration(seconds: float) -> str:
 
 SCHEDULE: tuple[ScheduleEntry, ...] = (
     ScheduleEntry(
-        "cache_iam_resources_across_accounts",
-        "inventory.cache_iam_resources_across_accounts",
-        45 * MINUTE,
-        description="Fan out one IAM sync per active account",
-    ),
-    ScheduleEntry(
         "clear_old_redis_iam_cache",
         "inventory.clear_old_redis_iam_cache",
         6 * HOUR,
-        queue="maintenance",
         description="Remove IAM entries not refreshed within iam.stale_after_seconds",
     ),
     ScheduleEntry(
         "cache_policies_table_details",
         "inventory.cache_policies_table_details",
         30 * MINUTE,
-        queue="maintenance",
         description="Rebuild and verify the policies table the web UI searches",
     ),
     ScheduleEntry(
         "report_celery_last_success_metrics",
         "inventory.report_celery_last_success_metrics",
         1 * MINUTE,
-        queue="metrics",
         description="Time since the last success of every task, per account",
     ),
     ScheduleEntry(
         "get_iam_role_limit",
         "inventory.get_iam_role_limit",
         24 * HOUR,
-        queue="aws",
         description="IAM roles used / roles quota per account",
     ),
     ScheduleEntry(
         "cache_cloudtrail_errors_by_arn",
         "inventory.cache_cloudtrail_errors_by_arn",
         1 * HOUR,
-        queue="aws",
         description="Recent CloudTrail errors by principal ARN, from the configured source",
     ),
     ScheduleEntry(
         "cache_policy_requests",
         "inventory.cache_policy_requests",
         1 * HOUR,
-        queue="maintenance",
         description="Policy requests from DynamoDB into the Redis read model",
     ),
     ScheduleEntry(
         "cache_credential_authorization_mapping",
         "inventory.cache_credential_authorization_mapping",
         5 * MINUTE,
-        queue="maintenance",
         description="Which groups and users may use which roles (role tags + config)",
     ),
     ScheduleEntry(
         "drain_change_events",
         "inventory.drain_change_events",
         1 * MINUTE,
-        queue="aws",
         description="CloudTrail change events from SQS -> targeted refresh (needs events.enabled)",
         requires="events.enabled",
     ),
@@ -148,31 +134,30 @@ SCHEDULE: tuple[ScheduleEntry, ...] = (
         "cache_cloud_account_mapping",
         "inventory.cache_cloud_account_mapping",
         1 * HOUR,
-        queue="maintenance",
         description="Refresh the account list from config and AWS Organizations",
     ),
 )
 
 
 def _registry_entries() -> tuple[ScheduleEntry, ...]:
-    from inventory.registry import KINDS
+    from inventory.registry import SYNCS
 
     return tuple(
-        ScheduleEntry(k.schedule_name, k.across_accounts_task, k.every, description=k.description)
-        for k in KINDS
+        ScheduleEntry(s.schedule_name, s.across_accounts_task, s.every, description=s.description)
+        for s in SYNCS
     )
 
 
-SCHEDULE = SCHEDULE + _registry_entries()
+# The syncs first: the IAM one (ConsoleMe's cache_iam_resources_across_accounts) at the top.
+SCHEDULE = _registry_entries() + SCHEDULE
 
 
 def known_task_names() -> set[str]:
     """Short names of every task (scheduled ones and the per-account ones they send)."""
-    from inventory.registry import KINDS
+    from inventory.registry import SYNCS
 
     names = {e.task.removeprefix("inventory.") for e in SCHEDULE}
-    names |= {k.for_account_task.removeprefix("inventory.") for k in KINDS}
-    names.add("cache_iam_resources_for_account")
+    names |= {s.for_account_task.removeprefix("inventory.") for s in SYNCS}
     names.add("refresh_changed_resources")
     return names
 
@@ -243,7 +228,7 @@ def render_schedule_docs(app: Any, settings: Settings) -> str:
         doc = (task.__doc__ or "").strip().splitlines()[0] if task.__doc__ else ""
         limits = f"{task.soft_time_limit}s / {task.time_limit}s"
         lines.append(
-            f"| `{entry.name}` | `{entry.task}` | {entry.describe()} | {entry.queue} | "
+            f"| `{entry.name}` | `{entry.task}` | {entry.describe()} | {task.routing_queue} | "
             f"{_duration(entry.effective_expires)} | {limits} | "
             f"{'yes' if entry.enabled else 'no'} | {doc} |"
         )

@@ -139,7 +139,7 @@ def test_a_worker_heartbeat_makes_inventory_health_pass_without_the_broker(
 ):
     beat_file = tmp_path / "alive"
     env = sqs_env | {
-        "INVENTORY_HEALTH__FILE": str(beat_file),
+        "INVENTORY_HEALTH__HEARTBEAT_PATH": str(beat_file),
         "INVENTORY_HEALTH__INTERVAL_SECONDS": "1",
         "INVENTORY_HEALTH__MAX_AGE_SECONDS": "5",
     }
@@ -167,7 +167,7 @@ def test_health_without_a_heartbeat_file_setting_exits_2():
     proc, _ = run_cli(["health"], {})
     assert (proc.returncode, proc.stderr) == (
         2,
-        "error: health.file is not set (INVENTORY_HEALTH__FILE)\n",
+        "error: health.heartbeat_path is not set (INVENTORY_HEALTH__HEARTBEAT_PATH)\n",
     )
 
 

@@ -202,7 +202,8 @@ def test_dockerfile_layers_dependencies_before_code_and_runs_unprivileged_under_
     assert kinds.index("USER") > max(i for i, k in enumerate(kinds) if k == "RUN")
     assert dict(steps)["ENTRYPOINT"] == '["dumb-init", "--", "inventory"]'
     assert dict(steps)["HEALTHCHECK"].endswith('CMD ["inventory", "health"]')
-    assert any("INVENTORY_HEALTH__FILE=/tmp/inventory.alive" in a for k, a in steps if k == "ENV")
+    heartbeat = "INVENTORY_HEALTH__HEARTBEAT_PATH=/tmp/inventory.alive"
+    assert any(heartbeat in a for k, a in steps if k == "ENV")
     assert "dumb-init" in pins(ROOT / "requirements" / "image.txt")
 
 

@@ -316,6 +316,11 @@ def role_of(cmdline: str) -> str:
         return "redis"
     if "-m moto.server" in cmdline:
         return "moto"
+    # The web tier's search indexer (a spawned child) and multiprocessing's resource tracker.
+    if "multiprocessing.spawn import spawn_main" in cmdline:
+        return "search-indexer"
+    if "multiprocessing.resource_tracker" in cmdline:
+        return "resource-tracker"
     match = re.search(r"-m inventory\.cli (\w+)", cmdline)
     return match.group(1) if match else cmdline
 
@@ -425,7 +430,17 @@ def test_demo_serves_the_org_and_ctrl_c_stops_every_process_it_started(tmp_path)
         spawned |= descendants(proc.pid)
         # Everything the demo runs, found by walking parent pids: prefork adds two pool children.
         roles_running = sorted(role_of(c) for c in still_alive(spawned).values())
-        assert roles_running == ["beat", "moto", "redis", "web", "worker", "worker", "worker"]
+        assert roles_running == [
+            "beat",
+            "moto",
+            "redis",
+            "resource-tracker",
+            "search-indexer",
+            "web",
+            "worker",
+            "worker",
+            "worker",
+        ]
         assert token not in json.dumps([accounts, partitions, role])
 
         os.kill(proc.pid, signal.SIGINT)

@@ -34,7 +34,8 @@ from inventory.runtime import Runtime
 from inventory.settings import Settings, load_settings
 from inventory.web.app import Readers, make_app
 from tests.servers import free_port
-from tests.web.test_app import TOKEN, TOKEN_HASH, WRONG_TOKEN, Server
+from tests.web.conftest import Server
+from tests.web.test_app import TOKEN, TOKEN_HASH, WRONG_TOKEN
 
 ROOT = Path(__file__).resolve().parent.parent
 ALERTS = ROOT / "docs" / "alerts.yml"

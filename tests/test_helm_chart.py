@@ -182,29 +182,37 @@ def test_secrets_are_files_from_a_secret_and_never_environment(manifests):
         assert volumes["secrets"]["secret"]["secretName"] == "inventory-secrets"
         mounts = {m["mountPath"]: m for m in c["volumeMounts"]}
         assert mounts["/etc/inventory/secrets"]["readOnly"] is True
+        assert "items" not in volumes["secrets"]["secret"]  # every key is a setting's file
         env = {e["name"]: e for e in c["env"]}
-        assert env["INVENTORY_CONFIG"]["value"].split(",")[-1] == (
-            "/etc/inventory/secrets/inventory.yaml"
-        )
+        assert env["INVENTORY_SECRETS_DIR"]["value"] == "/etc/inventory/secrets"
         assert "envFrom" not in c
         for e in c["env"]:
             assert "valueFrom" not in e, e
-            assert not any(word in e["name"].lower() for word in SECRET_WORDS), e
+            if e["name"] != "INVENTORY_SECRETS_DIR":  # where the files are, not a secret
+                assert not any(word in e["name"].lower() for word in SECRET_WORDS), e
     assert by_kind(manifests, "Secret") == {}  # the operator's own Secret is used
 
 
 def test_the_chart_settings_load_with_the_service_settings_loader(manifests, tmp_path):
     config = by_kind(manifests, "ConfigMap")["inventory-config"]["data"]["inventory.yaml"]
     (tmp_path / "chart.yaml").write_text(config)
-    (tmp_path / "secret.yaml").write_text(
-        "celery: {broker_url: 'redis://:pw@inventory-redis:6379/0'}\n"
-        "redis: {url: 'redis://:pw@inventory-redis:6379/2'}\n"
-    )
-    paths = [ROOT / "config" / "default.yaml", tmp_path / "chart.yaml", tmp_path / "secret.yaml"]
-    settings = load_settings(paths=paths, environ={})
+    # The Secret as Kubernetes mounts it: a file per key, plus its own bookkeeping entries.
+    secrets = tmp_path / "secrets"
+    (secrets / "..2026_01_01").mkdir(parents=True)
+    (secrets / "celery__broker_url").write_text("redis://:pw@inventory-redis:6379/0\n")
+    (secrets / "redis__url").write_text("redis://:pw@inventory-redis:6379/2")
+    deployment = by_kind(manifests, "Deployment")["inventory-worker-aws"]
+    env = {e["name"]: e["value"] for e in container(deployment)["env"]}
+    mounts = {m["name"]: m["mountPath"] for m in container(deployment)["volumeMounts"]}
+    image_paths = env["INVENTORY_CONFIG"].split(",")
+    assert image_paths == ["/app/config/default.yaml", f"{mounts['config']}/inventory.yaml"]
+    assert env["INVENTORY_SECRETS_DIR"] == mounts["secrets"]
+    paths = [ROOT / "config" / "default.yaml", tmp_path / "chart.yaml"]
+    settings = load_settings(paths=paths, environ={"INVENTORY_SECRETS_DIR": str(secrets)})
     assert settings.metrics.port == DEFAULT_METRICS_PORT
     assert settings.metrics.host == "0.0.0.0"
     assert settings.celery.broker_url == "redis://:pw@inventory-redis:6379/0"
+    assert settings.redis.url == "redis://:pw@inventory-redis:6379/2"
 
 
 def test_every_pod_runs_unprivileged(manifests):

@@ -17,7 +17,7 @@ import redis
 from inventory.cache.keys import IAM_ROLE, Partition
 from inventory.celery_app import create_app
 from inventory.demo.seed import AccountSeed, Seeder, demo_account
-from inventory.registry import KINDS
+from inventory.registry import KINDS, SYNCS
 from inventory.runtime import Runtime
 from inventory.settings import load_settings
 from inventory.tasks.metrics import active_only_tasks
@@ -29,7 +29,7 @@ from tests.servers import RedisServer
 DYNAMODB_READS = {"DescribeTable", "Query", "BatchGetItem", "GetItem", "Scan"}
 # Every kind the registry declares, AWS Config included (it lists global IAM resources in
 # every region it records: the case where two partitions hold the same ARN).
-STEMS = tuple(k.stem for k in KINDS)
+STEMS = tuple(s.stem for s in SYNCS if s.stem != "iam_resources")
 REGIONS = ("us-east-1", "us-west-2")  # INVENTORY_AWS__REGIONS in tests/conftest.py
 
 

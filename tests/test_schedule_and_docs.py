@@ -39,8 +39,20 @@ def test_every_scheduled_task_is_registered_with_design_interval():
         assert entry["task"] in app.tasks, name
         assert entry["task"] == f"inventory.{name}"
         assert entry["options"]["expires"] > 0
-        routed = app.amqp.router.route({}, entry["task"])["queue"].name
-        assert routed == entry["options"]["queue"], name
+        assert "queue" not in entry["options"], name  # the task's own, declared once with it
+
+
+def test_every_task_declares_its_queue_once_and_messages_sent_by_name_go_there():
+    from inventory.celery_app import QUEUES
+
+    app = create_app(load_settings(paths=[], environ={}))
+    ours = {name: task for name, task in app.tasks.items() if name.startswith("inventory.")}
+    assert {n: t.routing_queue in QUEUES for n, t in ours.items()} == dict.fromkeys(ours, True)
+    for name, task in ours.items():
+        # send_task by name (beat, the web tier) routes as the task declares.
+        assert app.amqp.router.route({}, name)["queue"].name == task.routing_queue, name
+    assert ours["inventory.cache_sqs_queues_for_account"].routing_queue == "aws"
+    assert ours["inventory.cache_sqs_queues_across_accounts"].routing_queue == "fanout"
 
 
 def test_every_task_has_a_name_docstring_time_limits_and_late_ack():

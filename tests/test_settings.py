@@ -94,6 +94,7 @@ DEFAULTS = {
         "max_header_bytes": 16384,
         "search_sync_seconds": 1.0,
         "search_rebuild_seconds": 10.0,
+        "search_index_dir": "state/search-index",
     },
     "cloudtrail": {
         "source": "none",
@@ -123,7 +124,7 @@ DEFAULTS = {
         "stale_after_seconds": 7200.0,
         "partition_series": True,
     },
-    "health": {"file": None, "interval_seconds": 15.0, "max_age_seconds": 120.0},
+    "health": {"heartbeat_path": None, "interval_seconds": 15.0, "max_age_seconds": 120.0},
     "replication": {"overlap_seconds": 300.0},
     "events": {
         "enabled": False,

@@ -11,8 +11,17 @@ from botocore.exceptions import ClientError
 from inventory.aws.errors import error_code
 from inventory.aws.listing import Listing
 from inventory.aws.records import BadRecord, iso, transform_each
+from inventory.cache.keys import CONFIG_RESOURCE
 
-KIND = "config_resource"
+KIND = CONFIG_RESOURCE
+ACTIONS = (
+    "config:SelectResourceConfig",
+    "config:ListDiscoveredResources",
+    "config:BatchGetResourceConfig",
+)
+#: Config keeps a capture time per item that moves without the resource changing (moto even
+#: moves it per call): left out of the content hash, so it is refreshed only with a change.
+VOLATILE = frozenset({"captured"})
 DEFAULT_RESOURCE_TYPES: tuple[str, ...] = (
     "AWS::S3::Bucket",
     "AWS::IAM::Role",

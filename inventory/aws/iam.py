@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from inventory.aws.listing import storable
+from inventory.aws.kind import CollectContext
+from inventory.aws.listing import Listing, storable
 from inventory.aws.records import SkippedRecord, day, iso, policy_document, tags, transform_each
 from inventory.cache.keys import IAM_GROUP, IAM_POLICY, IAM_ROLE, IAM_USER
 
 FILTERS = ["Role", "User", "Group", "LocalManagedPolicy"]
+ACTIONS = ("iam:GetAccountAuthorizationDetails",)
 
 
 @dataclass
@@ -39,7 +42,7 @@ def get_authorization_details(client: Any) -> AuthorizationDetails:
     return details
 
 
-def _attached(raw: list[dict[str, str]] | None) -> list[dict[str, str]]:
+def attached_policies(raw: list[dict[str, str]] | None) -> list[dict[str, str]]:
     policies = [{"name": p["PolicyName"], "arn": p["PolicyArn"]} for p in raw or ()]
     return sorted(policies, key=lambda p: p["arn"])
 
@@ -76,7 +79,7 @@ def transform_role(raw: dict[str, Any], account_id: str) -> dict[str, Any]:
         "max_session_duration": raw.get("MaxSessionDuration"),
         "trust_policy": policy_document(raw["AssumeRolePolicyDocument"], "trust policy"),
         "inline_policies": _inline(raw.get("RolePolicyList"), arn),
-        "attached_policies": _attached(raw.get("AttachedManagedPolicies")),
+        "attached_policies": attached_policies(raw.get("AttachedManagedPolicies")),
         "permissions_boundary": _boundary(raw.get("PermissionsBoundary")),
         "tags": tags(raw.get("Tags")),
         "last_used": (
@@ -100,7 +103,7 @@ def transform_user(raw: dict[str, Any], account_id: str) -> dict[str, Any]:
         "path": raw.get("Path"),
         "created": iso(raw.get("CreateDate")),
         "inline_policies": _inline(raw.get("UserPolicyList"), arn),
-        "attached_policies": _attached(raw.get("AttachedManagedPolicies")),
+        "attached_policies": attached_policies(raw.get("AttachedManagedPolicies")),
         "groups": sorted(raw.get("GroupList") or ()),
         "permissions_boundary": _boundary(raw.get("PermissionsBoundary")),
         "tags": tags(raw.get("Tags")),
@@ -119,7 +122,7 @@ def transform_group(raw: dict[str, Any], account_id: str) -> dict[str, Any]:
         "path": raw.get("Path"),
         "created": iso(raw.get("CreateDate")),
         "inline_policies": _inline(raw.get("GroupPolicyList"), arn),
-        "attached_policies": _attached(raw.get("AttachedManagedPolicies")),
+        "attached_policies": attached_policies(raw.get("AttachedManagedPolicies")),
     }
 
 
@@ -176,3 +179,23 @@ def transform_authorization_details(details: AuthorizationDetails, account_id: s
         by_kind[kind] = records
         skipped.extend(bad)
     return IamRecords(by_kind, skipped)
+
+
+def collect_iam(ctx: CollectContext) -> dict[str, Listing]:
+    """The four IAM kinds of one account from one GetAccountAuthorizationDetails listing.
+
+    A record that cannot be transformed keeps its cached copy; one that cannot even be named
+    could be any cached item, so then no kind's listing is complete.
+    """
+    listed_at = time.time()
+    details = get_authorization_details(ctx.client)
+    records = transform_authorization_details(details, ctx.account_id)
+    complete = all(bad.arn for bad in records.skipped)
+    keep = {bad.arn for bad in records.skipped if bad.arn}
+    listings = {}
+    for kind, found in records.by_kind.items():
+        skipped = [bad for bad in records.skipped if bad.identifier.startswith(f"{kind} ")]
+        listing = Listing(found, skipped, complete, set(keep), details.pages)
+        listing.listed_at = listed_at
+        listings[kind] = listing
+    return listings

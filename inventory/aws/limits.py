@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+ACTIONS = ("iam:GetAccountSummary",)
+
 
 def get_account_summary(client: Any) -> dict[str, int]:
     """IAM GetAccountSummary: the SummaryMap of usage and quotas."""

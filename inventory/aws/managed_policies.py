@@ -8,12 +8,15 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from inventory.aws.errors import error_code
+from inventory.aws.kind import CollectContext
 from inventory.aws.listing import Listing
 from inventory.aws.records import BadRecord, iso, policy_document
+from inventory.cache.keys import AWS_MANAGED_POLICY, MANAGED_POLICY
 
-KIND = "managed_policy"
-AWS_DOCUMENT_KIND = "aws_managed_policy"
+KIND = MANAGED_POLICY
+AWS_DOCUMENT_KIND = AWS_MANAGED_POLICY
 AWS_ACCOUNT = "aws"
+ACTIONS = ("iam:ListPolicies", "iam:GetPolicyVersion")
 
 
 def is_aws_managed(arn: str) -> bool:
@@ -98,3 +101,13 @@ def collect_managed_policies(
         except (BadRecord, KeyError) as exc:
             listing.skip(f"policy {arn}", str(exc), arn if isinstance(arn, str) else None)
     return listing, aws_documents
+
+
+def collect(ctx: CollectContext) -> dict[str, Listing]:
+    """Attached policies of the account, and the shared AWS managed documents it must fetch.
+
+    The documents are written beside the account's listing into one shared partition, never
+    as a complete listing of it (other accounts' syncs add to it too).
+    """
+    listing, documents = collect_managed_policies(ctx.client, ctx.account_id, ctx.shared.need)
+    return {KIND: listing, AWS_DOCUMENT_KIND: Listing(records=documents, complete=False)}

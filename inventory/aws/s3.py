@@ -1,22 +1,31 @@
-"""S3 buckets: ListBuckets, then location, tags and policy of each bucket."""
+"""S3 buckets: ListBuckets, then location, tags and policy of each; and one bucket's read-back."""
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from inventory.aws.errors import error_code
-from inventory.aws.listing import Listing, add_detailed
+from inventory.aws.kind import CREATE, DELETE, POLICY, TAGS, EventRules, Target
+from inventory.aws.listing import Listing, add_detailed, storable
 from inventory.aws.records import iso, policy_document, tags
+from inventory.cache.keys import GLOBAL
 
 KIND = "s3_bucket"
 NO_POLICY = {"NoSuchBucketPolicy"}
 NO_TAGS = {"NoSuchTagSet", "NoSuchTagSetError"}
 GONE = {"NoSuchBucket"}
+ACTIONS = (
+    "s3:ListAllMyBuckets",
+    "s3:GetBucketLocation",
+    "s3:GetBucketTagging",
+    "s3:GetBucketPolicy",
+)
 
 
-def bucket_arn(name: str) -> str:
+def bucket_arn(name: str, account_id: str = "", region: str = "") -> str:
     return f"arn:aws:s3:::{name}"
 
 
@@ -28,22 +37,38 @@ def get_buckets(client: Any) -> list[dict[str, Any]]:
     return buckets
 
 
-def get_bucket_details(client: Any, name: str) -> dict[str, Any]:
-    """GetBucketLocation, GetBucketTagging and GetBucketPolicy of one bucket (absent = None)."""
-    location = client.get_bucket_location(Bucket=name).get("LocationConstraint")
+def get_bucket_tags(client: Any, name: str) -> list[dict[str, str]]:
+    """GetBucketTagging: the tag set ([] when the bucket has none)."""
     try:
-        tag_set = client.get_bucket_tagging(Bucket=name).get("TagSet", [])
+        return list(client.get_bucket_tagging(Bucket=name).get("TagSet", []))
     except ClientError as exc:
         if error_code(exc) not in NO_TAGS:
             raise
-        tag_set = []
+        return []
+
+
+def get_bucket_policy(client: Any, name: str) -> str | None:
+    """GetBucketPolicy: the policy as AWS returns it (None when the bucket has none)."""
     try:
-        policy = client.get_bucket_policy(Bucket=name)["Policy"]
+        return str(client.get_bucket_policy(Bucket=name)["Policy"])
     except ClientError as exc:
         if error_code(exc) not in NO_POLICY:
             raise
-        policy = None
-    return {"Location": location, "TagSet": tag_set, "Policy": policy}
+        return None
+
+
+def get_bucket_details(client: Any, name: str) -> dict[str, Any]:
+    """GetBucketLocation, GetBucketTagging and GetBucketPolicy of one bucket (absent = None)."""
+    location = client.get_bucket_location(Bucket=name).get("LocationConstraint")
+    return {
+        "Location": location,
+        "TagSet": get_bucket_tags(client, name),
+        "Policy": get_bucket_policy(client, name),
+    }
+
+
+def transform_policy(policy: str | None, name: str) -> dict[str, Any] | None:
+    return None if policy is None else policy_document(policy, f"bucket policy of {name}")
 
 
 def transform_bucket(
@@ -60,11 +85,7 @@ def transform_bucket(
         "region": "eu-west-1" if location == "EU" else (location or "us-east-1"),
         "created": iso(raw.get("CreationDate")),
         "tags": tags(details.get("TagSet")),
-        "policy": (
-            None
-            if details.get("Policy") is None
-            else policy_document(details["Policy"], f"bucket policy of {name}")
-        ),
+        "policy": transform_policy(details.get("Policy"), name),
     }
 
 
@@ -83,3 +104,54 @@ def collect_buckets(client: Any, account_id: str, region: str) -> Listing:
             GONE,
         )
     return listing
+
+
+def refresh_bucket(
+    client: Any,
+    account_id: str,
+    region: str,
+    name: str,
+    aspects: Collection[str],
+    cached: dict[str, Any] | None,
+) -> dict[str, Any] | None:
+    """A bucket after its events: only its policy or tags when only those changed, else all."""
+    try:
+        if cached is not None and set(aspects) <= {POLICY, TAGS}:
+            record = dict(cached)
+            if POLICY in aspects:
+                record["policy"] = transform_policy(get_bucket_policy(client, name), name)
+            if TAGS in aspects:
+                record["tags"] = tags(get_bucket_tags(client, name))
+            return storable(record)
+        created = cached.get("created") if cached else None
+        if created is None:
+            listed = {b["Name"]: b for b in get_buckets(client)}
+            if name not in listed:
+                return None
+            created = iso(listed[name].get("CreationDate"))
+        details = get_bucket_details(client, name)
+    except ClientError as exc:
+        if error_code(exc) in GONE:
+            return None
+        raise
+    return storable(transform_bucket({"Name": name, "CreationDate": created}, details, account_id))
+
+
+def _locate(
+    name: str, params: Mapping[str, Any], response: Mapping[str, Any], region: str, account: str
+) -> Target:
+    return Target(params["bucketName"], GLOBAL)
+
+
+EVENTS = EventRules(
+    "s3.amazonaws.com",
+    {
+        "CreateBucket": CREATE,
+        "DeleteBucket": DELETE,
+        "PutBucketPolicy": POLICY,
+        "DeleteBucketPolicy": POLICY,
+        "PutBucketTagging": TAGS,
+        "DeleteBucketTagging": TAGS,
+    },
+    _locate,
+)

@@ -1,14 +1,25 @@
-"""SNS topics of one region: ListTopics, then attributes and tags of each topic."""
+"""SNS topics of one region: ListTopics, then attributes and tags of each; one topic's read-back."""
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
 from typing import Any
 
-from inventory.aws.listing import Listing, add_detailed
+from botocore.exceptions import ClientError
+
+from inventory.aws.errors import error_code
+from inventory.aws.kind import CREATE, DELETE, RESOURCE, TAGS, EventRules, NotAChange, Target
+from inventory.aws.listing import Listing, add_detailed, storable
 from inventory.aws.records import policy_document, tags
 
 KIND = "sns_topic"
 GONE = {"NotFound", "NotFoundException"}
+ACTIONS = ("sns:ListTopics", "sns:GetTopicAttributes", "sns:ListTagsForResource")
+
+
+def topic_arn(arn: str, account_id: str = "", region: str = "") -> str:
+    """Topics are named by their ARN, in listings and events alike."""
+    return arn
 
 
 def get_topic_arns(client: Any) -> list[str]:
@@ -57,3 +68,61 @@ def collect_topics(client: Any, account_id: str, region: str) -> Listing:
             GONE,
         )
     return listing
+
+
+def refresh_topic(
+    client: Any,
+    account_id: str,
+    region: str,
+    arn: str,
+    aspects: Collection[str],
+    cached: dict[str, Any] | None,
+) -> dict[str, Any] | None:
+    """A topic after its events: ListTagsForResource alone for tag changes, attributes else."""
+    try:
+        if cached is not None and set(aspects) == {TAGS}:
+            record = dict(cached)
+            record["tags"] = tags(client.list_tags_for_resource(ResourceArn=arn).get("Tags"))
+            return storable(record)
+        if cached is not None and TAGS not in aspects and CREATE not in aspects:
+            attributes = client.get_topic_attributes(TopicArn=arn)["Attributes"]
+            tag_list = [{"Key": k, "Value": v} for k, v in (cached.get("tags") or {}).items()]
+            raw = {"TopicArn": arn, "Attributes": attributes, "Tags": tag_list}
+        else:
+            raw = get_topic(client, arn)
+    except ClientError as exc:
+        if error_code(exc) in GONE:
+            return None
+        raise
+    return storable(transform_topic(raw, account_id, region))
+
+
+def topic_owner(arn: Any) -> tuple[str, str]:
+    """(account, region) of a topic ARN arn:aws:sns:<region>:<account>:<name>."""
+    parts = arn.split(":") if isinstance(arn, str) else []
+    if len(parts) != 6 or parts[2] != "sns" or not parts[3] or not parts[4] or not parts[5]:
+        raise NotAChange(f"not a topic ARN: {arn!r}")
+    return parts[4], parts[3]
+
+
+def _locate(
+    name: str, params: Mapping[str, Any], response: Mapping[str, Any], region: str, account: str
+) -> Target:
+    arn = params.get("topicArn") or params.get("resourceArn") or response.get("topicArn")
+    owner, where = topic_owner(arn)
+    return Target(arn, where, owner)
+
+
+EVENTS = EventRules(
+    "sns.amazonaws.com",
+    {
+        "CreateTopic": CREATE,
+        "DeleteTopic": DELETE,
+        "SetTopicAttributes": RESOURCE,
+        "TagResource": TAGS,
+        "UntagResource": TAGS,
+        "AddPermission": RESOURCE,
+        "RemovePermission": RESOURCE,
+    },
+    _locate,
+)

@@ -1,15 +1,31 @@
-"""SQS queues of one region: ListQueues, then attributes and tags of each queue."""
+"""SQS queues of one region: ListQueues, then attributes and tags of each; one queue's read-back."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Collection, Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
-from inventory.aws.listing import Listing, add_detailed
+from botocore.exceptions import ClientError
+
+from inventory.aws.errors import error_code
+from inventory.aws.kind import CREATE, DELETE, RESOURCE, TAGS, EventRules, NotAChange, Target
+from inventory.aws.listing import Listing, add_detailed, storable
 from inventory.aws.records import BadRecord, policy_document
 
 KIND = "sqs_queue"
 GONE = {"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist", "NonExistentQueue"}
+ACTIONS = ("sqs:ListQueues", "sqs:GetQueueAttributes", "sqs:ListQueueTags", "sqs:GetQueueUrl")
+
+
+def queue_name(url: str) -> str:
+    return url.rstrip("/").rsplit("/", 1)[-1]
+
+
+def queue_arn(url: str, account_id: str, region: str) -> str:
+    """The ARN of a queue named by its URL (any of the URL forms events use)."""
+    return f"arn:aws:sqs:{region}:{account_id}:{queue_name(url)}"
 
 
 def get_queue_urls(client: Any) -> list[str]:
@@ -70,12 +86,92 @@ def collect_queues(client: Any, account_id: str, region: str) -> Listing:
     """Every queue of the region; a queue deleted meanwhile is left out, not an error."""
     listing = Listing()
     for url in get_queue_urls(client):
-        name = url.rstrip("/").rsplit("/", 1)[-1]
         add_detailed(
             listing,
-            f"queue {name}",
-            f"arn:aws:sqs:{region}:{account_id}:{name}",
+            f"queue {queue_name(url)}",
+            queue_arn(url, account_id, region),
             lambda url=url: transform_queue(get_queue(client, url), account_id, region),
             GONE,
         )
     return listing
+
+
+def refresh_queue(
+    client: Any,
+    account_id: str,
+    region: str,
+    url: str,
+    aspects: Collection[str],
+    cached: dict[str, Any] | None,
+) -> dict[str, Any] | None:
+    """A queue after its events: ListQueueTags alone for tag changes, attributes otherwise.
+
+    Read at the URL the sweep stores (ListQueues' form): an event's URL may be another form of
+    the same queue (https://queue.amazonaws.com/..., https://<region>.queue.amazonaws.com/...),
+    and storing that would flip the record's ``url`` at every event and sweep.
+    """
+    try:
+        if cached is not None and cached.get("url"):
+            url = cached["url"]
+        else:
+            found = client.get_queue_url(
+                QueueName=queue_name(url), QueueOwnerAWSAccountId=account_id
+            )
+            url = found["QueueUrl"]
+        if cached is not None and set(aspects) == {TAGS}:
+            record = dict(cached)
+            record["tags"] = dict(client.list_queue_tags(QueueUrl=url).get("Tags") or {})
+            return storable(record)
+        if cached is not None and TAGS not in aspects and CREATE not in aspects:
+            attributes = client.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])
+            raw = {"QueueUrl": url, "Attributes": attributes["Attributes"], "Tags": cached["tags"]}
+        else:
+            raw = get_queue(client, url)
+    except ClientError as exc:
+        if error_code(exc) in GONE:
+            return None
+        raise
+    return storable(transform_queue(raw, account_id, region))
+
+
+def queue_owner(url: Any, region: str) -> tuple[str, str]:
+    """(account, region) of a queue URL: https://sqs.<region>.amazonaws.com/<account>/<name>,
+    the legacy https://<region>.queue.amazonaws.com/... and https://queue.amazonaws.com/...
+    (us-east-1); a host that names no region (an endpoint override) keeps the event's."""
+    if not isinstance(url, str):
+        raise NotAChange("the event does not name its queue")
+    parts = urlsplit(url)
+    path = parts.path.strip("/").split("/")
+    if len(path) != 2 or not path[0].isdigit() or not path[1]:
+        raise NotAChange(f"not a queue URL: {url!r}")
+    host = (parts.hostname or "").split(".")
+    if host[:1] == ["sqs"] and len(host) > 2 and "amazonaws" in host[2:]:
+        region = host[1]
+    elif host[1:3] == ["queue", "amazonaws"]:
+        region = host[0]
+    elif host[:2] == ["queue", "amazonaws"]:
+        region = "us-east-1"
+    return path[0], region
+
+
+def _locate(
+    name: str, params: Mapping[str, Any], response: Mapping[str, Any], region: str, account: str
+) -> Target:
+    url = params.get("queueUrl") or response.get("queueUrl")
+    owner, where = queue_owner(url, region)
+    return Target(url, where, owner)
+
+
+EVENTS = EventRules(
+    "sqs.amazonaws.com",
+    {
+        "CreateQueue": CREATE,
+        "DeleteQueue": DELETE,
+        "SetQueueAttributes": RESOURCE,
+        "TagQueue": TAGS,
+        "UntagQueue": TAGS,
+        "AddPermission": RESOURCE,
+        "RemovePermission": RESOURCE,
+    },
+    _locate,
+)

@@ -90,7 +90,7 @@ def item_key(p: Partition, arn: str) -> str:
     """The item's hash key, unique to its partition (the range key is the account).
 
     Roles keep ConsoleMe's key, the ARN: their table holds one global kind. Every other item
-    is ``<kind>|<region>|<arn>``: a bucket is both an ``s3_bucket`` and a ``config_resource``,
+    is ``<kind>|<region>|<arn>``: a bucket is also an AWS Config resource (another kind),
     and AWS Config lists the same global role in every region it records, so neither the ARN
     nor ``<kind>|<arn>`` is unique to a partition.
     """

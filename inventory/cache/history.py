@@ -24,30 +24,20 @@ import redis
 from pynamodb.attributes import BinaryAttribute, NumberAttribute, TTLAttribute, UnicodeAttribute
 from pynamodb.models import Model
 
-from inventory.cache.keys import (
-    CLOUDTRAIL_ERRORS,
-    IAM_ROLE,
-    IAM_ROLE_LIMIT,
-    TABLE_CHANGES,
-    VOLATILE_FIELDS,
-    Keys,
-    Partition,
-)
+from inventory.cache.keys import TABLE_CHANGES, Keys, Partition
 from inventory.cache.tables import bind, ensure_table
+from inventory.registry import BY_KIND
 
 CREATED, UPDATED, DELETED = "created", "updated", "deleted"
 CHANGE_TYPES = (CREATED, UPDATED, DELETED)
-#: Durable kinds that are not resources but figures derived from them (error counts, quota
-#: use): they change every run, and a history of them would only bury the real changes.
-UNTRACKED_KINDS = frozenset({CLOUDTRAIL_ERRORS, IAM_ROLE_LIMIT})
-#: Fields left out of history diffs, on top of VOLATILE_FIELDS: they move with use, not change.
-HISTORY_IGNORED: dict[str, frozenset[str]] = {IAM_ROLE: frozenset({"last_used"})}
 # Diffs above this many characters are stored compressed (DynamoDB items are capped at 400 KB).
 INLINE_DIFF_LIMIT = 100_000
 
 
 def ignored_fields(kind: str) -> frozenset[str]:
-    return HISTORY_IGNORED.get(kind, frozenset()) | VOLATILE_FIELDS.get(kind, frozenset())
+    """Fields a diff leaves out: volatile ones, and those that move with use, not change."""
+    found = BY_KIND.get(kind)
+    return found.volatile | found.unversioned if found is not None else frozenset()
 
 
 def json_diff(old: Any, new: Any, path: str = "") -> list[dict[str, Any]]:

@@ -15,7 +15,7 @@ IAM_POLICY = "iam_policy"
 IAM_KINDS = (IAM_ROLE, IAM_USER, IAM_GROUP, IAM_POLICY)
 ACCOUNT = "account"
 
-# Kinds derived from others or keyed by something other than a unique ARN: not in the ARN index.
+# Kinds other tasks derive or keep; every kind's facts are in inventory/registry.py.
 MANAGED_POLICY = "managed_policy"
 AWS_MANAGED_POLICY = "aws_managed_policy"
 CONFIG_RESOURCE = "config_resource"
@@ -24,26 +24,6 @@ ROLE_ACCESS = "role_access"
 PRINCIPAL_ACCESS = "principal_access"
 POLICY_REQUEST = "policy_request"
 IAM_ROLE_LIMIT = "iam_role_limit"
-UNINDEXED_KINDS = frozenset(
-    {
-        ACCOUNT,
-        MANAGED_POLICY,
-        CONFIG_RESOURCE,
-        CLOUDTRAIL_ERRORS,
-        ROLE_ACCESS,
-        PRINCIPAL_ACCESS,
-        POLICY_REQUEST,
-        IAM_ROLE_LIMIT,
-    }
-)
-
-# Kinds derived from the others and kept in Redis only (rebuilt by their tasks): no durable copy.
-REDIS_ONLY_KINDS = frozenset({ROLE_ACCESS, PRINCIPAL_ACCESS, POLICY_REQUEST})
-
-# Fields that change without the resource changing: left out of the content hash, so they are
-# refreshed only when something durable changes (moto even moves Config's capture time per call).
-VOLATILE_FIELDS: dict[str, frozenset[str]] = {CONFIG_RESOURCE: frozenset({"captured"})}
-
 # Kinds whose lists are filtered and paged by a few fields: each item's summary is kept beside
 # it, so a page reads the summaries and then only the items it shows.
 SUMMARY_FIELDS: dict[str, tuple[str, ...]] = {

@@ -19,15 +19,14 @@ from inventory.cache.keys import (
     ALL_ACCOUNTS,
     CLOUDTRAIL_ERRORS,
     GLOBAL,
-    IAM_KINDS,
     MANAGED_POLICY,
     Keys,
     Partition,
 )
+from inventory.registry import TABLE_KINDS
 
 #: Entries kept in the change stream; a reader further behind than this reloads in full.
 STREAM_LENGTH = 200_000
-TABLE_KINDS = frozenset({*IAM_KINDS, "s3_bucket", "sqs_queue", "sns_topic"})
 FACETS = ("account_id", "kind", "region")
 SORTS = ("name", "account_id", "kind", "region", "errors", "last_updated")
 OWNER_TAGS = ("owner", "Owner", "team", "Team")

@@ -9,7 +9,8 @@ from typing import Any
 
 import redis
 
-from inventory.cache.keys import SUMMARY_FIELDS, UNINDEXED_KINDS, Keys, Partition
+from inventory.cache.keys import SUMMARY_FIELDS, Keys, Partition
+from inventory.registry import UNINDEXED_KINDS
 
 
 @dataclass(frozen=True)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import redis
 
+from inventory.aws.kind import SharedDocuments as SharedDocumentsInterface
 from inventory.cache.keys import Keys
 
 CLAIM_SECONDS = 300
@@ -36,3 +38,25 @@ class SharedDocuments:
         names = [self.keys.shared_document_claim(a, v) for a, v in claims]
         if names:
             self.client.delete(*names)
+
+
+class DocumentClaims(SharedDocumentsInterface):
+    """One sync's claims on shared documents: fetched ones are marked stored once written."""
+
+    def __init__(self, documents: SharedDocuments) -> None:
+        self.documents = documents
+        self.claimed: list[tuple[str, str]] = []
+
+    def need(self, arn: str, version: str) -> bool:
+        if self.documents.need(arn, version):
+            self.claimed.append((arn, version))
+            return True
+        return False
+
+    def stored(self, records: Iterable[Mapping[str, Any]]) -> None:
+        """The written documents are cached: no sync fetches these versions again."""
+        self.documents.stored((r["arn"], r["version_id"]) for r in records)
+
+    def release(self) -> None:
+        """The sync failed: give its claims up so the next one fetches at once."""
+        self.documents.release(self.claimed)

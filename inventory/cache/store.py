@@ -10,17 +10,12 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from inventory.cache.dynamo import DynamoStore
-from inventory.cache.history import (
-    UNTRACKED_KINDS,
-    Cause,
-    Change,
-    ChangeHistory,
-    diff_records,
-)
-from inventory.cache.keys import VOLATILE_FIELDS, Partition
+from inventory.cache.history import Cause, Change, ChangeHistory, diff_records
+from inventory.cache.keys import Partition
 from inventory.cache.redis_cache import PartitionMeta, RedisCache
 from inventory.cache.replication import ReplicationLog
 from inventory.cache.s3_snapshot import S3Snapshots
+from inventory.registry import UNTRACKED_KINDS, VOLATILE_FIELDS
 
 
 def canonical_json(record: Mapping[str, Any]) -> str:

@@ -12,11 +12,12 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from inventory.cache.dynamo import DynamoStore
-from inventory.cache.keys import REDIS_ONLY_KINDS, Partition
+from inventory.cache.keys import Partition
 from inventory.cache.redis_cache import RedisCache
 from inventory.cache.replication import ReplicationLog
 from inventory.cache.s3_snapshot import S3Snapshots
 from inventory.cache.store import encode
+from inventory.registry import REDIS_ONLY_KINDS
 
 
 @dataclass(frozen=True)

@@ -23,13 +23,13 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from inventory.cache.keys import IAM_KINDS
 from inventory.demo.seed import (
     MANAGEMENT_ACCOUNT,
     SPOKE_ROLE,
     cloudtrail_error_envelopes,
     seed_demo_organisation,
 )
+from inventory.registry import KINDS, SYNCS
 from inventory.runtime import Runtime
 from inventory.settings import load_settings
 
@@ -106,7 +106,18 @@ def http_ok(url: str) -> bool:
         return bool(response.status == 200)
 
 
-SWEEP = ("iam_resources", "managed_policies", "s3_buckets", "sqs_queues", "sns_topics")
+def summary_table(runtime: Runtime, accounts: list[str], seeds: list[Any]) -> Table:
+    """What the first sweep cached: one row per kind, one column per account (fits 80 columns)."""
+    names = {s.id: s.name for s in seeds} | {MANAGEMENT_ACCOUNT: "management"}
+    table = Table("kind", *(names[a] for a in accounts), title="cached after the first sweep")
+    counts: dict[tuple[str, str], int] = {}
+    for p in runtime.redis_cache.partitions():
+        key = (p.kind, p.account_id)
+        counts[key] = counts.get(key, 0) + len(runtime.redis_cache.load_hashes(p) or {})
+    for kind in KINDS:
+        if kind.sync is not None and kind.shared_account is None:
+            table.add_row(kind.label, *(str(counts.get((kind.kind, a), 0)) for a in accounts))
+    return table
 
 
 def _send(app: Any, name: str) -> None:
@@ -231,6 +242,8 @@ def _run(
             "INVENTORY_WEB__API_TOKENS": json.dumps(
                 [{"name": "demo", "sha256": hashlib.sha256(token.encode()).hexdigest()}]
             ),
+            # The demo's search index lives with the rest of its state.
+            "INVENTORY_WEB__SEARCH_INDEX_DIR": str(state / "search-index"),
             "INVENTORY_LOGGING__FORMAT": log_format,
         }
     )
@@ -277,10 +290,12 @@ def _run(
     app = create_app(settings)
     started = time.time()
     _send(app, "inventory.cache_cloud_account_mapping")
-    for stem in SWEEP:
-        _send(app, f"inventory.cache_{stem}_across_accounts")
+    for sync in SYNCS:
+        _send(app, sync.across_accounts_task)
     accounts = [MANAGEMENT_ACCOUNT, *(s.id for s in seeds)]
-    wanted = {(f"cache_{stem}_for_account", a) for stem in SWEEP for a in accounts}
+    wanted = {
+        (sync.for_account_task.removeprefix("inventory."), a) for sync in SYNCS for a in accounts
+    }
     with Progress(console=console, transient=True) as progress:
         bar = progress.add_task("first sweep (every kind, every account)", total=len(wanted))
         while not stop["now"]:
@@ -299,22 +314,7 @@ def _run(
     _send(app, "inventory.drain_change_events")  # beat drains every minute; show it now
     app.close()
 
-    kinds = [*IAM_KINDS, "s3_bucket", "sqs_queue", "sns_topic"]
-    table = Table("account", "name", *kinds, title="cached after the first sweep")
-    account_names = {s.id: s.name for s in seeds} | {MANAGEMENT_ACCOUNT: "management"}
-    for account_id in accounts:
-        counts = [
-            str(
-                sum(
-                    len(runtime.redis_cache.items(p))
-                    for p in runtime.redis_cache.partitions(k)
-                    if p.account_id == account_id
-                )
-            )
-            for k in kinds
-        ]
-        table.add_row(account_id, account_names[account_id], *counts)
-    console.print(table)
+    console.print(summary_table(runtime, accounts, seeds))
     console.print(f"web UI: http://127.0.0.1:{port}/login  (sign in with the token below)")
     console.print(f"API token: {token}")
     example = seeds[0].role_arn(f"{seeds[0].name}-app") if seeds else ""

@@ -19,7 +19,7 @@ from inventory.cache.keys import (
     Partition,
 )
 from inventory.runtime import Runtime
-from inventory.tasks.base import InventoryTask
+from inventory.tasks.base import MAINTENANCE, InventoryTask
 
 _SPLIT = re.compile(r"[:,\s]+")
 
@@ -85,7 +85,12 @@ def eligible_roles(runtime: Runtime, principal: str) -> list[str]:
     return json.loads(next(iter(found.values())))["roles"] if found else []
 
 
-@shared_task(bind=True, base=InventoryTask, name="inventory.cache_credential_authorization_mapping")
+@shared_task(
+    bind=True,
+    base=InventoryTask,
+    name="inventory.cache_credential_authorization_mapping",
+    routing_queue=MAINTENANCE,
+)
 def cache_credential_authorization_mapping(self: InventoryTask) -> dict[str, int]:
     """Role tags + static mapping -> who may use which role, in both directions."""
     return store_credential_mapping(self.runtime)

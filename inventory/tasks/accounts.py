@@ -18,7 +18,7 @@ from inventory.aws.accounts import (
 )
 from inventory.cache.keys import ACCOUNT, ALL_ACCOUNTS, GLOBAL, Partition
 from inventory.runtime import Runtime
-from inventory.tasks.base import InventoryTask
+from inventory.tasks.base import MAINTENANCE, InventoryTask
 
 log = logging.getLogger(__name__)
 ACCOUNTS = Partition(ACCOUNT, ALL_ACCOUNTS, GLOBAL)
@@ -112,6 +112,7 @@ def account_to_sync(runtime: Runtime, account_id: str) -> dict[str, Any]:
     bind=True,
     base=InventoryTask,
     name="inventory.cache_cloud_account_mapping",
+    routing_queue=MAINTENANCE,
     active_only=True,
     replicates=(ACCOUNT,),
 )

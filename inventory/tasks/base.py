@@ -21,6 +21,10 @@ from inventory.signing import SEAL, SealError, check_seal
 
 log = logging.getLogger(__name__)
 
+#: The queues: beat-driven fan-outs, AWS calls, maintenance, metrics. Each task names its own
+#: (``routing_queue=`` in its decorator): the one place its routing is declared.
+FANOUT, AWS, MAINTENANCE, METRICS = "fanout", "aws", "maintenance", "metrics"
+QUEUES = (FANOUT, AWS, MAINTENANCE, METRICS)
 RETRY_BASE_SECONDS = 5.0
 RETRY_CAP_SECONDS = 300.0
 MAX_RETRIES = 5
@@ -65,6 +69,9 @@ class InventoryTask(Task):
     active_only = False
     #: Kinds such a task writes: elsewhere it follows them from the replicated tables instead.
     replicates: tuple[str, ...] = ()
+    #: The queue its messages go to (QUEUES), declared with the task (``routing_queue=``);
+    #: create_app routes by it (Celery's own ``queue`` attribute is deprecated).
+    routing_queue: str | None = None
 
     @property
     def runtime(self) -> Runtime:

@@ -20,7 +20,7 @@ from inventory.aws.cloudtrail import (
 from inventory.cache.keys import CLOUDTRAIL_ERRORS, GLOBAL, Partition
 from inventory.runtime import Runtime
 from inventory.settings import Settings
-from inventory.tasks.base import InventoryTask
+from inventory.tasks.base import AWS, InventoryTask
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +89,7 @@ def sync_cloudtrail_errors(runtime: Runtime, now: float | None = None) -> dict[s
     bind=True,
     base=InventoryTask,
     name="inventory.cache_cloudtrail_errors_by_arn",
+    routing_queue=AWS,
     active_only=True,
     replicates=(CLOUDTRAIL_ERRORS,),
 )

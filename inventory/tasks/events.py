@@ -4,11 +4,12 @@
 (docs/events.md), turns each message into the resources it changed, drops duplicate event ids,
 merges the events of each resource and sends ``refresh_changed_resources`` per account (at most
 MAX_REFS_PER_TASK resources each); the messages are deleted only once those are sent. The
-refresh (one per account at a time) reads back each resource with one call per changed part
-(inventory/aws/targeted.py) and stores it through ``replace_partition`` as a partial write,
-so an unchanged result writes nothing and every real change lands in the history with its
-CloudTrail actor. An event older than our last read of the part it changed is
-stale and costs no call; a delete is only applied when AWS confirms the resource is gone.
+refresh (one per account at a time) reads back each resource with its kind's targeted read
+(one call per changed part, in the kind's fetcher module) and stores it through
+``replace_partition`` as a partial write, so an unchanged result writes nothing and every real
+change lands in the history with its CloudTrail actor. An event older than our last read of
+the part it changed is stale and costs no call; a delete is only applied when AWS confirms the
+resource is gone.
 """
 
 from __future__ import annotations
@@ -17,35 +18,21 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from botocore.exceptions import ClientError
 from celery import shared_task
 
-from inventory.aws.events import (
-    CREATE,
-    DELETE,
-    S3_BUCKET,
-    SNS_TOPIC,
-    SQS_QUEUE,
-    NotAChange,
-    ResourceEvent,
-    parse_event,
-)
+from inventory.aws.events import ResourceEvent
+from inventory.aws.kind import CREATE, DELETE, NotAChange
 from inventory.aws.records import BadRecord
-from inventory.aws.targeted import (
-    refresh_bucket,
-    refresh_policy,
-    refresh_principal,
-    refresh_queue,
-    refresh_topic,
-)
 from inventory.cache.history import Cause
-from inventory.cache.keys import IAM_GROUP, IAM_POLICY, IAM_ROLE, IAM_USER, Partition
-from inventory.metrics import EVENT_LAG_BUCKETS
+from inventory.cache.keys import GLOBAL, Partition
+from inventory.registry import BY_KIND, parse_event
 from inventory.runtime import Runtime
 from inventory.tasks.accounts import account_to_sync, active_accounts
-from inventory.tasks.base import InventoryTask, should_retry
+from inventory.tasks.base import AWS, InventoryTask, should_retry
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +54,6 @@ LOCK_SECONDS, LOCK_WAIT_SECONDS = 420, 120
 WHOLE = "*"
 #: What one resource's bad data raises (reported in ``failed``, the others are stored).
 _BAD_DATA = (BadRecord, KeyError, TypeError, ValueError, AttributeError)
-_PATH_SEGMENT = {IAM_ROLE: "role", IAM_USER: "user", IAM_GROUP: "group"}
 REFRESH_TASK = "inventory.refresh_changed_resources"
 #: Sends a task message by name, as ``Celery.send_task`` does (the calling task's own app).
 SendTask = Callable[..., Any]
@@ -75,66 +61,66 @@ SendTask = Callable[..., Any]
 
 def drain(runtime: Runtime, send: SendTask) -> dict[str, Any]:
     """Receive, parse, de-duplicate and dispatch; delete the messages once dispatched."""
-    settings = runtime.settings
-    cfg = settings.events
-    if not cfg.enabled or not cfg.queue_url:
+    cfg = runtime.settings.events
+    queue = runtime.event_queue()
+    if queue is None:
         return {"skipped": "events.enabled is false"}
-    client = runtime.aws.hub_client("sqs", cfg.queue_region or settings.active_region)
     started = time.monotonic()
-    totals = {
-        "received": 0,
-        "ignored": 0,
-        "duplicates": 0,
-        "not_synced": 0,
-        "events": 0,
-        "resources": 0,
-    }
+    batch = Batch()
+    totals = dict.fromkeys(TOTALS, 0)
     task_ids: list[str] = []
-    handles: list[str] = []
-    events: list[tuple[ResourceEvent, float]] = []
-    flushed = time.monotonic()
     # Hidden from other consumers until this drain has dispatched and deleted them.
     hidden = int(cfg.max_seconds) + 120
     while totals["received"] < cfg.max_messages and time.monotonic() - started < cfg.max_seconds:
-        batch = client.receive_message(
-            QueueUrl=cfg.queue_url,
-            MaxNumberOfMessages=min(10, cfg.max_messages - totals["received"]),
-            WaitTimeSeconds=1 if not totals["received"] else 0,
-            VisibilityTimeout=hidden,
-        ).get("Messages", [])
-        if not batch:
+        wanted = cfg.max_messages - totals["received"]
+        messages = queue.receive(wanted, 1 if not totals["received"] else 0, hidden)
+        if not messages:
             break
+        totals["received"] += len(messages)
+        batch.add(messages, totals)
+        # A long drain sends what it has every few seconds: early events do not wait for it.
+        if batch.due():
+            task_ids += dispatch(runtime, send, queue, batch, totals)
+            batch = Batch()
+    task_ids += dispatch(runtime, send, queue, batch, totals)
+    return totals | {"task_ids": task_ids}
+
+
+TOTALS = ("received", "ignored", "duplicates", "not_synced", "events", "resources")
+
+
+@dataclass
+class Batch:
+    """Messages received and not yet dispatched, and the events they hold."""
+
+    receipts: list[str] = field(default_factory=list)
+    events: list[tuple[ResourceEvent, float]] = field(default_factory=list)
+    started: float = field(default_factory=time.monotonic)
+
+    def add(self, messages: list[Any], totals: dict[str, int]) -> None:
         now = time.time()
-        for message in batch:
-            totals["received"] += 1
-            handles.append(message["ReceiptHandle"])
+        for message in messages:
+            self.receipts.append(message.receipt)
             try:
-                events.extend((e, now) for e in parse_event(message["Body"]))
+                self.events.extend((e, now) for e in parse_event(message.body))
             except NotAChange as exc:
                 totals["ignored"] += 1
                 log.info("events: ignored a message: %s", exc)
             except Exception:  # a bug of ours on one message must not stall every drain
                 totals["ignored"] += 1
                 log.exception("events: cannot parse a message; deleted")
-        # A long drain sends what it has every few seconds: early events do not wait for it.
-        if len(handles) >= FLUSH_MESSAGES or time.monotonic() - flushed >= FLUSH_SECONDS:
-            task_ids += _dispatch(runtime, send, client, cfg.queue_url, handles, events, totals)
-            handles, events, flushed = [], [], time.monotonic()
-    task_ids += _dispatch(runtime, send, client, cfg.queue_url, handles, events, totals)
-    return totals | {"task_ids": task_ids}
+
+    def due(self) -> bool:
+        return (
+            len(self.receipts) >= FLUSH_MESSAGES or time.monotonic() - self.started >= FLUSH_SECONDS
+        )
 
 
-def _dispatch(
-    runtime: Runtime,
-    send: SendTask,
-    client: Any,
-    queue_url: str,
-    handles: list[str],
-    events: list[tuple[ResourceEvent, float]],
-    totals: dict[str, int],
+def dispatch(
+    runtime: Runtime, send: SendTask, queue: Any, batch: Batch, totals: dict[str, int]
 ) -> list[str]:
-    """Send the refreshes of these events (per account, in chunks), then delete their messages."""
-    fresh, duplicates = _unseen(runtime, events)
+    """Send the refreshes of a batch's events (per account, in chunks), then delete its messages."""
+    fresh, duplicates = _unseen(runtime, batch.events)
     fresh, not_synced = _of_synced_accounts(runtime, fresh)
     by_account = refs_by_account(fresh)
     task_ids = [
@@ -142,12 +128,10 @@ def _dispatch(
         for account, refs in by_account.items()
         for chunk in _chunks(refs, MAX_REFS_PER_TASK)
     ]
-    _mark_seen(runtime, fresh)
-    for start in range(0, len(handles), 10):
-        entries = [
-            {"Id": str(i), "ReceiptHandle": h} for i, h in enumerate(handles[start : start + 10])
-        ]
-        client.delete_message_batch(QueueUrl=queue_url, Entries=entries)
+    runtime.event_ledger.mark_seen(
+        (e.event_id for e, _ in fresh), runtime.settings.events.seen_ttl_seconds
+    )
+    queue.delete(batch.receipts)
     totals["duplicates"] += duplicates
     totals["not_synced"] += not_synced
     totals["events"] += len(fresh)
@@ -213,11 +197,7 @@ def _unseen(
     runtime: Runtime, events: list[tuple[ResourceEvent, float]]
 ) -> tuple[list[tuple[ResourceEvent, float]], int]:
     """Events whose id was not handled before (nor earlier in this batch)."""
-    ids = list(dict.fromkeys(e.event_id for e, _ in events))
-    pipe = runtime.redis.pipeline(transaction=False)
-    for event_id in ids:
-        pipe.exists(runtime.keys.event_seen(event_id))
-    seen = {i for i, found in zip(ids, pipe.execute(), strict=True) if found}
+    seen = runtime.event_ledger.seen(e.event_id for e, _ in events)
     taken: set[tuple[str, str]] = set()
     unique = []
     for e, received_at in events:
@@ -227,65 +207,32 @@ def _unseen(
     return unique, len(events) - len(unique)
 
 
-def _mark_seen(runtime: Runtime, events: list[tuple[ResourceEvent, float]]) -> None:
-    ttl = runtime.settings.events.seen_ttl_seconds
-    pipe = runtime.redis.pipeline(transaction=False)
-    for event_id in {e.event_id for e, _ in events}:
-        pipe.set(runtime.keys.event_seen(event_id), 1, ex=ttl)
-    pipe.execute()
-
-
 def find_cached(
     runtime: Runtime, p: Partition, ref: dict[str, Any]
 ) -> tuple[str, dict[str, Any] | None]:
-    """The cached record an event names (roles, users and groups by name: paths vary)."""
-    kind, name, account = ref["kind"], ref["name"], p.account_id
-    if kind in _PATH_SEGMENT:
-        segment = _PATH_SEGMENT[kind]
-        arn = f"arn:aws:iam::{account}:{segment}/{name}"
-        record = runtime.redis_cache.item(p, arn)
-        if record is None:
-            suffix = f":{segment}/"
-            arn = next(
-                (
-                    a
-                    for a in runtime.redis.hkeys(runtime.keys.hashes(p))
-                    if suffix in a and a.rsplit("/", 1)[-1] == name
-                ),
-                arn,
-            )
-            record = runtime.redis_cache.item(p, arn)
-        return arn, record
-    if kind == S3_BUCKET:
-        arn = f"arn:aws:s3:::{name}"
-    elif kind == SQS_QUEUE:
-        arn = f"arn:aws:sqs:{p.region}:{account}:{name.rstrip('/').rsplit('/', 1)[-1]}"
-    else:  # policies and topics are named by their ARN
-        arn = name
-    return arn, runtime.redis_cache.item(p, arn)
+    """The ARN and cached record an event names (principals by name: their paths vary)."""
+    spec = BY_KIND[ref["kind"]]
+    assert spec.arn_for is not None
+    arn = spec.arn_for(ref["name"], p.account_id, p.region)
+    record = runtime.redis_cache.item(p, arn)
+    if record is None and spec.by_name is not None:
+        found = runtime.event_ledger.find_by_name(p, spec.by_name, ref["name"])
+        if found is not None:
+            arn, record = found, runtime.redis_cache.item(p, found)
+    return arn, record
 
 
 def read_back(
     runtime: Runtime, account: dict[str, Any], ref: dict[str, Any], cached: dict[str, Any] | None
 ) -> dict[str, Any] | None:
-    """The resource as AWS has it now (None: confirmed gone)."""
-    kind, name, aspects = ref["kind"], ref["name"], set(ref["aspects"])
-    account_id = account["id"]
-    if kind in (IAM_ROLE, IAM_USER, IAM_GROUP, IAM_POLICY):
-        client = runtime.account_client("iam", account, runtime.settings.deployment_region)
-        if kind == IAM_POLICY:
-            return refresh_policy(client, account_id, name, cached)
-        return refresh_principal(client, kind, account_id, name, aspects, cached)
-    if kind == S3_BUCKET:
-        client = runtime.account_client("s3", account, runtime.settings.deployment_region)
-        return refresh_bucket(client, account_id, name, aspects, cached)
-    if kind == SQS_QUEUE:
-        client = runtime.account_client("sqs", account, ref["region"])
-        return refresh_queue(client, account_id, ref["region"], name, aspects, cached)
-    if kind == SNS_TOPIC:
-        client = runtime.account_client("sns", account, ref["region"])
-        return refresh_topic(client, account_id, ref["region"], name, aspects, cached)
-    raise ValueError(f"no targeted refresh for {kind}")
+    """The resource as AWS has it now (None: confirmed gone), by its kind's targeted read."""
+    spec = BY_KIND[ref["kind"]]
+    if spec.refresh is None or spec.service is None:
+        raise ValueError(f"no targeted refresh for {spec.kind}")
+    region = ref["region"]
+    client_region = runtime.settings.deployment_region if region == GLOBAL else region
+    client = runtime.account_client(spec.service, account, client_region)
+    return spec.refresh(client, account["id"], region, ref["name"], set(ref["aspects"]), cached)
 
 
 class AccountBusy(RuntimeError):
@@ -302,115 +249,141 @@ def refresh(
     Each refresh merges the parts it read into the cached record: two at once would each
     start from the same record and the last to write would revert the other's part.
     """
-    lock = runtime.redis.lock(
-        runtime.keys.event_lock(account_id),
-        timeout=LOCK_SECONDS,
-        blocking_timeout=LOCK_WAIT_SECONDS,
-    )
+    lock = runtime.event_ledger.account_lock(account_id, LOCK_SECONDS, LOCK_WAIT_SECONDS)
     if not lock.acquire():
         raise AccountBusy(f"another event refresh of {account_id} holds its lock")
     try:
-        return _refresh(runtime, account_id, refs, send)
+        return Refresh(runtime, account_to_sync(runtime, account_id), send).run(refs)
     finally:
         lock.release()
 
 
-def _refresh(
-    runtime: Runtime, account_id: str, refs: list[dict[str, Any]], send: SendTask
-) -> dict[str, Any]:
-    account = account_to_sync(runtime, account_id)
-    located = []
-    for ref in refs:
-        p = Partition(ref["kind"], account_id, ref["region"])
-        located.append((ref, p, *find_cached(runtime, p, ref)))
-    reads = _last_reads(runtime, [(arn, ref["aspects"]) for ref, _, arn, _ in located])
-    upserts: dict[Partition, list[dict[str, Any]]] = defaultdict(list)
-    removals: dict[Partition, list[str]] = defaultdict(list)
-    causes: dict[Partition, dict[str, Cause]] = defaultdict(dict)
-    read_at: dict[str, float] = {}
-    stale, rechecked, failed = 0, 0, {}
-    done: list[dict[str, Any]] = []
-    for ref, p, arn, cached in located:
-        ref = _unread(ref, arn, reads)
+@dataclass
+class Refresh:
+    """One account's refresh: which resources were read, removed, stale, rechecked, failed."""
+
+    runtime: Runtime
+    account: dict[str, Any]
+    send: SendTask
+    upserts: dict[Partition, list[dict[str, Any]]] = field(
+        default_factory=lambda: defaultdict(list)
+    )
+    removals: dict[Partition, list[str]] = field(default_factory=lambda: defaultdict(list))
+    causes: dict[Partition, dict[str, Cause]] = field(default_factory=lambda: defaultdict(dict))
+    read_at: dict[str, float] = field(default_factory=dict)
+    done: list[dict[str, Any]] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    stale: int = 0
+    rechecked: int = 0
+
+    def run(self, refs: list[dict[str, Any]]) -> dict[str, Any]:
+        account_id = self.account["id"]
+        located = []
+        for ref in refs:
+            p = Partition(ref["kind"], account_id, ref["region"])
+            located.append((ref, p, *find_cached(self.runtime, p, ref)))
+        reads = self.runtime.event_ledger.last_reads(
+            list(
+                dict.fromkeys(
+                    f"{arn}|{a}" for r, _, arn, _ in located for a in [WHOLE, *r["aspects"]]
+                )
+            )
+        )
+        for ref, p, arn, cached in located:
+            self.one(_unread(ref, arn, reads), p, arn, cached)
+        results = self.store()
+        cached_at = time.time()
+        lags = [cached_at - e["time"] for e in self.done]
+        # From the drain receiving the event to the cache: our part of the lag.
+        processing = [cached_at - e["received"] for e in self.done if "received" in e]
+        self.runtime.event_ledger.record(self.read_at, lags)
+        return {
+            "account_id": account_id,
+            "resources": len(refs),
+            "read": sum(1 for key in self.read_at if "|" not in key),
+            "stale": self.stale,
+            "rechecked": self.rechecked,
+            "failed": self.failed,
+            "partitions": results,
+            "lags": [round(lag, 3) for lag in lags],
+            "processing": [round(p, 3) for p in processing],
+        }
+
+    def one(
+        self, ref: dict[str, Any], p: Partition, arn: str, cached: dict[str, Any] | None
+    ) -> None:
+        """Read one resource back (if an event changed it since our last read) and note it."""
         if not ref["aspects"]:
-            stale += 1  # we read every part it changed after it: it is already cached
-            continue
+            self.stale += 1  # we read every part it changed after it: it is already cached
+            return
         started = time.time()
         try:
-            record = read_back(runtime, account, ref, cached)
+            record = read_back(self.runtime, self.account, ref, cached)
         except ClientError as exc:
             if should_retry(exc):
                 raise  # throttled: the task retries, nothing was lost
-            failed[ref["name"]] = str(exc)
-            log.warning("events: cannot read %s %s: %s", ref["kind"], ref["name"], exc)
-            continue
+            self._failed(ref, str(exc))
+            return
         except _BAD_DATA as exc:  # one malformed resource must not lose the others
-            failed[ref["name"]] = f"{type(exc).__name__}: {exc}"
-            log.warning("events: cannot read %s %s: %s", ref["kind"], ref["name"], exc)
-            continue
+            self._failed(ref, f"{type(exc).__name__}: {exc}")
+            return
         if _unsettled(ref, record, started) and ref.get("rechecks", 0) < RECHECK_LIMIT:
             # Not stored and its read time not kept: the recheck reads it again.
             again = ref | {"rechecks": ref.get("rechecks", 0) + 1}
-            send(REFRESH_TASK, (account_id, [again]), countdown=RECHECK_COUNTDOWN)
-            rechecked += 1
-            continue
+            self.send(REFRESH_TASK, (self.account["id"], [again]), countdown=RECHECK_COUNTDOWN)
+            self.rechecked += 1
+            return
+        self._note(ref, p, arn, cached, record, started)
+
+    def _failed(self, ref: dict[str, Any], reason: str) -> None:
+        self.failed[ref["name"]] = reason
+        log.warning("events: cannot read %s %s: %s", ref["kind"], ref["name"], reason)
+
+    def _note(
+        self,
+        ref: dict[str, Any],
+        p: Partition,
+        arn: str,
+        cached: dict[str, Any] | None,
+        record: dict[str, Any] | None,
+        started: float,
+    ) -> None:
         key = record["arn"] if record is not None else arn
-        read_at[key] = started  # the Store's guard against an older sweep: any aspect
+        self.read_at[key] = started  # the Store's guard against an older sweep: any aspect
         whole = cached is None or record is None or CREATE in ref["aspects"]
         for aspect in [WHOLE] if whole else ref["aspects"]:
-            read_at[f"{key}|{aspect}"] = started
-        done.extend(ref["events"])
+            self.read_at[f"{key}|{aspect}"] = started
+        self.done.extend(ref["events"])
         newest = max(ref["events"], key=lambda e: e["time"])
         cause = Cause(newest["actor"], newest["name"], newest["time"], newest["id"])
         if record is not None:
-            upserts[p].append(record)
-            causes[p][record["arn"]] = cause
+            self.upserts[p].append(record)
+            self.causes[p][record["arn"]] = cause
         elif cached is not None:
-            removals[p].append(arn)
-            causes[p][arn] = cause
-    results = {}
-    for p in upserts.keys() | removals.keys():
-        result = runtime.store.replace_partition(
-            p.kind,
-            account_id,
-            p.region,
-            upserts.get(p, []),
-            complete=False,
-            remove=removals.get(p, []),
-            partial=True,
-            causes=causes[p],
-        )
-        results[p.id] = {
-            "created": result.created,
-            "updated": result.updated,
-            "removed": result.removed,
-            "dynamo_writes": result.dynamo_writes,
-        }
-    cached_at = time.time()
-    lags = [cached_at - e["time"] for e in done]
-    # From the drain receiving the event to the cache: our part of the lag.
-    processing = [cached_at - e["received"] for e in done if "received" in e]
-    _record(runtime, read_at, lags)
-    return {
-        "account_id": account_id,
-        "resources": len(refs),
-        "read": sum(1 for key in read_at if "|" not in key),
-        "stale": stale,
-        "rechecked": rechecked,
-        "failed": failed,
-        "partitions": results,
-        "lags": [round(lag, 3) for lag in lags],
-        "processing": [round(p, 3) for p in processing],
-    }
+            self.removals[p].append(arn)
+            self.causes[p][arn] = cause
 
-
-def _last_reads(runtime: Runtime, wanted: list[tuple[str, list[str]]]) -> dict[str, float]:
-    """Our last read of each resource's aspects (and of the whole resource), by hash field."""
-    fields = list(dict.fromkeys(f"{arn}|{a}" for arn, aspects in wanted for a in [WHOLE, *aspects]))
-    if not fields:
-        return {}
-    values = runtime.redis.hmget(runtime.keys.event_applied(), fields)
-    return {f: float(v) for f, v in zip(fields, values, strict=True) if v is not None}
+    def store(self) -> dict[str, dict[str, int]]:
+        """Each touched partition, as a partial write (nothing else in it is touched)."""
+        results = {}
+        for p in self.upserts.keys() | self.removals.keys():
+            result = self.runtime.store.replace_partition(
+                p.kind,
+                p.account_id,
+                p.region,
+                self.upserts.get(p, []),
+                complete=False,
+                remove=self.removals.get(p, []),
+                partial=True,
+                causes=self.causes[p],
+            )
+            results[p.id] = {
+                "created": result.created,
+                "updated": result.updated,
+                "removed": result.removed,
+                "dynamo_writes": result.dynamo_writes,
+            }
+        return results
 
 
 def _unread(ref: dict[str, Any], arn: str, reads: dict[str, float]) -> dict[str, Any]:
@@ -433,8 +406,9 @@ def _unread(ref: dict[str, Any], arn: str, reads: dict[str, float]) -> dict[str,
 
 
 def _unsettled(ref: dict[str, Any], record: dict[str, Any] | None, read_at: float) -> bool:
-    """True when an IAM read contradicts a create or delete younger than SETTLE_SECONDS."""
-    if ref["kind"] not in (IAM_ROLE, IAM_USER, IAM_GROUP, IAM_POLICY):
+    """True when an eventually consistent read contradicts a create or delete younger than
+    SETTLE_SECONDS (IAM may not show a new role yet, or still show a deleted one)."""
+    if not BY_KIND[ref["kind"]].eventually_consistent:
         return False
     lifecycle = [e for e in ref["events"] if e.get("aspect") in (CREATE, DELETE)]
     if not lifecycle:
@@ -445,24 +419,11 @@ def _unsettled(ref: dict[str, Any], record: dict[str, Any] | None, read_at: floa
     return (last["aspect"] == CREATE) == (record is None)
 
 
-def _record(runtime: Runtime, read_at: dict[str, float], lags: list[float]) -> None:
-    """When each resource was last read, and each event's lag into the histogram."""
-    pipe = runtime.redis.pipeline(transaction=False)
-    if read_at:
-        pipe.hset(runtime.keys.event_applied(), mapping=read_at)
-    for lag in lags:
-        for bound in EVENT_LAG_BUCKETS:
-            if lag <= bound:
-                pipe.hincrby(runtime.keys.event_lag(), f"{bound:g}", 1)
-        pipe.hincrby(runtime.keys.event_lag(), "+Inf", 1)
-        pipe.hincrbyfloat(runtime.keys.event_lag(), "sum", lag)
-    pipe.execute()
-
-
 @shared_task(
     bind=True,
     base=InventoryTask,
     name="inventory.drain_change_events",
+    routing_queue=AWS,
     active_only=True,
     soft_time_limit=120,
     time_limit=150,
@@ -476,6 +437,7 @@ def drain_change_events(self: InventoryTask) -> dict[str, Any]:
     bind=True,
     base=InventoryTask,
     name=REFRESH_TASK,
+    routing_queue=AWS,
     per_account=True,
     active_only=True,
     soft_time_limit=300,

@@ -14,7 +14,7 @@ from inventory.cache.keys import ALL_ACCOUNTS, GLOBAL, IAM_ROLE_LIMIT
 from inventory.metrics import FAILED, OK
 from inventory.runtime import Runtime
 from inventory.tasks.accounts import active_accounts
-from inventory.tasks.base import InventoryTask, describe
+from inventory.tasks.base import AWS, InventoryTask, describe
 
 log = logging.getLogger(__name__)
 TASK = "get_iam_role_limit"
@@ -57,6 +57,7 @@ def role_limits(runtime: Runtime) -> dict[str, Any]:
     bind=True,
     base=InventoryTask,
     name="inventory.get_iam_role_limit",
+    routing_queue=AWS,
     active_only=True,
     replicates=(IAM_ROLE_LIMIT,),
 )

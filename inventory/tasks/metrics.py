@@ -9,7 +9,7 @@ from celery import Celery, shared_task
 
 from inventory.replica import import_outcomes, publish_outcomes
 from inventory.runtime import Runtime
-from inventory.tasks.base import InventoryTask
+from inventory.tasks.base import METRICS, InventoryTask
 
 
 def last_success_ages(runtime: Runtime, now: float | None = None) -> dict[str, dict[str, Any]]:
@@ -35,6 +35,7 @@ def active_only_tasks(app: Celery) -> set[str]:
     bind=True,
     base=InventoryTask,
     name="inventory.report_celery_last_success_metrics",
+    routing_queue=METRICS,
     soft_time_limit=30,
     time_limit=45,
 )

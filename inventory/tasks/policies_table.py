@@ -7,10 +7,11 @@ from typing import Any
 from celery import shared_task
 
 from inventory.cache.keys import Partition
-from inventory.cache.policies_table import TABLE_KINDS, build_row
+from inventory.cache.policies_table import build_row
+from inventory.registry import TABLE_KINDS
 from inventory.runtime import Runtime
 from inventory.tasks.accounts import account_mapping
-from inventory.tasks.base import InventoryTask
+from inventory.tasks.base import MAINTENANCE, InventoryTask
 
 
 def _comparable(row: dict[str, Any]) -> dict[str, Any]:
@@ -48,7 +49,12 @@ def rebuild_policies_table(runtime: Runtime) -> dict[str, int]:
     return {"rows": len(expected), "fixed": len(fixed), "removed": len(orphans)}
 
 
-@shared_task(bind=True, base=InventoryTask, name="inventory.cache_policies_table_details")
+@shared_task(
+    bind=True,
+    base=InventoryTask,
+    name="inventory.cache_policies_table_details",
+    routing_queue=MAINTENANCE,
+)
 def cache_policies_table_details(self: InventoryTask) -> dict[str, int]:
     """Rebuild and verify the policies table rows the web UI filters, sorts and pages."""
     return rebuild_policies_table(self.runtime)

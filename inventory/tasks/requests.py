@@ -8,7 +8,7 @@ from celery import shared_task
 
 from inventory.cache.keys import ALL_ACCOUNTS, GLOBAL, POLICY_REQUEST
 from inventory.runtime import Runtime
-from inventory.tasks.base import InventoryTask
+from inventory.tasks.base import MAINTENANCE, InventoryTask
 
 
 def refresh_request_cache(runtime: Runtime) -> dict[str, Any]:
@@ -20,7 +20,9 @@ def refresh_request_cache(runtime: Runtime) -> dict[str, Any]:
     return {"requests": len(records), "changed": result.created + result.updated + result.removed}
 
 
-@shared_task(bind=True, base=InventoryTask, name="inventory.cache_policy_requests")
+@shared_task(
+    bind=True, base=InventoryTask, name="inventory.cache_policy_requests", routing_queue=MAINTENANCE
+)
 def cache_policy_requests(self: InventoryTask) -> dict[str, Any]:
     """Scan the policy requests table into the Redis read model, newest first."""
     return refresh_request_cache(self.runtime)

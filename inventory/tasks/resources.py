@@ -1,4 +1,4 @@
-"""Tasks for every kind in the registry, generated: one per-account sync and one fan-out each."""
+"""Tasks for every sync in the registry, generated: one per-account sync and one fan-out each."""
 
 from __future__ import annotations
 
@@ -8,21 +8,19 @@ from typing import Any
 
 from celery import group, shared_task
 
+from inventory.aws.kind import CollectContext
 from inventory.aws.listing import Listing
-from inventory.aws.managed_policies import (
-    AWS_ACCOUNT,
-    AWS_DOCUMENT_KIND,
-    collect_managed_policies,
-)
 from inventory.aws.regions import get_enabled_regions
-from inventory.cache.keys import GLOBAL, MANAGED_POLICY
-from inventory.cache.shared_documents import SharedDocuments
-from inventory.cache.store import PartitionResult
+from inventory.cache.keys import GLOBAL
+from inventory.cache.shared_documents import DocumentClaims, SharedDocuments
+from inventory.cache.store import PartitionResult, PartitionWrite
 from inventory.observability import region_context
-from inventory.registry import KINDS, ResourceKind
+from inventory.registry import BY_KIND, SYNCS, Sync
 from inventory.runtime import Runtime
 from inventory.tasks.accounts import account_to_sync, active_accounts
 from inventory.tasks.base import (
+    AWS,
+    FANOUT,
     FANOUT_HARD_LIMIT,
     FANOUT_SOFT_LIMIT,
     InventoryTask,
@@ -34,12 +32,12 @@ log = logging.getLogger(__name__)
 
 
 class RegionsFailed(Exception):
-    """Some regions of a regional kind failed; the others were stored."""
+    """Some regions of a regional sync failed; the others were stored."""
 
-    def __init__(self, kind: str, account_id: str, failures: dict[str, BaseException]) -> None:
+    def __init__(self, what: str, account_id: str, failures: dict[str, BaseException]) -> None:
         self.failures = failures
         detail = "; ".join(f"{r}: {type(e).__name__}: {e}" for r, e in sorted(failures.items()))
-        super().__init__(f"{kind} in {account_id}: {len(failures)} region(s) failed: {detail}")
+        super().__init__(f"{what} in {account_id}: {len(failures)} region(s) failed: {detail}")
 
     @property
     def retryable(self) -> bool:
@@ -68,119 +66,140 @@ def result_summary(result: PartitionResult, listing: Listing) -> dict[str, Any]:
     }
 
 
-def store_listing(
-    runtime: Runtime, kind: ResourceKind, account_id: str, region: str, listing: Listing
-) -> dict[str, Any]:
-    for bad in listing.skipped:
-        log.warning(
-            "%s %s %s: skipped %s: %s", kind.kind, account_id, region, bad.identifier, bad.reason
+def store_listings(
+    runtime: Runtime, account_id: str, region: str, listings: dict[str, Listing]
+) -> dict[str, dict[str, Any]]:
+    """Every kind one collect listed in one region, their DynamoDB writes sharing batches.
+
+    (An account's four IAM partitions cost ceil(items / 25) BatchWriteItem calls per table.)
+    """
+    writes = []
+    for kind, listing in listings.items():
+        for bad in listing.skipped:
+            log.warning(
+                "%s %s %s: skipped %s: %s", kind, account_id, region, bad.identifier, bad.reason
+            )
+        spec = BY_KIND[kind]
+        writes.append(
+            PartitionWrite(
+                kind,
+                spec.shared_account or account_id,
+                region,
+                listing.records,
+                complete=listing.complete,
+                keep=listing.keep,
+                durable=spec.durable,
+                listed_at=listing.listed_at,
+            )
         )
-    result = runtime.store.replace_partition(
-        kind.kind,
-        account_id,
-        region,
-        listing.records,
-        complete=listing.complete,
-        keep=listing.keep,
-        durable=kind.durable,
-        listed_at=listing.listed_at,
-    )
-    log_result(result)
-    return result_summary(result, listing)
+    results = runtime.store.replace_partitions(writes)
+    for result in results:
+        log_result(result)
+    return {
+        r.kind: result_summary(r, listing)
+        for r, listing in zip(results, listings.values(), strict=True)
+    }
 
 
-def sync_kind(runtime: Runtime, kind: ResourceKind, account_id: str) -> dict[str, Any]:
-    """Fetch one kind in one account (every region for regional kinds) and store each partition.
+def _collect_region(
+    runtime: Runtime, sync: Sync, account: dict[str, Any], region: str
+) -> dict[str, dict[str, Any]]:
+    """One sync's listing of one account and region, stored."""
+    client_region = runtime.settings.deployment_region if region == GLOBAL else region
+    claims = DocumentClaims(SharedDocuments(runtime.redis, runtime.keys))
+    with region_context(region):
+        client = runtime.account_client(sync.service, account, client_region)
+        try:
+            listings = sync.collect(CollectContext(client, account["id"], region, claims))
+            stored = store_listings(runtime, account["id"], region, listings)
+        except BaseException:
+            claims.release()
+            raise
+    for kind, listing in listings.items():
+        if BY_KIND[kind].shared_account is not None:
+            claims.stored(listing.records)
+    return stored
+
+
+def sync_account(runtime: Runtime, sync: Sync, account_id: str) -> dict[str, dict[str, Any]]:
+    """One sync in one account (every region for a regional one): by region, by kind.
 
     A region that fails keeps its cached data; the others are stored, then the failure raises.
     """
     account = account_to_sync(runtime, account_id)
-    if kind.kind == "managed_policy":
-        return {
-            "account_id": account_id,
-            "regions": {GLOBAL: sync_managed_policies(runtime, account)},
-        }
-    assert kind.collect is not None
-    regions = regions_for(runtime, account) if kind.regional else [GLOBAL]
-    summaries: dict[str, Any] = {}
+    regions = regions_for(runtime, account) if sync.regional else [GLOBAL]
+    by_region: dict[str, dict[str, Any]] = {}
     failures: dict[str, BaseException] = {}
     for region in regions:
-        client_region = runtime.settings.deployment_region if region == GLOBAL else region
         try:
-            with region_context(region):
-                client = runtime.account_client(kind.service, account, client_region)
-                listing = kind.collect(client, account_id, region)
-                summaries[region] = store_listing(runtime, kind, account_id, region, listing)
+            by_region[region] = _collect_region(runtime, sync, account, region)
         except Exception as exc:
-            if not kind.regional:
+            if not sync.regional:
                 raise
-            log.warning("%s %s %s failed: %s", kind.kind, account_id, region, exc)
+            log.warning("%s %s %s failed: %s", sync.stem, account_id, region, exc)
             failures[region] = exc
     if failures:
-        raise RegionsFailed(kind.kind, account_id, failures)
-    return {"account_id": account_id, "regions": summaries}
+        raise RegionsFailed(sync.stem, account_id, failures)
+    return by_region
 
 
-def sync_managed_policies(runtime: Runtime, account: dict[str, Any]) -> dict[str, Any]:
-    """Attached policies of one account; AWS managed documents fetched once per version overall."""
-    shared = SharedDocuments(runtime.redis, runtime.keys)
-    claimed: list[tuple[str, str]] = []
-
-    def need(arn: str, version: str) -> bool:
-        if shared.need(arn, version):
-            claimed.append((arn, version))
-            return True
-        return False
-
-    client = runtime.account_client("iam", account, runtime.settings.deployment_region)
-    try:
-        listing, documents = collect_managed_policies(client, account["id"], need)
-        if documents:
-            runtime.store.replace_partition(
-                AWS_DOCUMENT_KIND, AWS_ACCOUNT, GLOBAL, documents, complete=False
-            )
-            shared.stored((d["arn"], d["version_id"]) for d in documents)
-    except BaseException:
-        shared.release(claimed)
-        raise
-    kind = next(k for k in KINDS if k.kind == "managed_policy")
-    summary = store_listing(runtime, kind, account["id"], GLOBAL, listing)
-    return summary | {"aws_documents_fetched": len(documents)}
+def summarise(sync: Sync, account_id: str, by_region: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """What a for_account task returns: its first kind's summary by region, every kind's too."""
+    main = sync.kinds[0]
+    return {
+        "account_id": account_id,
+        "regions": {region: kinds[main] for region, kinds in by_region.items()},
+        "partitions": {
+            kind if not sync.regional else f"{kind} {region}": summary
+            for region, kinds in by_region.items()
+            for kind, summary in kinds.items()
+        },
+        "dynamo_writes": sum(s["dynamo_writes"] for k in by_region.values() for s in k.values()),
+        "s3_objects": sum(s["s3_objects"] for k in by_region.values() for s in k.values()),
+        "skipped": [x for k in by_region.values() for s in k.values() for x in s["skipped"]],
+    }
 
 
-def _make_tasks(kind: ResourceKind) -> tuple[Any, Any]:
+def sync_kind(runtime: Runtime, sync: Sync, account_id: str) -> dict[str, Any]:
+    """Run one sync for one account in this process; its summary (see :func:`summarise`)."""
+    return summarise(sync, account_id, sync_account(runtime, sync, account_id))
+
+
+def _make_tasks(sync: Sync) -> tuple[Any, Any]:
     def for_account(self: InventoryTask, account_id: str) -> dict[str, Any]:
-        return sync_kind(self.runtime, kind, account_id)
+        return sync_kind(self.runtime, sync, account_id)
 
     def across_accounts(self: InventoryTask) -> dict[str, Any]:
         accounts = [a["id"] for a in active_accounts(self.runtime)]
         if not accounts:
             return {"accounts": [], "task_ids": []}
-        signatures = (self.app.signature(kind.for_account_task, (a,)) for a in accounts)
+        signatures = (self.app.signature(sync.for_account_task, (a,)) for a in accounts)
         result = group(signatures).apply_async()
         return {"accounts": accounts, "task_ids": [r.id for r in result.results]}
 
-    _name(for_account, f"cache_{kind.stem}_for_account", f"{kind.description}: one account.")
+    _name(for_account, f"cache_{sync.stem}_for_account", f"{sync.description}: one account.")
     _name(
         across_accounts,
-        f"cache_{kind.stem}_across_accounts",
-        f"Send one cache_{kind.stem}_for_account per active account; never waits for them.",
+        f"cache_{sync.stem}_across_accounts",
+        f"Send one cache_{sync.stem}_for_account per active account; never waits for them.",
     )
-    replicates = (kind.kind, AWS_DOCUMENT_KIND) if kind.kind == MANAGED_POLICY else (kind.kind,)
     per_account = shared_task(
         bind=True,
         base=InventoryTask,
-        name=kind.for_account_task,
+        name=sync.for_account_task,
+        routing_queue=AWS,
         per_account=True,
         active_only=True,
-        replicates=replicates,
+        replicates=sync.kinds,
+        **sync.options,
     )(for_account)
     fan_out = shared_task(
         bind=True,
         base=InventoryTask,
-        name=kind.across_accounts_task,
+        name=sync.across_accounts_task,
+        routing_queue=FANOUT,
         active_only=True,
-        replicates=replicates,
+        replicates=sync.kinds,
         soft_time_limit=FANOUT_SOFT_LIMIT,
         time_limit=FANOUT_HARD_LIMIT,
     )(across_accounts)
@@ -192,4 +211,4 @@ def _name(fn: Callable[..., Any], name: str, doc: str) -> None:
     fn.__doc__ = doc
 
 
-TASKS = {kind.stem: _make_tasks(kind) for kind in KINDS}
+TASKS = {sync.stem: _make_tasks(sync) for sync in SYNCS}

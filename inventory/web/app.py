@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 from pathlib import Path
+from typing import Any
 
 import tornado.web
 
@@ -15,12 +17,15 @@ from inventory.web.handlers import access, changes, core, pages, search
 from inventory.web.handlers import requests as policy_requests
 from inventory.web.handlers.history import history_reader
 from inventory.web.openapi import ROUTES as OPENAPI_ROUTES
+from inventory.web.openapi import build_spec, spec_of
 
-__all__ = ["Readers", "make_app", "server_options"]
+__all__ = ["ROUTES", "Readers", "make_app", "openapi_spec", "server_options"]
 server_options = limits.server_options
 
 HERE = Path(__file__).resolve().parent
 MODULES = [core, search, policy_requests, access, pages, changes]
+#: Every route: each handler module's, then the API's own description.
+ROUTES = [route for module in MODULES for route in module.ROUTES] + OPENAPI_ROUTES
 
 
 def make_app(settings: Settings, readers: Readers) -> tornado.web.Application:
@@ -28,10 +33,8 @@ def make_app(settings: Settings, readers: Readers) -> tornado.web.Application:
         # The history reads the cache's own Redis (the feed) and the configured DynamoDB.
         readers = dataclasses.replace(readers, history=history_reader(settings, readers.cache))
     deps = {"settings": settings, "readers": readers}
-    routes = [(pattern, handler, deps) for module in MODULES for pattern, handler in module.ROUTES]
-    routes += [(pattern, handler, deps) for pattern, handler in OPENAPI_ROUTES]
-    return limits.Application(
-        routes,
+    app = limits.Application(
+        [(pattern, handler, deps) for pattern, handler in ROUTES],
         web=settings.web,
         default_handler_class=NotFoundHandler,
         default_handler_args=deps,
@@ -42,17 +45,34 @@ def make_app(settings: Settings, readers: Readers) -> tornado.web.Application:
         xsrf_cookies=False,
         cookie_secret=cookie_secret(settings.web),
     )
+    # Built here (once per route table, ~0.1 s) so that no request waits on the IOLoop for it.
+    spec_of(app)
+    return app
+
+
+def openapi_spec() -> dict[str, Any]:
+    """The OpenAPI document ``GET /api/v1/openapi.json`` serves (of ``ROUTES``)."""
+    return build_spec(ROUTES)
 
 
 def make_readers(settings: Settings) -> Readers:
-    """Everything the handlers read, built from settings (the search index loaded once)."""
+    """Everything the handlers read, built from settings (the shared search index opened)."""
     from inventory.celery_app import create_app
     from inventory.exporter import build_collector
     from inventory.runtime import Runtime
-    from inventory.web.search import PolicySearch
+    from inventory.web.search import PolicySearch, index_directory
+    from inventory.web.search_process import start_indexer
 
     runtime = Runtime(settings)
-    search = PolicySearch(runtime.redis, runtime.keys, settings.web.search_rebuild_seconds)
+    search = PolicySearch(
+        runtime.redis,
+        runtime.keys,
+        settings.web.search_rebuild_seconds,
+        index_dir=index_directory(settings),
+        start_indexer=functools.partial(start_indexer, settings),
+    )
+    # Opens an index already on disk and starts the host's indexer if none runs; never waits
+    # for a build (the web tier listens at once, /readyz says "indexing" meanwhile).
     search.sync_safely()
     return Readers(
         runtime.redis_cache,

@@ -7,10 +7,11 @@ import time
 import urllib.parse
 from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 import redis
 import tornado.web
+from pydantic import BaseModel
 from tornado.httputil import HTTPInputError, parse_body_arguments
 from tornado.log import app_log
 
@@ -18,6 +19,15 @@ from inventory.cache.redis_cache import RedisCache
 from inventory.cache.web_state import LoginSessions, RateLimiter
 from inventory.metrics import TaskOutcomes
 from inventory.settings import Settings, parse_rate
+from inventory.web.api import (
+    BodyModel,
+    ErrorBody,
+    Operation,
+    QueryModel,
+    Refused,
+    operations,
+    validate,
+)
 from inventory.web.auth import (
     SESSION_COOKIE,
     AmbiguousIdentity,
@@ -88,6 +98,8 @@ class Readers:
     history: ChangeHistory | None = None
 
 
+Q = TypeVar("Q", bound=QueryModel)
+B = TypeVar("B", bound=BodyModel)
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 #: Seconds a 503 asks the client to wait (the cache is usually back within this).
 RETRY_AFTER_SECONDS = 5
@@ -251,6 +263,51 @@ class BaseHandler(tornado.web.RequestHandler):
             raise tornado.web.HTTPError(400, "request body must be a JSON object")
         return value
 
+    # --- the API's models ----------------------------------------------------------------
+
+    @property
+    def api_operation(self) -> Operation | None:
+        """What this method declared (``api.operation``); None for pages and probes."""
+        return operations(type(self)).get((self.request.method or "").lower())
+
+    def _declared(self, part: str, model: type[BaseModel]) -> None:
+        # A method that validates with one model while declaring another would describe
+        # itself wrongly in openapi.json: refuse at once, loudly (every API test sees it).
+        declared = self.api_operation
+        if declared is not None and getattr(declared, part) is not model:
+            raise TypeError(f"{type(self).__name__} declares {part} {getattr(declared, part)}")
+
+    def query(self, model: type[Q]) -> Q:
+        """The query parameters as ``model``; 400 naming the first one that is wrong."""
+        self._declared("query", model)
+        last = {name: values[-1] for name, values in self.request.query_arguments.items()}
+        try:
+            return validate(model, last)
+        except Refused as exc:
+            raise tornado.web.HTTPError(400, str(exc)) from None
+
+    def body(self, model: type[B]) -> B:
+        """The JSON object body as ``model``; 415 for a body of another media type (what a
+        form sends), 400 naming the problem or the first field that is wrong."""
+        self._declared("body", model)
+        if self.request.body.strip():
+            media = self.request.headers.get("Content-Type", "").split(";")[0].strip().lower()
+            if media != "application/json" and not media.endswith("+json"):
+                raise tornado.web.HTTPError(415, "request body must be application/json")
+        required = any(field.is_required() for field in model.model_fields.values())
+        try:
+            return validate(model, self.json_body(required))
+        except Refused as exc:
+            raise tornado.web.HTTPError(400, str(exc)) from None
+
+    def write_model(self, body: BaseModel) -> None:
+        """``body`` as the JSON response, with the status this method's operation declares."""
+        declared = self.api_operation
+        if declared is not None and not isinstance(body, declared.response):
+            raise TypeError(f"{type(self).__name__} declares response {declared.response}")
+        status = declared.status if declared is not None else 200
+        self.write_json(body.model_dump(mode="json", exclude_unset=True), status)
+
     # --- identity -------------------------------------------------------------------------
 
     def get_current_user(self) -> Identity | None:
@@ -319,7 +376,7 @@ class BaseHandler(tornado.web.RequestHandler):
         if isinstance(exc, TooManyRequests):
             self.set_header("Retry-After", str(exc.retry_after))
         self.set_header("Content-Type", "application/json; charset=utf-8")
-        self.finish(json.dumps({"error": reason, "status": status_code}))
+        self.finish(json.dumps(ErrorBody(error=reason, status=status_code).model_dump()))
 
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
         if isinstance(value, redis.RedisError):

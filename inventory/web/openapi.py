@@ -1,35 +1,30 @@
-"""The OpenAPI 3.1 description of the JSON API (``/api/v1/...``), served at
-``GET /api/v1/openapi.json``.
+"""The OpenAPI 3.1 description of the JSON API, served at ``GET /api/v1/openapi.json``.
 
-Built from the same constants the handlers validate with, so a limit changed in a handler
-changes here too; a test checks that every registered ``/api/v1`` route is described.
+Generated from the route table and the models each handler method declares with
+``api.operation``: its query model gives the parameters, its body and response models (and
+``ErrorBody``) the schemas, its docstring the summary. Nothing here is written per endpoint, so
+the description cannot drift from what the handlers validate and answer.
 """
 
 from __future__ import annotations
 
-import copy
+import functools
+import re
+from collections.abc import Iterable, Iterator
 from typing import Any
 
-from inventory.cache.requests import STATUSES
-from inventory.web import params
+import tornado.routing
+import tornado.web
+from pydantic import BaseModel
+from pydantic.json_schema import GenerateJsonSchema, JsonSchemaMode, models_json_schema
+from pydantic_core import core_schema
+
+from inventory.web.api import ErrorBody, Item, Operation, QueryModel, operation, operations
 from inventory.web.base import AuthenticatedHandler
-from inventory.web.handlers import access, requests
-from inventory.web.handlers.history import FEED_MAX_LIMIT, HISTORY_KINDS, RESOURCE_MAX_LIMIT
-from inventory.web.search import MAX_LIMIT, SORT_COLUMNS
 
 JSON = "application/json"
-ACCOUNT_PATTERN = r"^\d{12}$"
-OPTIONAL_ACCOUNT = r"^(\d{12})?$"
-OPTIONAL_TOKEN = r"^([\w.:/-]{1,128})?$"
-NULLABLE_STRING = {"type": ["string", "null"]}
-NULLABLE_NUMBER = {"type": ["number", "null"]}
-
-ERROR_SCHEMA = {
-    "type": "object",
-    "required": ["error", "status"],
-    "properties": {"error": {"type": "string"}, "status": {"type": "integer"}},
-    "additionalProperties": False,
-}
+REF = "#/components/schemas/{model}"
+Routes = Iterable[tuple[str, type[tornado.web.RequestHandler]]]
 
 ERRORS = {
     400: "A parameter or the body is invalid; the message names it",
@@ -47,724 +42,165 @@ ERRORS = {
     503: "Redis, the search index, the requests table, the change history or the task queue "
     "is unavailable",
 }
+#: What any authenticated operation can answer: a bad parameter or identity header (400), no
+#: identity (401), an oversized request head (414, 431), Redis away (503).
+COMMON_ERRORS = (400, 401, 414, 431, 503)
+#: What a write can answer besides: a cross-site request (403), a body without a length (411)
+#: or too large (413).
+WRITE_ERRORS = (403, 411, 413)
+SECURITY_SCHEMES = {
+    "bearer": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "A token whose SHA-256 is in web.api_tokens or web.api_token_hashes",
+    },
+    "cookie": {
+        "type": "apiKey",
+        "in": "cookie",
+        "name": "inventory_session",
+        "description": "The signed login cookie set by POST /login",
+    },
+}
 
 
-def _error(status: int) -> dict[str, Any]:
-    return {
-        "description": ERRORS[status],
-        "content": {JSON: {"schema": {"$ref": "#/components/schemas/Error"}}},
-    }
+class Schemas(GenerateJsonSchema):
+    """Pydantic's JSON schemas, without ``default: null``: an optional field or parameter that
+    is not given is absent (and its schema need not admit null)."""
+
+    def default_schema(self, schema: core_schema.WithDefaultSchema) -> dict[str, Any]:
+        found = super().default_schema(schema)
+        if "default" in found and found["default"] is None:
+            del found["default"]
+        return found
 
 
-def _ok(description: str, schema: dict[str, Any], status: int = 200) -> dict[str, Any]:
-    return {str(status): {"description": description, "content": {JSON: {"schema": schema}}}}
+# --- paths from route patterns -------------------------------------------------------------------
+
+_GROUP = re.compile(r"\(\?P<(\w+)>([^()]*)\)")
+_WORDS = re.compile(r"\w+(\|\w+)*")
+_REGEX_SYNTAX = re.compile(r"[\\()\[\]{}*+?|^$]")
 
 
-def _query(
-    name: str, schema: dict[str, Any], description: str, required: bool = False
+def _literal(text: str, pattern: str) -> str:
+    if _REGEX_SYNTAX.search(text):
+        raise ValueError(f"route {pattern!r}: only named groups can be described, not {text!r}")
+    return text
+
+
+def route_paths(pattern: str) -> list[tuple[str, list[dict[str, Any]]]]:
+    """(OpenAPI path, its path parameters) for each path a route pattern matches.
+
+    A named group of plain words (``(?P<action>approve|reject)``) is one path per word; any
+    other named group is a path parameter whose schema is the group's pattern.
+    """
+    body = pattern.removesuffix("$")
+    paths: list[tuple[str, list[dict[str, Any]]]] = [("", [])]
+    end = 0
+    for group in _GROUP.finditer(body):
+        literal = _literal(body[end : group.start()], pattern)
+        name, regex = group.groups()
+        if _WORDS.fullmatch(regex):
+            words = regex.split("|")
+            paths = [(p + literal + word, ps) for p, ps in paths for word in words]
+        else:
+            schema = {"type": "string", "pattern": f"^{regex}$"}
+            param = {"name": name, "in": "path", "required": True, "schema": schema}
+            paths = [(p + literal + f"{{{name}}}", [*ps, param]) for p, ps in paths]
+        end = group.end()
+    tail = _literal(body[end:], pattern)
+    return [(p + tail, ps) for p, ps in paths]
+
+
+def described(routes: Routes) -> Iterator[tuple[str, list[dict[str, Any]], str, Operation]]:
+    """(path, path parameters, method, operation) of every declared operation of the routes."""
+    for pattern, handler in routes:
+        declared = operations(handler)
+        if not declared:
+            continue
+        for path, path_params in route_paths(pattern):
+            for method, op in declared.items():
+                yield path, path_params, method, op
+
+
+# --- operations ----------------------------------------------------------------------------------
+
+
+def query_parameters(model: type[QueryModel]) -> list[dict[str, Any]]:
+    """The query model's fields as OpenAPI parameters, in order."""
+    schema = model.model_json_schema(schema_generator=Schemas)
+    required = set(schema.get("required", ()))
+    found = []
+    for name, prop in schema["properties"].items():
+        parameter = {"name": name, "in": "query", "required": name in required}
+        if "description" in prop:
+            parameter["description"] = prop["description"]
+        prop = {k: v for k, v in prop.items() if k not in ("title", "description")}
+        if name in required and prop.get("type") == "string":
+            # Blank is absent, so a required parameter is never empty.
+            prop["minLength"] = max(1, prop.get("minLength", 0))
+        found.append(parameter | {"schema": prop})
+    return found
+
+
+def _content(schema: dict[str, Any]) -> dict[str, Any]:
+    return {JSON: {"schema": schema}}
+
+
+def operation_object(
+    op: Operation,
+    method: str,
+    path_params: list[dict[str, Any]],
+    refs: dict[tuple[Any, JsonSchemaMode], dict[str, Any]],
 ) -> dict[str, Any]:
-    return {
-        "name": name,
-        "in": "query",
-        "required": required,
-        "description": description,
-        "schema": schema,
-    }
-
-
-def _operation(
-    summary: str,
-    ok: dict[str, Any],
-    errors: tuple[int, ...],
-    parameters: list[dict[str, Any]] | None = None,
-    body: dict[str, Any] | None = None,
-    body_required: bool = True,
-) -> dict[str, Any]:
-    # Every authenticated operation can answer 400 (a parameter or the identity headers), 401,
-    # 414 and 431 (an oversized request head) and 503 (Redis down).
-    statuses = sorted({400, 401, 414, 431, 503, *errors})
-    operation: dict[str, Any] = {
-        "summary": summary,
-        "parameters": parameters or [],
-        "responses": ok | {str(s): _error(s) for s in statuses},
-    }
-    if body is not None:
-        operation["requestBody"] = {
-            "required": body_required,
-            "content": {JSON: {"schema": body}},
+    """The OpenAPI operation object of one declared handler method."""
+    errors = {*COMMON_ERRORS, *op.errors}
+    if method != "get":
+        errors.update(WRITE_ERRORS)
+    if op.body is not None:
+        errors.add(415)
+    error = refs[(ErrorBody, "serialization")]
+    responses = {
+        str(op.status): {
+            "description": _first_line(op.response.__doc__) or "OK",
+            "content": _content(refs[(op.response, "serialization")]),
         }
-    return operation
-
-
-ARN_PARAM = _query(
-    "arn",
-    {"type": "string", "pattern": "^arn:", "minLength": 5, "maxLength": 2048},
-    "The resource's ARN",
-    required=True,
-)
-ROLE_ARN_PARAM = _query(
-    "arn",
-    {
-        "type": "string",
-        "pattern": r"^arn:aws[\w-]*:iam::\d{12}:role/\S+$",
-        "maxLength": access.MAX_ARN,
-    },
-    "An IAM role ARN",
-    required=True,
-)
-LIMIT = {"type": "integer"}
-RECORD = {
-    "type": "object",
-    "required": ["arn"],
-    "properties": {"arn": {"type": "string"}, "kind": {"type": "string"}},
-}
-REQUEST = {
-    "type": "object",
-    "required": [
-        "arn",
-        "kind",
-        "id",
-        "resource_arn",
-        "account_id",
-        "requester",
-        "justification",
-        "status",
-        "policy_document",
-        "reviewer",
-        "created_at",
-        "updated_at",
-    ],
-    "properties": {
-        "arn": {"type": "string"},
-        "kind": {"type": "string"},
-        "id": {"type": "string"},
-        "resource_arn": {"type": "string"},
-        "account_id": {"type": "string", "pattern": ACCOUNT_PATTERN},
-        "requester": {"type": "string"},
-        "justification": {"type": "string"},
-        "status": {"type": "string", "enum": list(STATUSES)},
-        "policy_document": {"type": "object"},
-        "policy_diff": {"type": ["object", "array", "null"]},
-        "reviewer": NULLABLE_STRING,
-        "review_comment": NULLABLE_STRING,
-        "created_at": {"type": "number"},
-        "updated_at": {"type": "number"},
-    },
-}
-REQUEST_ID = {"type": "string", "pattern": f"^{requests.REQUEST_ID}$"}
-REVIEW_BODY = {
-    "type": "object",
-    "properties": {
-        "comment": {"type": "string", "minLength": 1, "maxLength": requests.MAX_TEXT},
-    },
-}
-PAGE_ROW = {
-    "type": "object",
-    "required": ["arn", "name", "kind", "account_id", "region", "tags", "errors"],
-    "properties": {
-        "arn": {"type": "string"},
-        "name": {"type": "string"},
-        "kind": {"type": "string"},
-        "account_id": NULLABLE_STRING,
-        "account_name": NULLABLE_STRING,
-        "region": {"type": "string"},
-        "tags": {"type": "object"},
-        "errors": {"type": "integer"},
-        "owner": NULLABLE_STRING,
-        "template": NULLABLE_STRING,
-        "last_updated": {"type": "number"},
-    },
-}
-CHANGE = {
-    "type": "object",
-    "required": ["id", "arn", "kind", "account_id", "region", "at", "change", "diff"],
-    "properties": {
-        "id": {"type": "string"},
-        "arn": {"type": "string"},
-        "kind": {"type": "string"},
-        "account_id": {"type": "string"},
-        "region": {"type": "string"},
-        "at": {"type": "number"},
-        "change": {"type": "string", "enum": ["created", "updated", "deleted"]},
-        "diff": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "required": ["op", "path"],
-                "properties": {
-                    "op": {"type": "string", "enum": ["add", "remove", "replace"]},
-                    "path": {"type": "string"},
-                    "old": {},
-                    "new": {},
-                },
-            },
-        },
-        "actor": NULLABLE_STRING,
-        "event_name": NULLABLE_STRING,
-        "event_time": NULLABLE_NUMBER,
-        "event_id": NULLABLE_STRING,
-    },
-}
-HISTORY_KIND = {"type": "string", "enum": ["", *HISTORY_KINDS]}
-TIME = {
-    "anyOf": [
-        {"type": "number", "minimum": 0, "maximum": params.MAX_TIME},
-        {"type": "string", "format": "date-time"},
-    ]
-}
-TYPEAHEAD_RESULT = {
-    "type": "object",
-    "required": ["arn"],
-    "properties": {"arn": {"type": "string"}, "name": {"type": "string"}},
-}
-
-
-def _paths() -> dict[str, Any]:
-    # An optional filter given empty is the same as not given (what a form with a blank field
-    # sends); a required one is never empty.
-    text = {"type": "string", "maxLength": 256}
-    kind = {"type": "string", "pattern": OPTIONAL_TOKEN}
-    account = {"type": "string", "pattern": OPTIONAL_ACCOUNT}
-    required_account = {"type": "string", "pattern": ACCOUNT_PATTERN}
-    paths: dict[str, Any] = {
-        "/api/v1/openapi.json": {
-            "get": _operation(
-                "This description of the API",
-                _ok("OpenAPI 3.1 document", {"type": "object", "required": ["openapi", "paths"]}),
-                (),
-            )
-        },
-        "/api/v1/whoami": {
-            "get": _operation(
-                "The caller's name, groups, how it was identified and whether it is an admin",
-                _ok(
-                    "The identity",
-                    {
-                        "type": "object",
-                        "required": ["name", "groups", "via", "admin"],
-                        "properties": {
-                            "name": {"type": "string"},
-                            "groups": {"type": "array", "items": {"type": "string"}},
-                            "via": {"type": "string", "enum": ["proxy", "token", "cookie"]},
-                            "admin": {"type": "boolean"},
-                        },
-                    },
-                ),
-                (),
-            )
-        },
-        "/api/v1/resource": {
-            "get": _operation(
-                "One cached record by ARN",
-                _ok("The record as cached", RECORD),
-                (404,),
-                [ARN_PARAM],
-            )
-        },
-        "/api/v1/resource/details": {
-            "get": _operation(
-                "A cached record with its partition, account, documents, errors and principals",
-                _ok(
-                    "The record and what the resource page shows with it",
-                    {
-                        "type": "object",
-                        "required": [
-                            "record",
-                            "kind",
-                            "account_id",
-                            "account_name",
-                            "region",
-                            "refreshed_at",
-                            "attached_documents",
-                            "cloudtrail_errors",
-                            "principals",
-                        ],
-                        "properties": {
-                            "record": RECORD,
-                            "kind": {"type": "string"},
-                            "account_id": {"type": "string"},
-                            "account_name": NULLABLE_STRING,
-                            "region": {"type": "string"},
-                            "refreshed_at": NULLABLE_NUMBER,
-                            "attached_documents": {"type": "object"},
-                            "cloudtrail_errors": {"type": ["object", "null"]},
-                            "principals": {"type": "array", "items": {"type": "string"}},
-                        },
-                    },
-                ),
-                (404,),
-                [ARN_PARAM],
-            )
-        },
-        "/api/v1/resource/history": {
-            "get": _operation(
-                "A resource's recorded changes (created, updated, deleted), newest first",
-                _ok(
-                    "The changes with their diffs",
-                    {
-                        "type": "object",
-                        "required": ["arn", "kind", "changes", "retention_days"],
-                        "properties": {
-                            "arn": {"type": "string"},
-                            "kind": {"type": "string"},
-                            "changes": {"type": "array", "items": CHANGE},
-                            "retention_days": {"type": "integer"},
-                        },
-                    },
-                ),
-                (404,),
-                [
-                    ARN_PARAM,
-                    _query(
-                        "kind",
-                        HISTORY_KIND,
-                        "The resource's kind; needed only when it is no longer cached",
-                    ),
-                    _query(
-                        "limit",
-                        LIMIT | {"minimum": 1, "maximum": RESOURCE_MAX_LIMIT},
-                        "How many changes (default 100)",
-                    ),
-                ],
-            )
-        },
-        "/api/v1/changes": {
-            "get": _operation(
-                "Recent changes of every resource, newest first, filtered and paged by cursor",
-                _ok(
-                    "One page of the feed",
-                    {
-                        "type": "object",
-                        "required": ["changes", "next_cursor", "feed_span"],
-                        "properties": {
-                            "changes": {"type": "array", "items": CHANGE},
-                            "next_cursor": NULLABLE_STRING,
-                            "feed_span": {
-                                "type": "object",
-                                "required": ["oldest", "newest"],
-                                "properties": {
-                                    "oldest": NULLABLE_NUMBER,
-                                    "newest": NULLABLE_NUMBER,
-                                },
-                            },
-                        },
-                    },
-                ),
-                (),
-                [
-                    _query("account", account, "Only this account's changes"),
-                    _query("kind", HISTORY_KIND, "Only changes of this kind"),
-                    _query(
-                        "since",
-                        TIME,
-                        "Changes at or after this time: unix seconds or ISO-8601 (UTC unless "
-                        "it has an offset)",
-                    ),
-                    _query("until", TIME, "Changes at or before this time; not before 'since'"),
-                    _query(
-                        "limit",
-                        LIMIT | {"minimum": 1, "maximum": FEED_MAX_LIMIT},
-                        "Page size (default 100)",
-                    ),
-                    _query(
-                        "cursor",
-                        {"type": "string", "pattern": r"^(\d{1,20}-\d{1,20})?$"},
-                        "The next_cursor of the previous page: the page of older changes",
-                    ),
-                ],
-            )
-        },
-        "/api/v1/partitions": {
-            "get": _operation(
-                "Every cached partition with its item count and freshness",
-                _ok(
-                    "The partitions",
-                    {
-                        "type": "object",
-                        "required": ["partitions"],
-                        "properties": {
-                            "partitions": {
-                                "type": "array",
-                                "items": {
-                                    "type": "object",
-                                    "required": ["kind", "account_id", "region", "count"],
-                                    "properties": {
-                                        "kind": {"type": "string"},
-                                        "account_id": {"type": "string"},
-                                        "region": {"type": "string"},
-                                        "count": {"type": "integer", "minimum": 0},
-                                        "refreshed_at": NULLABLE_NUMBER,
-                                        "complete": {"type": ["boolean", "null"]},
-                                    },
-                                },
-                            }
-                        },
-                    },
-                ),
-                (),
-            )
-        },
-        "/api/v1/accounts": {
-            "get": _operation(
-                "The account mapping, sorted by id",
-                _ok(
-                    "The accounts",
-                    {
-                        "type": "object",
-                        "required": ["accounts"],
-                        "properties": {
-                            "accounts": {
-                                "type": "array",
-                                "items": {
-                                    "type": "object",
-                                    "required": ["id"],
-                                    "properties": {"id": {"type": "string"}},
-                                },
-                            }
-                        },
-                    },
-                ),
-                (),
-            )
-        },
-        "/api/v1/accounts/freshness": {
-            "get": _operation(
-                "Per account and kind: age of the cached data and whether it is stale",
-                _ok(
-                    "Freshness",
-                    {
-                        "type": "object",
-                        "required": ["checked_at", "accounts"],
-                        "properties": {
-                            "checked_at": {"type": "number"},
-                            "accounts": {
-                                "type": "array",
-                                "items": {
-                                    "type": "object",
-                                    "required": ["id", "stale", "kinds"],
-                                    "properties": {
-                                        "id": {"type": "string"},
-                                        "name": NULLABLE_STRING,
-                                        "status": NULLABLE_STRING,
-                                        "stale": {"type": "boolean"},
-                                        "kinds": {"type": "object"},
-                                    },
-                                },
-                            },
-                        },
-                    },
-                ),
-                (),
-            )
-        },
-        "/api/v1/policies": {
-            "get": _operation(
-                "Filter, sort and page every cached resource (the policies table)",
-                _ok(
-                    "One page of rows and the total that match",
-                    {
-                        "type": "object",
-                        "required": ["total", "rows", "offset", "limit"],
-                        "properties": {
-                            "total": {"type": "integer", "minimum": 0},
-                            "rows": {"type": "array", "items": PAGE_ROW},
-                            "offset": {"type": "integer"},
-                            "limit": {"type": "integer"},
-                        },
-                    },
-                ),
-                (),
-                [
-                    _query("q", text, "Free text: substrings of ARN, name and tags"),
-                    _query("account", account, "12-digit account id"),
-                    _query("kind", kind, "Resource kind, e.g. iam_role"),
-                    _query("region", kind, "Region, or 'global'"),
-                    _query(
-                        "has_errors",
-                        {"type": "string", "enum": ["", "true", "false", "1", "0", "yes", "no"]},
-                        "Only resources with (or without) CloudTrail errors",
-                    ),
-                    _query("sort", {"type": "string", "enum": ["", *SORT_COLUMNS]}, "Sort column"),
-                    _query("order", {"type": "string", "enum": ["", "asc", "desc"]}, "Sort order"),
-                    _query(
-                        "offset",
-                        {"type": "integer", "minimum": 0, "maximum": 10_000_000},
-                        "Rows to skip",
-                    ),
-                    _query(
-                        "limit",
-                        LIMIT | {"minimum": 1, "maximum": MAX_LIMIT},
-                        "Rows per page",
-                    ),
-                ],
-            )
-        },
-        "/api/v1/policies/facets": {
-            "get": _operation(
-                "Distinct kinds, accounts and regions for the filter menus",
-                _ok(
-                    "The facet values",
-                    {
-                        "type": "object",
-                        "required": ["kind", "account_id", "region"],
-                        "properties": {
-                            f: {"type": "array", "items": {"type": "string"}}
-                            for f in ("kind", "account_id", "region")
-                        },
-                    },
-                ),
-                (),
-            )
-        },
-        "/api/v1/typeahead/resources": {
-            "get": _operation(
-                "ARNs whose name starts with, then contains, the text",
-                _ok(
-                    "Matches",
-                    {
-                        "type": "object",
-                        "required": ["results"],
-                        "properties": {"results": {"type": "array", "items": TYPEAHEAD_RESULT}},
-                    },
-                ),
-                (),
-                [
-                    _query("q", text | {"minLength": 1}, "Text typed so far", required=True),
-                    _query("kind", kind, "Only this kind"),
-                    _query("limit", LIMIT | {"minimum": 1, "maximum": 100}, "Most results"),
-                ],
-            )
-        },
-        "/api/v1/typeahead/managed_policies": {
-            "get": _operation(
-                "Managed policies attached in an account whose name matches the text",
-                _ok(
-                    "Matches",
-                    {
-                        "type": "object",
-                        "required": ["results"],
-                        "properties": {
-                            "results": {
-                                "type": "array",
-                                "items": {
-                                    "type": "object",
-                                    "required": ["arn", "name", "aws_managed"],
-                                    "properties": {
-                                        "arn": {"type": "string"},
-                                        "name": {"type": "string"},
-                                        "aws_managed": {"type": "boolean"},
-                                    },
-                                },
-                            }
-                        },
-                    },
-                ),
-                (),
-                [
-                    _query("account", required_account, "12-digit account id", required=True),
-                    _query("q", {"type": "string", "maxLength": 128}, "Text typed so far"),
-                    _query("limit", LIMIT | {"minimum": 1, "maximum": 100}, "Most results"),
-                ],
-            )
-        },
-        "/api/v1/roles/eligible": {
-            "get": _operation(
-                "Role ARNs a group or user may use",
-                _ok(
-                    "The roles",
-                    {
-                        "type": "object",
-                        "required": ["principal", "roles"],
-                        "properties": {
-                            "principal": {"type": "string"},
-                            "roles": {"type": "array", "items": {"type": "string"}},
-                        },
-                    },
-                ),
-                (),
-                [
-                    _query(
-                        "principal",
-                        {
-                            "type": "string",
-                            "pattern": r"\S",
-                            "maxLength": access.MAX_PRINCIPAL,
-                        },
-                        "A group name or an email",
-                        required=True,
-                    )
-                ],
-            )
-        },
-        "/api/v1/roles/principals": {
-            "get": _operation(
-                "The groups and users who may use a role",
-                _ok(
-                    "The principals",
-                    {
-                        "type": "object",
-                        "required": ["arn", "principals"],
-                        "properties": {
-                            "arn": {"type": "string"},
-                            "principals": {"type": "array", "items": {"type": "string"}},
-                        },
-                    },
-                ),
-                (),
-                [ROLE_ARN_PARAM],
-            )
-        },
-        "/api/v1/refresh": {
-            "post": _operation(
-                "Enqueue a re-sync of the account and kind of a cached resource",
-                _ok(
-                    "The task was queued, now or by an earlier request (one per task and account "
-                    "is queued or running at a time; its id is given to every asker)",
-                    {
-                        "type": "object",
-                        "required": [
-                            "task_id",
-                            "task",
-                            "account_id",
-                            "requested_at",
-                            "already_queued",
-                        ],
-                        "properties": {
-                            "task_id": {"type": "string"},
-                            "task": {"type": "string"},
-                            "account_id": {"type": "string"},
-                            "requested_at": {"type": "number"},
-                            "already_queued": {"type": "boolean"},
-                        },
-                    },
-                    202,
-                ),
-                (403, 404, 411, 413, 429),
-                [ARN_PARAM],
-            )
-        },
-        "/api/v1/refresh/status": {
-            "get": _operation(
-                "Whether the resource's partition was stored again since a time",
-                _ok(
-                    "The partition's freshness",
-                    {
-                        "type": "object",
-                        "required": ["arn", "since", "refreshed", "refreshed_at"],
-                        "properties": {
-                            "arn": {"type": "string"},
-                            "since": {"type": "number"},
-                            "refreshed": {"type": "boolean"},
-                            "refreshed_at": NULLABLE_NUMBER,
-                        },
-                    },
-                ),
-                (404,),
-                [
-                    ARN_PARAM,
-                    _query(
-                        "since",
-                        {"type": "number", "minimum": 0, "maximum": 1e12},
-                        "Unix time of the refresh request",
-                        required=True,
-                    ),
-                ],
-            )
-        },
-        "/api/v1/requests": {
-            "get": _operation(
-                "Policy requests, newest first",
-                _ok(
-                    "One page of requests",
-                    {
-                        "type": "object",
-                        "required": ["requests", "total", "limit", "offset"],
-                        "properties": {
-                            "requests": {"type": "array", "items": REQUEST},
-                            "total": {"type": "integer", "minimum": 0},
-                            "limit": {"type": "integer"},
-                            "offset": {"type": "integer"},
-                        },
-                    },
-                ),
-                (),
-                [
-                    _query("status", {"type": "string", "enum": ["", *STATUSES]}, "Status"),
-                    _query("account", account, "12-digit account id"),
-                    _query("arn", {"type": "string"}, "The resource a request is for"),
-                    _query("requester", {"type": "string"}, "Who asked"),
-                    _query(
-                        "limit",
-                        LIMIT | {"minimum": 1, "maximum": requests.MAX_LIMIT},
-                        "Requests per page",
-                    ),
-                    _query("offset", {"type": "integer", "minimum": 0, "maximum": 10**9}, "Skip"),
-                ],
-            ),
-            "post": _operation(
-                "Ask for a policy change on a resource",
-                _ok("The stored request (pending)", REQUEST, 201),
-                (403, 409, 411, 413, 415, 429),
-                body={
-                    "type": "object",
-                    "required": ["arn", "justification", "policy_document"],
-                    "properties": {
-                        "arn": {
-                            "type": "string",
-                            "pattern": r"^\s*arn:aws[a-z-]*:[a-z0-9-]+:[a-z0-9-]*:(\d{12})?:\S+",
-                            "maxLength": requests.MAX_ARN,
-                        },
-                        "justification": {
-                            "type": "string",
-                            "pattern": r"\S",
-                            "maxLength": requests.MAX_TEXT,
-                        },
-                        "policy_document": {
-                            "oneOf": [
-                                {"type": "object", "required": ["Statement"]},
-                                {"type": "string", "contentMediaType": JSON},
-                            ]
-                        },
-                    },
-                },
-            ),
-        },
-        "/api/v1/requests/{request_id}": {
-            "get": _operation(
-                "One policy request",
-                _ok("The request", REQUEST),
-                (404,),
-                [
-                    {
-                        "name": "request_id",
-                        "in": "path",
-                        "required": True,
-                        "schema": REQUEST_ID,
-                    }
-                ],
-            )
-        },
     }
-    for action, who in (
-        ("approve", "an admin"),
-        ("reject", "an admin"),
-        ("cancel", "the requester"),
-    ):
-        paths[f"/api/v1/requests/{{request_id}}/{action}"] = {
-            "post": _operation(
-                f"{action.capitalize()} a pending request ({who} only)",
-                _ok("The request with its new status", REQUEST),
-                (403, 404, 409, 411, 413, 415),
-                [{"name": "request_id", "in": "path", "required": True, "schema": REQUEST_ID}],
-                body=REVIEW_BODY,
-                body_required=False,
-            )
-        }
-    return paths
+    responses |= {
+        str(s): {"description": ERRORS[s], "content": _content(error)} for s in sorted(errors)
+    }
+    found: dict[str, Any] = {
+        "summary": op.summary,
+        "parameters": path_params + (query_parameters(op.query) if op.query else []),
+        "responses": responses,
+    }
+    if op.body is not None:
+        required = any(f.is_required() for f in op.body.model_fields.values())
+        content = _content(refs[(op.body, "validation")])
+        found["requestBody"] = {"required": required, "content": content}
+    return found
 
 
-def build_spec() -> dict[str, Any]:
-    """The OpenAPI 3.1 document of the JSON API."""
+def _first_line(text: str | None) -> str:
+    return (text or "").strip().split("\n\n")[0].replace("\n", " ").strip()
+
+
+# --- the document --------------------------------------------------------------------------------
+
+
+def build_spec(routes: Routes) -> dict[str, Any]:
+    """The OpenAPI 3.1 document of every declared operation of ``routes``."""
+    found = list(described(routes))
+    models: list[tuple[type[BaseModel], JsonSchemaMode]] = [(ErrorBody, "serialization")]
+    for _, _, _, op in found:
+        models.append((op.response, "serialization"))
+        if op.body is not None:
+            models.append((op.body, "validation"))
+    refs, definitions = models_json_schema(
+        list(dict.fromkeys(models)), ref_template=REF, schema_generator=Schemas
+    )
+    paths: dict[str, dict[str, Any]] = {}
+    for path, path_params, method, op in found:
+        paths.setdefault(path, {})[method] = operation_object(op, method, path_params, refs)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -775,40 +211,43 @@ def build_spec() -> dict[str, Any]:
         },
         "servers": [{"url": "/"}],
         "security": [{"bearer": []}, {"cookie": []}],
-        "paths": _paths(),
+        "paths": paths,
         "components": {
-            "schemas": {"Error": ERROR_SCHEMA},
-            "securitySchemes": {
-                "bearer": {
-                    "type": "http",
-                    "scheme": "bearer",
-                    "description": "A token whose SHA-256 is in web.api_tokens or "
-                    "web.api_token_hashes",
-                },
-                "cookie": {
-                    "type": "apiKey",
-                    "in": "cookie",
-                    "name": "inventory_session",
-                    "description": "The signed login cookie set by POST /login",
-                },
-            },
+            "schemas": definitions.get("$defs", {}),
+            "securitySchemes": SECURITY_SCHEMES,
         },
     }
 
 
-_SPEC = build_spec()
+@functools.cache
+def _cached(routes: tuple[tuple[str, type[tornado.web.RequestHandler]], ...]) -> dict[str, Any]:
+    return build_spec(routes)
 
 
-def spec() -> dict[str, Any]:
-    """A copy of the document (callers may change theirs)."""
-    return copy.deepcopy(_SPEC)
+def spec_of(application: tornado.web.Application) -> dict[str, Any]:
+    """The document of an application's own routes (built once per route table)."""
+    routes = tuple(
+        (rule.matcher.regex.pattern, rule.target)
+        for rule in application.wildcard_router.rules
+        if isinstance(rule.matcher, tornado.routing.PathMatches) and isinstance(rule.target, type)
+    )
+    return _cached(routes)
+
+
+class OpenApiDocument(Item):
+    """OpenAPI 3.1 document"""
+
+    openapi: str
+    paths: dict[str, Any]
 
 
 class OpenApiHandler(AuthenticatedHandler):
     """``GET /api/v1/openapi.json``: this API's OpenAPI description."""
 
+    @operation(OpenApiDocument)
     def get(self) -> None:
-        self.write_json(_SPEC)
+        """This description of the API."""
+        self.write_model(OpenApiDocument.model_validate(spec_of(self.application)))
 
 
 ROUTES = [(r"/api/v1/openapi.json", OpenApiHandler)]

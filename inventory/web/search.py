@@ -1,53 +1,48 @@
-"""The web tier's search index: a local read model of the policies table and of every ARN.
+"""The web tier's search: the policies table, the resource typeahead and managed policies.
 
-Each web process keeps its own copy, loaded from Redis at start and kept current by the change
-stream that every partition write appends to (``Keys.changes``). Queries touch indexes only
-(see ``table_index``: facet codes, presorted orders, positional trigram indexes), so a filtered,
-sorted page over 200,000 rows and a typeahead over a million ARNs stay fast. Changes are applied
-to the source dicts at once and the snapshots are rebuilt in the background, at most every
-``rebuild_seconds``. Managed policies per account (small) live in an in-memory SQLite table.
+Queries read an index on disk (``search_index``: tantivy and SQLite, mmap'd and shared by every
+web process of a host), which one indexer per host builds from Redis and keeps current from the
+change stream every partition write appends to (``search_indexer``). A web process opens the
+current generation, reloads it when the indexer commits, and starts an indexer itself when none
+holds the lock. Without an index directory (tests, benchmarks), the index lives in a private
+temporary directory and ``load``/``sync`` build and update it in the calling process.
 """
 
 from __future__ import annotations
 
-import json
+import hashlib
 import logging
-import sqlite3
-import threading
+import shutil
+import tempfile
 import time
-from collections.abc import Mapping
+import urllib.parse
+import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
+from multiprocessing.process import BaseProcess
+from pathlib import Path
 from typing import Any
 
 import redis
 
-from inventory.cache.keys import MANAGED_POLICY, Keys, Partition
-from inventory.cache.redis_cache import RedisCache
-from inventory.web.table_index import SORT_COLUMNS, NameIndex, TableIndex
+from inventory.cache.keys import Keys
+from inventory.settings import Settings
+from inventory.web.search_index import SORT_COLUMNS, Generation
+from inventory.web.search_indexer import (
+    INDEX_ERRORS,
+    PROGRESS,
+    STATE,
+    Indexer,
+    IndexLock,
+    read_json,
+)
 
-__all__ = ["MAX_LIMIT", "SORT_COLUMNS", "PolicySearch", "Query"]
+__all__ = ["MAX_LIMIT", "SORT_COLUMNS", "PolicySearch", "Query", "SearchUnavailable"]
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("inventory.web.search")
 
 MAX_LIMIT = 500
-#: Kinds offered by the resource typeahead (every cached ARN but derived views).
-TYPEAHEAD_SKIP = {
-    "account",
-    "cloudtrail_errors",
-    "role_access",
-    "principal_access",
-    "policy_request",
-    "iam_role_limit",
-    "managed_policy",
-}
-
-SCHEMA = """
-CREATE TABLE policies (
-  account_id TEXT NOT NULL, arn TEXT NOT NULL, name TEXT COLLATE NOCASE NOT NULL,
-  aws_managed INTEGER NOT NULL,
-  PRIMARY KEY (account_id, arn));
-CREATE INDEX policies_name ON policies(account_id, name COLLATE NOCASE);
-"""
+StartIndexer = Callable[[Path], BaseProcess]
 
 
 @dataclass(frozen=True)
@@ -65,197 +60,153 @@ class Query:
     limit: int = 50
 
 
-def _like_escape(text: str) -> str:
-    """Escape LIKE wildcards with '!' (the ESCAPE character used in every query)."""
-    return text.replace("!", "!!").replace("%", "!%").replace("_", "!_")
+def index_directory(settings: Settings) -> Path:
+    """``web.search_index_dir``/<the cache it indexes>: web tiers over other caches never share."""
+    url = urllib.parse.urlsplit(settings.redis.url)
+    # Host, port, database and key prefix; never the password (nor anything else in a path).
+    source = f"{url.hostname}:{url.port}{url.path}|{settings.redis.key_prefix}"
+    return Path(settings.web.search_index_dir) / hashlib.sha256(source.encode()).hexdigest()[:16]
 
 
-def _name_of(arn: str) -> str:
-    tail = arn.rsplit(":", 1)[-1]
-    return tail.rsplit("/", 1)[-1] or arn
+class SearchUnavailable(Exception):
+    """No index generation is open yet (the first build is under way)."""
 
 
 class PolicySearch:
-    """Local, indexed copy of the policies table and of every cached ARN."""
+    """Queries over the current index generation, and keeping that generation current."""
 
-    def __init__(self, client: redis.Redis, keys: Keys, rebuild_seconds: float = 0.0) -> None:
-        self.client = client
-        self.keys = keys
-        self.cache = RedisCache(client, keys)
-        self.db = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
-        self.db.executescript(SCHEMA)
-        self.lock = threading.RLock()
-        self.cursor: str | None = None
-        self.loaded = False
-        #: Rows by ARN (the source the table snapshot is built from) and the snapshot itself.
-        self.rows: dict[str, dict[str, Any]] = {}
-        self.table = TableIndex([])
-        self.rebuild_seconds = rebuild_seconds
-        #: Every cached ARN: (name, kind, account_id) by ARN, and the typeahead snapshot.
-        self.arn_entries: dict[str, tuple[str, str, str]] = {}
-        self.names = NameIndex([])
-        self._names_dirty = False
-        self._names_built_at = 0.0
-        self._names_building: threading.Thread | None = None
-        self._dirty = False
-        self._built_at = 0.0
-        self._building: threading.Thread | None = None
+    def __init__(
+        self,
+        client: redis.Redis,
+        keys: Keys,
+        rebuild_seconds: float = 0.0,
+        index_dir: str | Path | None = None,
+        start_indexer: StartIndexer | None = None,
+    ) -> None:
+        """With ``start_indexer``, a host's indexer process writes; else this process does."""
+        if index_dir is None:
+            index_dir = tempfile.mkdtemp(prefix="inventory-search-")
+            weakref.finalize(self, shutil.rmtree, index_dir, True)
+        self.root = Path(index_dir)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.client, self.keys = client, keys
+        self.start_indexer = start_indexer
+        self.indexer = None if start_indexer else Indexer(self.root, client, keys, rebuild_seconds)
+        self.lock = IndexLock(self.root)
+        self.child: BaseProcess | None = None
+        self.generation: Generation | None = None
+        self.state: dict[str, Any] = {}
 
-    def _rebuild_names(self, force: bool = False) -> None:
-        """Like _rebuild, for the (much larger) ARN typeahead index: at most 6x less often."""
-        now = time.monotonic()
-        interval = self.rebuild_seconds * 6
-        if not self._names_dirty or (not force and now - self._names_built_at < interval):
-            return
-        if self._names_building is not None and self._names_building.is_alive():
-            return
-        entries = [(arn, *rest) for arn, rest in self.arn_entries.items()]
-        self._names_dirty = False
-        self._names_built_at = now
-        if force or interval <= 0:
-            self.names = NameIndex(entries)
-            return
+    # --- keeping current -------------------------------------------------------------------------
+    @property
+    def loaded(self) -> bool:
+        return self.generation is not None
 
-        def build() -> None:
-            self.names = NameIndex(entries)
+    @property
+    def cursor(self) -> str | None:
+        """The change-stream position this process's indexer has applied (None: not writing)."""
+        return None if self.indexer is None else self.indexer.cursor
 
-        self._names_building = threading.Thread(target=build, name="names-rebuild", daemon=True)
-        self._names_building.start()
+    @cursor.setter
+    def cursor(self, value: str) -> None:
+        assert self.indexer is not None
+        self.indexer.cursor = value
 
-    def _rebuild(self, force: bool = False) -> None:
-        """Swap in a fresh snapshot when rows changed, at most every ``rebuild_seconds``.
-
-        With a rebuild interval the snapshot is built in a background thread and swapped in
-        when ready, so queries never wait for it; without one (tests) it is built at once.
-        """
-        now = time.monotonic()
-        if not self._dirty or (not force and now - self._built_at < self.rebuild_seconds):
-            return
-        if self._building is not None and self._building.is_alive():
-            return
-        rows = sorted(self.rows.values(), key=lambda r: r["arn"])
-        self._dirty = False
-        self._built_at = now
-        if force or self.rebuild_seconds <= 0:
-            self.table = TableIndex(rows)
-            return
-
-        def build() -> None:
-            self.table = TableIndex(rows)
-
-        self._building = threading.Thread(target=build, name="search-rebuild", daemon=True)
-        self._building.start()
-
-    # --- loading and following changes ---------------------------------------------------
     def load(self) -> None:
-        """(Re)build from Redis: remember the stream position first, so nothing is missed."""
-        last = self.client.xrevrange(self.keys.changes(), count=1)
-        cursor = last[0][0] if last else "0-0"
-        rows = [json.loads(v) for v in self.client.hgetall(f"{self.keys.prefix}pt:rows").values()]
-        arns: list[tuple[str, str, str, str]] = []
-        policies: list[tuple[str, str, str, int]] = []
-        for p in self.cache.partitions():
-            if p.kind == MANAGED_POLICY:
-                for record in self.cache.items(p).values():
-                    policies.append(
-                        (
-                            p.account_id,
-                            record["arn"],
-                            record["name"],
-                            int(bool(record["aws_managed"])),
-                        )
-                    )
-            elif p.kind not in TYPEAHEAD_SKIP:
-                for arn in self.client.hkeys(self.keys.items(p)):
-                    arns.append((arn, _name_of(arn), p.kind, p.account_id))
-        with self.lock:
-            self.db.execute("BEGIN")
-            self.db.execute("DELETE FROM policies")
-            self.db.executemany("INSERT OR REPLACE INTO policies VALUES (?,?,?,?)", policies)
-            self.db.execute("COMMIT")
-            self.rows = {r["arn"]: r for r in rows}
-            self._dirty = True
-            self._rebuild(force=True)
-            self.arn_entries = {arn: (name, kind, account) for arn, name, kind, account in arns}
-            self._names_dirty = True
-            self._rebuild_names(force=True)
-            self.cursor = cursor
-            self.loaded = True
+        """Build the index from Redis in this process (no indexer process) and open it."""
+        assert self.indexer is not None, "a shared index is built by the host's indexer"
+        self.indexer.build()
+        self.refresh()
+
+    def sync(self, block_ms: int | None = None) -> int:
+        """Apply changes appended since the last sync (or see the indexer's); how many."""
+        applied = 0
+        if self.indexer is not None:
+            if self.indexer.writer is None:
+                self.load()
+                return 0
+            applied = self.indexer.follow(block_ms)
+        else:
+            self._ensure_indexer()
+        self.refresh()
+        return applied
 
     def sync_safely(self) -> None:
-        """sync(), logging instead of raising: the index stays as it was while Redis is away."""
+        """sync(), logging instead of raising: queries keep the generation they have."""
         try:
             self.sync()
         except redis.RedisError as exc:
             log.warning("search index not updated: %s", exc)
+        except INDEX_ERRORS as exc:
+            log.warning("search index not updated: %s", exc)
 
-    def sync(self, block_ms: int | None = None) -> int:
-        """Apply changes appended since the last sync; a gap in the stream means a full reload."""
-        if not self.loaded:
-            self.load()
-            return 0
-        entries = self.client.xread(
-            {self.keys.changes(): self.cursor}, count=10_000, block=block_ms
-        )
-        if not entries:
-            return 0
-        events = entries[0][1]
-        first = self.client.xrange(self.keys.changes(), count=1)
-        if first and self._before(self.cursor, first[0][0]) and self.cursor != "0-0":
-            log.warning("change stream trimmed past our position; reloading the search index")
-            self.load()
-            return len(events)
-        with self.lock:
-            self.db.execute("BEGIN")
-            for _id, fields in events:
-                self._apply(fields)
-            self.db.execute("COMMIT")
-            self.cursor = events[-1][0]
-            self._rebuild()
-            self._rebuild_names()
-        return len(events)
+    def _ensure_indexer(self) -> None:
+        """Start an indexer child when ours is gone and no other process holds the lock."""
+        assert self.start_indexer is not None
+        if self.child is not None and self.child.is_alive():
+            return
+        if not self.lock.held_elsewhere():
+            self.child = self.start_indexer(self.root)
 
-    @staticmethod
-    def _before(a: str | None, b: str) -> bool:
-        if a is None:
-            return True
-        pa, pb = (tuple(int(x) for x in v.split("-")) for v in (a, b))
-        return pa < pb
-
-    def _apply(self, fields: Mapping[str, str]) -> None:
-        """One change event (see PoliciesTable.partition_changed for its fields)."""
-        p = Partition.parse(fields["partition"])
-        added = json.loads(fields.get("added", "[]"))
-        removed = json.loads(fields.get("removed", "[]"))
-        if p.kind == MANAGED_POLICY:
-            policies = json.loads(fields.get("policies", "{}"))
-            self.db.executemany(
-                "INSERT OR REPLACE INTO policies VALUES (?,?,?,?)",
-                [(p.account_id, a, n, int(m)) for a, (n, m) in policies.items()],
+    def refresh(self) -> None:
+        """Open the generation ``state.json`` names, or reload ours when it has new commits."""
+        state = read_json(self.root / STATE)
+        if state is None:
+            return
+        name = state.get("generation")
+        if self.generation is None or self.generation.path.name != name:
+            started = time.monotonic()
+            try:
+                opened = Generation(self.root / str(name))
+            except INDEX_ERRORS as exc:
+                log.warning("search index %s cannot be opened yet: %s", name, exc)
+                return
+            if self.generation is not None:
+                self.generation.close()
+            self.generation = opened
+            rows, arns = opened.counts()
+            log.info(
+                "search index %s opened in %.2f s: %d rows, %d ARNs",
+                opened.path,
+                time.monotonic() - started,
+                rows,
+                arns,
             )
-            self.db.executemany(
-                "DELETE FROM policies WHERE account_id=? AND arn=?",
-                [(p.account_id, a) for a in removed],
+        elif state.get("commit") != self.state.get("commit"):
+            self.generation.reload()
+        self.state = state
+
+    def status(self) -> dict[str, Any]:
+        """For /readyz: ready (an index open and current), else indexing with progress."""
+        self.refresh()
+        progress = read_json(self.root / PROGRESS)
+        writing = self.indexer is not None or self.lock.held_elsewhere()
+        current = bool(self.state.get("current")) and writing
+        if self.loaded and not current and progress is None:
+            # No live indexer has said so yet: current if nothing was appended since its commit.
+            head = self.client.xrevrange(self.keys.changes(), count=1)
+            current = (head[0][0] if head else "0-0") == self.state.get("cursor")
+        status: dict[str, Any] = {
+            "status": "ready" if self.loaded and current else "indexing",
+            "rows": self.state.get("rows"),
+            "arns": self.state.get("arns"),
+        }
+        if progress is not None:
+            status["progress"] = {k: progress.get(k) for k in ("phase", "done", "total", "percent")}
+        return status
+
+    def _open(self) -> Generation:
+        if self.generation is None:
+            progress = read_json(self.root / PROGRESS) or {}
+            raise SearchUnavailable(
+                f"search index is being built ({progress.get('percent', 0)}% done)"
             )
-        elif p.kind not in TYPEAHEAD_SKIP:
-            for arn in removed:
-                self.arn_entries.pop(arn, None)
-            for arn in added:
-                self.arn_entries[arn] = (_name_of(arn), p.kind, p.account_id)
-            self._names_dirty = bool(self._names_dirty or removed or added)
-        for arn in json.loads(fields.get("rows_removed", "[]")):
-            self.rows.pop(arn, None)
-            self._dirty = True
-        for row in json.loads(fields.get("rows", "[]")):
-            self.rows[row["arn"]] = row
-            self._dirty = True
+        return self.generation
 
     # --- queries -----------------------------------------------------------------------------
     def query(self, q: Query) -> dict[str, Any]:
         """A page of rows matching the filters, sorted, with the total count."""
-        self._rebuild()
-        table = self.table
-        total, rows = table.select(
+        total, rows = self._open().select(
             q.text,
             {"kind": q.kind, "account_id": q.account, "region": q.region},
             q.has_errors,
@@ -268,29 +219,19 @@ class PolicySearch:
 
     def facets(self) -> dict[str, list[str]]:
         """Distinct accounts, kinds and regions, for the filter menus."""
-        self._rebuild()
-        return self.table.facets()
+        return self._open().facets()
 
     def typeahead_resources(self, text: str, kind: str | None, limit: int) -> list[dict[str, Any]]:
         """ARNs whose name starts with, then contains, ``text``; a typed ARN is a prefix."""
-        self._rebuild_names()
-        names = self.names
+        generation = self._open()
         if text.startswith("arn:"):
-            found = names.arn_prefix(text, kind, limit)
+            found = generation.arn_prefix(text, kind, limit)
         else:
-            found = names.search(text, kind, limit)
+            found = generation.typeahead(text, kind, limit)
         return [{"arn": a, "name": n, "kind": k, "account_id": acc} for a, n, k, acc in found]
 
     def typeahead_managed_policies(
         self, account: str, text: str, limit: int
     ) -> list[dict[str, Any]]:
         """Managed policies attached in an account whose name starts with, then contains, text."""
-        like = _like_escape(text.lower())
-        with self.lock:
-            rows = self.db.execute(
-                "SELECT arn, name, aws_managed FROM policies WHERE account_id = ? AND "
-                "name LIKE ? ESCAPE '!' ORDER BY (name LIKE ? ESCAPE '!') DESC, "
-                "name COLLATE NOCASE LIMIT ?",
-                (account, f"%{like}%", f"{like}%", limit),
-            ).fetchall()
-        return [{"arn": a, "name": n, "aws_managed": bool(m)} for a, n, m in rows]
+        return self._open().managed_policies(account, text, limit)

@@ -22,7 +22,7 @@ import redis
 from inventory.aws.cloudtrail import ErrorEvent
 from inventory.cache.web_state import release_refresh
 from inventory.demo.seed import MANAGEMENT_ACCOUNT, AccountSeed, Seeder, seed_demo_organisation
-from inventory.registry import BY_STEM, KINDS
+from inventory.registry import BY_STEM, SYNCS
 from inventory.runtime import Runtime
 from inventory.settings import Settings, load_settings
 from inventory.tasks.access import store_credential_mapping
@@ -33,7 +33,7 @@ from inventory.tasks.resources import sync_kind
 from inventory.web.app import Readers, make_app
 from inventory.web.search import PolicySearch
 from tests.conftest import BUCKET, inventory_env
-from tests.web.test_app import Server
+from tests.web.conftest import Server
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -133,11 +133,8 @@ def _run_refresh(world: World, name: str, args: list[Any]) -> None:
     """What a worker would do with the refresh task: the real sync code, a moment later."""
     time.sleep(0.5)
     account_id = next(a for a in args if isinstance(a, str) and a.isdigit())
-    if "iam" in name:
-        sync_iam_account(world.runtime, account_id)
-        return
-    kind = next(k for k in KINDS if name in (k.for_account_task, k.across_accounts_task))
-    sync_kind(world.runtime, kind, account_id)
+    sync = next(s for s in SYNCS if name in (s.for_account_task, s.across_accounts_task))
+    sync_kind(world.runtime, sync, account_id)
 
 
 @dataclass

@@ -8,7 +8,7 @@ import urllib.parse
 import pytest
 
 from tests.browser.conftest import ADMIN
-from tests.web.test_app import Server
+from tests.web.conftest import Server
 
 PAGES = ["/policies", "/requests", "/accounts", "/resource/arn%3Aaws%3Aiam%3A%3A1%3Arole%2Fx"]
 HOSTILE_ARN = 'arn:aws:iam::111111111111:role/"><script>alert(1)</script>'

@@ -31,8 +31,8 @@ from tests.faults.test_fuzz_api import (  # noqa: F401 - fixtures
     client,
     settings,
 )
+from tests.web.conftest import Client, LiveServer
 from tests.web.test_app import TOKEN, TOKEN_HASH, WRONG_TOKEN
-from tests.web.test_auth import Client, LiveServer
 from tests.web.test_search import search, world  # noqa: F401 - fixtures
 
 STATIC = Path(__file__).resolve().parents[2] / "inventory" / "web" / "static"

@@ -32,9 +32,9 @@ SQS_FANOUT = "inventory.cache_sqs_queues_across_accounts"
 
 
 def sqs_kind():
-    from inventory.registry import BY_KIND
+    from inventory.registry import BY_STEM
 
-    return BY_KIND["sqs_queue"]
+    return BY_STEM["sqs_queues"]
 
 
 def cached_arns(runtime: Runtime, account_id: str) -> dict[Partition, set[str]]:

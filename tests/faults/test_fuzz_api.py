@@ -1,9 +1,10 @@
 """Every JSON API operation fuzzed over real HTTP: only 2xx/4xx answers, each as documented.
 
 Schemathesis generates valid and invalid requests from the OpenAPI description the app serves
-(``inventory/web/openapi.py``) and sends them, with a valid token, to the real app (``make_app``
-with every reader: Redis cache, search index, DynamoDB requests table, Celery task queue) on a
-real port, over caches the real sync code filled from a seeded moto organisation.
+(generated from its routes and their pydantic models, ``inventory/web/openapi.py``) and sends
+them, with a valid token, to the real app (``make_app`` with every reader: Redis cache, search
+index, DynamoDB requests table, Celery task queue) on a real port, over caches the real sync
+code filled from a seeded moto organisation.
 """
 
 from __future__ import annotations
@@ -29,18 +30,17 @@ from schemathesis.specs.openapi.checks import (
 
 from inventory.celery_app import create_app
 from inventory.settings import Settings, load_settings
-from inventory.web.app import make_app
+from inventory.web.app import make_app, openapi_spec
 from inventory.web.base import CeleryQueue, Readers
-from inventory.web.openapi import spec
 from tests.conftest import inventory_env
+from tests.web.conftest import Client, LiveServer
 from tests.web.test_app import TOKEN, TOKEN_HASH, WRONG_TOKEN
-from tests.web.test_auth import Client, LiveServer
 from tests.web.test_search import search, world  # noqa: F401 - fixtures: the seeded caches
 
 MAX_BODY = 65_536
 #: Examples per operation and mode: 20 operations x 2 modes x this stays under ~60 s on 2 cores.
 EXAMPLES = 25
-SPEC = spec()
+SPEC = openapi_spec()
 SCHEMA = schemathesis.openapi.from_dict(SPEC)
 OPERATIONS = [(path, method) for path, item in SPEC["paths"].items() for method in item]
 BODY_OPERATIONS = [(p, m) for p, m in OPERATIONS if "requestBody" in SPEC["paths"][p][m]]
@@ -113,7 +113,7 @@ def base_url(server: LiveServer) -> str:
 
 
 def test_spec_is_a_valid_openapi_document():
-    validate_openapi(spec())
+    validate_openapi(openapi_spec())
     assert len(OPERATIONS) >= 20
 
 

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 import pytest
 from celery.result import AsyncResult
 
-from inventory.aws.events import EVENT_NAMES, NotAChange, parse_event
+from inventory.aws.kind import NotAChange
 from inventory.cache.keys import IAM_ROLE, Partition
 from inventory.celery_app import create_app
 from inventory.demo.seed import (
@@ -26,6 +26,7 @@ from inventory.demo.seed import (
     change_event_envelope,
     demo_account,
 )
+from inventory.registry import EVENT_NAMES, parse_event
 from inventory.runtime import Runtime
 from inventory.settings import load_settings
 from inventory.tasks.accounts import store_account_mapping

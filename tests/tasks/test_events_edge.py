@@ -11,7 +11,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from inventory.aws.events import SNS_TOPIC, SQS_QUEUE, NotAChange, parse_event
+from inventory.aws import sns, sqs
+from inventory.aws.kind import NotAChange
 from inventory.cache.keys import IAM_ROLE, Partition
 from inventory.celery_app import create_app
 from inventory.demo.seed import (
@@ -21,7 +22,7 @@ from inventory.demo.seed import (
     change_event_envelope,
     demo_account,
 )
-from inventory.registry import BY_KIND
+from inventory.registry import BY_STEM, parse_event
 from inventory.runtime import Runtime
 from inventory.settings import load_settings
 from inventory.tasks.accounts import store_account_mapping
@@ -88,7 +89,7 @@ def test_queue_event_takes_account_and_region_from_the_queue_url(url, region):
         body(OURS, "SetQueueAttributes", {"queueUrl": url}, "sqs.amazonaws.com", "eu-west-1")
     )
     assert (event.kind, event.account_id, event.region, event.name) == (
-        SQS_QUEUE,
+        sqs.KIND,
         OURS,
         region,
         url,
@@ -111,7 +112,7 @@ def test_call_on_another_accounts_queue_or_topic_is_not_a_change_of_ours():
         body(OURS, "SetTopicAttributes", {"topicArn": f"arn:aws:sns:eu-west-1:{OURS}:t"},
              "sns.amazonaws.com", "us-east-1")
     )  # fmt: skip
-    assert (event.kind, event.account_id, event.region) == (SNS_TOPIC, OURS, "eu-west-1")
+    assert (event.kind, event.account_id, event.region) == (sns.KIND, OURS, "eu-west-1")
 
 
 def test_attaching_another_accounts_policy_refreshes_only_our_role():
@@ -322,7 +323,7 @@ def test_event_queue_url_form_is_not_stored_over_the_listed_one(dev, proxy):
     seeder, account, rt, app, _queue = dev
     sqs = seeder.client("sqs", account.id, "us-east-1")
     listed = sqs.create_queue(QueueName="orders")["QueueUrl"]
-    sync_kind(rt, BY_KIND["sqs_queue"], account.id)
+    sync_kind(rt, BY_STEM["sqs_queues"], account.id)
     arn = f"arn:aws:sqs:us-east-1:{account.id}:orders"
     p = Partition("sqs_queue", account.id, "us-east-1")
     swept = rt.redis_cache.item(p, arn)["url"]  # moto answers with the host it was called at
@@ -358,7 +359,7 @@ def test_event_queue_url_form_is_not_stored_over_the_listed_one(dev, proxy):
     stored = rt.redis_cache.item(p, fresh_arn)["url"]
     assert stored.endswith(f"/{account.id}/fresh") and stored != regional
     # What the sweep lists is what the refresh stored: the sweep changes nothing.
-    again = sync_kind(rt, BY_KIND["sqs_queue"], account.id)["regions"]["us-east-1"]
+    again = sync_kind(rt, BY_STEM["sqs_queues"], account.id)["regions"]["us-east-1"]
     assert (again["updated"], again["created"]) == (0, 0)
     assert rt.redis_cache.item(p, fresh_arn)["url"] == stored
 

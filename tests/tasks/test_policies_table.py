@@ -7,9 +7,9 @@ import json
 import pytest
 
 from inventory.cache.keys import GLOBAL, IAM_KINDS, Partition
-from inventory.cache.policies_table import TABLE_KINDS, text_score
+from inventory.cache.policies_table import text_score
 from inventory.demo.seed import Seeder, demo_account
-from inventory.registry import BY_STEM
+from inventory.registry import BY_STEM, TABLE_KINDS
 from inventory.tasks.accounts import store_account_mapping
 from inventory.tasks.iam import sync_iam_account
 from inventory.tasks.metrics import last_success_ages

@@ -2,22 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
-import http.client
-import json
-import threading
 import urllib.parse
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from typing import Any
 
 import pytest
 import redis
-import tornado.httpserver
-import tornado.netutil
-import tornado.web
 
 from inventory.cache.keys import ACCOUNT, ALL_ACCOUNTS, GLOBAL, IAM_KINDS, IAM_ROLE, Partition
 from inventory.demo.seed import MANAGEMENT_ACCOUNT, SPOKE_ROLE, AccountSeed, seed_demo_organisation
@@ -28,6 +19,7 @@ from inventory.tasks.iam import sync_iam_account
 from inventory.web.app import Readers, make_app
 from tests.conftest import BUCKET, inventory_env
 from tests.servers import free_port
+from tests.web.conftest import Server
 
 TOKEN = "web-test-token-Zq8v1xK3mP0w"
 WRONG_TOKEN = "not-the-token-Yb7c2dL4nQ9e"
@@ -38,68 +30,6 @@ API_PATHS = [
     "/api/v1/accounts",
 ]
 UNAVAILABLE = {"error": "cache unavailable", "status": 503}
-
-
-@dataclass
-class Response:
-    status: int
-    headers: http.client.HTTPMessage
-    body: bytes
-
-    def json(self) -> Any:
-        assert self.headers["Content-Type"] == "application/json; charset=utf-8", self.headers
-        return json.loads(self.body)
-
-
-@dataclass
-class Server:
-    """One app on a free port, its IOLoop in a background thread; every body it sent is kept."""
-
-    app: tornado.web.Application
-    port: int = 0
-    bodies: list[bytes] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        self._sockets = tornado.netutil.bind_sockets(0, "127.0.0.1")
-        self.port = self._sockets[0].getsockname()[1]
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=asyncio.run, args=(self._serve(),), daemon=True)
-
-    async def _serve(self) -> None:
-        server = tornado.httpserver.HTTPServer(self.app)
-        server.add_sockets(self._sockets)
-        self._loop = asyncio.get_running_loop()
-        self._stop = asyncio.Event()
-        self._ready.set()
-        await self._stop.wait()
-        server.stop()
-        await server.close_all_connections()
-
-    def start(self) -> Server:
-        self._thread.start()
-        assert self._ready.wait(10), "web server thread did not start"
-        return self
-
-    def stop(self) -> None:
-        self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(10)
-        assert not self._thread.is_alive()
-
-    def get(
-        self, path: str, token: str | None = None, headers: dict[str, str] | None = None
-    ) -> Response:
-        sent = dict(headers or {})
-        if token is not None:
-            sent["Authorization"] = f"Bearer {token}"
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-        try:
-            conn.request("GET", path, headers=sent)
-            raw = conn.getresponse()
-            response = Response(raw.status, raw.headers, raw.read())
-        finally:
-            conn.close()
-        self.bodies.append(response.body)
-        return response
 
 
 def serve(settings: Settings, runtime: Runtime) -> Iterator[Server]:

@@ -3,7 +3,6 @@ every response carries (security headers, body limits, JSON errors, same-origin 
 
 from __future__ import annotations
 
-import asyncio
 import datetime
 import hashlib
 import http.client
@@ -14,7 +13,6 @@ import socket
 import ssl
 import urllib.parse
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +28,7 @@ from inventory.web.auth import SESSION_COOKIE, cookie_secret
 from inventory.web.base import AuthenticatedHandler, NotFoundHandler, Readers
 from inventory.web.handlers import access, core, requests
 from tests.conftest import inventory_env
-from tests.web.test_app import Response, Server
+from tests.web.conftest import Client, LiveServer, Response, Server
 
 ADMIN_TOKEN = "auth-admin-token-Vd93kLq2Hs7"
 DEV_TOKEN = "auth-dev-token-Pw71xNc4Jm2"
@@ -101,95 +99,6 @@ def build_app(
         xsrf_cookies=False,
         cookie_secret=cookie_secret(settings.web),
     )
-
-
-@dataclass
-class LiveServer(Server):
-    """``Server`` as ``inventory web`` listens: its body and head limits, and TLS when given."""
-
-    max_body_size: int | None = None
-    ssl_options: ssl.SSLContext | None = None
-    max_header_size: int | None = None
-
-    async def _serve(self) -> None:
-        server = tornado.httpserver.HTTPServer(
-            self.app,
-            max_body_size=self.max_body_size,
-            ssl_options=self.ssl_options,
-            max_header_size=self.max_header_size,
-        )
-        server.add_sockets(self._sockets)
-        self._loop = asyncio.get_running_loop()
-        self._stop = asyncio.Event()
-        self._ready.set()
-        await self._stop.wait()
-        server.stop()
-        await server.close_all_connections()
-
-
-@dataclass
-class Client:
-    """HTTP against one server with a small cookie jar (what a browser keeps between calls)."""
-
-    server: Server
-    cookies: dict[str, str] = field(default_factory=dict)
-    tls: ssl.SSLContext | None = None
-
-    def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        token: str | None = None,
-        json_body: Any = None,
-        form: dict[str, str] | None = None,
-        body: bytes | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> Response:
-        sent = dict(headers or {})
-        if token is not None:
-            sent["Authorization"] = f"Bearer {token}"
-        if json_body is not None:
-            body = json.dumps(json_body).encode()
-            sent.setdefault("Content-Type", "application/json")
-        if form is not None:
-            body = urllib.parse.urlencode(form).encode()
-            sent.setdefault("Content-Type", "application/x-www-form-urlencoded")
-        if self.cookies:
-            sent["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
-        if self.tls is not None:
-            conn: http.client.HTTPConnection = http.client.HTTPSConnection(
-                "localhost", self.server.port, timeout=30, context=self.tls
-            )
-        else:
-            conn = http.client.HTTPConnection("127.0.0.1", self.server.port, timeout=30)
-        try:
-            conn.request(method, path, body=body, headers=sent)
-            raw = conn.getresponse()
-            response = Response(raw.status, raw.headers, raw.read())
-        finally:
-            conn.close()
-        self.server.bodies.append(response.body)
-        for header in response.headers.get_all("Set-Cookie") or []:
-            for name, morsel in http.cookies.SimpleCookie(header).items():
-                if morsel["max-age"] == "0" or _expired(morsel["expires"]):
-                    self.cookies.pop(name, None)
-                else:
-                    self.cookies[name] = morsel.value
-        return response
-
-    def get(self, path: str, **kwargs: Any) -> Response:
-        return self.request("GET", path, **kwargs)
-
-    def post(self, path: str, **kwargs: Any) -> Response:
-        return self.request("POST", path, **kwargs)
-
-
-def _expired(expires: str) -> bool:
-    if not expires:
-        return False
-    when = datetime.datetime.strptime(expires, "%a, %d %b %Y %H:%M:%S GMT")
-    return when.replace(tzinfo=datetime.UTC) < datetime.datetime.now(datetime.UTC)
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,8 @@ from inventory.cache.keys import ACCOUNT, ALL_ACCOUNTS, GLOBAL, Partition
 from inventory.runtime import Runtime
 from inventory.settings import Settings, load_settings
 from tests.conftest import BUCKET, inventory_env
-from tests.web.test_app import TOKEN, TOKEN_HASH, Server, serve
+from tests.web.conftest import Server
+from tests.web.test_app import TOKEN, TOKEN_HASH, serve
 
 DEV, PROD = "111111111111", "222222222222"
 REGION = "us-east-1"

@@ -24,8 +24,8 @@ from inventory.web.base import CONTENT_SECURITY_POLICY, Readers
 from inventory.web.limits import HEAD_READ_LIMIT, LOGGED_URI_CHARS
 from tests.processes import CliProcess
 from tests.servers import free_port
+from tests.web.conftest import LiveServer
 from tests.web.test_app import TOKEN, TOKEN_HASH
-from tests.web.test_auth import LiveServer
 
 KIB = 1024
 #: Generous: on a loaded 2-core machine a request answered from memory takes milliseconds.
@@ -209,6 +209,9 @@ MODULES = [
     "inventory.redaction",
     "inventory.web.auth",
     "inventory.web.params",
+    "inventory.web.openapi",
+    "inventory.web.models.access",
+    "inventory.web.models.requests",
     "inventory.web.handlers.access",
     "inventory.web.handlers.requests",
     "inventory.web.handlers.changes",

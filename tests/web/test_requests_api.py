@@ -20,14 +20,13 @@ from inventory.tasks.requests import refresh_request_cache
 from inventory.web.base import Readers
 from inventory.web.handlers.requests import READ_MODEL
 from tests.conftest import inventory_env
+from tests.web.conftest import Client, LiveServer
 from tests.web.test_auth import (
     ADMIN,
     ADMIN_TOKEN,
     DEV_TOKEN,
     DEVELOPER,
     LEGACY_TOKEN,
-    Client,
-    LiveServer,
     auth_environ,
     build_app,
 )

@@ -20,7 +20,8 @@ from inventory.tasks.resources import sync_kind
 from inventory.web.app import Readers, make_app
 from inventory.web.search import PolicySearch, Query
 from tests.conftest import BUCKET, inventory_env
-from tests.web.test_app import TOKEN, TOKEN_HASH, Server
+from tests.web.conftest import Server
+from tests.web.test_app import TOKEN, TOKEN_HASH
 
 
 @pytest.fixture(scope="module")

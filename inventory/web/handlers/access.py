@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-import re
 import time
 import uuid
 from collections import defaultdict
@@ -18,18 +17,18 @@ from inventory.cache.keys import (
     ACCOUNT,
     ALL_ACCOUNTS,
     GLOBAL,
-    IAM_KINDS,
     PRINCIPAL_ACCESS,
     ROLE_ACCESS,
     Partition,
 )
 from inventory.cache.redis_cache import RedisCache
 from inventory.cache.web_state import RefreshClaims
-from inventory.registry import BY_KIND, KINDS
+from inventory.registry import synced_kinds
 from inventory.schedule import ScheduleEntry, effective_schedule
 from inventory.settings import Settings
 from inventory.tasks.access import principal_key
 from inventory.web import params
+from inventory.web.api import operation
 from inventory.web.auth import (
     SESSION_COOKIE,
     SESSION_SECONDS,
@@ -42,12 +41,19 @@ from inventory.web.auth import (
     token_digest,
 )
 from inventory.web.base import AuthenticatedHandler, BaseHandler, TaskQueue
+from inventory.web.models.access import (
+    EligibleQuery,
+    EligibleRoles,
+    Freshness,
+    PrincipalsQuery,
+    RefreshQueued,
+    RefreshStatus,
+    RefreshStatusQuery,
+    RolePrincipals,
+    WhoAmI,
+)
+from inventory.web.models.core import ByArn
 
-IAM_TASK = "inventory.cache_iam_resources_for_account"
-IAM_SCHEDULE = "cache_iam_resources_across_accounts"
-ROLE_ARN = re.compile(r"arn:aws[\w-]*:iam::\d{12}:role/\S+", re.ASCII)
-MAX_ARN = 2048
-MAX_PRINCIPAL = 256
 #: Data older than this many schedule intervals is stale (one missed run is tolerated).
 STALE_INTERVALS = 2
 
@@ -118,45 +124,44 @@ class LogoutHandler(BaseHandler):
 class WhoAmIHandler(AuthenticatedHandler):
     """``GET /api/v1/whoami``: the caller's name, groups and how it was identified."""
 
+    @operation(WhoAmI)
     def get(self) -> None:
+        """The caller's name, groups, how it was identified and whether it is an admin."""
         identity = self.identity
         admin = identity.in_any(self.inventory_settings.web.admin_groups)
-        self.write_json(identity.public() | {"admin": admin})
+        self.write_model(WhoAmI.model_validate(identity.public() | {"admin": admin}))
 
 
 class EligibleRolesHandler(AuthenticatedHandler):
     """``GET /api/v1/roles/eligible?principal=``: role ARNs a group or user may use."""
 
+    @operation(EligibleRoles, query=EligibleQuery)
     def get(self) -> None:
-        principal = params.raw(self, "principal")
-        if principal is None or len(principal) > MAX_PRINCIPAL:
-            raise params.bad("principal", "must be a group or an email")
-        principal = principal.lower()
+        """Role ARNs a group or user may use."""
+        principal = self.query(EligibleQuery).principal.lower()
         found = self.readers.cache.get_items(
             Partition(PRINCIPAL_ACCESS, ALL_ACCOUNTS, GLOBAL), [principal_key(principal)]
         )
         roles = json.loads(next(iter(found.values())))["roles"] if found else []
-        self.write_json({"principal": principal, "roles": sorted(roles)})
+        self.write_model(EligibleRoles(principal=principal, roles=sorted(roles)))
 
 
 class RolePrincipalsHandler(AuthenticatedHandler):
     """``GET /api/v1/roles/principals?arn=``: the groups and users who may use a role."""
 
+    @operation(RolePrincipals, query=PrincipalsQuery)
     def get(self) -> None:
-        arn = params.raw(self, "arn") or ""
-        if len(arn) > MAX_ARN or not ROLE_ARN.fullmatch(arn):
-            raise params.bad("arn", "must be an IAM role ARN")
+        """The groups and users who may use a role."""
+        arn = self.query(PrincipalsQuery).arn
         found = self.readers.cache.get_items(Partition(ROLE_ACCESS, ALL_ACCOUNTS, GLOBAL), [arn])
         principals = json.loads(found[arn])["principals"] if found else []
-        self.write_json({"arn": arn, "principals": sorted(principals)})
+        self.write_model(RolePrincipals(arn=arn, principals=sorted(principals)))
 
 
 def kind_schedules(settings: Settings) -> dict[str, ScheduleEntry]:
     """The beat entry that refreshes each per-account kind, with the settings' overrides."""
     entries = {e.name: e for e in effective_schedule(settings)}
-    found = dict.fromkeys(IAM_KINDS, entries[IAM_SCHEDULE])
-    found.update({k.kind: entries[k.schedule_name] for k in KINDS})
-    return found
+    return {kind: entries[sync.schedule_name] for kind, sync in synced_kinds().items()}
 
 
 def account_freshness(cache: RedisCache, settings: Settings, now: float) -> list[dict[str, Any]]:
@@ -206,18 +211,18 @@ def account_freshness(cache: RedisCache, settings: Settings, now: float) -> list
 class FreshnessHandler(AuthenticatedHandler):
     """``GET /api/v1/accounts/freshness``: per account and kind, how old the cached data is."""
 
+    @operation(Freshness)
     def get(self) -> None:
+        """Per account and kind: age of the cached data and whether it is stale."""
         now = time.time()
         rows = account_freshness(self.readers.cache, self.inventory_settings, now)
-        self.write_json({"checked_at": now, "accounts": rows})
+        self.write_model(Freshness.model_validate({"checked_at": now, "accounts": rows}))
 
 
 def refresh_task(kind: str) -> str | None:
     """The per-account task that re-syncs a kind, or None when none does."""
-    if kind in IAM_KINDS:
-        return IAM_TASK
-    registered = BY_KIND.get(kind)
-    return registered.for_account_task if registered else None
+    sync = synced_kinds().get(kind)
+    return sync.for_account_task if sync is not None else None
 
 
 def partition_of(cache: RedisCache, arn: str) -> Partition | None:
@@ -233,14 +238,15 @@ class RefreshHandler(AuthenticatedHandler):
     the first one's task id. Each identity may ask ``web.refresh_rate`` times (429 beyond).
     """
 
+    @operation(RefreshQueued, query=ByArn, status=202, errors=(404, 429))
     async def post(self) -> None:
+        """Enqueue a re-sync of the account and kind of a cached resource."""
         queue = self.readers.tasks
         if queue is None:
             raise tornado.web.HTTPError(503, "refresh is not configured")
         web = self.inventory_settings.web
         self.rate_limit("refreshes", f"identity {self.identity.name}", web.refresh_rate)
-        arn = params.arn(self)
-        record = self.readers.cache.get(arn)
+        record = self.readers.cache.get(self.query(ByArn).arn)
         if record is None:
             raise tornado.web.HTTPError(404, "no cached resource with that ARN")
         task = refresh_task(str(record.get("kind")))
@@ -251,15 +257,14 @@ class RefreshHandler(AuthenticatedHandler):
             )
         requested_at = time.time()
         task_id, queued = await self.enqueue(queue, task, account_id)
-        self.write_json(
-            {
-                "task_id": task_id,
-                "task": task,
-                "account_id": account_id,
-                "requested_at": requested_at,
-                "already_queued": not queued,
-            },
-            202,
+        self.write_model(
+            RefreshQueued(
+                task_id=task_id,
+                task=task,
+                account_id=account_id,
+                requested_at=requested_at,
+                already_queued=not queued,
+            )
         )
 
     async def enqueue(self, queue: TaskQueue, task: str, account_id: str) -> tuple[str, bool]:
@@ -286,21 +291,23 @@ class RefreshHandler(AuthenticatedHandler):
 class RefreshStatusHandler(AuthenticatedHandler):
     """``GET /api/v1/refresh/status?arn=&since=``: has the resource's partition been re-stored?"""
 
+    @operation(RefreshStatus, query=RefreshStatusQuery, errors=(404,))
     def get(self) -> None:
-        arn = params.arn(self)
-        since = params.unix_time(self, "since")
+        """Whether the resource's partition was stored again since a time."""
+        query = self.query(RefreshStatusQuery)
+        arn, since = query.arn, query.since
         p = partition_of(self.readers.cache, arn)
         if p is None:
             raise tornado.web.HTTPError(404, "no cached resource with that ARN")
         meta = self.readers.cache.meta(p)
         refreshed_at = meta.refreshed_at if meta else None
-        self.write_json(
-            {
-                "arn": arn,
-                "since": since,
-                "refreshed": refreshed_at is not None and refreshed_at > since,
-                "refreshed_at": refreshed_at,
-            }
+        self.write_model(
+            RefreshStatus(
+                arn=arn,
+                since=since,
+                refreshed=refreshed_at is not None and refreshed_at > since,
+                refreshed_at=refreshed_at,
+            )
         )
 
 

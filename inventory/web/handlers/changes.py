@@ -8,33 +8,39 @@ from typing import Any
 import tornado.web
 
 from inventory.cache.keys import ACCOUNT, ALL_ACCOUNTS, GLOBAL, Partition
-from inventory.web import params
+from inventory.web.api import operation
 from inventory.web.base import AuthenticatedHandler
 from inventory.web.handlers.history import (
-    FEED_DEFAULT_LIMIT,
     HISTORY_KINDS,
     KIND_LABELS,
     PAGE_LIMIT,
-    RESOURCE_MAX_LIMIT,
     TEMPLATE_HELPERS,
-    feed_query,
     off_loop,
     read_feed,
     resource_changes,
 )
 from inventory.web.handlers.pages import PageHandler
+from inventory.web.models.changes import (
+    ChangeFeed,
+    ChangesPageQuery,
+    FeedQuery,
+    HistoryQuery,
+    ResourceChanges,
+)
 
 
 class ChangesHandler(AuthenticatedHandler):
     """``GET /api/v1/changes?account=&kind=&since=&until=&limit=&cursor=``: the recent feed."""
 
+    @operation(ChangeFeed, query=FeedQuery)
     async def get(self) -> None:
-        query = feed_query(self, FEED_DEFAULT_LIMIT)
+        """Recent changes of every resource, newest first, filtered and paged by cursor."""
+        query = self.query(FeedQuery)
         history = self.readers.history
         if history is None:
             raise tornado.web.HTTPError(503, "change history is not enabled")
         page = await off_loop(lambda: read_feed(history, query))
-        self.write_json(page.as_dict())
+        self.write_model(ChangeFeed.model_validate(page.as_dict()))
 
 
 class ResourceHistoryHandler(AuthenticatedHandler):
@@ -43,10 +49,11 @@ class ResourceHistoryHandler(AuthenticatedHandler):
     The kind is the cached resource's unless given (a deleted resource is no longer cached).
     """
 
+    @operation(ResourceChanges, query=HistoryQuery, errors=(404,))
     async def get(self) -> None:
-        arn = params.arn(self)
-        kind = params.choice(self, "kind", HISTORY_KINDS, "")
-        limit = params.integer(self, "limit", 100, 1, RESOURCE_MAX_LIMIT)
+        """A resource's recorded changes (created, updated, deleted), newest first."""
+        query = self.query(HistoryQuery)
+        arn, kind, limit = query.arn, query.kind, query.limit
         if not kind:
             p = self.readers.cache.locate(arn)
             if p is None:
@@ -55,13 +62,15 @@ class ResourceHistoryHandler(AuthenticatedHandler):
                 )
             kind = p.kind
         changes = await resource_changes(self, kind, arn, limit)
-        self.write_json(
-            {
-                "arn": arn,
-                "kind": kind,
-                "changes": [c.as_dict() for c in changes],
-                "retention_days": self.inventory_settings.history.retention_days,
-            }
+        self.write_model(
+            ResourceChanges.model_validate(
+                {
+                    "arn": arn,
+                    "kind": kind,
+                    "changes": [c.as_dict() for c in changes],
+                    "retention_days": self.inventory_settings.history.retention_days,
+                }
+            )
         )
 
 
@@ -86,7 +95,7 @@ class ChangesPage(PageHandler):
             "newest_href": None,
         }
         try:
-            query = feed_query(self, PAGE_LIMIT)
+            query = self.query(ChangesPageQuery)
         except tornado.web.HTTPError as exc:
             if exc.status_code != 400:
                 raise

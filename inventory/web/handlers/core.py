@@ -8,8 +8,10 @@ import redis
 import tornado.web
 
 from inventory.cache.keys import ACCOUNT, ALL_ACCOUNTS, GLOBAL, Partition
-from inventory.web import params
+from inventory.registry import public_kinds
+from inventory.web.api import operation
 from inventory.web.base import AuthenticatedHandler, BaseHandler
+from inventory.web.models.core import Accounts, ByArn, Kinds, PartitionRow, Partitions, Record
 
 
 class HealthHandler(BaseHandler):
@@ -21,6 +23,8 @@ class HealthHandler(BaseHandler):
 
 
 class ReadyHandler(BaseHandler):
+    """Ready: Redis answers, holds partitions, and the search index (if any) is current."""
+
     def get(self) -> None:
         try:
             self.readers.cache.client.ping()
@@ -28,48 +32,68 @@ class ReadyHandler(BaseHandler):
         except redis.RedisError:
             self.write_json({"status": "unavailable", "redis": False}, 503)
             return
-        status = 200 if partitions else 503
-        self.write_json(
-            {"status": "ready" if partitions else "empty", "partitions": partitions}, status
-        )
+        body: dict[str, object] = {"status": "ready" if partitions else "empty"}
+        body["partitions"] = partitions
+        search = self.readers.search
+        if search is not None:
+            body["search"] = status = search.status()
+            if partitions and status["status"] != "ready":
+                body["status"] = "indexing"
+        self.write_json(body, 200 if body["status"] == "ready" else 503)
 
 
 class ResourceHandler(AuthenticatedHandler):
     """``GET /api/v1/resource?arn=``: one cached record."""
 
+    @operation(Record, query=ByArn, errors=(404,))
     def get(self) -> None:
-        record = self.readers.cache.get(params.arn(self))
+        """One cached record by ARN."""
+        record = self.readers.cache.get(self.query(ByArn).arn)
         if record is None:
             raise tornado.web.HTTPError(404, "no cached resource with that ARN")
-        self.write_json(record)
+        self.write_model(Record.model_validate(record))
 
 
 class PartitionsHandler(AuthenticatedHandler):
     """``GET /api/v1/partitions``: every cached partition with its freshness."""
 
+    @operation(Partitions)
     def get(self) -> None:
+        """Every cached partition with its item count and freshness."""
         rows = []
         for p in self.readers.cache.partitions():
             meta = self.readers.cache.meta(p)
             rows.append(
-                {
-                    "kind": p.kind,
-                    "account_id": p.account_id,
-                    "region": p.region,
-                    "count": meta.count if meta else 0,
-                    "refreshed_at": meta.refreshed_at if meta else None,
-                    "complete": meta.complete if meta else None,
-                }
+                PartitionRow(
+                    kind=p.kind,
+                    account_id=p.account_id,
+                    region=p.region,
+                    count=meta.count if meta else 0,
+                    refreshed_at=meta.refreshed_at if meta else None,
+                    complete=meta.complete if meta else None,
+                )
             )
-        self.write_json({"partitions": rows})
+        self.write_model(Partitions(partitions=rows))
 
 
 class AccountsHandler(AuthenticatedHandler):
     """``GET /api/v1/accounts``: the account mapping."""
 
+    @operation(Accounts)
     def get(self) -> None:
+        """The account mapping, sorted by id."""
         items = self.readers.cache.items(Partition(ACCOUNT, ALL_ACCOUNTS, GLOBAL))
-        self.write_json({"accounts": sorted(items.values(), key=lambda a: a["id"])})
+        accounts = sorted(items.values(), key=lambda a: a["id"])
+        self.write_model(Accounts.model_validate({"accounts": accounts}))
+
+
+class KindsHandler(AuthenticatedHandler):
+    """``GET /api/v1/kinds``: every resource kind and its label (the registry, for clients)."""
+
+    @operation(Kinds)
+    def get(self) -> None:
+        """Every resource kind with its label, as the registry declares them."""
+        self.write_model(Kinds.model_validate({"kinds": public_kinds()}))
 
 
 class MetricsHandler(AuthenticatedHandler):
@@ -95,5 +119,6 @@ ROUTES = [
     (r"/api/v1/resource", ResourceHandler),
     (r"/api/v1/partitions", PartitionsHandler),
     (r"/api/v1/accounts", AccountsHandler),
+    (r"/api/v1/kinds", KindsHandler),
     (r"/metrics", MetricsHandler),
 ]

@@ -8,44 +8,25 @@ import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import redis
 import tornado.web
 from pynamodb.exceptions import PynamoDBException
 from tornado.log import app_log
 
-from inventory.cache.history import UNTRACKED_KINDS, Change, ChangeHistory
-from inventory.cache.keys import (
-    ACCOUNT,
-    AWS_MANAGED_POLICY,
-    IAM_KINDS,
-)
+from inventory.cache.history import Change, ChangeHistory
 from inventory.cache.redis_cache import RedisCache
-from inventory.registry import BY_KIND
+from inventory.registry import KINDS
 from inventory.settings import Settings
-from inventory.web import params
 from inventory.web.base import BaseHandler
 
+if TYPE_CHECKING:
+    from inventory.web.models.changes import FeedQuery
+
 #: Every kind whose partitions are written durably, so whose changes are recorded.
-HISTORY_KINDS: tuple[str, ...] = tuple(
-    sorted({*IAM_KINDS, *BY_KIND, ACCOUNT, AWS_MANAGED_POLICY} - UNTRACKED_KINDS)
-)
-KIND_LABELS = {
-    "iam_role": "IAM role",
-    "iam_user": "IAM user",
-    "iam_group": "IAM group",
-    "iam_policy": "IAM policy",
-    "managed_policy": "Managed policy",
-    "aws_managed_policy": "AWS managed policy",
-    "s3_bucket": "S3 bucket",
-    "sqs_queue": "SQS queue",
-    "sns_topic": "SNS topic",
-    "config_resource": "Config resource",
-    "account": "Account",
-    "cloudtrail_errors": "CloudTrail errors",
-    "iam_role_limit": "IAM role limit",
-}
+HISTORY_KINDS: tuple[str, ...] = tuple(sorted(k.kind for k in KINDS if k.durable and k.history))
+KIND_LABELS = {k.kind: k.label for k in KINDS}
 FEED_MAX_LIMIT = 500
 FEED_DEFAULT_LIMIT = 100
 PAGE_LIMIT = 50
@@ -75,40 +56,6 @@ def history_reader(settings: Settings, cache: RedisCache) -> ChangeHistory | Non
 
 
 @dataclass(frozen=True)
-class FeedQuery:
-    account: str | None
-    kind: str | None
-    since: float | None
-    until: float | None
-    limit: int
-    cursor: str | None
-
-    def args(self) -> dict[str, str]:
-        """The filters as query arguments (without the cursor and limit)."""
-        found = {
-            "account": self.account,
-            "kind": self.kind,
-            "since": _form_time(self.since),
-            "until": _form_time(self.until),
-        }
-        return {k: v for k, v in found.items() if v}
-
-
-def feed_query(handler: tornado.web.RequestHandler, default_limit: int) -> FeedQuery:
-    """The feed's filters from the query; 400 naming the parameter when one is wrong."""
-    since, until = params.time_range(handler)
-    kind = params.choice(handler, "kind", HISTORY_KINDS, "")
-    return FeedQuery(
-        account=params.account(handler),
-        kind=kind or None,
-        since=since,
-        until=until,
-        limit=params.integer(handler, "limit", default_limit, 1, FEED_MAX_LIMIT),
-        cursor=params.stream_cursor(handler),
-    )
-
-
-@dataclass(frozen=True)
 class FeedPage:
     changes: list[Change]
     next_cursor: str | None
@@ -124,7 +71,8 @@ class FeedPage:
 
 
 def read_feed(history: ChangeHistory, q: FeedQuery) -> FeedPage:
-    changes, cursor = history.feed(q.account, q.kind, q.since, q.until, q.limit, q.cursor)
+    kind = q.kind or None
+    changes, cursor = history.feed(q.account, kind, q.since, q.until, q.limit, q.cursor)
     return FeedPage(changes, cursor, history.feed_span())
 
 
@@ -162,13 +110,6 @@ def utc(at: float | None) -> str:
 
 def iso(at: float) -> str:
     return datetime.fromtimestamp(at, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def _form_time(at: float | None) -> str | None:
-    """A time as a ``datetime-local`` input shows it (UTC)."""
-    if at is None:
-        return None
-    return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def json_value(value: Any) -> str:

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import tornado.web
 
-from inventory.web import params
+from inventory.registry import public_kinds
 from inventory.web.auth import Identity
 from inventory.web.base import AuthenticatedHandler, BaseHandler
-from inventory.web.handlers.history import HISTORY_KINDS, TEMPLATE_HELPERS, resource_history
+from inventory.web.handlers.history import TEMPLATE_HELPERS, resource_history
+from inventory.web.models.changes import ResourcePageQuery
 
 MAX_ARN = 2048
+#: The registry's kinds for the page scripts (labels...): JSON in a body attribute (escaped
+#: by the template), as the CSP allows no inline script.
+KINDS_JSON = json.dumps(public_kinds())
 
 
 class RootHandler(BaseHandler):
@@ -36,6 +41,7 @@ class PageHandler(AuthenticatedHandler):
             signed_in_via=identity.via,
             # Only hides the review buttons: the API checks the groups again on every call.
             is_admin=identity.in_any(self.inventory_settings.web.admin_groups),
+            kinds_json=KINDS_JSON,
             **kwargs,
         )
 
@@ -53,6 +59,7 @@ class PageHandler(AuthenticatedHandler):
             identity=identity.name if identity else "",
             signed_in_via=identity.via if identity else "",
             is_admin=False,
+            kinds_json=KINDS_JSON,
             status=status_code,
             message=exc.log_message or self._reason,
         )
@@ -86,7 +93,7 @@ class ResourcePage(PageHandler):
         if not arn.startswith("arn:") or len(arn) > MAX_ARN:
             raise tornado.web.HTTPError(404, "that is not an ARN")
         # ?kind= finds the history of a resource no longer cached (links from /changes).
-        kind = params.choice(self, "kind", HISTORY_KINDS, "") or None
+        kind = self.query(ResourcePageQuery).kind or None
         self.render_page(
             arn=arn,
             name=arn.rsplit("/", 1)[-1].rsplit(":", 1)[-1],

@@ -7,7 +7,6 @@ import json
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import tornado.web
@@ -19,20 +18,23 @@ from inventory.cache.requests import (
     CANCELLED,
     PENDING,
     REJECTED,
-    STATUSES,
     PolicyRequests,
     RequestConflict,
 )
 from inventory.cache.store import canonical_json, content_hash
-from inventory.web import params
+from inventory.web.api import operation
 from inventory.web.base import AuthenticatedHandler
+from inventory.web.models.requests import (
+    REQUEST_ID,
+    NewRequest,
+    PolicyRequest,
+    RequestPage,
+    RequestsQuery,
+    Review,
+)
 
 READ_MODEL = Partition(POLICY_REQUEST, ALL_ACCOUNTS, GLOBAL)
-ARN = re.compile(r"arn:aws[a-z-]*:[a-z0-9-]+:[a-z0-9-]*:(\d{12})?:[^\s\x00-\x1f\x7f]+", re.ASCII)
 ACCOUNT_ID = re.compile(r"\d{12}", re.ASCII)
-REQUEST_ID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
-MAX_ARN, MAX_TEXT, MAX_NAME = 2048, 2000, 256
-DEFAULT_LIMIT, MAX_LIMIT = 100, 1000
 
 T = TypeVar("T")
 
@@ -65,24 +67,19 @@ def store_in_read_model(
     cache.apply(READ_MODEL, upserts, [], encoded, now, complete, count)
 
 
-def parse_arn(value: Any, cache: RedisCache) -> tuple[str, str]:
-    """(ARN, account id) of a request's resource; 400 naming 'arn' when it is not one."""
-    match = ARN.fullmatch(value.strip()) if isinstance(value, str) else None
-    if match is None or len(match.group(0)) > MAX_ARN:
-        raise tornado.web.HTTPError(
-            400, f"field 'arn' must be an ARN (arn:aws...) of at most {MAX_ARN} characters"
-        )
-    arn = match.group(0)
-    if match.group(1):
-        return arn, match.group(1)
-    # S3 bucket ARNs carry no account: the cached record knows it.
-    cached = cache.get(arn)
+def account_of(body: NewRequest, cache: RedisCache) -> str:
+    """The account of a request's resource: the ARN's, else the cached record's (S3 bucket ARNs
+    carry none); 400 naming 'arn' when neither knows it."""
+    found = body.account_in_arn()
+    if found:
+        return found
+    cached = cache.get(body.arn)
     account_id = str(cached.get("account_id") or "") if cached else ""
     if not ACCOUNT_ID.fullmatch(account_id):
         raise tornado.web.HTTPError(
             400, "field 'arn' has no account id and is not a cached resource"
         )
-    return arn, account_id
+    return account_id
 
 
 def same_person(a: str, b: str) -> bool:
@@ -90,84 +87,19 @@ def same_person(a: str, b: str) -> bool:
     return a.casefold() == b.casefold()
 
 
-def parse_text(body: dict[str, Any], field: str, required: bool) -> str | None:
-    value = body.get(field)
-    if value is None and not required:
-        return None
-    if not isinstance(value, str) or not (1 <= len(value.strip()) <= MAX_TEXT):
-        raise tornado.web.HTTPError(400, f"field '{field}' must be 1 to {MAX_TEXT} characters")
-    return value.strip()
+def matches(q: RequestsQuery, r: dict[str, Any]) -> bool:
+    return (
+        (not q.status or r.get("status") == q.status)
+        and (not q.account or r.get("account_id") == q.account)
+        and (not q.arn or r.get("resource_arn") == q.arn)
+        and (not q.requester or same_person(str(r.get("requester", "")), q.requester))
+    )
 
 
-def parse_policy_document(value: Any) -> dict[str, Any]:
-    """A policy document: a JSON object (or a string holding one) with a ``Statement``."""
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except ValueError:
-            raise tornado.web.HTTPError(
-                400, "field 'policy_document' is a string but not valid JSON"
-            ) from None
-    if not isinstance(value, dict):
-        raise tornado.web.HTTPError(400, "field 'policy_document' must be a JSON object")
-    statement = value.get("Statement")
-    if not isinstance(statement, list | dict) or not statement:
-        raise tornado.web.HTTPError(400, "field 'policy_document' must have a Statement")
-    return value
-
-
-#: IAM's own limits, in characters other than whitespace, for the inline policies of a role, user
-#: or group (all of them together) and for a managed policy:
-#: https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_iam-quotas.html
-IAM_POLICY_LIMITS = {"role": 10_240, "user": 2_048, "group": 5_120, "policy": 6_144}
-#: Any other resource's document: the largest IAM allows (a role's).
-POLICY_LIMIT = 10_240
-
-
-def policy_limit(arn: str) -> tuple[int, str]:
-    """(characters, what for) a policy document for this resource may have."""
-    parts = arn.split(":", 5)
-    if len(parts) == 6 and parts[2] == "iam":
-        kind = parts[5].split("/", 1)[0]
-        if kind in IAM_POLICY_LIMITS:
-            return IAM_POLICY_LIMITS[kind], f"an IAM {kind}"
-    return POLICY_LIMIT, "any policy"
-
-
-def check_policy_size(document: dict[str, Any], arn: str) -> None:
-    """400 when the document is larger than IAM would accept (whitespace is not counted)."""
-    limit, what = policy_limit(arn)
-    size = len("".join(json.dumps(document, separators=(",", ":"), ensure_ascii=False).split()))
-    if size > limit:
-        raise tornado.web.HTTPError(
-            400,
-            f"field 'policy_document' has {size:,} characters other than whitespace; "
-            f"IAM allows {limit:,} for {what}",
-        )
-
-
-@dataclass(frozen=True)
-class ListQuery:
-    status: str
-    account: str | None
-    arn: str | None
-    requester: str | None
-    limit: int
-    offset: int
-
-    def matches(self, r: dict[str, Any]) -> bool:
-        return (
-            (not self.status or r.get("status") == self.status)
-            and (not self.account or r.get("account_id") == self.account)
-            and (not self.arn or r.get("resource_arn") == self.arn)
-            and (not self.requester or same_person(str(r.get("requester", "")), self.requester))
-        )
-
-
-def list_page(cache: RedisCache, q: ListQuery) -> dict[str, Any]:
+def list_page(cache: RedisCache, q: RequestsQuery) -> dict[str, Any]:
     """One page, newest first: filtered, sorted and counted on the summaries; then only the
     page's own requests are read (documents can be large)."""
-    found = [(key, s) for key, s in cache.summaries(READ_MODEL).items() if q.matches(s)]
+    found = [(key, s) for key, s in cache.summaries(READ_MODEL).items() if matches(q, s)]
     found.sort(key=lambda f: (f[1].get("created_at") or 0, f[1].get("id") or ""), reverse=True)
     keys = [key for key, _ in found[q.offset : q.offset + q.limit]]
     items = cache.get_items(READ_MODEL, keys)
@@ -200,14 +132,6 @@ class RequestsBase(AuthenticatedHandler):
         """DynamoDB calls block (and retry): off the IOLoop."""
         return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
 
-    def json_request(self, required: bool = True) -> dict[str, Any]:
-        """The JSON object body; 415 for a body of another media type (what a form sends)."""
-        if self.request.body.strip():
-            media = self.request.headers.get("Content-Type", "").split(";")[0].strip().lower()
-            if media != "application/json" and not media.endswith("+json"):
-                raise tornado.web.HTTPError(415, "request body must be application/json")
-        return self.json_body(required)
-
     async def stored(self, record: dict[str, Any]) -> None:
         """The changed record into the read model, so the list shows it at once."""
         await self.blocking(
@@ -218,28 +142,22 @@ class RequestsBase(AuthenticatedHandler):
 class RequestsHandler(RequestsBase):
     """``GET /api/v1/requests``: filtered, newest first; ``POST``: create a request."""
 
+    @operation(RequestPage, query=RequestsQuery)
     async def get(self) -> None:
-        query = ListQuery(
-            status=params.choice(self, "status", STATUSES, "", fold_case=True),
-            account=params.account(self),
-            arn=params.text(self, "arn", MAX_ARN),
-            requester=params.text(self, "requester", MAX_NAME),
-            limit=params.integer(self, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT),
-            offset=params.integer(self, "offset", 0, 0, 10**9),
-        )
-        self.write_json(await self.blocking(list_page, self.readers.cache, query))
+        """Policy requests, newest first."""
+        query = self.query(RequestsQuery)
+        page = await self.blocking(list_page, self.readers.cache, query)
+        self.write_model(RequestPage.model_validate(page))
 
+    @operation(PolicyRequest, body=NewRequest, status=201, errors=(409, 429))
     async def post(self) -> None:
+        """Ask for a policy change on a resource."""
         table = self.table()
         web = self.inventory_settings.web
         requester = self.identity.name
         self.rate_limit("policy requests", f"identity {requester}", web.request_rate)
-        body = self.json_request()
-        arn, account_id = parse_arn(body.get("arn"), self.readers.cache)
-        justification = parse_text(body, "justification", required=True)
-        assert justification is not None
-        document = parse_policy_document(body.get("policy_document"))
-        check_policy_size(document, arn)
+        body = self.body(NewRequest)
+        account_id = account_of(body, self.readers.cache)
         if await self.blocking(open_requests, self.readers.cache, requester) >= (
             web.max_open_requests
         ):
@@ -250,39 +168,43 @@ class RequestsHandler(RequestsBase):
             )
         record = await self.blocking(
             lambda: table.create(
-                arn=arn,
+                arn=body.arn,
                 account_id=account_id,
                 requester=requester,
-                justification=justification,
-                policy_document=document,
+                justification=body.justification,
+                policy_document=body.policy_document,
                 now=time.time(),
             )
         )
         await self.stored(record)
         self.set_header("Location", f"/api/v1/requests/{record['id']}")
-        self.write_json(record, 201)
+        self.write_model(PolicyRequest.model_validate(record))
 
 
 class RequestHandler(RequestsBase):
     """``GET /api/v1/requests/<id>``: one request from the read model."""
 
+    @operation(PolicyRequest, errors=(404,))
     def get(self, request_id: str) -> None:
+        """One policy request."""
         found = self.readers.cache.get_items(READ_MODEL, [request_id])
         if not found:
             raise tornado.web.HTTPError(404, "no request with that id")
-        self.write_json(json.loads(found[request_id]))
+        self.write_model(PolicyRequest.model_validate_json(found[request_id]))
 
 
 class ReviewHandler(RequestsBase):
     """``POST /api/v1/requests/<id>/(approve|reject|cancel)``: move a pending request on."""
 
+    @operation(PolicyRequest, body=Review, errors=(404, 409))
     async def post(self, request_id: str, action: str) -> None:
+        """Approve or reject (an admin only), or cancel (the requester only), a pending request."""
         table = self.table()
         if action in ("approve", "reject"):
             identity = self.require_groups(*self.inventory_settings.web.admin_groups)
         else:
             identity = self.identity
-        comment = parse_text(self.json_request(required=False), "comment", required=False)
+        comment = self.body(Review).comment
         current = await self.blocking(table.get, request_id)
         if current is None:
             raise tornado.web.HTTPError(404, "no request with that id")
@@ -303,11 +225,14 @@ class ReviewHandler(RequestsBase):
                 409, f"request is {latest['status']}, not pending"
             ) from None
         await self.stored(record)
-        self.write_json(record)
+        self.write_model(PolicyRequest.model_validate(record))
 
 
 ROUTES = [
     (r"/api/v1/requests", RequestsHandler),
-    (rf"/api/v1/requests/({REQUEST_ID})", RequestHandler),
-    (rf"/api/v1/requests/({REQUEST_ID})/(approve|reject|cancel)", ReviewHandler),
+    (rf"/api/v1/requests/(?P<request_id>{REQUEST_ID})", RequestHandler),
+    (
+        rf"/api/v1/requests/(?P<request_id>{REQUEST_ID})/(?P<action>approve|reject|cancel)",
+        ReviewHandler,
+    ),
 ]

@@ -16,9 +16,20 @@ from inventory.cache.keys import (
     ROLE_ACCESS,
     Partition,
 )
-from inventory.web import params
+from inventory.web.api import operation
 from inventory.web.base import AuthenticatedHandler
-from inventory.web.search import MAX_LIMIT, SORT_COLUMNS, PolicySearch, Query
+from inventory.web.models.core import ByArn, Record
+from inventory.web.models.search import (
+    Facets,
+    ManagedPolicyMatches,
+    ManagedPolicyQuery,
+    PoliciesQuery,
+    PolicyPage,
+    ResourceDetails,
+    ResourceMatches,
+    ResourceTypeaheadQuery,
+)
+from inventory.web.search import PolicySearch
 
 
 class SearchHandler(AuthenticatedHandler):
@@ -27,63 +38,63 @@ class SearchHandler(AuthenticatedHandler):
         search = self.readers.search
         if search is None:
             raise tornado.web.HTTPError(503, "search index unavailable")
+        if not search.loaded:
+            # The web tier listens at once; search answers once the first index is built.
+            raise tornado.web.HTTPError(503, "search index is being built (see /readyz)")
         return search
 
 
 class PoliciesHandler(SearchHandler):
     """``GET /api/v1/policies``: filter, sort and page every cached resource."""
 
+    @operation(PolicyPage, query=PoliciesQuery)
     def get(self) -> None:
-        query = Query(
-            text=params.text(self, "q", 256),
-            account=params.account(self, "account"),
-            kind=params.token(self, "kind"),
-            region=params.token(self, "region"),
-            has_errors=params.boolean(self, "has_errors"),
-            sort=params.choice(self, "sort", tuple(SORT_COLUMNS), "name"),
-            descending=params.choice(self, "order", ("asc", "desc"), "asc") == "desc",
-            offset=params.integer(self, "offset", 0, 0, 10_000_000),
-            limit=params.integer(self, "limit", 50, 1, MAX_LIMIT),
+        """Filter, sort and page every cached resource (the policies table)."""
+        query = self.query(PoliciesQuery)
+        page = self.search.query(query.index_query())
+        self.write_model(
+            PolicyPage.model_validate(page | {"offset": query.offset, "limit": query.limit})
         )
-        page = self.search.query(query)
-        self.write_json(page | {"offset": query.offset, "limit": query.limit})
 
 
 class FacetsHandler(SearchHandler):
     """``GET /api/v1/policies/facets``: values for the filter menus."""
 
+    @operation(Facets)
     def get(self) -> None:
-        self.write_json(self.search.facets())
+        """Distinct kinds, accounts and regions for the filter menus."""
+        self.write_model(Facets.model_validate(self.search.facets()))
 
 
 class ResourceTypeaheadHandler(SearchHandler):
     """``GET /api/v1/typeahead/resources?q=&kind=&limit=``: prefix, then substring, matches."""
 
+    @operation(ResourceMatches, query=ResourceTypeaheadQuery)
     def get(self) -> None:
-        text = params.text(self, "q", 256, required=True)
-        assert text is not None
-        results = self.search.typeahead_resources(
-            text, params.token(self, "kind"), params.integer(self, "limit", 20, 1, 100)
-        )
-        self.write_json({"results": results})
+        """ARNs whose name starts with, then contains, the text."""
+        query = self.query(ResourceTypeaheadQuery)
+        results = self.search.typeahead_resources(query.q, query.kind, query.limit)
+        self.write_model(ResourceMatches.model_validate({"results": results}))
 
 
 class ManagedPolicyTypeaheadHandler(SearchHandler):
     """``GET /api/v1/typeahead/managed_policies?account=&q=``: for the policy editor."""
 
+    @operation(ManagedPolicyMatches, query=ManagedPolicyQuery)
     def get(self) -> None:
-        account = params.account(self, "account", required=True)
-        assert account is not None
-        text = params.text(self, "q", 128) or ""
-        limit = params.integer(self, "limit", 20, 1, 100)
-        self.write_json({"results": self.search.typeahead_managed_policies(account, text, limit)})
+        """Managed policies attached in an account whose name matches the text."""
+        query = self.query(ManagedPolicyQuery)
+        results = self.search.typeahead_managed_policies(query.account, query.q, query.limit)
+        self.write_model(ManagedPolicyMatches.model_validate({"results": results}))
 
 
 class ResourceDetailsHandler(AuthenticatedHandler):
     """``GET /api/v1/resource/details?arn=``: the record with everything the page shows."""
 
+    @operation(ResourceDetails, query=ByArn, errors=(404,))
     def get(self) -> None:
-        arn = params.arn(self)
+        """A cached record with its partition, account, documents, errors and principals."""
+        arn = self.query(ByArn).arn
         cache = self.readers.cache
         p = cache.locate(arn)
         record = None if p is None else cache.item(p, arn)
@@ -94,18 +105,18 @@ class ResourceDetailsHandler(AuthenticatedHandler):
             Partition(ACCOUNT, ALL_ACCOUNTS, GLOBAL), f"arn:aws:iam::{p.account_id}:root"
         )
         access = cache.item(Partition(ROLE_ACCESS, ALL_ACCOUNTS, GLOBAL), arn)
-        self.write_json(
-            {
-                "record": record,
-                "kind": p.kind,
-                "account_id": p.account_id,
-                "account_name": account["name"] if account else None,
-                "region": p.region,
-                "refreshed_at": meta.refreshed_at if meta else None,
-                "attached_documents": self._documents(record, p.account_id),
-                "cloudtrail_errors": cache.item(Partition(CLOUDTRAIL_ERRORS, p.account_id), arn),
-                "principals": access["principals"] if access else [],
-            }
+        self.write_model(
+            ResourceDetails(
+                record=Record.model_validate(record),
+                kind=p.kind,
+                account_id=p.account_id,
+                account_name=account["name"] if account else None,
+                region=p.region,
+                refreshed_at=meta.refreshed_at if meta else None,
+                attached_documents=self._documents(record, p.account_id),
+                cloudtrail_errors=cache.item(Partition(CLOUDTRAIL_ERRORS, p.account_id), arn),
+                principals=access["principals"] if access else [],
+            )
         )
 
     def _documents(self, record: dict[str, Any], account_id: str) -> dict[str, Any]:

@@ -5,11 +5,8 @@
   const I = window.Inventory;
   const { api, el, clear, showError, kindLabel } = I;
 
-  // Columns in the order engineers look for them; kinds the page does not know go last.
-  const ORDER = [
-    "iam_role", "iam_user", "iam_group", "iam_policy", "managed_policy",
-    "s3_bucket", "sqs_queue", "sns_topic", "config_resource",
-  ];
+  // Columns in the registry's order; kinds the page does not know go last.
+  const ORDER = I.kinds.map((k) => k.kind);
 
   function byOrder(a, b) {
     const ia = ORDER.indexOf(a) < 0 ? ORDER.length : ORDER.indexOf(a);

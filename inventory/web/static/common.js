@@ -138,18 +138,15 @@
     return "/resource/" + encodeURIComponent(arn);
   }
 
-  const KIND_LABELS = {
-    iam_role: "IAM role",
-    iam_user: "IAM user",
-    iam_group: "IAM group",
-    iam_policy: "IAM policy",
-    managed_policy: "Managed policy",
-    aws_managed_policy: "AWS managed policy",
-    s3_bucket: "S3 bucket",
-    sqs_queue: "SQS queue",
-    sns_topic: "SNS topic",
-    config_resource: "Config resource",
-  };
+  // The registry's kinds (GET /api/v1/kinds), embedded in every page by the server.
+  const KINDS = (function () {
+    try {
+      return JSON.parse(document.body.dataset.kinds || "[]");
+    } catch (e) {
+      return [];
+    }
+  })();
+  const KIND_LABELS = Object.fromEntries(KINDS.map((k) => [k.kind, k.label]));
 
   function kindLabel(kind) {
     return KIND_LABELS[kind] || kind || "";
@@ -179,6 +176,7 @@
     debounce,
     resourceHref,
     kindLabel,
+    kinds: KINDS,
     kindBadge,
     jsonBlock,
   };

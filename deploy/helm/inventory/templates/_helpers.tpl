@@ -24,7 +24,7 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- if .Values.secrets.create -}}
 {{ include "inventory.fullname" . }}-secrets
 {{- else -}}
-{{ required "secrets.existingSecret (a Secret with inventory.yaml) is required" .Values.secrets.existingSecret }}
+{{ required "secrets.existingSecret (a Secret of settings, one key each) is required" .Values.secrets.existingSecret }}
 {{- end -}}
 {{- end -}}
 
@@ -71,10 +71,13 @@ containers:
     args:
       {{- toYaml .args | nindent 6 }}
     env:
-      # The image's defaults, then the chart's settings, then the Secret's file (it wins).
+      # The image's defaults, then the chart's settings; the Secret's files (one per setting,
+      # named like celery__broker_url) win over both.
       - name: INVENTORY_CONFIG
-        value: /app/config/default.yaml,/etc/inventory/config/inventory.yaml,/etc/inventory/secrets/inventory.yaml
-      - name: INVENTORY_HEALTH__FILE
+        value: /app/config/default.yaml,/etc/inventory/config/inventory.yaml
+      - name: INVENTORY_SECRETS_DIR
+        value: /etc/inventory/secrets
+      - name: INVENTORY_HEALTH__HEARTBEAT_PATH
         value: /tmp/inventory.alive
       - name: INVENTORY_HEALTH__INTERVAL_SECONDS
         value: {{ $root.Values.health.intervalSeconds | quote }}
@@ -108,9 +111,6 @@ volumes:
     secret:
       secretName: {{ include "inventory.secretName" $root }}
       defaultMode: 0440  # group-readable: fsGroup is the process group
-      items:
-        - key: inventory.yaml
-          path: inventory.yaml
   - name: tmp
     emptyDir:
       sizeLimit: 64Mi
