@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import redis
 
@@ -51,6 +53,24 @@ class TaskOutcomes:
             pipe.hset(self.keys.last_error(), name, (error or "")[:500])
         pipe.hincrby(self.keys.outcomes(), f"{name}|{outcome}", 1)
         pipe.execute()
+
+    def restore(self, entries: Iterable[tuple[str, str, tuple[Any, Any, Any]]]) -> None:
+        """Outcomes recorded elsewhere (the active region): (task, account, (success, failure,
+        error)) each, written as they were, in one round trip."""
+        pipe = self.client.pipeline(transaction=False)
+        for task, account_id, (success, failure, error) in entries:
+            name = outcome_field(task, account_id)
+            if success is not None:
+                pipe.hset(self.keys.last_success(), name, success)
+            if failure is not None:
+                pipe.hset(self.keys.last_failure(), name, failure)
+                pipe.hset(self.keys.last_error(), name, error or "")
+        pipe.execute()
+
+    def set_last_success_gauge(self, gauge: dict[str, float]) -> None:
+        """Seconds since each task's last success (ConsoleMe's per-task gauge)."""
+        if gauge:
+            self.client.hset(self.keys.last_success_gauge(), mapping=gauge)
 
     def record_runtime(self, task: str, seconds: float) -> None:
         """One run's duration into cumulative histogram buckets (read by the exporter)."""

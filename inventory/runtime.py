@@ -19,11 +19,14 @@ from inventory.cache.keys import Keys
 from inventory.cache.messages import MessageLedger
 from inventory.cache.policies_table import PoliciesTable
 from inventory.cache.redis_cache import RedisCache, connect
+from inventory.cache.replica import Replica, ReplicaState
 from inventory.cache.replication import ReplicationLog
 from inventory.cache.requests import PolicyRequests
 from inventory.cache.s3_snapshot import S3Snapshots
+from inventory.cache.shared_documents import SharedDocuments
 from inventory.cache.store import Store
 from inventory.cache.verify import Verifier
+from inventory.cache.web_state import RefreshClaims
 from inventory.metrics import TaskOutcomes
 from inventory.settings import Settings
 
@@ -64,6 +67,28 @@ class Runtime:
             return None
         region = cfg.queue_region or self.settings.active_region
         return EventQueue(self.aws.hub_client("sqs", region), cfg.queue_url)
+
+    @cached_property
+    def replica(self) -> Replica:
+        """Following the active region (secondary) and publishing outcomes (active)."""
+        self.ensure_tables()
+        return Replica(
+            self.redis_cache,
+            self.dynamo,
+            self.store,
+            self.replication,
+            ReplicaState(self.redis, self.keys),
+            self.outcomes,
+            self.settings.replication.overlap_seconds,
+        )
+
+    @cached_property
+    def refresh_claims(self) -> RefreshClaims:
+        return RefreshClaims(self.redis, self.keys)
+
+    @cached_property
+    def shared_documents(self) -> SharedDocuments:
+        return SharedDocuments(self.redis, self.keys)
 
     @cached_property
     def messages(self) -> MessageLedger:

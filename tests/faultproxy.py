@@ -64,6 +64,8 @@ class FaultProxy:
         self.upstream_port = parts.port or 80
         self.faults: list[Fault] = []
         self.calls: list[str] = []
+        #: (access key id, service, action) of every signed call, in order.
+        self.signed: list[tuple[str, str, str]] = []
         self.lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.server.daemon_threads = True
@@ -151,6 +153,8 @@ class FaultProxy:
                     action = _s3_action(self.command, self.path)
                 else:
                     action = _action(target, body, self.path)
+                with proxy.lock:
+                    proxy.signed.append((_scope(authorization, 0) or "", service or "", action))
                 fault = proxy._match(
                     action, _scope(authorization, 2), body.decode(errors="replace")
                 )
@@ -220,6 +224,10 @@ def _region(authorization: str) -> str | None:
     return _scope(authorization, 2)
 
 
+#: Bucket configuration read and written as ``?location``, ``?tagging``... (path style).
+BUCKET_SUBRESOURCES = ("Location", "Tagging", "Policy", "Versioning", "Acl", "Encryption")
+
+
 def _s3_action(method: str, path: str) -> str:
     """S3's REST operations by method and path (path-style: /bucket or /bucket/key)."""
     parts = urlsplit(path)
@@ -232,6 +240,12 @@ def _s3_action(method: str, path: str) -> str:
             "HEAD": "HeadObject",
             "DELETE": "DeleteObject",
         }.get(method, method)
+    if not parts.path.strip("/"):
+        return "ListBuckets" if method == "GET" else method
+    verb = {"GET": "Get", "PUT": "Put", "DELETE": "Delete"}.get(method)
+    for sub in BUCKET_SUBRESOURCES:
+        if sub.lower() in query and verb is not None:
+            return f"{verb}Bucket{sub}"
     if method == "GET" and "versions" in query:
         return "ListObjectVersions"
     if method == "GET":

@@ -20,7 +20,7 @@ from tests.conftest import inventory_env
 from tests.faultproxy import FaultProxy
 from tests.processes import CliProcess
 from tests.servers import free_port
-from tests.web.test_auth import ADMIN_TOKEN, auth_environ
+from tests.web.test_auth import ADMIN_TOKEN, DEV_TOKEN, auth_environ
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "aws-permissions.md"
 WRITES = {"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "CreateTable"}
@@ -74,12 +74,14 @@ def proxy(moto_server) -> Iterator[FaultProxy]:
     p.stop()
 
 
-def call(port: int, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
+def call(
+    port: int, method: str, path: str, body: dict | None = None, token: str = ADMIN_TOKEN
+) -> tuple[int, dict]:
     request = urllib.request.Request(
         f"http://127.0.0.1:{port}{path}",
         method=method,
         data=None if body is None else json.dumps(body).encode(),
-        headers={"Authorization": f"Bearer {ADMIN_TOKEN}", "Content-Type": "application/json"},
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
     )
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
@@ -118,6 +120,7 @@ def test_every_aws_call_of_the_web_tier_is_allowed_by_its_documented_role(
             "POST",
             "/api/v1/requests",
             {"arn": role, "justification": "reads its bucket", "policy_document": policy},
+            token=DEV_TOKEN,  # a developer asks, an admin approves (nobody approves their own)
         )
         assert status == 201, created
         assert call(port, "POST", f"/api/v1/requests/{created['id']}/approve", {})[0] == 200

@@ -233,7 +233,10 @@ def test_secondary_never_prunes_or_calls_aws_for_active_only_tasks(secondary, pr
 def test_manifest_ahead_of_its_items_waits_until_they_replicate(active, secondary):
     """Global tables replicate each table on its own: a manifest may arrive before its items."""
     from inventory.cache.store import canonical_json, content_hash, partition_digest
-    from inventory.replica import follow_kind
+
+    def follow_kind(rt: Runtime, kind: str) -> dict[str, int]:
+        return rt.replica.follow_kind(kind)
+
     from inventory.settings import ReplicationSettings
 
     # No overlap at all: only the pending set can bring the late item in.

@@ -102,6 +102,67 @@ class _Plan:
     changes: list[Change]
     unwritten: bool = False  # no manifest yet: write a "writing" one before the items
 
+    @property
+    def first_write(self) -> bool:
+        """The partition's first items: a "writing" manifest must go in before them."""
+        return self.unwritten and bool(self.writes or self.removed)
+
+    @property
+    def complete_flag(self) -> bool:
+        """Completeness for S3 and the manifest: a targeted refresh keeps the cached flag."""
+        if not self.write.partial:
+            return self.write.complete
+        return self.meta.complete if self.meta is not None else False
+
+
+@dataclass
+class _State:
+    """A partition before a write: Redis's hashes (``cached``) and DynamoDB's (``stored``)."""
+
+    cached: dict[str, str]
+    stored: dict[str, str]
+    meta: PartitionMeta | None
+    known: bool  # Redis has held the partition
+    renewed_at: float | None
+    unwritten: bool = False  # no manifest yet: write a "writing" one before the items
+
+
+@dataclass
+class _Diff:
+    """What a write removes and upserts, in DynamoDB and in Redis."""
+
+    removed: list[str]
+    redis_removed: list[str]
+    dynamo_upserts: dict[str, tuple[str, str]]
+    redis_upserts: dict[str, tuple[str, str]]
+
+    @classmethod
+    def of(
+        cls,
+        w: PartitionWrite,
+        encoded: dict[str, tuple[str, str]],
+        keep: set[str],
+        state: _State,
+    ) -> _Diff:
+        present = encoded.keys() | keep
+        gone = {arn for arn in w.remove if arn not in encoded}
+
+        def drops(arn: str) -> bool:
+            return (w.complete and arn not in present) or arn in gone
+
+        return cls(
+            removed=[a for a in state.stored if drops(a)],
+            redis_removed=[a for a in state.cached if drops(a)],
+            dynamo_upserts=_changed(encoded, state.stored),
+            redis_upserts=_changed(encoded, state.cached),
+        )
+
+
+def _changed(
+    encoded: dict[str, tuple[str, str]], hashes: Mapping[str, str]
+) -> dict[str, tuple[str, str]]:
+    return {a: v for a, v in encoded.items() if hashes.get(a) != v[1]}
+
 
 class PartitionListener(Protocol):
     """Told about every change a partition write made (e.g. the policies table index)."""
@@ -138,6 +199,7 @@ class Store:
         account_id: str,
         region: str,
         records: Iterable[Mapping[str, Any]],
+        *,
         complete: bool,
         keep: Iterable[str] = (),
         durable: bool = True,
@@ -147,6 +209,8 @@ class Store:
         listed_at: float | None = None,
     ) -> PartitionResult:
         """Write new and changed records; with ``complete``, remove items the listing lacks.
+
+        The listing's options are keyword-only (they are :class:`PartitionWrite`'s fields).
 
         ``keep`` names ARNs that were listed but could not be transformed: their cached copies
         stay, as a failed record must never delete data. ``remove`` names ARNs to remove even
@@ -164,8 +228,8 @@ class Store:
         different (a change is never lost; a crash may record it twice, which readers fold).
         """
         write = PartitionWrite(
-            kind, account_id, region, records, complete, keep, durable, remove, partial, causes,
-            listed_at,
+            kind, account_id, region, records, complete=complete, keep=keep, durable=durable,
+            remove=remove, partial=partial, causes=causes, listed_at=listed_at,
         )  # fmt: skip
         return self.replace_partitions([write])[0]
 
@@ -179,109 +243,90 @@ class Store:
         now = self.clock()
         plans = [self._plan(w, now) for w in writes]
         durable = [pl for pl in plans if pl.write.durable]
-        first = [pl.p for pl in durable if pl.unwritten and (pl.writes or pl.removed)]
+        self._announce_first_writes([pl.p for pl in durable if pl.first_write], now)
+        counts = self.dynamo.write_many([(pl.p, pl.writes, pl.removed) for pl in durable], now)
+        written = {pl.p: count for pl, count in zip(durable, counts, strict=True)}
+        return [self._finish(pl, written.get(pl.p, 0)) for pl in plans]
+
+    def _announce_first_writes(self, first: list[Partition], now: float) -> None:
         if first and self.log is not None:
             self.log.put_writing(first, now)
-        counts = self.dynamo.write_many([(pl.p, pl.writes, pl.removed) for pl in durable], now)
-        written = dict(zip((pl.p for pl in durable), counts, strict=True))
-        return [self._finish(pl, written.get(pl.p, 0)) for pl in plans]
 
     def _plan(self, w: PartitionWrite, now: float) -> _Plan:
         """Everything up to the DynamoDB item writes (the history is written here)."""
         p = Partition(w.kind, w.account_id, w.region)
         encoded = {record["arn"]: encode(w.kind, record) for record in w.records}
-
-        cached, meta = self.redis.load_state(p)
-        known = cached is not None
-        unwritten = False
-        renewed_at = meta.renewed_at if meta is not None else None
-        if not w.durable:
-            cached = cached or {}
-            stored: dict[str, str] = cached
-        elif cached is None and self.log is not None and self.log.manifest(p) is None:
-            # Never written: a manifest (at least a "writing" one) precedes every item write,
-            # so without one there are no items and no index Query is needed.
-            stored, cached, unwritten = {}, {}, True
-        elif cached is None:
-            index = self.dynamo.load_index(p)
-            stored = {arn: entry[0] for arn, entry in index.items()}
-            renewed_at = min((entry[1] for entry in index.values()), default=None)
-            cached = {}
-        else:
-            stored = cached
-
+        state = self._load(w, p)
         keep = set(w.keep)
-        complete = w.complete
         if w.listed_at is not None:
-            self._keep_newer_reads(encoded, stored, keep, complete, w.listed_at)
-        present = encoded.keys() | keep
-        gone = {arn for arn in w.remove if arn not in encoded}
-        removed = [a for a in stored if (complete and a not in present) or a in gone]
-        redis_removed = [a for a in cached if (complete and a not in present) or a in gone]
-        dynamo_upserts = {a: v for a, v in encoded.items() if stored.get(a) != v[1]}
-        redis_upserts = {a: v for a, v in encoded.items() if cached.get(a) != v[1]}
-        renew = w.durable and not w.partial and self._due(renewed_at, now, stored)
-
-        # A partition's first load is its starting point, not a change of every item in it.
-        initial = not known and not stored
-        track = (
-            w.durable and self.history is not None and not initial and w.kind not in UNTRACKED_KINDS
-        )
-        changes: list[Change] = []
-        if track and self.history is not None and (dynamo_upserts or removed):
-            previous = self._previous(p, dynamo_upserts, stored, removed)
-            new = {a: json.loads(v[0]) for a, v in dynamo_upserts.items()}
-            changes = diff_records(p, previous, new, removed, now, w.causes)
-            self.history.write(changes)
+            self._keep_newer_reads(encoded, state.stored, keep, w.complete, w.listed_at)
+        diff = _Diff.of(w, encoded, keep, state)
+        renew = w.durable and not w.partial and self._due(state.renewed_at, now, state.stored)
+        changes = self._history(w, p, now, state, diff)
         return _Plan(
             write=w,
             p=p,
             now=now,
-            meta=meta,
+            meta=state.meta,
             encoded=encoded,
-            cached=cached,
-            stored=stored,
-            removed=removed,
-            redis_removed=redis_removed,
-            dynamo_upserts=dynamo_upserts,
-            redis_upserts=redis_upserts,
-            writes=dict(encoded) if renew else dynamo_upserts,
+            cached=state.cached,
+            stored=state.stored,
+            removed=diff.removed,
+            redis_removed=diff.redis_removed,
+            dynamo_upserts=diff.dynamo_upserts,
+            redis_upserts=diff.redis_upserts,
+            writes=dict(encoded) if renew else diff.dynamo_upserts,
             # Every listed item is in DynamoDB as of now: renewed, or written the first time.
-            renewed_at=now if w.durable and (renew or not stored) else renewed_at,
+            renewed_at=now if w.durable and (renew or not state.stored) else state.renewed_at,
             changes=changes,
-            unwritten=unwritten,
+            unwritten=state.unwritten,
         )
+
+    def _load(self, w: PartitionWrite, p: Partition) -> _State:
+        """What Redis holds of the partition, and what DynamoDB holds (from Redis when warm)."""
+        cached, meta = self.redis.load_state(p)
+        renewed_at = meta.renewed_at if meta is not None else None
+        if not w.durable:
+            return _State(cached or {}, cached or {}, meta, cached is not None, renewed_at)
+        if cached is not None:
+            return _State(cached, cached, meta, True, renewed_at)
+        if self.log is not None and self.log.manifest(p) is None:
+            # Never written: a manifest (at least a "writing" one) precedes every item write,
+            # so without one there are no items and no index Query is needed.
+            return _State({}, {}, meta, False, renewed_at, unwritten=True)
+        index = self.dynamo.load_index(p)
+        stored = {arn: entry[0] for arn, entry in index.items()}
+        oldest = min((entry[1] for entry in index.values()), default=None)
+        return _State({}, stored, meta, False, oldest)
+
+    def _history(
+        self, w: PartitionWrite, p: Partition, now: float, state: _State, diff: _Diff
+    ) -> list[Change]:
+        """Record each durable change before it is written (a first load is no change)."""
+        initial = not state.known and not state.stored
+        if (
+            self.history is None
+            or not w.durable
+            or initial
+            or w.kind in UNTRACKED_KINDS
+            or not (diff.dynamo_upserts or diff.removed)
+        ):
+            return []
+        previous = self._previous(p, diff.dynamo_upserts, state.stored, diff.removed)
+        new = {a: json.loads(v[0]) for a, v in diff.dynamo_upserts.items()}
+        changes = diff_records(p, previous, new, diff.removed, now, w.causes)
+        self.history.write(changes)
+        return changes
 
     def _finish(self, pl: _Plan, dynamo_writes: int) -> PartitionResult:
         """Redis (one transaction), the listeners, then S3 and the manifest."""
         w, p = pl.write, pl.p
         final = {a: h for a, h in pl.cached.items() if a not in pl.redis_removed}
         final.update({a: v[1] for a, v in pl.encoded.items()})
-        self.redis.apply(
-            p,
-            pl.redis_upserts,
-            pl.redis_removed,
-            pl.encoded,
-            pl.now,
-            w.complete,
-            len(final),
-            partial=w.partial,
-            feed=self.history.feed_entries(pl.changes) if self.history else (),
-            feed_max=self.history.feed_max_entries if self.history else 0,
-            renewed_at=pl.renewed_at,
-        )
-        if pl.redis_upserts or pl.redis_removed:
-            documents = {a: v[0] for a, v in pl.redis_upserts.items()}
-            for listener in self.listeners:
-                listener.partition_changed(p, documents, pl.redis_removed)
-
+        self._apply_redis(pl, len(final))
         s3_objects = 0
         if w.durable and (self.s3 is not None or self.log is not None):
-            # A targeted refresh does not know whether the listing is complete: keep the flag.
-            meta = pl.meta
-            flag = (meta.complete if meta is not None else False) if w.partial else w.complete
-            s3_objects = self._publish(p, pl.encoded, final, flag, pl.now, meta)
-
+            s3_objects = self._publish(p, pl.encoded, final, pl.complete_flag, pl.now, pl.meta)
         created = sum(1 for a in pl.dynamo_upserts if a not in pl.stored)
         return PartitionResult(
             kind=w.kind,
@@ -295,6 +340,27 @@ class Store:
             dynamo_writes=dynamo_writes,
             s3_objects=s3_objects,
         )
+
+    def _apply_redis(self, pl: _Plan, count: int) -> None:
+        """The Redis side in one transaction (with the history feed), then the listeners."""
+        history = self.history
+        self.redis.apply(
+            pl.p,
+            pl.redis_upserts,
+            pl.redis_removed,
+            pl.encoded,
+            pl.now,
+            pl.write.complete,
+            count,
+            partial=pl.write.partial,
+            feed=history.feed_entries(pl.changes) if history else (),
+            feed_max=history.feed_max_entries if history else 0,
+            renewed_at=pl.renewed_at,
+        )
+        if pl.redis_upserts or pl.redis_removed:
+            documents = {a: v[0] for a, v in pl.redis_upserts.items()}
+            for listener in self.listeners:
+                listener.partition_changed(pl.p, documents, pl.redis_removed)
 
     def _due(self, renewed_at: float | None, now: float, stored: Mapping[str, str]) -> bool:
         """Whether the partition's items must be rewritten to push their DynamoDB TTL back."""
@@ -371,6 +437,26 @@ class Store:
             self.redis.set_manifest_digest(p, published)
         return s3_objects
 
+    def _mirrored_feed(
+        self,
+        p: Partition,
+        upserts: Mapping[str, tuple[str, str]],
+        removed: list[str],
+        written_at: float,
+    ) -> list[dict[str, str]]:
+        """The history feed entries of a mirrored diff (the active region wrote the history)."""
+        if self.history is None or not (upserts or removed):
+            return []
+        old = self.redis.get_items(p, [*upserts, *removed])
+        changes = diff_records(
+            p,
+            {a: json.loads(doc) for a, doc in old.items()},
+            {a: json.loads(v[0]) for a, v in upserts.items()},
+            removed,
+            written_at,
+        )
+        return self.history.feed_entries(changes)
+
     def mirror_partition(
         self,
         p: Partition,
@@ -387,18 +473,8 @@ class Store:
         ``upserts`` maps ARN -> (document, content hash) exactly as the active region stored
         them; freshness is stamped with the active region's write time, not ours.
         """
-        feed: list[dict[str, str]] = []
         # As in the active region, a partition's first load is not a change of every item.
-        if self.history is not None and not first_load and (upserts or removed):
-            old = self.redis.get_items(p, [*upserts, *removed])
-            changes = diff_records(
-                p,
-                {a: json.loads(doc) for a, doc in old.items()},
-                {a: json.loads(v[0]) for a, v in upserts.items()},
-                removed,
-                written_at,
-            )
-            feed = self.history.feed_entries(changes)
+        feed = [] if first_load else self._mirrored_feed(p, upserts, removed, written_at)
         self.redis.apply(
             p,
             upserts,

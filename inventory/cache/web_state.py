@@ -93,18 +93,23 @@ class RefreshClaims:
         key = self.keys.refresh_claim(task, account_id)
         return bool(self.client.eval(self._RELEASE, 1, key, task_id))
 
+    def release_quietly(self, task: str, account_id: str | None, task_id: str) -> None:
+        """Free the claim of a per-account run that has ended (called by the worker).
+
+        Only the run the claim names frees it; a scheduled run of the same task and account
+        leaves a queued refresh's claim alone. Without this call the claim simply expires, so a
+        Redis error is only logged.
+        """
+        if account_id is None:
+            return
+        try:
+            self.release(task, account_id, task_id)
+        except redis.RedisError as exc:
+            log.warning("could not free the refresh claim of %s %s: %s", task, account_id, exc)
+
 
 def release_refresh(
     client: redis.Redis, keys: Keys, task: str, account_id: str | None, task_id: str
 ) -> None:
-    """Free the web's refresh claim of a per-account run that has ended (called by the worker).
-
-    Only the run the claim names frees it; a scheduled run of the same task and account leaves
-    a queued refresh's claim alone. Without this call the claim simply expires.
-    """
-    if account_id is None:
-        return
-    try:
-        RefreshClaims(client, keys).release(task, account_id, task_id)
-    except redis.RedisError as exc:
-        log.warning("could not free the refresh claim of %s %s: %s", task, account_id, exc)
+    """Free the web's refresh claim of a run that has ended (see RefreshClaims.release_quietly)."""
+    RefreshClaims(client, keys).release_quietly(task, account_id, task_id)

@@ -13,9 +13,7 @@ from celery.exceptions import Reject
 
 from inventory.aws.errors import error_code, is_retryable
 from inventory.cache.store import PartitionResult
-from inventory.cache.web_state import release_refresh
 from inventory.metrics import FAILED, OK, RETRY
-from inventory.replica import follow
 from inventory.runtime import Runtime
 from inventory.signing import SEAL, SealError, check_seal
 
@@ -166,10 +164,8 @@ class InventoryTask(Task):
     ) -> None:
         """Free the web's refresh claim of a per-account run that ended (not one retried)."""
         if self.per_account and status in states.READY_STATES:
-            runtime = self.runtime
-            release_refresh(
-                runtime.redis, runtime.keys, self.name, self.account_of(args, kwargs), task_id
-            )
+            claims = self.runtime.refresh_claims
+            claims.release_quietly(self.name, self.account_of(args, kwargs), task_id)
 
     def run_secondary(self, account_id: str | None) -> dict[str, Any]:
         """In a secondary region: follow the active region's writes; never call AWS."""
@@ -177,7 +173,7 @@ class InventoryTask(Task):
         base = {"region": settings.deployment_region, "active_region": settings.active_region}
         if not self.replicates:
             return base | {"skipped": "runs in the active region only"}
-        return base | {"followed": follow(self.runtime, self.replicates, account_id)}
+        return base | {"followed": self.runtime.replica.follow(self.replicates, account_id)}
 
     def _record(
         self, task: str, account_id: str | None, outcome: str, error: str | None = None

@@ -7,7 +7,6 @@ from typing import Any
 
 from celery import Celery, shared_task
 
-from inventory.replica import import_outcomes, publish_outcomes
 from inventory.runtime import Runtime
 from inventory.tasks.base import METRICS, InventoryTask
 
@@ -47,7 +46,7 @@ def report_celery_last_success_metrics(self: InventoryTask) -> dict[str, dict[st
     """
     runtime = self.runtime
     if not runtime.settings.is_active_region:
-        import_outcomes(runtime)
+        runtime.replica.import_outcomes()
     ages = last_success_ages(runtime)
     # ConsoleMe's gauge is per task: the time since any run of it last succeeded.
     per_task = {
@@ -55,8 +54,7 @@ def report_celery_last_success_metrics(self: InventoryTask) -> dict[str, dict[st
         for task, by_account in ages.items()
     }
     gauge: dict[str, float] = {task: age for task, age in per_task.items() if age is not None}
-    if gauge:
-        runtime.redis.hset(runtime.keys.last_success_gauge(), mapping=gauge)
+    runtime.outcomes.set_last_success_gauge(gauge)
     if runtime.settings.is_active_region:
-        publish_outcomes(runtime, active_only_tasks(self.app))
+        runtime.replica.publish_outcomes(active_only_tasks(self.app))
     return ages

@@ -12,7 +12,7 @@ from inventory.aws.kind import CollectContext
 from inventory.aws.listing import Listing
 from inventory.aws.regions import get_enabled_regions
 from inventory.cache.keys import GLOBAL
-from inventory.cache.shared_documents import DocumentClaims, SharedDocuments
+from inventory.cache.shared_documents import DocumentClaims
 from inventory.cache.store import PartitionResult, PartitionWrite
 from inventory.observability import region_context
 from inventory.registry import BY_KIND, SYNCS, Sync
@@ -106,7 +106,7 @@ def _collect_region(
 ) -> dict[str, dict[str, Any]]:
     """One sync's listing of one account and region, stored."""
     client_region = runtime.settings.deployment_region if region == GLOBAL else region
-    claims = DocumentClaims(SharedDocuments(runtime.redis, runtime.keys))
+    claims = DocumentClaims(runtime.shared_documents)
     with region_context(region):
         client = runtime.account_client(sync.service, account, client_region)
         try:
