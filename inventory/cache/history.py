@@ -47,24 +47,32 @@ def json_diff(old: Any, new: Any, path: str = "") -> list[dict[str, Any]]:
     that differs is one ``replace``. Paths use JSON Pointer escaping.
     """
     if isinstance(old, dict) and isinstance(new, dict):
-        ops: list[dict[str, Any]] = []
-        for key in sorted(old.keys() | new.keys(), key=str):
-            sub = f"{path}/{_escape(str(key))}"
-            if key not in new:
-                ops.append({"op": "remove", "path": sub, "old": old[key]})
-            elif key not in old:
-                ops.append({"op": "add", "path": sub, "new": new[key]})
-            else:
-                ops.extend(json_diff(old[key], new[key], sub))
-        return ops
+        return _dict_diff(old, new, path)
     if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
-        ops = []
-        for i, (a, b) in enumerate(zip(old, new, strict=True)):
-            ops.extend(json_diff(a, b, f"{path}/{i}"))
-        return ops
+        return _list_diff(old, new, path)
     if type(old) is type(new) and old == new:  # 1 == True in Python, not in JSON
         return []
     return [{"op": "replace", "path": path or "/", "old": old, "new": new}]
+
+
+def _list_diff(old: list[Any], new: list[Any], path: str) -> list[dict[str, Any]]:
+    ops: list[dict[str, Any]] = []
+    for i, (a, b) in enumerate(zip(old, new, strict=True)):
+        ops.extend(json_diff(a, b, f"{path}/{i}"))
+    return ops
+
+
+def _dict_diff(old: dict[Any, Any], new: dict[Any, Any], path: str) -> list[dict[str, Any]]:
+    ops: list[dict[str, Any]] = []
+    for key in sorted(old.keys() | new.keys(), key=str):
+        sub = f"{path}/{_escape(str(key))}"
+        if key not in new:
+            ops.append({"op": "remove", "path": sub, "old": old[key]})
+        elif key not in old:
+            ops.append({"op": "add", "path": sub, "new": new[key]})
+        else:
+            ops.extend(json_diff(old[key], new[key], sub))
+    return ops
 
 
 def _escape(key: str) -> str:
@@ -281,13 +289,15 @@ class ChangeHistory:
         low = "-" if since is None else str(int(since * 1000))
         found: list[Change] = []
         batch = max(limit * 4, 200)
+
+        def wanted(change: Change) -> bool:
+            return account_id in (None, change.account_id) and kind in (None, change.kind)
+
         while True:
             entries = self.client.xrevrange(stream, high, low, count=batch)
             for entry_id, fields in entries:
                 change = Change(**json.loads(fields["change"]))
-                if (account_id is None or change.account_id == account_id) and (
-                    kind is None or change.kind == kind
-                ):
+                if wanted(change):
                     found.append(change)
                     if len(found) == limit:
                         return found, entry_id

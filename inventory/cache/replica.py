@@ -92,9 +92,21 @@ class Replica:
         marked applied before that. The cursor moves on as manifests are handled, so a long
         first load that runs out of time resumes where it stopped.
         """
+        counts = {"partitions": 0, "upserted": 0, "removed": 0, "unchanged": 0, "pending": 0}
+        handled = self._new_manifests(kind, account_id, counts)
+        self._still_pending(kind, account_id, handled, counts)
+        if counts["partitions"]:
+            log.info("followed %s: %s", kind, counts)
+        if counts["pending"]:
+            log.warning(
+                "%s: %d partition(s) wait for their items to replicate", kind, counts["pending"]
+            )
+        return counts
+
+    def _new_manifests(self, kind: str, account_id: str | None, counts: dict[str, int]) -> set[str]:
+        """Apply the manifests written since the cursor (moving it); the partitions handled."""
         cursor = None if account_id else self.state.cursor(kind)
         since = None if cursor is None else cursor - self.overlap_seconds
-        counts = {"partitions": 0, "upserted": 0, "removed": 0, "unchanged": 0, "pending": 0}
         handled: set[str] = set()
         for manifest in self.log.manifests(kind, since):
             if account_id is not None and manifest.partition.account_id != account_id:
@@ -104,23 +116,21 @@ class Replica:
             if account_id is None and (cursor is None or manifest.updated_at > cursor):
                 cursor = manifest.updated_at
                 self.state.set_cursor(kind, cursor)
-        # Partitions still waiting for their items, whatever the cursor says.
+        return handled
+
+    def _still_pending(
+        self, kind: str, account_id: str | None, handled: set[str], counts: dict[str, int]
+    ) -> None:
+        """Partitions still waiting for their items, whatever the cursor says."""
         for raw in self.state.pending():
             p = Partition.parse(raw)
-            if p.kind != kind or raw in handled or (account_id and p.account_id != account_id):
+            if p.kind != kind or raw in handled or account_id not in (None, p.account_id):
                 continue
             waiting = self.log.manifest(p)
             if waiting is None:
                 self.state.set_pending(p, False)
                 continue
             self._apply(waiting, counts)
-        if counts["partitions"]:
-            log.info("followed %s: %s", kind, counts)
-        if counts["pending"]:
-            log.warning(
-                "%s: %d partition(s) wait for their items to replicate", kind, counts["pending"]
-            )
-        return counts
 
     def _apply(self, manifest: Manifest, counts: dict[str, int]) -> None:
         p = manifest.partition
