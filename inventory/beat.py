@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
 import time
 from typing import Any
 
@@ -22,6 +23,28 @@ class InventoryScheduler(RedBeatScheduler):
     leader next ticks (not once per missed slot), then follows its schedule again. Every entry
     carries ``expires``, so a message nobody consumed in time is dropped instead of piling up.
     """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        runtime = getattr(self.app, "runtime", None)
+        health = runtime.settings.health if runtime is not None else None
+        self.heartbeat_file = health.heartbeat_path if health is not None else None
+        if self.heartbeat_file and health is not None:
+            # A standby waits on the leader lock (RedBeat's beat_init) by design: alive, idle.
+            threading.Thread(
+                target=self._standby_heartbeat,
+                args=(health.interval_seconds,),
+                name="beat-standby-heartbeat",
+                daemon=True,
+            ).start()
+
+    def _standby_heartbeat(self, interval: float) -> None:
+        """Touch the heartbeat file until this beat leads; then each tick does."""
+        from inventory.liveness import touch
+
+        while getattr(self, "lock", None) is None:
+            touch(self.heartbeat_file)  # type: ignore[arg-type]
+            time.sleep(interval)
 
     def tick(self, *args: Any, **kwargs: Any) -> float:
         try:
@@ -44,6 +67,10 @@ class InventoryScheduler(RedBeatScheduler):
                 pipe.execute()
             except Exception:  # noqa: BLE001 - bookkeeping must never stop the scheduler
                 log.exception("could not record the beat tick")
+        if self.heartbeat_file:
+            from inventory.liveness import touch
+
+            touch(self.heartbeat_file)
         return interval
 
     def _reacquire(self) -> float:

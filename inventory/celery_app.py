@@ -13,6 +13,7 @@ from celery import Celery
 from celery.loaders.app import AppLoader
 from kombu import Exchange, Queue
 
+from inventory.brokers import has_visibility_timeout, sends_events, transport_options
 from inventory.runtime import Runtime
 from inventory.schedule import beat_schedule
 from inventory.settings import ConfigError, Settings, load_settings
@@ -71,16 +72,11 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         # default exchange ("aws") with key "aws", so one message published there reached all four.
         "task_queues": [Queue(q, Exchange(q, type="direct"), routing_key=q) for q in QUEUES],
         "task_track_started": True,
-        "worker_send_task_events": True,
-        "task_send_sent_event": True,
-        # A message not acked within this is redelivered: check_delivery_safety keeps it above
-        # the longest hard time limit plus the longest retry delay.
-        "broker_transport_options": {
-            "visibility_timeout": c.visibility_timeout,
-            # kombu scans for expired unacked messages every interval x throttle seconds.
-            "unacked_restore_interval": min(10, c.unacked_restore_seconds),
-            "unacked_restore_throttle": max(1, c.unacked_restore_seconds // 10),
-        },
+        "worker_send_task_events": sends_events(settings),
+        "task_send_sent_event": sends_events(settings),
+        # Redis and SQS redeliver a message not acked within visibility_timeout:
+        # check_delivery_safety keeps it above the longest hard time limit plus retry delay.
+        "broker_transport_options": transport_options(settings),
         "result_backend_transport_options": {"retry_policy": {"timeout": 5.0}},
         "task_annotations": {
             f"inventory.{name}": options.model_dump(exclude_none=True)
@@ -130,9 +126,7 @@ def check_delivery_safety(app: Celery, settings: Settings) -> None:
         hard = (options.time_limit if options and options.time_limit else None) or task.time_limit
         longest = max(longest, float(hard or 0))
     needed = longest + settings.celery.retry_backoff_max
-    if settings.celery.broker_url.startswith(("redis", "rediss")) and (
-        settings.celery.visibility_timeout <= needed
-    ):
+    if has_visibility_timeout(settings) and settings.celery.visibility_timeout <= needed:
         problems.append(
             f"celery.visibility_timeout ({settings.celery.visibility_timeout}s) must exceed the "
             f"longest hard time limit plus celery.retry_backoff_max ({longest:g}s + "
@@ -163,6 +157,10 @@ def create_app(settings: Settings | None = None) -> InventoryCelery:
     )
     app.conf.update(celery_config(settings))
     app.runtime = Runtime(settings)
+    if settings.health.heartbeat_path:
+        from inventory.liveness import ConsumerHeartbeat
+
+        app.steps["consumer"].add(ConsumerHeartbeat)
     import inventory.tasks  # noqa: F401 - registers the shared tasks on this app
 
     app.finalize(auto=True)

@@ -1,4 +1,7 @@
-"""The ``inventory`` command: worker, beat, web, sync, accounts, tables, schedule, check."""
+"""The ``inventory`` command: worker, beat, web, sync, accounts, tables, schedule, check, data out.
+
+Every command takes ``--json``: machine-readable output, or JSON logs for the long-running ones.
+"""
 
 from __future__ import annotations
 
@@ -62,6 +65,20 @@ def with_settings(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def json_logs(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``--json`` on a long-running command: its logs are JSON lines (logging.format=json)."""
+    return click.option(
+        "--json", "json_logs", is_flag=True, help="Log JSON lines (as logging.format: json)."
+    )(fn)
+
+
+def _logging_as(settings: Settings, as_json: bool) -> Settings:
+    if not as_json:
+        return settings
+    logging = settings.logging.model_copy(update={"format": "json"})
+    return settings.model_copy(update={"logging": logging})
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--config",
@@ -75,12 +92,28 @@ def main(config: tuple[str, ...]) -> None:
     """Cache AWS inventory (IAM, S3, SQS, SNS, Config) in Redis, DynamoDB and S3."""
 
 
-@main.command()
+#: Celery's --no-color; it was this command's process count once, so it is refused.
+CELERY_NO_COLOR = "-C"
+
+
+@main.command(
+    context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+    epilog="Any other option is Celery's and goes to `celery worker` as given, e.g. "
+    "--autoscale 8,2, --max-tasks-per-child 100, --prefetch-multiplier 1.",
+)
 @click.option("--queues", "-Q", default=None, help="Comma-separated queues (default: all).")
-@click.option("--concurrency", "-C", type=int, default=None, help="Worker processes.")
-@click.option("--pool", default="prefork", show_default=True)
+@click.option(
+    "--concurrency",
+    "-c",
+    type=click.IntRange(1, 1024),
+    default=None,
+    help="Worker processes (default: celery.worker_concurrency), as in Celery.",
+)
+@click.option("--pool", "-P", default="prefork", show_default=True)
 @click.option("--loglevel", "-l", default="INFO", show_default=True)
 @click.option("--hostname", "-n", default=None, help="Worker node name.")
+@click.argument("celery_options", nargs=-1, type=click.UNPROCESSED)
+@json_logs
 @with_settings
 def worker(
     settings: Settings,
@@ -89,17 +122,27 @@ def worker(
     pool: str,
     loglevel: str,
     hostname: str | None,
+    celery_options: tuple[str, ...],
+    json_logs: bool,
 ) -> None:
     """Run a Celery worker consuming the inventory queues."""
     from inventory.celery_app import QUEUES
 
+    settings = _logging_as(settings, json_logs)
+
+    extra = list(celery_options)
+    if CELERY_NO_COLOR in extra:
+        # Until 0.1 `-C n` was the process count here; in Celery it is --no-color.
+        raise click.UsageError("-C is not an option of inventory worker: use -c/--concurrency")
     app = _celery_service(settings)
     argv = ["worker", f"--loglevel={loglevel}", f"--pool={pool}"]
     argv += ["--queues", queues or ",".join(QUEUES)]
-    argv += ["--concurrency", str(concurrency or settings.celery.worker_concurrency)]
+    if not any(o == "--autoscale" or o.startswith("--autoscale=") for o in extra):
+        # With --autoscale, Celery sizes the pool from its maximum instead.
+        argv += ["--concurrency", str(concurrency or settings.celery.worker_concurrency)]
     if hostname:
         argv += ["--hostname", hostname]
-    app.worker_main(argv)
+    app.worker_main([*argv, *extra])
 
 
 @main.command()
@@ -110,24 +153,27 @@ def worker(
     show_default=True,
     help="Where beat keeps its last-run times.",
 )
+@json_logs
 @with_settings
-def beat(settings: Settings, loglevel: str, schedule_file: str) -> None:
+def beat(settings: Settings, loglevel: str, schedule_file: str, json_logs: bool) -> None:
     """Run Celery beat (RedBeat: one active scheduler, leader lock in Redis)."""
-    app = _celery_service(settings)
+    app = _celery_service(_logging_as(settings, json_logs))
     app.start(["beat", f"--loglevel={loglevel}", f"--schedule={schedule_file}"])
 
 
 @main.command()
 @click.option("--host", default=None, help="Listen address (default: web.host).")
 @click.option("--port", type=int, default=None, help="Listen port (default: web.port).")
+@json_logs
 @with_settings
-def web(settings: Settings, host: str | None, port: int | None) -> None:
+def web(settings: Settings, host: str | None, port: int | None, json_logs: bool) -> None:
     """Serve the web tier: pages, the JSON API, health checks and /metrics."""
     import tornado.ioloop
 
     from inventory.observability import init_sentry, setup_logging
     from inventory.web.app import make_app, make_readers, server_options
 
+    settings = _logging_as(settings, json_logs)
     setup_logging(settings)
     init_sentry(settings, "web")
     for note in settings.web.deprecations():
@@ -141,6 +187,15 @@ def web(settings: Settings, host: str | None, port: int | None) -> None:
             readers.search.sync_safely, settings.web.search_sync_seconds * 1000
         )
         follow.start()
+    if settings.health.heartbeat_path:
+        from inventory.liveness import touch
+
+        heartbeat_file = settings.health.heartbeat_path
+        touch(heartbeat_file)
+        # On the IOLoop: a stalled loop stops touching and the health check fails.
+        tornado.ioloop.PeriodicCallback(
+            lambda: touch(heartbeat_file), settings.health.interval_seconds * 1000
+        ).start()
     click.echo(f"web tier listening on http://{address}:{listen_port}", err=True)
     tornado.ioloop.IOLoop.current().start()
 
@@ -164,24 +219,29 @@ def web(settings: Settings, host: str | None, port: int | None) -> None:
 )
 @click.option("--reset", is_flag=True, help="Clear the state directory first.")
 @click.option("--port", type=int, default=8080, show_default=True, help="Web tier port.")
-def demo(member_accounts: int, state_dir: str, reset: bool, port: int) -> None:
+@json_logs
+def demo(member_accounts: int, state_dir: str, reset: bool, port: int, json_logs: bool) -> None:
     """Run everything locally: Redis, a seeded moto AWS, worker, beat and web. Ctrl-C stops all."""
     from inventory.demo.runner import run_demo
 
-    sys.exit(run_demo(member_accounts, state_dir, reset, port))
+    log_format = "json" if json_logs else "text"
+    sys.exit(run_demo(member_accounts, state_dir, reset, port, log_format=log_format))
 
 
 @main.command()
 @click.option("--host", default=None, help="Listen address (default: metrics.host).")
 @click.option("--port", type=int, default=None, help="Listen port (default: metrics.port).")
+@json_logs
 @with_settings
-def metrics(settings: Settings, host: str | None, port: int | None) -> None:
+def metrics(settings: Settings, host: str | None, port: int | None, json_logs: bool) -> None:
     """Serve the Prometheus exporter (reads Redis on every scrape). SIGTERM or Ctrl-C stops it."""
     import signal
 
     from inventory.exporter import build_collector, serve_metrics
     from inventory.observability import init_sentry, setup_logging
     from inventory.runtime import Runtime
+
+    settings = _logging_as(settings, json_logs)
 
     setup_logging(settings)
     init_sentry(settings, "metrics")
@@ -191,7 +251,7 @@ def metrics(settings: Settings, host: str | None, port: int | None) -> None:
     signal.signal(signal.SIGTERM, lambda *_: server.stop())
     click.echo(f"metrics exporter listening on http://{address}:{server.port}/metrics", err=True)
     try:
-        server.wait()
+        server.wait(settings.health.heartbeat_path, settings.health.interval_seconds)
     except KeyboardInterrupt:
         server.stop()
 
@@ -260,8 +320,9 @@ def sync(settings: Settings, kind: str, account_ids: tuple[str, ...], as_json: b
 
 
 @main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 @with_settings
-def check(settings: Settings) -> None:
+def check(settings: Settings, as_json: bool) -> None:
     """Validate the config, then reach Redis, the broker, DynamoDB and AWS; 1 if any fails."""
     from rich.console import Console
     from rich.table import Table
@@ -316,6 +377,12 @@ def check(settings: Settings) -> None:
     probe("celery broker", broker)
     probe("dynamodb", dynamodb)
     probe("aws", aws)
+    if as_json:
+        rows = [{"check": n, "ok": ok, "detail": d} for n, ok, d in results]
+        click.echo(json.dumps(rows, indent=2))
+        if not all(ok for _, ok, _ in results):
+            sys.exit(EXIT_FAILED)
+        return
     table = Table("check", "ok", "detail")
     for name, ok, detail in results:
         table.add_row(name, "yes" if ok else "NO", detail)
@@ -349,28 +416,144 @@ def accounts(settings: Settings, as_json: bool) -> None:
     Console().print(table)
 
 
+@main.command()
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["jsonl", "csv"]),
+    default="jsonl",
+    show_default=True,
+    help="JSON Lines (one record a line) or CSV (nested values as JSON).",
+)
+@click.option("--kind", "kinds", multiple=True, help="Only this kind (repeatable).")
+@click.option("--account", "-a", "accounts_", multiple=True, help="Only this account.")
+@click.option(
+    "--output", "-o", type=click.Path(dir_okay=False), default="-", help="File (default: stdout)."
+)
+@click.option("--json", "as_json", is_flag=True, help="Same as --format jsonl.")
+@with_settings
+def export(
+    settings: Settings,
+    fmt: str,
+    kinds: tuple[str, ...],
+    accounts_: tuple[str, ...],
+    output: str,
+    as_json: bool,
+) -> None:
+    """Write every cached record (of these kinds and accounts) as JSON Lines or CSV."""
+    from inventory.export import records, selected, write_csv, write_jsonl
+    from inventory.runtime import Runtime
+
+    cache = Runtime(settings).redis_cache
+    partitions = selected(cache, kinds, accounts_)
+    with click.open_file(output, "w", encoding="utf-8") as out:
+        if fmt == "csv" and not as_json:
+            count = write_csv(lambda: records(cache, partitions), out)
+        else:
+            count = write_jsonl(records(cache, partitions), out)
+    click.echo(f"{count} records from {len(partitions)} partitions", err=True)
+
+
+@main.command()
+@click.argument("arn")
+@click.option("--json", "as_json", is_flag=True, help="The record as JSON.")
+@with_settings
+def get(settings: Settings, arn: str, as_json: bool) -> None:
+    """Print one cached resource by ARN; exit 1 when it is not cached."""
+    from inventory.runtime import Runtime
+
+    record = Runtime(settings).redis_cache.get(arn)
+    if record is None:
+        click.echo(f"not cached: {arn}", err=True)
+        sys.exit(EXIT_FAILED)
+    if as_json:
+        click.echo(json.dumps(record, sort_keys=True))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("field", "value", show_header=False)
+    for key, value in sorted(record.items()):
+        shown = json.dumps(value, sort_keys=True) if isinstance(value, dict | list) else value
+        table.add_row(key, "" if shown is None else str(shown))
+    Console().print(table)
+
+
+@main.command()
+@click.argument("text")
+@click.option("--kind", "kinds", multiple=True, help="Only this kind (repeatable).")
+@click.option("--account", "-a", "accounts_", multiple=True, help="Only this account.")
+@click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="The matches as JSON.")
+@with_settings
+def search(
+    settings: Settings,
+    text: str,
+    kinds: tuple[str, ...],
+    accounts_: tuple[str, ...],
+    limit: int,
+    as_json: bool,
+) -> None:
+    """Find cached resources whose ARN contains TEXT (any case); exit 1 when none does."""
+    from inventory.export import search as find
+    from inventory.runtime import Runtime
+
+    if not text.strip():
+        raise click.BadParameter("give some text to look for", param_hint="TEXT")
+    matches = find(Runtime(settings).redis_cache, text, kinds, accounts_, limit)
+    if as_json:
+        click.echo(json.dumps(matches, indent=2))
+    else:
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table("kind", "account", "region", "name", "arn")
+        for m in matches:
+            table.add_row(m["kind"], m["account_id"], m["region"], m["name"] or "", m["arn"])
+        Console().print(table)
+    if not matches:
+        sys.exit(EXIT_FAILED)
+
+
 @main.group()
 def tables() -> None:
     """DynamoDB tables."""
 
 
 @tables.command("create")
+@click.option("--json", "as_json", is_flag=True, help="Print the tables created as JSON.")
 @with_settings
-def tables_create(settings: Settings) -> None:
+def tables_create(settings: Settings, as_json: bool) -> None:
     """Create the DynamoDB tables that are missing."""
     from inventory.runtime import Runtime
 
     created = Runtime(settings).create_tables()
+    if as_json:
+        click.echo(json.dumps({"created": created}))
+        return
     click.echo("created: " + ", ".join(created) if created else "all tables exist")
 
 
 @tables.command("migrate")
+@click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
 @with_settings
-def tables_migrate(settings: Settings) -> None:
+def tables_migrate(settings: Settings, as_json: bool) -> None:
     """Move DynamoDB items written under old keys to their partition's key (once; resumable)."""
     from inventory.cache.key_migration import SCHEMA_VERSION
     from inventory.runtime import Runtime
 
+    if as_json:
+        done = Runtime(settings).ensure_schema() if settings.is_active_region else None
+        click.echo(json.dumps({
+            "schema": SCHEMA_VERSION,
+            "active_region": settings.is_active_region,
+            "migrated": done is not None,
+            "scanned": done.scanned if done else 0,
+            "moved": done.moved if done else 0,
+            "superseded": done.superseded if done else 0,
+            "partitions_repaired": len(done.partitions) if done else 0,
+        }))  # fmt: skip
+        return
     if not settings.is_active_region:
         click.echo(f"{settings.deployment_region} is a secondary region: the active region "
                    f"({settings.active_region}) migrates the global tables")  # fmt: skip
@@ -464,7 +647,8 @@ def verify(
 @main.command()
 @click.option("-o", "--output", default="docs/aws-permissions.md", show_default=True)
 @click.option("--check", is_flag=True, help="Exit 1 when the file's block is out of date.")
-def permissions(output: str, check: bool) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
+def permissions(output: str, check: bool, as_json: bool) -> None:
     """Write the spoke role's policy (from the registry) into the permissions document."""
     from pathlib import Path
 
@@ -472,11 +656,19 @@ def permissions(output: str, check: bool) -> None:
 
     path = Path(output)
     if check:
-        if render(path.read_text()) != path.read_text():
+        current = render(path.read_text()) == path.read_text()
+        if as_json:
+            click.echo(json.dumps({"file": output, "current": current}))
+        elif not current:
             click.echo(f"{output} is out of date: run inventory permissions -o {output}", err=True)
+        if not current:
             sys.exit(EXIT_FAILED)
         return
-    click.echo(f"{output}: {'updated' if update(path) else 'already current'}")
+    updated = update(path)
+    if as_json:
+        click.echo(json.dumps({"file": output, "updated": updated}))
+        return
+    click.echo(f"{output}: {'updated' if updated else 'already current'}")
 
 
 @main.group()
@@ -493,9 +685,13 @@ def schedule() -> None:
     help="Write to this file instead of standard output.",
 )
 @click.option("--check", is_flag=True, help="Exit 1 when the file differs from the rendering.")
+@click.option("--json", "as_json", is_flag=True, help="The entries as JSON instead of Markdown.")
 @with_settings
-def schedule_docs(settings: Settings, output: str | None, check: bool) -> None:
+def schedule_docs(settings: Settings, output: str | None, check: bool, as_json: bool) -> None:
     """Render every beat entry as a Markdown table (docs/schedule.md)."""
+    if as_json:
+        _echo_schedule_json(settings)
+        return
     from inventory.schedule import UnregisteredTask, render_schedule_docs
 
     app = _app(settings)  # renders a table: no logging or Sentry set-up in this process
@@ -520,12 +716,29 @@ def schedule_docs(settings: Settings, output: str | None, check: bool) -> None:
     path.write_text(text)
 
 
+def _echo_schedule_json(settings: Settings) -> None:
+    import dataclasses
+
+    from inventory.schedule import effective_schedule
+
+    tasks = _app(settings).tasks
+    entries = [
+        dataclasses.asdict(e) | {"queue": tasks[e.task].routing_queue}
+        for e in effective_schedule(settings)
+    ]
+    click.echo(json.dumps(entries, indent=2, default=str))
+
+
 @schedule.command("show")
+@click.option("--json", "as_json", is_flag=True, help="Print the entries as JSON.")
 @with_settings
-def schedule_show(settings: Settings) -> None:
+def schedule_show(settings: Settings, as_json: bool) -> None:
     """Print the effective schedule (after settings overrides)."""
     from inventory.schedule import effective_schedule
 
+    if as_json:
+        _echo_schedule_json(settings)
+        return
     tasks = _app(settings).tasks
     for e in effective_schedule(settings):
         state = "enabled " if e.enabled else "disabled"
@@ -533,10 +746,43 @@ def schedule_show(settings: Settings) -> None:
 
 
 @main.command()
+@click.option("--max-age", type=float, default=None, help="Seconds; health.max_age_seconds.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@with_settings
+def health(settings: Settings, max_age: float | None, as_json: bool) -> None:
+    """Exit 0 if this container's process touched its heartbeat file recently, else 1.
+
+    The container health check (Dockerfile, compose, Kubernetes exec probes): it asks no
+    broker, so it works for every broker, SQS included.
+    """
+    from inventory.liveness import age
+
+    path = settings.health.heartbeat_path
+    if path is None:
+        click.echo(
+            "error: health.heartbeat_path is not set (INVENTORY_HEALTH__HEARTBEAT_PATH)", err=True
+        )
+        sys.exit(EXIT_CONFIG)
+    limit = settings.health.max_age_seconds if max_age is None else max_age
+    seconds = age(path)
+    ok = seconds is not None and seconds <= limit
+    if as_json:
+        click.echo(json.dumps({"ok": ok, "file": path, "age_seconds": seconds, "max_age": limit}))
+    elif seconds is None:
+        click.echo(f"unhealthy: no heartbeat at {path}", err=True)
+    else:
+        state = "healthy" if ok else "unhealthy"
+        click.echo(f"{state}: heartbeat {seconds:.0f}s old (limit {limit:g}s)", err=not ok)
+    if not ok:
+        sys.exit(EXIT_FAILED)
+
+
+@main.command()
 @click.option("--reference", is_flag=True, help="Print the Markdown reference of every setting.")
+@click.option("--json", "as_json", is_flag=True, help="JSON (the default output already is).")
 @click.pass_context
-def config(ctx: click.Context, reference: bool) -> None:
-    """Validate the configuration and print it (secrets masked)."""
+def config(ctx: click.Context, reference: bool, as_json: bool) -> None:
+    """Validate the configuration and print it as JSON (secrets masked)."""
     if reference:
         from inventory.settings import reference_markdown
 

@@ -13,10 +13,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Protocol
 
 import redis
 from prometheus_client import CollectorRegistry, start_http_server
@@ -41,10 +41,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: kombu's Redis transport keeps priority ``n`` of queue ``q`` in the list ``q + SEP + n``.
-PRIORITY_SEP = "\x06\x16"
-PRIORITIES = range(1, 10)
 META_BATCH = 500
+
+
+class QueueLengths(Protocol):
+    """Messages waiting per broker queue (:class:`inventory.brokers.BrokerQueues`)."""
+
+    def lengths(self) -> dict[str, int]: ...
 
 
 class InventoryCollector:
@@ -60,16 +63,16 @@ class InventoryCollector:
         self,
         client: redis.Redis,
         keys: Keys,
-        broker: redis.Redis | None,
-        queues: Sequence[str],
+        broker: QueueLengths | None,
         stale_after_seconds: float,
         clock: Callable[[], float] = time.time,
         task_stale_after: Mapping[str, float] | None = None,
+        partition_series: bool = True,
     ) -> None:
         self.client = client
         self.keys = keys
         self.broker = broker
-        self.queues = list(queues)
+        self.partition_series = partition_series
         self.stale_after_seconds = stale_after_seconds
         self.clock = clock
         self.task_stale_after = dict(task_stale_after or {})
@@ -90,7 +93,7 @@ class InventoryCollector:
         except redis.RedisError as exc:
             log.warning("metrics: cannot read Redis: %s", exc)
             families, up = [], 0.0
-        except Exception:  # noqa: BLE001 - a corrupt entry must not fail every scrape
+        except Exception:  # noqa: BLE001 - a corrupt entry or a broker error must not fail scrapes
             log.exception("metrics: cannot build the metrics")
             families, up = [], 0.0
         yield from families
@@ -110,9 +113,10 @@ class InventoryCollector:
         yield self._queues()
         yield from self._beat()
         yield from self._role_limits()
-        yield self._celery_last_success()
+        yield self._reported_last_success()
         yield self._rejected()
-        yield from self._partitions(now)
+        partitions = self._partition_meta(now)
+        yield from (self._partitions if self.partition_series else self._kinds)(partitions)
         yield self._findings()
 
     def _tasks(self, now: float) -> Iterable[Metric]:
@@ -128,7 +132,7 @@ class InventoryCollector:
             labels=labels,
         )
         age = GaugeMetricFamily(
-            "inventory_task_seconds_since_last_success",
+            "inventory_task_last_success_age_seconds",
             "Seconds since the last success; absent for a pair that never succeeded",
             labels=labels,
         )
@@ -193,20 +197,13 @@ class InventoryCollector:
     def _queues(self) -> Metric:
         family = GaugeMetricFamily(
             "inventory_queue_length",
-            "Messages waiting in a broker queue (every priority list)",
+            "Messages waiting in a broker queue (Redis, RabbitMQ or SQS)",
             labels=["queue"],
         )
-        if self.broker is None or not self.queues:
+        if self.broker is None:
             return family
-        pipe = self.broker.pipeline(transaction=False)
-        for queue in self.queues:
-            pipe.llen(queue)
-            for n in PRIORITIES:
-                pipe.llen(f"{queue}{PRIORITY_SEP}{n}")
-        lengths = pipe.execute()
-        per_queue = 1 + len(PRIORITIES)
-        for i, queue in enumerate(self.queues):
-            family.add_metric([queue], sum(lengths[i * per_queue : (i + 1) * per_queue]))
+        for queue, length in self.broker.lengths().items():
+            family.add_metric([queue], float(length))
         return family
 
     def _beat(self) -> Iterable[Metric]:
@@ -246,12 +243,12 @@ class InventoryCollector:
                 ratio.add_metric(account, float(record["ratio"]))
         return [roles, quota, ratio]
 
-    def _celery_last_success(self) -> Metric:
+    def _reported_last_success(self) -> Metric:
         family = GaugeMetricFamily(
-            "celery_last_success",
+            "inventory_task_reported_last_success_age_seconds",
             "Seconds since any run of a task last succeeded, as of the last "
-            "report_celery_last_success_metrics run (ConsoleMe's gauge)",
-            labels=["task_name"],
+            "report_celery_last_success_metrics run (ConsoleMe's celery_last_success gauge)",
+            labels=["task"],
         )
         raw = self.client.hgetall(self.keys.last_success_gauge())
         for task, value in sorted(raw.items()):
@@ -268,7 +265,23 @@ class InventoryCollector:
             family.add_metric([str(reason)], float(value))
         return family
 
-    def _partitions(self, now: float) -> Iterable[Metric]:
+    def _partition_meta(self, now: float) -> list[tuple[Partition, float, float]]:
+        """(partition, age seconds, items) of every cached partition that was refreshed."""
+        result = []
+        partitions = self.cache.partitions()
+        for start in range(0, len(partitions), META_BATCH):
+            batch = partitions[start : start + META_BATCH]
+            pipe = self.client.pipeline(transaction=False)
+            for p in batch:
+                pipe.hgetall(self.keys.meta(p))
+            for p, meta in zip(batch, pipe.execute(), strict=True):
+                if meta and "refreshed_at" in meta:
+                    result.append(
+                        (p, now - float(meta["refreshed_at"]), float(meta.get("count", 0)))
+                    )
+        return result
+
+    def _partitions(self, partitions: list[tuple[Partition, float, float]]) -> Iterable[Metric]:
         labels = ["kind", "account", "region"]
         age = GaugeMetricFamily(
             "inventory_cache_partition_age_seconds",
@@ -280,19 +293,35 @@ class InventoryCollector:
             "Records in a cached partition as last written",
             labels=labels,
         )
-        partitions = self.cache.partitions()
-        for start in range(0, len(partitions), META_BATCH):
-            batch = partitions[start : start + META_BATCH]
-            pipe = self.client.pipeline(transaction=False)
-            for p in batch:
-                pipe.hgetall(self.keys.meta(p))
-            for p, meta in zip(batch, pipe.execute(), strict=True):
-                if not meta or "refreshed_at" not in meta:
-                    continue
-                values = [p.kind, p.account_id, p.region]
-                age.add_metric(values, now - float(meta["refreshed_at"]))
-                items.add_metric(values, float(meta.get("count", 0)))
+        for p, seconds, count in partitions:
+            values = [p.kind, p.account_id, p.region]
+            age.add_metric(values, seconds)
+            items.add_metric(values, count)
         return [age, items]
+
+    def _kinds(self, partitions: list[tuple[Partition, float, float]]) -> Iterable[Metric]:
+        """Per kind only (``metrics.partition_series: false``): series do not grow with accounts."""
+        oldest = GaugeMetricFamily(
+            "inventory_cache_kind_oldest_partition_age_seconds",
+            "Seconds since the least recently refreshed partition of a kind was refreshed",
+            labels=["kind"],
+        )
+        items = GaugeMetricFamily(
+            "inventory_cache_kind_items",
+            "Records cached of a kind, in every partition",
+            labels=["kind"],
+        )
+        count = GaugeMetricFamily(
+            "inventory_cache_kind_partitions", "Cached partitions of a kind", labels=["kind"]
+        )
+        by_kind: dict[str, list[tuple[float, float]]] = {}
+        for p, seconds, n in partitions:
+            by_kind.setdefault(p.kind, []).append((seconds, n))
+        for kind, rows in sorted(by_kind.items()):
+            oldest.add_metric([kind], max(r[0] for r in rows))
+            items.add_metric([kind], sum(r[1] for r in rows))
+            count.add_metric([kind], float(len(rows)))
+        return [oldest, items, count]
 
     def _findings(self) -> Metric:
         from inventory.analysis.findings import SEVERITIES
@@ -327,9 +356,18 @@ class MetricsServer:
     def port(self) -> int:
         return int(self.httpd.server_port)
 
-    def wait(self) -> None:
-        """Block until the server stops (``stop()`` from another thread, or a signal)."""
+    def wait(self, heartbeat_file: str | None = None, interval: float = 15.0) -> None:
+        """Block until the server stops (``stop()`` from another thread, or a signal).
+
+        Meanwhile touch ``heartbeat_file`` (if any) while the server thread lives.
+        """
+        from inventory.liveness import touch
+
+        last = 0.0
         while self.thread.is_alive():
+            if heartbeat_file and time.monotonic() - last >= interval:
+                touch(heartbeat_file)
+                last = time.monotonic()
             self.thread.join(0.5)
 
     def stop(self) -> None:
@@ -348,9 +386,14 @@ def schedule_interval(entry: ScheduleEntry) -> float:
     """Seconds between runs of a schedule entry: the longest gap for a crontab."""
     if entry.crontab is None:
         return float(entry.every)
+    from celery import Celery
+
     from inventory.schedule import parse_crontab
 
     schedule = parse_crontab(entry.crontab)
+    # Its own app: without one a crontab reads its timezone from Celery's current app, which
+    # it would create (and make current) in a process that has none, such as the exporter.
+    schedule.app = Celery("schedule-interval", set_as_current=False)
     start = t = datetime(2024, 1, 1, tzinfo=UTC)
     previous: datetime | None = None
     longest = 0.0
@@ -387,46 +430,24 @@ def task_thresholds(settings: Settings) -> dict[str, float]:
     return result
 
 
-def _broker_client(settings: Settings) -> redis.Redis | None:
-    url = settings.celery.broker_url
-    if not url.startswith(("redis://", "rediss://")):
-        return None
-    options: dict[str, Any] = {}
-    if url.startswith("rediss://"):
-        tls = settings.celery.tls
-        options = {
-            "ssl_ca_certs": tls.ca_certs,
-            "ssl_certfile": tls.certfile,
-            "ssl_keyfile": tls.keyfile,
-        }
-        options = {k: v for k, v in options.items() if v}
-    timeout = settings.redis.socket_timeout
-    return redis.Redis.from_url(
-        url,
-        socket_timeout=timeout,
-        socket_connect_timeout=min(timeout, 5.0),
-        decode_responses=True,
-        **options,
-    )
-
-
 def build_collector(runtime: Runtime, settings: Settings) -> InventoryCollector:
-    """The collector over a runtime's cache Redis and the broker's queues (Redis brokers only)."""
-    from inventory.celery_app import QUEUES
+    """The collector over a runtime's cache Redis and the broker's queues (any broker)."""
+    from inventory.brokers import broker_queues
 
     return InventoryCollector(
         runtime.redis,
         runtime.keys,
-        _broker_client(settings),
-        list(QUEUES),
+        broker_queues(settings),
         settings.metrics.stale_after_seconds,
         task_stale_after=task_thresholds(settings),
+        partition_series=settings.metrics.partition_series,
     )
 
 
 __all__ = [
     "InventoryCollector",
     "MetricsServer",
+    "QueueLengths",
     "build_collector",
     "render",
     "schedule_interval",

@@ -131,7 +131,8 @@ class Runtime:
         s = self.settings.s3
         if s.bucket is None:
             return None
-        return S3Snapshots(self.aws.hub_client("s3", self.settings.s3_region), s.bucket, s.prefix)
+        client = self.aws.hub_client("s3", self.settings.s3_region)
+        return S3Snapshots(client, s.bucket, s.prefix, s.layout)
 
     @property
     def store(self) -> Store:

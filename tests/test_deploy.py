@@ -80,7 +80,7 @@ def test_compose_has_the_services_an_operator_needs(config):
     services = config["services"]
     assert set(services) == {"redis", "web", "worker", "beat", "metrics", "flower", "aws-emulator"}
     assert services["aws-emulator"]["profiles"] == ["aws-emulator"]
-    for name in ("redis", "web", "worker", "metrics"):
+    for name in ("redis", "web", "worker", "beat", "metrics"):
         assert services[name]["healthcheck"]["test"], name
     for name, service in services.items():
         if name != "aws-emulator":
@@ -117,7 +117,7 @@ def test_published_ports_listen_on_localhost_unless_the_operator_opts_in(config,
     assert published(config) == {
         "web": {("127.0.0.1", "8080")},
         "flower": {("127.0.0.1", "5555")},
-        "metrics": {("127.0.0.1", "9808")},
+        "metrics": {("127.0.0.1", "8099")},
         "aws-emulator": {("127.0.0.1", "5000")},
     }
     opted_in = rendered(ENV_FILE | {"INVENTORY_BIND": "0.0.0.0"}, tmp_path)
@@ -125,7 +125,7 @@ def test_published_ports_listen_on_localhost_unless_the_operator_opts_in(config,
     assert published(opted_in) == {
         "web": {("0.0.0.0", "8080")},
         "flower": {("0.0.0.0", "5555")},
-        "metrics": {("127.0.0.1", "9808")},
+        "metrics": {("127.0.0.1", "8099")},
         "aws-emulator": {("127.0.0.1", "5000")},
     }
 
@@ -200,3 +200,14 @@ def test_env_example_names_every_required_secret():
     for name in ENV_FILE:
         assert re.search(rf"^{name}=$", example, re.M), name
     assert re.search(r"^# INVENTORY_BIND=0\.0\.0\.0$", example, re.M)
+
+
+def test_health_checks_ask_no_broker(config):
+    """`celery inspect ping` needs a broadcast SQS cannot carry: the checks read heartbeats."""
+    for name in ("worker", "beat"):
+        test = config["services"][name]["healthcheck"]["test"]
+        assert test == ["CMD", "inventory", "health"], name
+        assert CliRunner().invoke(main, ["health", "--help"]).exit_code == 0
+    for name, service in config["services"].items():
+        check = json.dumps(service.get("healthcheck", {}))
+        assert "inspect" not in check and "celery" not in check, name

@@ -18,12 +18,12 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from prometheus_client.parser import text_string_to_metric_families
 
 from inventory.aws.limits import transform_role_limit
+from inventory.brokers import BrokerQueues, broker_queues
 from inventory.cache.findings import FindingsState
 from inventory.cache.keys import ALL_ACCOUNTS, GLOBAL, IAM_ROLE, IAM_ROLE_LIMIT, Partition
 from inventory.cache.redis_cache import connect
 from inventory.celery_app import QUEUES
 from inventory.exporter import (
-    PRIORITY_SEP,
     InventoryCollector,
     build_collector,
     render,
@@ -47,6 +47,8 @@ ACCOUNT_A, ACCOUNT_B = "111111111111", "222222222222"
 IAM_TASK = "cache_iam_resources_for_account"
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+#: kombu's Redis transport keeps priority ``n`` of queue ``q`` in the list ``q + SEP + n``.
+PRIORITY_SEP = "\x06\x16"
 
 
 class Clock:
@@ -102,8 +104,7 @@ def collector(runtime: Runtime, broker: redis.Redis, clock: Clock) -> InventoryC
     return InventoryCollector(
         runtime.redis,
         runtime.keys,
-        broker,
-        list(QUEUES),
+        broker_queues(runtime.settings),
         STALE_AFTER,
         clock=clock,
         task_stale_after={"get_iam_role_limit": ROLE_LIMIT_THRESHOLD},
@@ -112,6 +113,12 @@ def collector(runtime: Runtime, broker: redis.Redis, clock: Clock) -> InventoryC
 
 def dead_redis() -> redis.Redis:
     return connect(f"redis://127.0.0.1:{free_port()}/2", socket_timeout=2.0)
+
+
+def dead_broker(settings: Settings) -> BrokerQueues:
+    url = f"redis://127.0.0.1:{free_port()}/0"
+    env = {"INVENTORY_CELERY__BROKER_URL": url, "INVENTORY_REDIS__URL": settings.redis.url}
+    return broker_queues(load_settings(paths=[], environ=env))
 
 
 # --- task freshness and outcomes -------------------------------------------------------------
@@ -128,11 +135,11 @@ def test_stale_account_after_failure_following_an_old_success(runtime, collector
     a = {"task": IAM_TASK, "account": ACCOUNT_A}
     b = {"task": IAM_TASK, "account": ACCOUNT_B}
     assert sample(s, "inventory_task_stale", **a) == 1
-    assert sample(s, "inventory_task_seconds_since_last_success", **a) == 10_000
+    assert sample(s, "inventory_task_last_success_age_seconds", **a) == 10_000
     assert sample(s, "inventory_task_last_success_timestamp_seconds", **a) == NOW - 10_000
     assert sample(s, "inventory_task_last_failure_timestamp_seconds", **a) == NOW - 100
     assert sample(s, "inventory_task_stale", **b) == 0
-    assert sample(s, "inventory_task_seconds_since_last_success", **b) == 60
+    assert sample(s, "inventory_task_last_success_age_seconds", **b) == 60
     assert sample(s, "inventory_task_last_failure_timestamp_seconds", **b) is None
     assert named(s, "inventory_task_outcomes_total") == {
         lbl(task=IAM_TASK, account=ACCOUNT_A, outcome=OK): 1,
@@ -149,7 +156,7 @@ def test_staleness_follows_the_injected_clock_and_the_threshold_boundary(runtime
     s = scrape(collector)
     assert sample(s, "inventory_task_stale", task=IAM_TASK, account=ACCOUNT_A) == 0
     assert (
-        sample(s, "inventory_task_seconds_since_last_success", task=IAM_TASK, account=ACCOUNT_A)
+        sample(s, "inventory_task_last_success_age_seconds", task=IAM_TASK, account=ACCOUNT_A)
         == STALE_AFTER
     )
     clock.now = NOW + STALE_AFTER + 1
@@ -166,7 +173,7 @@ def test_never_succeeded_but_failed_is_stale_without_seconds_since_success(runti
     pair = {"task": "cache_policy_requests", "account": ALL_ACCOUNTS}
     assert sample(s, "inventory_task_stale", **pair) == 1
     assert sample(s, "inventory_task_last_failure_timestamp_seconds", **pair) == NOW - 3
-    assert sample(s, "inventory_task_seconds_since_last_success", **pair) is None
+    assert sample(s, "inventory_task_last_success_age_seconds", **pair) is None
     assert sample(s, "inventory_task_last_success_timestamp_seconds", **pair) is None
     assert sample(s, "inventory_task_outcomes_total", outcome=FAILED, **pair) == 1
     assert sample(s, "inventory_task_outcomes_total", outcome=RETRY, **pair) == 1
@@ -233,7 +240,7 @@ def test_queue_length_sums_every_priority_list(collector, broker):
 
 
 def test_no_broker_client_means_no_queue_samples(runtime):
-    collector = InventoryCollector(runtime.redis, runtime.keys, None, list(QUEUES), STALE_AFTER)
+    collector = InventoryCollector(runtime.redis, runtime.keys, None, STALE_AFTER)
     s = scrape(collector)
     assert named(s, "inventory_queue_length") == {}
     assert sample(s, "inventory_exporter_up") == 1
@@ -305,7 +312,41 @@ def test_partition_age_for_every_partition(runtime, collector, clock):
     }
 
 
-def test_celery_last_success_gauge_written_by_the_real_report_task(runtime, collector, settings):
+def test_partition_series_off_exports_per_kind_series_only(runtime, clock):
+    role = {"arn": f"arn:aws:iam::{ACCOUNT_A}:role/r", "name": "r"}
+    roles = [role, {"arn": f"arn:aws:iam::{ACCOUNT_B}:role/s", "name": "s"}]
+    runtime.store.replace_partition(IAM_ROLE, ACCOUNT_A, GLOBAL, [role], complete=True)
+    runtime.store.replace_partition(IAM_ROLE, ACCOUNT_B, GLOBAL, roles[1:], complete=True)
+    runtime.store.replace_partition(IAM_ROLE, "333333333333", GLOBAL, [], complete=True)
+    refreshed = [
+        runtime.redis_cache.meta(Partition(IAM_ROLE, a, GLOBAL)).refreshed_at
+        for a in (ACCOUNT_A, ACCOUNT_B, "333333333333")
+    ]
+    clock.now = time.time() + 500
+    collector = InventoryCollector(
+        runtime.redis, runtime.keys, None, STALE_AFTER, clock=clock, partition_series=False
+    )
+
+    s = scrape(collector)
+
+    assert named(s, "inventory_cache_partition_age_seconds") == {}
+    assert named(s, "inventory_cache_partition_items") == {}
+    assert named(s, "inventory_cache_kind_oldest_partition_age_seconds") == {
+        lbl(kind=IAM_ROLE): clock.now - min(refreshed)
+    }
+    assert named(s, "inventory_cache_kind_items") == {lbl(kind=IAM_ROLE): 2}
+    assert named(s, "inventory_cache_kind_partitions") == {lbl(kind=IAM_ROLE): 3}
+
+
+def test_partition_series_setting_reaches_the_collector(env, runtime):
+    settings = load_settings(
+        paths=[], environ=env | {"INVENTORY_METRICS__PARTITION_SERIES": "false"}
+    )
+    assert build_collector(runtime, settings).partition_series is False
+    assert build_collector(runtime, load_settings(paths=[], environ=env)).partition_series is True
+
+
+def test_reported_last_success_gauge_written_by_the_real_report_task(runtime, collector, settings):
     from inventory.celery_app import create_app
 
     runtime.outcomes.record("get_iam_role_limit", ACCOUNT_A, OK, time.time() - 100)
@@ -314,10 +355,10 @@ def test_celery_last_success_gauge_written_by_the_real_report_task(runtime, coll
     result = app.tasks["inventory.report_celery_last_success_metrics"].apply()
     assert result.successful(), result.traceback
 
-    gauge = named(scrape(collector), "celery_last_success")
+    gauge = named(scrape(collector), "inventory_task_reported_last_success_age_seconds")
 
-    assert set(gauge) == {lbl(task_name="get_iam_role_limit")}
-    assert 100 <= gauge[lbl(task_name="get_iam_role_limit")] < 130
+    assert set(gauge) == {lbl(task="get_iam_role_limit")}
+    assert 100 <= gauge[lbl(task="get_iam_role_limit")] < 130
 
 
 def test_rejected_messages_counter(runtime, collector):
@@ -342,13 +383,14 @@ def assert_only_up_zero(samples: Samples) -> None:
 
 
 def test_redis_down_exposes_only_exporter_up_zero(runtime):
-    collector = InventoryCollector(dead_redis(), runtime.keys, dead_redis(), list(QUEUES), 60)
+    broker = dead_broker(runtime.settings)
+    collector = InventoryCollector(dead_redis(), runtime.keys, broker, 60)
     assert_only_up_zero(scrape(collector))
 
 
 def test_broker_down_with_cache_up_is_also_up_zero(runtime, collector):
     runtime.outcomes.record(IAM_TASK, ACCOUNT_A, OK, NOW)
-    collector.broker = dead_redis()
+    collector.broker = dead_broker(runtime.settings)
     assert_only_up_zero(scrape(collector))
 
 
@@ -395,7 +437,7 @@ def test_standalone_server_serves_every_scrape_fresh_and_stops(runtime, collecto
 
 
 def test_standalone_server_with_redis_down_answers_200_up_zero(runtime):
-    collector = InventoryCollector(dead_redis(), runtime.keys, None, list(QUEUES), 60)
+    collector = InventoryCollector(dead_redis(), runtime.keys, None, 60)
     server = serve_metrics("127.0.0.1", 0, collector)
     try:
         status, _, body = http_get(server.port, "/metrics")
@@ -434,13 +476,12 @@ def test_web_metrics_with_token_is_the_exposition(web, runtime):
     s = parse(response.body.decode())[0]
     assert sample(s, "inventory_exporter_up") == 1
     assert (
-        sample(s, "inventory_task_seconds_since_last_success", task=IAM_TASK, account=ACCOUNT_A)
-        == 30
+        sample(s, "inventory_task_last_success_age_seconds", task=IAM_TASK, account=ACCOUNT_A) == 30
     )
 
 
 def test_web_metrics_when_redis_is_down_is_200_up_zero(env, runtime):
-    collector = InventoryCollector(dead_redis(), runtime.keys, None, list(QUEUES), 60)
+    collector = InventoryCollector(dead_redis(), runtime.keys, None, 60)
     readers = Readers(runtime.redis_cache, runtime.outcomes, metrics=collector)
     server = Server(make_app(web_settings(env), readers)).start()
     try:
@@ -500,13 +541,14 @@ def test_build_collector_reads_the_settings_broker_and_per_task_thresholds(env, 
     )
 
 
-def test_build_collector_without_a_redis_broker_has_no_queue_client(env, runtime):
+def test_build_collector_reads_an_amqp_broker_through_kombu(env, runtime):
     settings = load_settings(
-        paths=[], environ=env | {"INVENTORY_CELERY__BROKER_URL": "amqp://guest@127.0.0.1//"}
+        paths=[], environ=env | {"INVENTORY_CELERY__BROKER_URL": "amqp://guest@127.0.0.1:1//"}
     )
     collector = build_collector(runtime, settings)
-    assert collector.broker is None
-    assert sample(scrape(collector), "inventory_exporter_up") == 1
+    assert isinstance(collector.broker, BrokerQueues)
+    assert collector.broker.names == list(QUEUES)
+    assert collector.broker.connect().transport.driver_type == "amqp"
 
 
 # --- the alert rules ---------------------------------------------------------------------------

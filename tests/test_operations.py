@@ -349,8 +349,8 @@ def test_metrics_endpoint_shows_the_account_whose_task_failed_as_stale(
         assert samples[(dev.id, "inventory_task_stale")] == 1
         assert samples[(prod.id, "inventory_task_stale")] == 0
         assert (dev.id, "inventory_task_last_failure_timestamp_seconds") in samples
-        assert (dev.id, "inventory_task_seconds_since_last_success") not in samples
-        assert samples[(prod.id, "inventory_task_seconds_since_last_success")] < 60
+        assert (dev.id, "inventory_task_last_success_age_seconds") not in samples
+        assert samples[(prod.id, "inventory_task_last_success_age_seconds")] < 60
     finally:
         exporter.terminate()
         exporter.wait(10)

@@ -36,6 +36,13 @@ DEFAULTS = {
             "max_message_age": 86400.0,
         },
         "tls": {"ca_certs": None, "certfile": None, "keyfile": None},
+        "sqs": {
+            "region": None,
+            "queue_name_prefix": "inventory-",
+            "wait_time_seconds": 10,
+            "polling_interval": 1.0,
+            "is_secure": True,
+        },
     },
     "redis": {"url": "redis://127.0.0.1:6379/2", "key_prefix": "inv:", "socket_timeout": 10.0},
     "dynamodb": {
@@ -47,7 +54,7 @@ DEFAULTS = {
         "read_capacity": 0,
         "write_capacity": 0,
     },
-    "s3": {"bucket": None, "prefix": "inventory/", "region": None},
+    "s3": {"bucket": None, "prefix": "inventory/", "region": None, "layout": "envelope"},
     "aws": {
         "endpoint_url": None,
         "role_name": "InventoryReadOnly",
@@ -111,7 +118,13 @@ DEFAULTS = {
     },
     "sentry": {"dsn": None, "environment": "production", "traces_sample_rate": 0.0},
     "logging": {"format": "text", "level": "INFO"},
-    "metrics": {"host": "127.0.0.1", "port": 9808, "stale_after_seconds": 7200.0},
+    "metrics": {
+        "host": "127.0.0.1",
+        "port": 8099,
+        "stale_after_seconds": 7200.0,
+        "partition_series": True,
+    },
+    "health": {"heartbeat_path": None, "interval_seconds": 15.0, "max_age_seconds": 120.0},
     "replication": {"overlap_seconds": 300.0},
     "events": {
         "enabled": False,
@@ -672,3 +685,37 @@ def test_unnamed_token_hashes_still_work_but_are_reported_as_deprecated() -> Non
         "{name, sha256, groups} so that requests and approvals say who acted; until then "
         "each acts as 'token-' and the first 8 hex digits of its digest"
     ]
+
+
+# --- brokers ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["sqs://", "sqs://sqs.eu-west-1.amazonaws.com", "sqs://127.0.0.1:5000", "amqp://u:p@mq:5672//"],
+)
+def test_sqs_and_amqp_broker_urls_are_accepted(url: str) -> None:
+    settings = load_settings(paths=[], environ={"INVENTORY_CELERY__BROKER_URL": url})
+    assert settings.celery.broker_url == url
+
+
+def test_sqs_visibility_timeout_above_the_sqs_limit_names_the_key() -> None:
+    env = {
+        "INVENTORY_CELERY__BROKER_URL": "sqs://",
+        "INVENTORY_CELERY__VISIBILITY_TIMEOUT": "50000",
+    }
+    with pytest.raises(ConfigError) as caught:
+        load_settings(paths=[], environ=env)
+    assert str(caught.value).splitlines()[1] == (
+        "  celery = {'broker_url': 'sqs://', 'visibility_timeout': '50000'}: visibility_timeout "
+        "(50000s) is above SQS's limit of 43200s: lower it and the task time limits with it"
+    )
+    # The same timeout is fine on Redis, which has no such limit.
+    redis_env = env | {"INVENTORY_CELERY__BROKER_URL": "redis://127.0.0.1:6379/0"}
+    assert load_settings(paths=[], environ=redis_env).celery.visibility_timeout == 50000
+
+
+def test_an_unknown_broker_scheme_is_refused_with_the_supported_ones() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(paths=[], environ={"INVENTORY_CELERY__BROKER_URL": "kafka://k:9092"})
+    assert "expected a redis://, rediss://, amqp://, amqps:// or sqs:// URL" in str(caught.value)

@@ -271,7 +271,8 @@ def test_bad_value_in_secrets_dir_is_never_echoed(tmp_path: Path) -> None:
 
     assert message == (
         f"invalid configuration (defaults + secret files in {directory}):\n"
-        "  celery.broker_url = '***': expected a redis://, rediss://, amqp:// or amqps:// URL"
+        "  celery.broker_url = '***': "
+        "expected a redis://, rediss://, amqp://, amqps:// or sqs:// URL"
     )
 
 

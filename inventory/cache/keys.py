@@ -216,3 +216,8 @@ def outcome_field(task: str, account_id: str | None) -> str:
 def s3_snapshot_key(prefix: str, p: Partition) -> str:
     """One gzipped JSON object per partition."""
     return f"{prefix}{p.kind}/{p.account_id}/{p.region}.json.gz"
+
+
+def s3_jsonl_key(prefix: str, p: Partition) -> str:
+    """One gzipped JSON Lines object per partition under Hive-style folders (Athena, DuckDB)."""
+    return f"{prefix}kind={p.kind}/account={p.account_id}/region={p.region}/records.jsonl.gz"

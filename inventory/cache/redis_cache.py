@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -193,6 +193,13 @@ class RedisCache:
         """The partition an indexed ARN lives in."""
         partition_id = self.client.hget(self.keys.arn_index(), arn)
         return None if partition_id is None else Partition.parse(partition_id)
+
+    def scan_arns(self, pattern: str) -> Iterator[tuple[str, Partition]]:
+        """(ARN, partition) of every indexed ARN matching a Redis glob, matched by Redis."""
+        for arn, partition_id in self.client.hscan_iter(
+            self.keys.arn_index(), match=pattern, count=1000
+        ):
+            yield arn, Partition.parse(partition_id)
 
     def item(self, p: Partition, arn: str) -> dict[str, Any] | None:
         raw = self.client.hget(self.keys.items(p), arn)

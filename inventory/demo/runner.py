@@ -150,7 +150,9 @@ def _make_a_change(moto_url: str, seeds: list[Any], sqs: Any, queue_url: str) ->
     return f"{seed.role_arn(role)} got the inline policy demo-guardrail"
 
 
-def run_demo(member_accounts: int, state_dir: str, reset: bool, port: int) -> int:
+def run_demo(
+    member_accounts: int, state_dir: str, reset: bool, port: int, log_format: str = "text"
+) -> int:
     state = Path(state_dir)
     if reset and state.exists():
         shutil.rmtree(state)
@@ -165,14 +167,21 @@ def run_demo(member_accounts: int, state_dir: str, reset: bool, port: int) -> in
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     try:
-        return _run(member_accounts, state, port, supervisor, stop)
+        return _run(member_accounts, state, port, supervisor, stop, log_format)
     finally:
         console.print("stopping every process the demo started...")
         supervisor.stop()
         console.print("stopped.")
 
 
-def _run(member_accounts: int, state: Path, port: int, sup: Supervisor, stop: dict) -> int:
+def _run(
+    member_accounts: int,
+    state: Path,
+    port: int,
+    sup: Supervisor,
+    stop: dict,
+    log_format: str = "text",
+) -> int:
     py = sys.executable
     redis_port, moto_port = free_port(), free_port()
     base_env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "INVENTORY_"))}
@@ -235,6 +244,7 @@ def _run(member_accounts: int, state: Path, port: int, sup: Supervisor, stop: di
             ),
             # The demo's search index lives with the rest of its state.
             "INVENTORY_WEB__SEARCH_INDEX_DIR": str(state / "search-index"),
+            "INVENTORY_LOGGING__FORMAT": log_format,
         }
     )
     os.environ.update(aws_env)

@@ -28,6 +28,8 @@ from inventory.settings.errors import SECRET_WORDS, _mask
 from inventory.settings.loading import CONFIG_ENV, ENV_PREFIX, load_settings
 from inventory.settings.model import Settings
 from inventory.settings.operations import (
+    DEFAULT_METRICS_PORT,
+    HealthSettings,
     LoggingSettings,
     MetricsSettings,
     ReplicationSettings,
@@ -36,12 +38,14 @@ from inventory.settings.operations import (
 )
 from inventory.settings.reference import reference_markdown, reference_rows, secret_keys
 from inventory.settings.services import (
+    SQS_MAX_VISIBILITY,
     BeatSettings,
     CelerySettings,
     DynamoSettings,
     RedisSettings,
     S3Settings,
     SigningSettings,
+    SqsBrokerSettings,
     TaskOptions,
     TlsSettings,
 )
@@ -50,6 +54,10 @@ from inventory.settings.web import RATE, ApiToken, WebSettings, parse_rate
 __all__ = [
     "AWS_REGION",
     "CONFIG_ENV",
+    "DEFAULT_METRICS_PORT",
+    "SQS_MAX_VISIBILITY",
+    "HealthSettings",
+    "SqsBrokerSettings",
     "ENV_PREFIX",
     "RATE",
     "ROLE_NAME",

@@ -37,6 +37,8 @@ def _check_url(value: str) -> str:
         return value
     if parts.scheme == "memory":
         return value
+    if parts.scheme == "sqs" and not parts.netloc:
+        return value  # SQS in the region, credentials from the usual AWS chain
     try:
         port = parts.port
     except ValueError:

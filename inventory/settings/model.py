@@ -15,6 +15,7 @@ from inventory.settings.aws import (
 )
 from inventory.settings.base import _check_region, _did_you_mean, _Section
 from inventory.settings.operations import (
+    HealthSettings,
     LoggingSettings,
     MetricsSettings,
     ReplicationSettings,
@@ -55,6 +56,7 @@ class Settings(_Section):
     sentry: SentrySettings = Field(default_factory=SentrySettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    health: HealthSettings = Field(default_factory=HealthSettings)
     replication: ReplicationSettings = Field(default_factory=ReplicationSettings)
     events: EventsSettings = Field(default_factory=EventsSettings)
     history: HistorySettings = Field(default_factory=HistorySettings)

@@ -1,4 +1,5 @@
-"""Settings of running the service: schedule overrides, Sentry, logs, metrics, replication."""
+"""Settings of running the service: schedule overrides, Sentry, logs, metrics, health,
+replication."""
 
 from __future__ import annotations
 
@@ -45,14 +46,45 @@ class LoggingSettings(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
 
+#: Not 9808, celery-exporter's port: both often run side by side.
+DEFAULT_METRICS_PORT = 8099
+
+
 class MetricsSettings(_Section):
     """The Prometheus exporter (``inventory metrics``; also /metrics on the web tier)."""
 
     host: str = Field("127.0.0.1", description="Listen address of `inventory metrics`")
-    port: int = Field(9808, ge=1, le=65535, description="Listen port of `inventory metrics`")
+    port: int = Field(
+        DEFAULT_METRICS_PORT, ge=1, le=65535, description="Listen port of `inventory metrics`"
+    )
     stale_after_seconds: float = Field(
         7200, gt=0, description="An account whose task has not succeeded for this long is stale"
     )
+    partition_series: bool = Field(
+        True,
+        description="One series per cached partition (kind, account, region); false: per kind "
+        "only, for organisations with thousands of accounts",
+    )
+
+
+class HealthSettings(_Section):
+    """A heartbeat file every long-running process touches: health checks need no broker."""
+
+    # Not `file`: INVENTORY_HEALTH__FILE would read as a secret file variable (`*_FILE`).
+    heartbeat_path: str | None = Field(
+        None,
+        description="Heartbeat file (the container image sets /tmp/inventory.alive); null: none",
+    )
+    interval_seconds: float = Field(15, ge=1, le=300, description="How often it is touched")
+    max_age_seconds: float = Field(
+        120, ge=5, le=3600, description="`inventory health` fails when it is older than this"
+    )
+
+    @model_validator(mode="after")
+    def _age(self) -> HealthSettings:
+        if self.max_age_seconds < 2 * self.interval_seconds:
+            raise ValueError("max_age_seconds must be at least 2 x interval_seconds")
+        return self
 
 
 class ReplicationSettings(_Section):

@@ -67,6 +67,35 @@ class TlsSettings(_Section):
     keyfile: str | None = Field(None, description="Client key (mutual TLS)")
 
 
+#: SQS keeps a message invisible for at most 12 hours.
+SQS_MAX_VISIBILITY = 43200
+
+
+class SqsBrokerSettings(_Section):
+    """Amazon SQS as the broker (``sqs://``): kombu's SQS transport options."""
+
+    region: str | None = Field(None, description="Region of the broker queues; active_region")
+    queue_name_prefix: str = Field(
+        "inventory-",
+        pattern=r"^[\w-]{0,40}$",
+        description="Prefix of every broker queue name (inventory-aws, inventory-fanout, ...)",
+    )
+    wait_time_seconds: int = Field(
+        10, ge=0, le=20, description="Long polling: seconds a ReceiveMessage call waits"
+    )
+    polling_interval: float = Field(
+        1.0, ge=0, le=60, description="Seconds between receives when the queues are empty"
+    )
+    is_secure: bool = Field(
+        True, description="https to an endpoint named in the sqs:// URL (false: http, for moto)"
+    )
+
+    @field_validator("region")
+    @classmethod
+    def _region(cls, value: str | None) -> str | None:
+        return None if value is None else _check_region(value)
+
+
 class CelerySettings(_Section):
     """Broker, result backend and delivery guarantees."""
 
@@ -78,8 +107,8 @@ class CelerySettings(_Section):
     visibility_timeout: int = Field(
         7200,
         ge=10,
-        description="Seconds before an unacknowledged message is redelivered (Redis broker); "
-        "must exceed the longest hard time limit plus retry_backoff_max",
+        description="Seconds before an unacknowledged message is redelivered (Redis and SQS "
+        "brokers); must exceed the longest hard time limit plus retry_backoff_max",
     )
     unacked_restore_seconds: int = Field(
         100,
@@ -96,13 +125,23 @@ class CelerySettings(_Section):
     )
     signing: SigningSettings = Field(default_factory=SigningSettings)
     tls: TlsSettings = Field(default_factory=TlsSettings)
+    sqs: SqsBrokerSettings = Field(default_factory=SqsBrokerSettings)
 
     @field_validator("broker_url")
     @classmethod
     def _broker(cls, value: str) -> str:
-        if not re.match(r"^(redis|rediss|amqp|amqps|memory)://", value):
-            raise ValueError("expected a redis://, rediss://, amqp:// or amqps:// URL")
+        if not re.match(r"^(redis|rediss|amqp|amqps|sqs|memory)://", value):
+            raise ValueError("expected a redis://, rediss://, amqp://, amqps:// or sqs:// URL")
         return _check_url(value)
+
+    @model_validator(mode="after")
+    def _sqs_visibility(self) -> CelerySettings:
+        if self.broker_url.startswith("sqs://") and self.visibility_timeout > SQS_MAX_VISIBILITY:
+            raise ValueError(
+                f"visibility_timeout ({self.visibility_timeout}s) is above SQS's limit of "
+                f"{SQS_MAX_VISIBILITY}s: lower it and the task time limits with it"
+            )
+        return self
 
     @field_validator("result_backend")
     @classmethod
@@ -159,6 +198,12 @@ class S3Settings(_Section):
     bucket: str | None = Field(None, description="Bucket for partition snapshots; null disables S3")
     prefix: str = Field("inventory/", description="Key prefix inside the bucket")
     region: str | None = Field(None, description="Bucket region; defaults to dynamodb.region")
+    layout: Literal["envelope", "jsonl"] = Field(
+        "envelope",
+        description="envelope: <kind>/<account>/<region>.json.gz, {last_updated, data}; jsonl: "
+        "kind=<kind>/account=<id>/region=<region>/records.jsonl.gz, a record a line (Athena, "
+        "DuckDB)",
+    )
 
     @field_validator("bucket")
     @classmethod
