@@ -7,6 +7,7 @@ levels; the service's logging (JSON, masking) is configured in one place, so tha
 from __future__ import annotations
 
 import logging
+import warnings
 from functools import lru_cache
 
 LOGGERS = ("", "cloudsplaining", "policy_sentry", "parliament")
@@ -18,10 +19,14 @@ def load() -> None:
     loggers = [logging.getLogger(name) for name in LOGGERS]
     saved = [(lg.level, list(lg.handlers), lg.propagate, lg.disabled) for lg in loggers]
     try:
-        import cloudsplaining.scan.policy_document  # noqa: F401
-        import cloudsplaining.shared.exclusions  # noqa: F401
-        import parliament  # noqa: F401
-        import policy_sentry.shared.iam_data  # noqa: F401
+        with warnings.catch_warnings():
+            # Parliament imports pkg_resources (setuptools<81 is pinned for it): the warning
+            # would reach every worker's stderr, and nothing in this service can act on it.
+            warnings.filterwarnings("ignore", "pkg_resources is deprecated", UserWarning)
+            import cloudsplaining.scan.policy_document  # noqa: F401
+            import cloudsplaining.shared.exclusions  # noqa: F401
+            import parliament  # noqa: F401
+            import policy_sentry.shared.iam_data  # noqa: F401
     finally:
         for logger, (level, handlers, propagate, disabled) in zip(loggers, saved, strict=True):
             logger.setLevel(level)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -128,3 +130,22 @@ def test_pattern_level(pattern, resource, level):
 def test_glob_intersects(a, b, meet):
     assert glob_intersects(a, b) is meet
     assert glob_intersects(b, a) is meet
+
+
+def test_loading_the_libraries_prints_nothing_and_keeps_logging():
+    # A fresh process: Cloudsplaining adds a stderr handler and Parliament's pkg_resources
+    # import warns; neither may reach a worker's output or change its loggers.
+    script = (
+        "import logging, sys\n"
+        "from inventory.analysis import libraries\n"
+        "before = [(n, logging.getLogger(n).level, list(logging.getLogger(n).handlers))"
+        " for n in libraries.LOGGERS]\n"
+        "libraries.load()\n"
+        "after = [(n, logging.getLogger(n).level, list(logging.getLogger(n).handlers))"
+        " for n in libraries.LOGGERS]\n"
+        "sys.exit(0 if before == after else 3)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
