@@ -3,6 +3,7 @@ CloudTrail events as EventBridge delivers them."""
 
 from __future__ import annotations
 
+import copy
 import json
 import uuid
 from collections.abc import Callable, Sequence
@@ -54,7 +55,8 @@ def run(client: Any, calls: Sequence[Call], action: Callable[[], Any]) -> Any:
     with Stubber(client) as stubber:
         for call in calls:
             if call.error is None:
-                stubber.add_response(call.operation, call.response, call.params)
+                # A copy: botocore's handlers edit a response in place (IAM documents decoded).
+                stubber.add_response(call.operation, copy.deepcopy(call.response), call.params)
             else:
                 stubber.add_client_error(
                     call.operation,
