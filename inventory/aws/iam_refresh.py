@@ -187,11 +187,7 @@ def _complete(
 def _inline_documents(
     client: Any, spec: Principal, who: dict[str, str], names: list[str]
 ) -> list[dict[str, Any]]:
-    """Get*Policy of each listed inline policy, as GetAccountAuthorizationDetails lists them.
-
-    One deleted since the listing is left out: NoSuchEntity here says the policy is gone, not
-    the principal (if that is gone too, the calls after this one say so).
-    """
+    """Get*Policy of each listed inline policy, as GetAccountAuthorizationDetails lists them."""
     documents = []
     for name in names:
         try:
@@ -199,6 +195,8 @@ def _inline_documents(
         except ClientError as exc:
             if error_code(exc) != NO_SUCH_ENTITY:
                 raise
+            # The policy was deleted since the listing, not the principal (were it gone too,
+            # the calls after this one would say so).
             continue
         documents.append({"PolicyName": name, "PolicyDocument": response["PolicyDocument"]})
     return documents

@@ -1,5 +1,4 @@
-"""Helpers of the Stubber tests: clients that never reach AWS, exact call sequences, and
-CloudTrail events as EventBridge delivers them."""
+"""Stubber helpers: clients that never reach AWS, exact call sequences, CloudTrail events."""
 
 from __future__ import annotations
 
@@ -50,8 +49,7 @@ def error(operation: str, params: dict[str, Any], code: str, status: int = 400) 
 
 
 def run(client: Any, calls: Sequence[Call], action: Callable[[], Any]) -> Any:
-    """``action()`` with the client answering ``calls`` in order: a call not expected here (or
-    with other parameters) fails, and so does an expected call that was never made."""
+    """``action()`` with the client answering exactly ``calls``, in order, and nothing else."""
     with Stubber(client) as stubber:
         for call in calls:
             if call.error is None:
@@ -171,8 +169,8 @@ class _Body:
 
 
 def on_the_wire(client: Any, answers: Sequence[tuple[str, int, str]]) -> list[str]:
-    """Answer the client's requests with raw HTTP bodies, ``(operation, status, body)`` in order,
-    so botocore's own parsing and handlers run. Returns the operations as they were sent."""
+    """Answer the client's requests with raw ``(operation, status, body)``; the operations sent."""
+    # Below the Stubber: botocore's own parsers and handlers run on what the service would send.
     pending = list(answers)
     sent: list[str] = []
 

@@ -1,6 +1,4 @@
-"""IAM targeted reads after CloudTrail events: each call they make, in order, with botocore's
-Stubber (IAM answers as IAM sends them: documents URL-encoded), the record they return, and which
-events name which role, user, group or customer managed policy."""
+"""IAM targeted reads call by call (Stubber; documents URL-encoded as IAM sends them), events."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""Managed policies attached in an account: the transform on raw ListPolicies entries, and the
-listing's calls (botocore's Stubber): documents of our own policies, AWS managed ones once."""
+"""Attached managed policies: transform on raw ListPolicies entries, the listing's calls."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""S3 buckets: the pure transform on raw S3 answers, the targeted read after an event (each call
-it makes, in order, via botocore's Stubber) and which CloudTrail events name which bucket."""
+"""S3 buckets: transform on raw S3 answers, refresh_bucket's calls (Stubber), CloudTrail events."""
 
 from __future__ import annotations
 
@@ -243,8 +242,7 @@ def test_access_denied_on_the_bucket_policy_is_not_taken_for_no_policy() -> None
 
 
 def details_calls(name: str, location: dict[str, Any], tagging: Any, policy: Any) -> list[Call]:
-    """GetBucketLocation, GetBucketTagging and GetBucketPolicy of one bucket; ``tagging`` and
-    ``policy`` are a response or an error code."""
+    """GetBucketLocation, GetBucketTagging, GetBucketPolicy answered (an error code for a str)."""
     bucket = {"Bucket": name}
 
     def answer(operation: str, value: Any) -> Call:

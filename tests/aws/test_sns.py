@@ -1,5 +1,4 @@
-"""SNS topics: the pure transform on raw SNS answers, the targeted read after an event (each call
-it makes, in order, via botocore's Stubber) and which CloudTrail events name which topic."""
+"""SNS topics: transform on raw SNS answers, refresh_topic's calls (Stubber), CloudTrail events."""
 
 from __future__ import annotations
 

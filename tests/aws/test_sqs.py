@@ -1,5 +1,4 @@
-"""SQS queues: the pure transform on raw SQS answers, the targeted read after an event (each call
-it makes, in order, via botocore's Stubber) and which CloudTrail events name which queue."""
+"""SQS queues: transform on raw SQS answers, refresh_queue's calls (Stubber), CloudTrail events."""
 
 from __future__ import annotations
 
