@@ -200,7 +200,7 @@ def test_topic_without_its_arn_or_attributes_raises(missing: str) -> None:
         sns.transform_topic(raw, ACCOUNT, REGION)
 
 
-def test_null_topic_attributes_raise_an_attribute_error_the_listing_reports() -> None:
+def test_null_topic_attributes_raise_an_attribute_error() -> None:
     with pytest.raises(AttributeError):
         sns.transform_topic({**RAW_ALERTS, "Attributes": None}, ACCOUNT, REGION)
 

@@ -224,7 +224,7 @@ def test_queue_without_its_arn_raises() -> None:
         sqs.transform_queue(with_attributes(QueueArn=None), ACCOUNT, REGION)
 
 
-def test_null_attributes_raise_a_type_error_the_listing_reports() -> None:
+def test_null_queue_attributes_raise_a_type_error() -> None:
     with pytest.raises(TypeError):
         sqs.transform_queue({**RAW_JOBS, "Attributes": None}, ACCOUNT, REGION)
 
