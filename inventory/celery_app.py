@@ -115,25 +115,16 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     return config
 
 
-def check_delivery_safety(app: Celery, settings: Settings) -> None:
-    """Refuse settings under which a message could be delivered twice or a beat lock lapse."""
+def _hard_limit(settings: Settings, name: str, task: Any) -> float:
+    """A task's hard time limit, as configured or as declared."""
+    options = settings.celery.tasks.get(name.removeprefix("inventory."))
+    configured = options.time_limit if options is not None else None
+    return float(configured or task.time_limit or 0)
+
+
+def _limit_problems(app: Celery, settings: Settings) -> list[str]:
+    """Tasks whose soft time limit would not come before their hard one."""
     problems = []
-    longest = 0.0
-    for name, task in app.tasks.items():
-        if not name.startswith("inventory."):
-            continue
-        options = settings.celery.tasks.get(name.removeprefix("inventory."))
-        hard = (options.time_limit if options and options.time_limit else None) or task.time_limit
-        longest = max(longest, float(hard or 0))
-    needed = longest + settings.celery.retry_backoff_max
-    if has_visibility_timeout(settings) and settings.celery.visibility_timeout <= needed:
-        problems.append(
-            f"celery.visibility_timeout ({settings.celery.visibility_timeout}s) must exceed the "
-            f"longest hard time limit plus celery.retry_backoff_max ({longest:g}s + "
-            f"{settings.celery.retry_backoff_max:g}s = {needed:g}s), or a running or delayed "
-            f"task is delivered twice: raise visibility_timeout above {needed:g} or lower "
-            "the time limits"
-        )
     for name, options in settings.celery.tasks.items():
         task = app.tasks.get(f"inventory.{name}")
         soft = options.soft_time_limit or (task.soft_time_limit if task else None)
@@ -143,6 +134,24 @@ def check_delivery_safety(app: Celery, settings: Settings) -> None:
                 f"celery.tasks.{name}: soft_time_limit ({soft}s) must be below time_limit "
                 f"({hard}s) so the task can clean up before it is killed"
             )
+    return problems
+
+
+def check_delivery_safety(app: Celery, settings: Settings) -> None:
+    """Refuse settings under which a message could be delivered twice or a beat lock lapse."""
+    problems = []
+    ours = [(n, t) for n, t in app.tasks.items() if n.startswith("inventory.")]
+    longest = max((_hard_limit(settings, n, t) for n, t in ours), default=0.0)
+    needed = longest + settings.celery.retry_backoff_max
+    if has_visibility_timeout(settings) and settings.celery.visibility_timeout <= needed:
+        problems.append(
+            f"celery.visibility_timeout ({settings.celery.visibility_timeout}s) must exceed the "
+            f"longest hard time limit plus celery.retry_backoff_max ({longest:g}s + "
+            f"{settings.celery.retry_backoff_max:g}s = {needed:g}s), or a running or delayed "
+            f"task is delivered twice: raise visibility_timeout above {needed:g} or lower "
+            "the time limits"
+        )
+    problems += _limit_problems(app, settings)
     if problems:
         raise ConfigError("unsafe Celery settings:\n  " + "\n  ".join(problems))
 

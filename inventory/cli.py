@@ -256,6 +256,32 @@ def metrics(settings: Settings, host: str | None, port: int | None, json_logs: b
         server.stop()
 
 
+def _summary(
+    sync_one: Callable[[str], dict[str, Any]], account_id: str, done: Callable[[], None]
+) -> dict[str, Any]:
+    """One account's sync summary, or its error (the exit code reports it)."""
+    try:
+        return sync_one(account_id)
+    except Exception as exc:  # noqa: BLE001 - reported per account, exit code says it
+        return {"error": f"{type(exc).__name__}: {exc}"}
+    finally:
+        done()
+
+
+def _sync_table(summaries: dict[str, Any]) -> Any:
+    from rich.table import Table
+
+    table = Table("account", "kind", "listed", "created", "updated", "removed", "error")
+    for account_id, s in summaries.items():
+        if "error" in s:
+            table.add_row(account_id, "-", "", "", "", "", s["error"])
+            continue
+        for k, p in s["partitions"].items():
+            counts = (str(p[f]) for f in ("listed", "created", "updated", "removed"))
+            table.add_row(account_id, k, *counts, "")
+    return table
+
+
 def _sync_choices() -> list[str]:
     from inventory.registry import SYNCS
 
@@ -271,7 +297,6 @@ def sync(settings: Settings, kind: str, account_ids: tuple[str, ...], as_json: b
     """Run one sync (a name from the registry, or accounts) in this process, per account."""
     from rich.console import Console
     from rich.progress import Progress
-    from rich.table import Table
 
     from inventory.registry import BY_NAME
     from inventory.runtime import Runtime
@@ -288,33 +313,14 @@ def sync(settings: Settings, kind: str, account_ids: tuple[str, ...], as_json: b
         click.echo(json.dumps(summary, indent=2) if as_json else _kv(summary))
         return
     accounts = list(account_ids) or [a["id"] for a in active_accounts(runtime)]
-    summaries: dict[str, Any] = {}
-    failures = 0
     with Progress(console=console, transient=True) as progress:
         bar = progress.add_task(kind, total=len(accounts))
-        for account_id in accounts:
-            try:
-                summaries[account_id] = sync_one(account_id)
-            except Exception as exc:  # noqa: BLE001 - reported per account, exit code says it
-                failures += 1
-                summaries[account_id] = {"error": f"{type(exc).__name__}: {exc}"}
-            progress.advance(bar)
+        summaries = {a: _summary(sync_one, a, lambda: progress.advance(bar)) for a in accounts}
+    failures = sum("error" in s for s in summaries.values())
     if as_json:
         click.echo(json.dumps(summaries, indent=2))
     else:
-        table = Table("account", "kind", "listed", "created", "updated", "removed", "error")
-        for account_id, s in summaries.items():
-            if "error" in s:
-                table.add_row(account_id, "-", "", "", "", "", s["error"])
-                continue
-            for k, p in s["partitions"].items():
-                table.add_row(
-                    account_id,
-                    k,
-                    *(str(p[f]) for f in ("listed", "created", "updated", "removed")),
-                    "",
-                )
-        console.print(table)
+        console.print(_sync_table(summaries))
     if failures:
         sys.exit(EXIT_FAILED)
 
@@ -324,9 +330,6 @@ def sync(settings: Settings, kind: str, account_ids: tuple[str, ...], as_json: b
 @with_settings
 def check(settings: Settings, as_json: bool) -> None:
     """Validate the config, then reach Redis, the broker, DynamoDB and AWS; 1 if any fails."""
-    from rich.console import Console
-    from rich.table import Table
-
     from inventory.celery_app import create_app
     from inventory.observability import RedactingFilter, secret_values
     from inventory.runtime import Runtime
@@ -377,18 +380,23 @@ def check(settings: Settings, as_json: bool) -> None:
     probe("celery broker", broker)
     probe("dynamodb", dynamodb)
     probe("aws", aws)
+    _print_checks(results, as_json)
+    if not all(ok for _, ok, _ in results):
+        sys.exit(EXIT_FAILED)
+
+
+def _print_checks(results: list[tuple[str, bool, str]], as_json: bool) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
     if as_json:
         rows = [{"check": n, "ok": ok, "detail": d} for n, ok, d in results]
         click.echo(json.dumps(rows, indent=2))
-        if not all(ok for _, ok, _ in results):
-            sys.exit(EXIT_FAILED)
         return
     table = Table("check", "ok", "detail")
     for name, ok, detail in results:
         table.add_row(name, "yes" if ok else "NO", detail)
     Console().print(table)
-    if not all(ok for _, ok, _ in results):
-        sys.exit(EXIT_FAILED)
 
 
 def _kv(summary: dict[str, Any]) -> str:
@@ -594,48 +602,18 @@ def verify(
     from inventory.runtime import Runtime
 
     runtime = Runtime(settings)
-    verifier = runtime.verifier
+    repairing = repair and settings.is_active_region
     wanted = set(kinds) or durable_kinds()
-    differences = []
-    checked = unresolved = 0
-    for p in verifier.partitions(sorted(wanted)):
-        if p.kind not in wanted or (accounts_ and p.account_id not in accounts_):
-            continue
-        check = verifier.check(p)
-        checked += 1
-        if check.equal:
-            continue
-        written, still = None, True
-        if repair and settings.is_active_region:
-            written = verifier.repair(p, time.time())
-            still = not verifier.check(p).equal
-        unresolved += still
-        differences.append(
-            {
-                "partition": p.id,
-                "redis_items": check.redis_items,
-                "repaired_items": written,
-                "resolved": not still,
-                "copies": [
-                    {
-                        "copy": d.copy,
-                        "missing": list(d.missing),
-                        "extra": list(d.extra),
-                        "changed": list(d.changed),
-                    }
-                    for d in check.diffs
-                    if not d.equal
-                ],
-            }
-        )
+    checked, differences = runtime.verifier.report(wanted, set(accounts_), repairing, time.time())
+    unresolved = sum(not d["resolved"] for d in differences)
     if as_json:
         click.echo(json.dumps({"checked": checked, "differences": differences}, indent=2))
     else:
         for d in differences:
             for c in d["copies"]:
                 for what in ("missing", "extra", "changed"):
-                    for arn in c[what]:
-                        click.echo(f"{d['partition']}\t{c['copy']}\t{what}\t{arn}")
+                    click.echo("".join(f"{d['partition']}\t{c['copy']}\t{what}\t{a}\n"
+                                       for a in c[what]), nl=False)  # fmt: skip
         click.echo(
             f"{checked} partitions checked, {len(differences)} differ, {unresolved} unresolved",
             err=True,

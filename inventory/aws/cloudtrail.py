@@ -185,10 +185,10 @@ def _top(counts: Counter[str], top: int) -> dict[str, int]:
     return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:top])
 
 
-def _merge(
-    record: dict[str, Any] | None, principal: str, events: list[ErrorEvent], top: int
-) -> dict[str, Any]:
-    record = record or {}
+def _counts(
+    record: dict[str, Any], events: list[ErrorEvent]
+) -> tuple[Counter[str], Counter[str], Counter[str]]:
+    """The record's error codes, actions and resources, with the new events counted in."""
     codes = Counter(record.get("error_codes") or {})
     actions = Counter(record.get("actions") or {})
     resources = Counter(record.get("resources") or {})
@@ -196,8 +196,17 @@ def _merge(
         codes[event.error_code] += 1
         actions[event.action] += 1
         resources.update(set(event.resources))
-    times = [e.time for e in events]
+    return codes, actions, resources
+
+
+def _merge(
+    record: dict[str, Any] | None, principal: str, events: list[ErrorEvent], top: int
+) -> dict[str, Any]:
+    record = record or {}
+    codes, actions, resources = _counts(record, events)
+    seen = [e.time for e in events] + [record[k] for k in ("first_seen", "last_seen") if record]
     newest_first = sorted(events, key=lambda e: (-e.time, e.event_id))
+    earlier = record.get("event_ids") or []
     return {
         "arn": principal,
         "kind": KIND,
@@ -206,12 +215,9 @@ def _merge(
         "error_codes": _top(codes, top),
         "actions": _top(actions, top),
         "resources": _top(resources, top),
-        "first_seen": min([*times, *([record["first_seen"]] if record else [])]),
-        "last_seen": max([*times, *([record["last_seen"]] if record else [])]),
-        "event_ids": [
-            *[e.event_id for e in newest_first],
-            *(record.get("event_ids") or []),
-        ][:MAX_EVENT_IDS],
+        "first_seen": min(seen),
+        "last_seen": max(seen),
+        "event_ids": [*(e.event_id for e in newest_first), *earlier][:MAX_EVENT_IDS],
     }
 
 

@@ -171,15 +171,7 @@ def _complete(
     """A Get* response completed into the shape GetAccountAuthorizationDetails returns."""
     raw = dict(raw)
     names = _pages(client, f"list_{spec.segment}_policies", "PolicyNames", **who)
-    raw[f"{spec.noun}PolicyList"] = [
-        {
-            "PolicyName": n,
-            "PolicyDocument": spec.call(client, "get_*_policy", **who, PolicyName=n)[
-                "PolicyDocument"
-            ],
-        }
-        for n in names
-    ]
+    raw[f"{spec.noun}PolicyList"] = _inline_documents(client, spec, who, names)
     raw["AttachedManagedPolicies"] = _pages(
         client, f"list_attached_{spec.segment}_policies", "AttachedPolicies", **who
     )
@@ -190,6 +182,24 @@ def _complete(
         groups = _pages(client, "list_groups_for_user", "Groups", **who)
         raw["GroupList"] = [g["GroupName"] for g in groups]
     return raw
+
+
+def _inline_documents(
+    client: Any, spec: Principal, who: dict[str, str], names: list[str]
+) -> list[dict[str, Any]]:
+    """Get*Policy of each listed inline policy, as GetAccountAuthorizationDetails lists them."""
+    documents = []
+    for name in names:
+        try:
+            response = spec.call(client, "get_*_policy", **who, PolicyName=name)
+        except ClientError as exc:
+            if error_code(exc) != NO_SUCH_ENTITY:
+                raise
+            # The policy was deleted since the listing, not the principal (were it gone too,
+            # the calls after this one would say so).
+            continue
+        documents.append({"PolicyName": name, "PolicyDocument": response["PolicyDocument"]})
+    return documents
 
 
 def refresh_policy(

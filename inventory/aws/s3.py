@@ -124,11 +124,14 @@ def refresh_bucket(
                 record["tags"] = tags(get_bucket_tags(client, name))
             return storable(record)
         created = cached.get("created") if cached else None
-        if created is None:
+        # A bucket deleted and created again under its name has a new creation date; one
+        # ListBuckets does not show yet (it is eventually consistent) keeps the one we have.
+        if created is None or CREATE in aspects:
             listed = {b["Name"]: b for b in get_buckets(client)}
-            if name not in listed:
+            if name in listed:
+                created = iso(listed[name].get("CreationDate"))
+            elif created is None:
                 return None
-            created = iso(listed[name].get("CreationDate"))
         details = get_bucket_details(client, name)
     except ClientError as exc:
         if error_code(exc) in GONE:

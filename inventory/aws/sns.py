@@ -13,7 +13,8 @@ from inventory.aws.listing import Listing, add_detailed, storable
 from inventory.aws.records import policy_document, tags
 
 KIND = "sns_topic"
-GONE = {"NotFound", "NotFoundException"}
+# GetTopicAttributes says NotFound; ListTagsForResource says ResourceNotFound of a deleted topic.
+GONE = {"NotFound", "NotFoundException", "ResourceNotFound"}
 ACTIONS = ("sns:ListTopics", "sns:GetTopicAttributes", "sns:ListTagsForResource")
 
 

@@ -119,7 +119,7 @@ def refresh_queue(
             )
             url = found["QueueUrl"]
         if cached is not None and set(aspects) == {TAGS}:
-            record = dict(cached)
+            record = {**cached, "url": url}
             record["tags"] = dict(client.list_queue_tags(QueueUrl=url).get("Tags") or {})
             return storable(record)
         if cached is not None and TAGS not in aspects and CREATE not in aspects:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from inventory.cache.dynamo import DynamoStore
 from inventory.cache.keys import Partition
@@ -43,6 +44,25 @@ class PartitionCheck:
     @property
     def equal(self) -> bool:
         return all(d.equal for d in self.diffs)
+
+
+def _difference(check: PartitionCheck, written: int | None, resolved: bool) -> dict[str, Any]:
+    return {
+        "partition": check.partition.id,
+        "redis_items": check.redis_items,
+        "repaired_items": written,
+        "resolved": resolved,
+        "copies": [
+            {
+                "copy": d.copy,
+                "missing": list(d.missing),
+                "extra": list(d.extra),
+                "changed": list(d.changed),
+            }
+            for d in check.diffs
+            if not d.equal
+        ],
+    }
 
 
 def compare(copy: str, redis: dict[str, str], other: dict[str, str]) -> CopyDiff:
@@ -108,6 +128,24 @@ class Verifier:
             elif diff.copy == "s3" and not diff.equal and self.s3 is not None:
                 self.s3.put(p, self.redis.get_items(p, hashes), now)  # the whole snapshot
         return written
+
+    def report(
+        self, kinds: set[str], accounts: set[str], repair: bool, now: float
+    ) -> tuple[int, list[dict[str, Any]]]:
+        """Every difference of the partitions of ``kinds`` (of ``accounts``, if any), repaired
+        first when asked: (partitions checked, the differences as JSON-safe dicts)."""
+        checked, differences = 0, []
+        for p in self.partitions(sorted(kinds)):
+            if p.kind not in kinds or (accounts and p.account_id not in accounts):
+                continue
+            checked += 1
+            check = self.check(p)
+            if check.equal:
+                continue
+            written = self.repair(p, now) if repair else None
+            resolved = repair and self.check(p).equal
+            differences.append(_difference(check, written, resolved))
+        return checked, differences
 
     def _snapshot_hashes(self, p: Partition) -> dict[str, str]:
         assert self.s3 is not None

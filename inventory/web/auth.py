@@ -129,10 +129,13 @@ def proxy_identity(
         raise AmbiguousIdentity(f"header {web.user_header} must name one user (no commas)")
     if not name or len(name) > _NAME_MAX or _CONTROL.search(name):
         return None
-    groups = tuple(
-        g for g in (part.strip() for part in raw_groups.split(",")) if g and not _CONTROL.search(g)
-    )
-    return Identity(name, groups, "proxy")
+    return Identity(name, _groups(raw_groups), "proxy")
+
+
+def _groups(raw: str) -> tuple[str, ...]:
+    """The groups a comma-separated header lists (blank and control-character ones dropped)."""
+    parts = (part.strip() for part in raw.split(","))
+    return tuple(g for g in parts if g and not _CONTROL.search(g))
 
 
 def client_address(remote_ip: str | None, headers: HTTPHeaders, web: WebSettings) -> str:
