@@ -310,31 +310,38 @@ class AccessIndex:
         allow = np.zeros(len(self.doc_statements), dtype=np.int8)
         deny = np.zeros(len(self.doc_statements), dtype=np.int8)
         memo: dict[tuple[tuple[str, ...] | None, bool], int] = {}
-        evaluated = 0
-        indexed = self.by_action.get(action, ())
-        wild = self.wild_list
-        compatible = self._compatible_specs(resource)
-        stmt_spec = self.stmt_spec
-        for sid, check in [(i, False) for i in indexed] + [(i, True) for i in wild]:
-            if stmt_spec[sid] not in compatible:
-                continue  # its Resource patterns differ from the resource before any wildcard
-            statement = self.statements[sid]
-            if check and not action_matches(statement, action):
-                continue
-            evaluated += 1
+        candidates = self._candidates(action, resource)
+        for sid, statement in candidates:
             key = (statement.resources, statement.not_resource)
             level = memo.get(key)
             if level is None:
                 level = memo[key] = resource_level(statement, resource)
-            if level and statement.conditional:
-                level = CONDITIONAL
             if not level:
                 continue
+            if statement.conditional:
+                level = CONDITIONAL
             doc = self.stmt_doc_list[sid]
             target = allow if statement.allow else deny
             if level > target[doc]:
                 target[doc] = level
-        return allow, deny, evaluated
+        return allow, deny, len(candidates)
+
+    def _candidates(self, action: str, resource: str) -> list[tuple[int, Statement]]:
+        """Statements that may apply: indexed under the action, or with a wildcard action that
+        matches it, and whose Resource patterns agree with the resource before any wildcard."""
+        compatible = self._compatible_specs(resource)
+        spec, statements_ = self.stmt_spec, self.statements
+        found = [
+            (sid, statements_[sid])
+            for sid in self.by_action.get(action, ())
+            if spec[sid] in compatible
+        ]
+        found += [
+            (sid, statements_[sid])
+            for sid in self.wild_list
+            if spec[sid] in compatible and action_matches(statements_[sid], action)
+        ]
+        return found
 
     def _compatible_specs(self, resource: str) -> set[int]:
         """Resource elements that may match: their literal head and the resource's agree."""
@@ -370,20 +377,28 @@ class AccessIndex:
         account = _account_in(value)
         if value.endswith(":root") and account in self.account_codes:
             return self.account_of == self.account_codes[account], False, YES
+        return self._pattern_mask(value, account, mask)
+
+    def _pattern_mask(
+        self, value: str, account: str | None, mask: np.ndarray
+    ) -> tuple[np.ndarray, bool, int]:
+        """A session ARN or a wildcard pattern: the principals it may stand for, conditionally."""
         if ":assumed-role/" in value and account is not None:
             # A session ARN names the role by name only (no path): one session of it.
             name = value.split(":assumed-role/", 1)[1].split("/", 1)[0]
             prefix = f"arn:aws:iam::{account}:role/"
-            for arn, i in self.by_arn.items():
-                if arn.startswith(prefix) and arn.rsplit("/", 1)[-1] == name:
-                    mask[i] = True
-            return mask, True, CONDITIONAL
-        if "*" in value or "?" in value:
+            hits = [
+                i
+                for arn, i in self.by_arn.items()
+                if arn.startswith(prefix) and arn.rsplit("/", 1)[-1] == name
+            ]
+        elif "*" in value or "?" in value:
             caller = re.compile(fnmatch.translate(value))
-            for arn, i in self.by_arn.items():
-                mask[i] = bool(caller.match(arn))
-            return mask, True, CONDITIONAL
-        return mask, False, NO
+            hits = [i for arn, i in self.by_arn.items() if caller.match(arn)]
+        else:
+            return mask, False, NO
+        mask[np.asarray(hits, dtype=np.int64)] = True
+        return mask, True, CONDITIONAL
 
     def _named(self, statement: Statement) -> tuple[np.ndarray, np.ndarray]:
         """Per principal: the level at which a resource policy statement names it, and
@@ -429,19 +444,28 @@ class AccessIndex:
         """Grantees that are not principals in the index: the public, services, other accounts."""
         found = []
         for kind, value in statement.principals or ():
-            if kind == "AWS" and value in self.by_arn:
-                continue
-            account = _account_in(value) if kind == "AWS" else None
-            if kind == "AWS" and value.endswith(":root") and account in self.org:
-                continue  # its principals are listed one by one
-            what = "public" if (kind, value) == ("AWS", "*") else (
-                "service" if kind == "Service" else "outside the organisation"
-                if account is not None and account not in self.org else kind.lower()
-            )  # fmt: skip
-            found.append({"principal": value, "type": what, "level": LEVEL_NAMES[level]})
+            what = self._grantee(kind, value)
+            if what is not None:
+                found.append({"principal": value, "type": what, "level": LEVEL_NAMES[level]})
         if statement.not_principal:
             found.append({"principal": "NotPrincipal", "type": "public", "level": "conditional"})
         return found
+
+    def _grantee(self, kind: str, value: str) -> str | None:
+        """What a grantee is (public, service, outside the organisation...); None when the
+        index lists its principals one by one."""
+        if kind != "AWS":
+            return "service" if kind == "Service" else kind.lower()
+        if value in self.by_arn:
+            return None
+        account = _account_in(value)
+        if value.endswith(":root") and account in self.org:
+            return None
+        if value == "*":
+            return "public"
+        if account is not None and account not in self.org:
+            return "outside the organisation"
+        return "aws"
 
     def _evaluation(self, action: str, resource: str) -> _Evaluation:
         """Every principal's level for (action, resource), with what it was made of."""
@@ -626,15 +650,19 @@ def _add_account(
             documents, boundary_doc = _principal_documents(record, policies, groups)
             principal = Principal(arn, kind, account_id, record.get("name") or arn)
             builder.principal(principal, documents, boundary_doc)
-            if kind == IAM_ROLE:
-                trust = tuple(statements(record.get("trust_policy")))
-                resources[arn] = Resource(arn, IAM_ROLE, account_id, trust)
+    for arn, record in kinds.get(IAM_ROLE, {}).items():
+        # A role's trust policy is its resource policy (for sts:AssumeRole*).
+        trust = tuple(statements(record.get("trust_policy")))
+        resources[arn] = Resource(arn, IAM_ROLE, account_id, trust)
     for kind in RESOURCE_POLICY_KINDS:
         for arn, record in kinds.get(kind, {}).items():
-            policy = record.get("policy")
-            if isinstance(policy, str):
-                policy = json.loads(policy)
+            policy = _document(record.get("policy"))
             resources[arn] = Resource(arn, kind, account_id, tuple(statements(policy)))
+
+
+def _document(policy: Any) -> Any:
+    """A policy document as cached (a dict), or parsed from JSON text."""
+    return json.loads(policy) if isinstance(policy, str) else policy
 
 
 def build_index(

@@ -189,22 +189,37 @@ def analyse_document(document: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def _denied_everywhere(statement: Statement, action: str) -> bool:
+    """An unconditional Deny of a lower-case action on every resource."""
+    return (
+        not statement.allow
+        and not statement.conditional
+        and not statement.not_resource
+        and "*" in (statement.resources or ())
+        and action_matches(statement, action)
+    )
+
+
 def _boundary_allows(boundary: Sequence[Statement] | None, action: str) -> bool:
     """Whether a permissions boundary can allow an action at all (any resource)."""
     if boundary is None:
         return True
     lowered = action.lower()
     allowed = any(s.allow and action_matches(s, lowered) for s in boundary)
-    denied = any(
-        not s.allow
-        and not s.conditional
-        and s.resources is not None
-        and "*" in s.resources
-        and not s.not_resource
-        and action_matches(s, lowered)
-        for s in boundary
-    )
-    return allowed and not denied
+    return allowed and not any(_denied_everywhere(s, lowered) for s in boundary)
+
+
+def _boundary_allows_all(boundary: Sequence[Statement] | None, actions: Iterable[str]) -> bool:
+    return all(_boundary_allows(boundary, a) for a in actions)
+
+
+#: Cloudsplaining's categories that list actions (each finding names the actions, capped).
+LISTED_CATEGORIES = (
+    "resource_exposure",
+    "credentials_exposure",
+    "data_exfiltration",
+    "infrastructure_modification",
+)
 
 
 def document_findings(
@@ -214,27 +229,26 @@ def document_findings(
     with_grammar: bool = True,
 ) -> list[dict[str, Any]]:
     """The findings one analysed document contributes (actions the boundary forbids left out)."""
-    found = []
-    if analysis["admin"] and (boundary is None or any(_is_admin(s) for s in boundary)):
-        found.append(finding("full_admin", source, {}))
-    methods = [
-        m
-        for m in analysis["privilege_escalation"]
-        if all(_boundary_allows(boundary, a) for a in m["actions"])
-    ]
-    if methods:
-        found.append(finding("privilege_escalation", source, _methods(methods)))
-    for category in (
-        "resource_exposure",
-        "credentials_exposure",
-        "data_exfiltration",
-        "infrastructure_modification",
-    ):
+    found = _admin_and_escalation(source, analysis, boundary)
+    for category in LISTED_CATEGORIES:
         actions = [a for a in analysis[category] if _boundary_allows(boundary, a)]
         if actions:
             found.append(finding(category, source, _listed(actions)))
     if with_grammar:
         found += grammar_findings(source, analysis["grammar"])
+    return found
+
+
+def _admin_and_escalation(
+    source: str, analysis: Mapping[str, Any], boundary: Sequence[Statement] | None
+) -> list[dict[str, Any]]:
+    found = []
+    if analysis["admin"] and (boundary is None or any(_is_admin(s) for s in boundary)):
+        found.append(finding("full_admin", source, {}))
+    escalation = analysis["privilege_escalation"]
+    methods = [m for m in escalation if _boundary_allows_all(boundary, m["actions"])]
+    if methods:
+        found.append(finding("privilege_escalation", source, _methods(methods)))
     return found
 
 
@@ -260,19 +274,25 @@ def combined_escalation(
     libraries.load()
     from cloudsplaining.shared.constants import PRIVILEGE_ESCALATION_METHODS
 
-    allowed = {a for x in analyses for a in x["escalation_allowed"]}
-    allowed -= {a for x in analyses for a in x["escalation_denied"]}
+    allowed = _gathered(analyses, "escalation_allowed") - _gathered(analyses, "escalation_denied")
     single = {m["type"] for x in analyses for m in x["privilege_escalation"]}
+    completed = {
+        method: actions
+        for method, actions in PRIVILEGE_ESCALATION_METHODS.items()
+        if method not in single and set(actions) <= allowed
+    }
     methods = [
         {"type": method, "actions": sorted(actions)}
-        for method, actions in PRIVILEGE_ESCALATION_METHODS.items()
-        if method not in single
-        and set(actions) <= allowed
-        and all(_boundary_allows(boundary, a) for a in actions)
+        for method, actions in completed.items()
+        if _boundary_allows_all(boundary, actions)
     ]
     if not methods:
         return []
     return [finding("privilege_escalation", "several policies together", _methods(methods))]
+
+
+def _gathered(analyses: Sequence[Mapping[str, Any]], key: str) -> set[str]:
+    return {a for x in analyses for a in x[key]}
 
 
 @dataclass(frozen=True)
@@ -313,7 +333,19 @@ def _statement_exposure(
     if everyone and not _limited(entry.get("Condition")):
         detail = {"statement": label, "actions": list(statement.actions)[:MAX_LISTED]}
         found.append(finding("public_access", source, detail, label))
-    for kind, value in statement.principals:
+    return found + _outside(statement.principals, label, own_account, org, source)
+
+
+def _outside(
+    principals: Iterable[tuple[str, str]],
+    label: str,
+    own_account: str,
+    org: Organisation,
+    source: str,
+) -> list[dict[str, Any]]:
+    """A finding per AWS principal of an account outside the organisation."""
+    found = []
+    for kind, value in principals:
         account = _account_of(value) if kind == "AWS" else None
         if account is None or account == own_account or account in org.accounts:
             continue

@@ -68,32 +68,38 @@ def statements(document: Mapping[str, Any] | None) -> list[Statement]:
         return []
     raw = document.get("Statement")
     entries = [raw] if isinstance(raw, dict) else raw if isinstance(raw, list) else []
-    found = []
-    for entry in entries:
-        if not isinstance(entry, dict) or entry.get("Effect") not in ("Allow", "Deny"):
-            continue
-        not_action = "NotAction" in entry
-        actions = _strings(entry.get("NotAction" if not_action else "Action"))
-        if not actions:
-            continue
-        not_resource = "NotResource" in entry
-        resource_key = "NotResource" if not_resource else "Resource"
-        not_principal = "NotPrincipal" in entry
-        principal_key = "NotPrincipal" if not_principal else "Principal"
-        found.append(
-            Statement(
-                effect=entry["Effect"],
-                actions=tuple(a.lower() for a in actions),
-                not_action=not_action,
-                resources=_strings(entry[resource_key]) if resource_key in entry else None,
-                not_resource=not_resource,
-                principals=(_principals(entry[principal_key]) if principal_key in entry else None),
-                not_principal=not_principal,
-                conditional=bool(entry.get("Condition")),
-                sid=entry.get("Sid") if isinstance(entry.get("Sid"), str) else None,
-            )
-        )
-    return found
+    found = (_statement(entry) for entry in entries if isinstance(entry, dict))
+    return [statement for statement in found if statement is not None]
+
+
+def _element(entry: Mapping[str, Any], name: str) -> tuple[bool, bool, Any]:
+    """(whether the ``Not`` form is used, whether the element is there, its value)."""
+    negated = f"Not{name}" in entry
+    key = f"Not{name}" if negated else name
+    return negated, key in entry, entry.get(key)
+
+
+def _statement(entry: Mapping[str, Any]) -> Statement | None:
+    if entry.get("Effect") not in ("Allow", "Deny"):
+        return None
+    not_action, _, action = _element(entry, "Action")
+    actions = _strings(action)
+    if not actions:
+        return None
+    not_resource, has_resource, resource = _element(entry, "Resource")
+    not_principal, has_principal, principal = _element(entry, "Principal")
+    sid = entry.get("Sid")
+    return Statement(
+        effect=entry["Effect"],
+        actions=tuple(a.lower() for a in actions),
+        not_action=not_action,
+        resources=_strings(resource) if has_resource else None,
+        not_resource=not_resource,
+        principals=_principals(principal) if has_principal else None,
+        not_principal=not_principal,
+        conditional=bool(entry.get("Condition")),
+        sid=sid if isinstance(sid, str) else None,
+    )
 
 
 @lru_cache(maxsize=65536)

@@ -139,20 +139,32 @@ def build_subjects(
     found: list[Subject] = []
     for kind in (IAM_ROLE, IAM_USER, IAM_GROUP):
         for arn, record in sorted(records.get(kind, {}).items()):
-            if kind == IAM_ROLE and (record.get("path") or "").startswith(SERVICE_LINKED_PATH):
-                continue
-            found.append(_principal(kind, arn, record, account_id, groups, policies, digest))
+            if not _service_linked(kind, record):
+                found.append(_principal(kind, arn, record, account_id, groups, policies, digest))
     for arn, record in sorted(records.get(IAM_POLICY, {}).items()):
         subject = Subject(arn, IAM_POLICY, record.get("name") or arn, account_id)
         subject.sources = [Source("policy document", IDENTITY, record.get("document"))]
         found.append(subject)
     for kind in RESOURCE_POLICY_KINDS:
-        for arn, record in sorted(records.get(kind, {}).items()):
-            subject = Subject(arn, kind, record.get("name") or arn, account_id, org_digest=digest)
-            if record.get("policy"):
-                subject.sources = [Source("resource policy", RESOURCE, record["policy"])]
-            found.append(subject)
+        found += (
+            _resource(kind, arn, record, account_id, digest)
+            for arn, record in sorted(records.get(kind, {}).items())
+        )
     return found
+
+
+def _service_linked(kind: str, record: Mapping[str, Any]) -> bool:
+    """AWS's own roles (left out, as Cloudsplaining leaves them out)."""
+    return kind == IAM_ROLE and (record.get("path") or "").startswith(SERVICE_LINKED_PATH)
+
+
+def _resource(
+    kind: str, arn: str, record: Mapping[str, Any], account_id: str, digest: str
+) -> Subject:
+    subject = Subject(arn, kind, record.get("name") or arn, account_id, org_digest=digest)
+    if record.get("policy"):
+        subject.sources = [Source("resource policy", RESOURCE, record["policy"])]
+    return subject
 
 
 def subject_findings(

@@ -77,19 +77,25 @@ def managed_documents(
 ) -> dict[str, dict[str, Any]]:
     """Managed policy ARN -> default document: the account's own, and AWS's it refers to."""
     found = {arn: r["document"] for arn, r in records[IAM_POLICY].items() if r.get("document")}
-    wanted = set()
-    for kind in IAM_KINDS:
-        for record in records[kind].values():
-            wanted.update(a["arn"] for a in record.get("attached_policies") or ())
-            if record.get("permissions_boundary"):
-                wanted.add(record["permissions_boundary"]["arn"])
-    aws = sorted(a for a in wanted if ":iam::aws:policy/" in a)
+    aws = sorted(a for a in _referenced(records) if ":iam::aws:policy/" in a)
     raw = runtime.redis_cache.get_items(Partition(AWS_MANAGED_POLICY, AWS_ACCOUNT, GLOBAL), aws)
     for arn, document in raw.items():
         record = json.loads(document)
         if record.get("document"):
             found[arn] = record["document"]
     return found
+
+
+def _referenced(records: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> set[str]:
+    """Managed policy ARNs the account's principals attach or take as their boundary."""
+    wanted: set[str] = set()
+    for kind in IAM_KINDS:
+        for record in records[kind].values():
+            wanted.update(a["arn"] for a in record.get("attached_policies") or ())
+            boundary = record.get("permissions_boundary")
+            if boundary:
+                wanted.add(boundary["arn"])
+    return wanted
 
 
 def _analyses(fs: FindingsState, subjects: list[Subject]) -> tuple[dict[str, dict[str, Any]], int]:
@@ -100,6 +106,26 @@ def _analyses(fs: FindingsState, subjects: list[Subject]) -> tuple[dict[str, dic
     fs.put_documents(fresh)
     analyses.update(fresh)
     return analyses, len(fresh)
+
+
+def _records(
+    subjects: list[Subject],
+    changed: list[Subject],
+    cached: Mapping[str, dict[str, Any]],
+    analyses: Mapping[str, Mapping[str, Any]],
+    org: Organisation,
+) -> dict[str, dict[str, Any]]:
+    """The account's findings records: the cached ones of unchanged subjects, and the changed
+    subjects' own (none for a subject left without findings)."""
+    current = {s.arn for s in subjects}
+    kept = {a: r for a, r in cached.items() if a in current}
+    for subject in changed:
+        found = subject_findings(subject, analyses, org)
+        if found:
+            kept[subject.arn] = record_of(subject, found)
+        else:
+            kept.pop(subject.arn, None)
+    return kept
 
 
 def analyse_account(runtime: Runtime, account_id: str) -> dict[str, Any]:
@@ -113,14 +139,7 @@ def analyse_account(runtime: Runtime, account_id: str) -> dict[str, Any]:
     changed = [s for s in subjects if previous.get(s.arn) != s.key]
     analyses, documents = _analyses(fs, changed)
     cached = runtime.redis_cache.items(Partition(FINDING, account_id, GLOBAL))
-    current = {s.arn for s in subjects}
-    kept = {a: r for a, r in cached.items() if a in current}
-    for subject in changed:
-        found = subject_findings(subject, analyses, org)
-        if found:
-            kept[subject.arn] = record_of(subject, found)
-        else:
-            kept.pop(subject.arn, None)
+    kept = _records(subjects, changed, cached, analyses, org)
     result = runtime.store.replace_partition(
         FINDING, account_id, GLOBAL, list(kept.values()), complete=True
     )

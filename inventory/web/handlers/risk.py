@@ -59,23 +59,13 @@ def read_findings(
     category: str | None,
 ) -> list[dict[str, Any]]:
     """Findings matching the filters, worst first, then by account, subject and id."""
-    if account is not None:
-        partitions = [Partition(FINDING, account, GLOBAL)]
-    else:
-        partitions = cache.partitions(FINDING)
-    rows: list[dict[str, Any]] = []
-    for p in partitions:
-        if arn is not None:
-            values = [json.loads(v) for v in cache.get_items(p, [arn]).values()]
-        else:
-            values = list(cache.items(p).values())
-        for record in values:
-            for row in flatten(record):
-                if severity is not None and row["severity"] != severity:
-                    continue
-                if category is not None and row["category"] != category:
-                    continue
-                rows.append(row)
+    wanted = {"severity": severity, "category": category}
+    rows = [
+        row
+        for record in _records(cache, account, arn)
+        for row in flatten(record)
+        if all(value is None or row[key] == value for key, value in wanted.items())
+    ]
     rows.sort(
         key=lambda r: (
             SEVERITY_RANK.get(r["severity"], 9),
@@ -85,6 +75,17 @@ def read_findings(
         )
     )
     return rows
+
+
+def _records(cache: RedisCache, account: str | None, arn: str | None) -> list[dict[str, Any]]:
+    """The cached findings records of one account or all, of one subject or all."""
+    if account is not None:
+        partitions = [Partition(FINDING, account, GLOBAL)]
+    else:
+        partitions = cache.partitions(FINDING)
+    if arn is None:
+        return [record for p in partitions for record in cache.items(p).values()]
+    return [json.loads(v) for p in partitions for v in cache.get_items(p, [arn]).values()]
 
 
 def findings_page(rows: list[dict[str, Any]], offset: int, limit: int) -> FindingsPage:
