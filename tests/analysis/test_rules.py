@@ -132,18 +132,19 @@ def test_glob_intersects(a, b, meet):
     assert glob_intersects(b, a) is meet
 
 
-def test_loading_the_libraries_prints_nothing_and_keeps_logging():
-    # A fresh process: Cloudsplaining adds a stderr handler and Parliament's pkg_resources
-    # import warns; neither may reach a worker's output or change its loggers.
+def test_loading_the_libraries_prints_nothing_and_keeps_logging_and_the_path():
+    # A fresh process: Cloudsplaining adds a stderr handler, Parliament's pkg_resources import
+    # warns and appends setuptools' vendored packages to sys.path (where they would be found
+    # as installed distributions); none of that may outlast the import.
     script = (
         "import logging, sys\n"
         "from inventory.analysis import libraries\n"
-        "before = [(n, logging.getLogger(n).level, list(logging.getLogger(n).handlers))"
-        " for n in libraries.LOGGERS]\n"
+        "def state():\n"
+        "    loggers = [logging.getLogger(n) for n in libraries.LOGGERS]\n"
+        "    return [(g.level, list(g.handlers)) for g in loggers], list(sys.path)\n"
+        "before = state()\n"
         "libraries.load()\n"
-        "after = [(n, logging.getLogger(n).level, list(logging.getLogger(n).handlers))"
-        " for n in libraries.LOGGERS]\n"
-        "sys.exit(0 if before == after else 3)\n"
+        "sys.exit(0 if state() == before else 3)\n"
     )
     result = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False
