@@ -20,7 +20,7 @@ from typing import Any
 
 from inventory.aws import config, iam, iam_refresh, managed_policies, s3, sns, sqs
 from inventory.aws.events import EventParser
-from inventory.aws.kind import ArnFor, Collect, EventRules, Refresh, single
+from inventory.aws.kind import ArnFor, Collect, EventRules, Refresh, detailed, single
 from inventory.cache import keys
 
 MINUTE = 60.0
@@ -238,7 +238,7 @@ SYNCS: tuple[Sync, ...] = (
     Sync(
         "s3_buckets",
         "s3",
-        single(s3.KIND, s3.collect_buckets),
+        detailed(s3.KIND, s3.collect_buckets),
         45 * MINUTE,
         "S3 buckets with region, tags and bucket policy",
         (s3.KIND,),
@@ -246,7 +246,7 @@ SYNCS: tuple[Sync, ...] = (
     Sync(
         "sqs_queues",
         "sqs",
-        single(sqs.KIND, sqs.collect_queues),
+        detailed(sqs.KIND, sqs.collect_queues),
         45 * MINUTE,
         "SQS queues in every enabled region: policy, KMS key, redrive, tags",
         (sqs.KIND,),
@@ -255,7 +255,7 @@ SYNCS: tuple[Sync, ...] = (
     Sync(
         "sns_topics",
         "sns",
-        single(sns.KIND, sns.collect_topics),
+        detailed(sns.KIND, sns.collect_topics),
         45 * MINUTE,
         "SNS topics in every enabled region: policy, KMS key, tags",
         (sns.KIND,),

@@ -105,6 +105,8 @@ class Runtime:
                 max_attempts=a.max_attempts,
                 connect_timeout=a.connect_timeout,
                 read_timeout=a.read_timeout,
+                # A connection per detail read in flight, so none waits for or drops one.
+                max_pool_connections=max(ClientOptions.max_pool_connections, a.detail_reads),
             ),
             role_name=a.role_name,
             assume_role=a.assume_role,

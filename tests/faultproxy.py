@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
+#: A fault's action matching every call (e.g. a delay on every AWS answer).
+EVERY = "*"
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "upgrade", "proxy-connection"}
 
 
@@ -36,7 +38,7 @@ class Fault:
     seen: int = 0  # matching calls, faulted or not
 
     def applies(self, action: str, region: str | None, body: str) -> bool:
-        if self.action != action:
+        if self.action not in (EVERY, action):
             return False
         if self.region is not None and self.region != region:
             return False
@@ -57,6 +59,12 @@ class Fault:
         return True
 
 
+class _Server(ThreadingHTTPServer):
+    # socketserver's default backlog (5) drops connections a pool of clients opens at once,
+    # and a dropped SYN is retried only after a second.
+    request_queue_size = 128
+
+
 class FaultProxy:
     def __init__(self, upstream: str) -> None:
         parts = urlsplit(upstream)
@@ -66,8 +74,11 @@ class FaultProxy:
         self.calls: list[str] = []
         #: (access key id, service, action) of every signed call, in order.
         self.signed: list[tuple[str, str, str]] = []
+        #: Requests being answered now, and the most there ever were at once.
+        self.in_flight = 0
+        self.max_in_flight = 0
         self.lock = threading.Lock()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.server = _Server(("127.0.0.1", 0), self._handler())
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
@@ -112,7 +123,7 @@ class FaultProxy:
         return fault
 
     def slow(self, action: str, seconds: float, times: int | None = None, skip: int = 0) -> Fault:
-        """Hold matching requests for ``seconds`` before forwarding them."""
+        """Hold matching requests (``EVERY``: all of them) for ``seconds``, then forward them."""
         fault = Fault(action, "", 0, times, delay=seconds, skip=skip)
         with self.lock:
             self.faults.append(fault)
@@ -144,6 +155,16 @@ class FaultProxy:
                 pass
 
             def _proxy(self) -> None:
+                with proxy.lock:
+                    proxy.in_flight += 1
+                    proxy.max_in_flight = max(proxy.max_in_flight, proxy.in_flight)
+                try:
+                    self._answer()
+                finally:
+                    with proxy.lock:
+                        proxy.in_flight -= 1
+
+            def _answer(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
                 authorization = self.headers.get("Authorization", "")

@@ -12,7 +12,7 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from inventory.aws.listing import Listing
+from inventory.aws.listing import SERIAL, DetailReads, Listing
 
 # Aspects: which part of a resource an event changed, i.e. which call reads it back.
 CREATE, DELETE, RESOURCE, ATTACHED, GROUPS = "create", "delete", "resource", "attached", "groups"
@@ -70,12 +70,14 @@ class SharedDocuments:
 
 @dataclass
 class CollectContext:
-    """What a collector gets: a client of its service in the account and region."""
+    """What a collector gets: a client of its service in the account and region, and the pool
+    its per-resource detail reads share there."""
 
     client: Any
     account_id: str
     region: str
     shared: SharedDocuments = field(default_factory=SharedDocuments)
+    reads: DetailReads = SERIAL
 
 
 #: A full listing of one sync in one account and region: one Listing per kind it writes.
@@ -87,6 +89,17 @@ def single(kind: str, collect: Callable[[Any, str, str], Listing]) -> Collect:
 
     def run(ctx: CollectContext) -> dict[str, Listing]:
         return {kind: collect(ctx.client, ctx.account_id, ctx.region)}
+
+    run.__name__ = run.__qualname__ = getattr(collect, "__name__", "collect")
+    return run
+
+
+def detailed(kind: str, collect: Callable[[Any, str, str, DetailReads], Listing]) -> Collect:
+    """A sync of one kind from a ``collect_*(client, account_id, region, reads)`` function
+    that reads each listed resource's details on the context's pool."""
+
+    def run(ctx: CollectContext) -> dict[str, Listing]:
+        return {kind: collect(ctx.client, ctx.account_id, ctx.region, ctx.reads)}
 
     run.__name__ = run.__qualname__ = getattr(collect, "__name__", "collect")
     return run

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from botocore.exceptions import ClientError
 
@@ -17,6 +18,8 @@ from inventory.aws.records import BadRecord, SkippedRecord
 #: below it (a role's inline policies total 10,240 characters, a tag value 256); a bigger one
 #: would not fit a DynamoDB item (400 KB) and would fail the write of its whole partition.
 MAX_RECORD_BYTES = 300_000
+
+_T = TypeVar("_T")
 
 
 def storable(record: dict[str, Any]) -> dict[str, Any]:
@@ -59,27 +62,94 @@ class Listing:
             self.complete = False
 
 
-def add_detailed(
+@dataclass(frozen=True)
+class Detail:
+    """One listed resource whose details are read: its name in reports, its ARN, the read."""
+
+    label: str
+    arn: str
+    read: Callable[[], dict[str, Any]]
+
+
+class DetailReads:
+    """The per-resource detail reads of one account and region, at most ``workers`` at once.
+
+    One pool for every fetcher a sync runs there; ``workers`` 1 reads one after another in the
+    calling thread. botocore clients are thread-safe, and the adaptive retry mode's rate limiter
+    belongs to the client, so throttling slows every read of the pool instead of failing one.
+    """
+
+    def __init__(self, workers: int = 1) -> None:
+        if workers < 1:
+            raise ValueError(f"workers must be at least 1, not {workers}")
+        self.workers = workers
+        self._executor: ThreadPoolExecutor | None = None
+
+    def map(self, read: Callable[[Detail], _T], details: Iterable[Detail]) -> Iterator[_T]:
+        """``read(detail)`` of every detail, in their order (read ahead by the pool)."""
+        if self.workers == 1:
+            return map(read, details)
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(self.workers, thread_name_prefix="detail-read")
+        return self._executor.map(read, details)
+
+    def close(self) -> None:
+        """Stop the threads; reads not started are cancelled (their listing failed)."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
+
+    def __enter__(self) -> DetailReads:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+#: Reads one after another in the calling thread: what a fetcher called on its own gets.
+SERIAL = DetailReads(1)
+
+#: A read that raised one of these skips its resource (a field AWS returned as null or of
+#: another type raises TypeError/AttributeError), keeping its cached copy.
+MALFORMED = (BadRecord, KeyError, ValueError, TypeError, AttributeError)
+
+
+def _attempt(detail: Detail) -> tuple[Detail, dict[str, Any] | Exception]:
+    """The detail's record, or what it raised (to be judged in the listing's own thread)."""
+    try:
+        return detail, storable(detail.read())
+    except Exception as exc:  # noqa: BLE001 - judged and re-raised by add_details
+        return detail, exc
+
+
+def add_details(
     listing: Listing,
-    label: str,
-    arn: str,
-    read: Callable[[], dict[str, Any]],
+    details: Iterable[Detail],
     gone: Collection[str],
+    reads: DetailReads = SERIAL,
 ) -> None:
-    """Read one listed resource's details into the listing.
+    """Read every listed resource's details into the listing, in listing order.
 
     Deleted since the listing (a ``gone`` code): left out. Access denied or a malformed
-    record: skipped and reported, and its cached copy kept. Anything else raises.
+    record: skipped and reported, and its cached copy kept. Anything else raises (the reads
+    not started yet are cancelled), so the listing is not stored and nothing is removed.
     """
-    try:
-        listing.records.append(storable(read()))
-    except ClientError as exc:
+    for detail, outcome in reads.map(_attempt, details):
+        if isinstance(outcome, Exception):
+            _judge(listing, detail, outcome, gone)
+        else:
+            listing.records.append(outcome)
+
+
+def _judge(listing: Listing, detail: Detail, exc: Exception, gone: Collection[str]) -> None:
+    if isinstance(exc, ClientError):
         code = error_code(exc)
         if code in gone:
             return
         if code not in ACCESS_DENIED_CODES:
-            raise
-        listing.skip(label, str(code), arn)
-    except (BadRecord, KeyError, ValueError, TypeError, AttributeError) as exc:
-        # TypeError/AttributeError: a field AWS returned as null or of another type.
-        listing.skip(label, str(exc), arn)
+            raise exc
+        listing.skip(detail.label, str(code), detail.arn)
+    elif isinstance(exc, MALFORMED):
+        listing.skip(detail.label, str(exc), detail.arn)
+    else:
+        raise exc

@@ -9,7 +9,7 @@ from botocore.exceptions import ClientError
 
 from inventory.aws.errors import error_code
 from inventory.aws.kind import CREATE, DELETE, POLICY, TAGS, EventRules, Target
-from inventory.aws.listing import Listing, add_detailed, storable
+from inventory.aws.listing import SERIAL, Detail, DetailReads, Listing, add_details, storable
 from inventory.aws.records import iso, policy_document, tags
 from inventory.cache.keys import GLOBAL
 
@@ -89,20 +89,22 @@ def transform_bucket(
     }
 
 
-def collect_buckets(client: Any, account_id: str, region: str) -> Listing:
+def collect_buckets(
+    client: Any, account_id: str, region: str, reads: DetailReads = SERIAL
+) -> Listing:
     """Every bucket of the account; one unreadable bucket keeps its cached copy."""
     listing = Listing()
-    for raw in get_buckets(client):
-        name = raw["Name"]
-        add_detailed(
-            listing,
-            f"bucket {name}",
-            bucket_arn(name),
+    details = (
+        Detail(
+            f"bucket {raw['Name']}",
+            bucket_arn(raw["Name"]),
             lambda raw=raw: transform_bucket(
                 raw, get_bucket_details(client, raw["Name"]), account_id
             ),
-            GONE,
         )
+        for raw in get_buckets(client)
+    )
+    add_details(listing, details, GONE, reads)
     return listing
 
 

@@ -9,7 +9,7 @@ from botocore.exceptions import ClientError
 
 from inventory.aws.errors import error_code
 from inventory.aws.kind import CREATE, DELETE, RESOURCE, TAGS, EventRules, NotAChange, Target
-from inventory.aws.listing import Listing, add_detailed, storable
+from inventory.aws.listing import SERIAL, Detail, DetailReads, Listing, add_details, storable
 from inventory.aws.records import policy_document, tags
 
 KIND = "sns_topic"
@@ -57,17 +57,20 @@ def transform_topic(raw: dict[str, Any], account_id: str, region: str) -> dict[s
     }
 
 
-def collect_topics(client: Any, account_id: str, region: str) -> Listing:
+def collect_topics(
+    client: Any, account_id: str, region: str, reads: DetailReads = SERIAL
+) -> Listing:
     """Every topic of the region; a topic deleted meanwhile is left out, not an error."""
     listing = Listing()
-    for arn in get_topic_arns(client):
-        add_detailed(
-            listing,
+    details = (
+        Detail(
             f"topic {arn}",
             arn,
             lambda arn=arn: transform_topic(get_topic(client, arn), account_id, region),
-            GONE,
         )
+        for arn in get_topic_arns(client)
+    )
+    add_details(listing, details, GONE, reads)
     return listing
 
 

@@ -11,7 +11,7 @@ from botocore.exceptions import ClientError
 
 from inventory.aws.errors import error_code
 from inventory.aws.kind import CREATE, DELETE, RESOURCE, TAGS, EventRules, NotAChange, Target
-from inventory.aws.listing import Listing, add_detailed, storable
+from inventory.aws.listing import SERIAL, Detail, DetailReads, Listing, add_details, storable
 from inventory.aws.records import BadRecord, policy_document
 
 KIND = "sqs_queue"
@@ -82,17 +82,20 @@ def transform_queue(raw: dict[str, Any], account_id: str, region: str) -> dict[s
     }
 
 
-def collect_queues(client: Any, account_id: str, region: str) -> Listing:
+def collect_queues(
+    client: Any, account_id: str, region: str, reads: DetailReads = SERIAL
+) -> Listing:
     """Every queue of the region; a queue deleted meanwhile is left out, not an error."""
     listing = Listing()
-    for url in get_queue_urls(client):
-        add_detailed(
-            listing,
+    details = (
+        Detail(
             f"queue {queue_name(url)}",
             queue_arn(url, account_id, region),
             lambda url=url: transform_queue(get_queue(client, url), account_id, region),
-            GONE,
         )
+        for url in get_queue_urls(client)
+    )
+    add_details(listing, details, GONE, reads)
     return listing
 
 

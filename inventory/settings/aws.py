@@ -38,6 +38,13 @@ class AwsSettings(_Section):
     )
     retry_mode: Literal["standard", "adaptive"] = Field("adaptive", description="botocore retries")
     max_attempts: int = Field(5, ge=1, le=20, description="botocore attempts per call")
+    detail_reads: int = Field(
+        16,
+        ge=1,
+        le=64,
+        description="Per-resource detail reads (policy, tags, attributes) in flight per account "
+        "and region, shared by its fetchers; 1 = one after another",
+    )
     connect_timeout: float = Field(5.0, gt=0, le=120, description="Seconds to connect")
     read_timeout: float = Field(30.0, gt=0, le=900, description="Seconds to read a response")
     credential_margin_seconds: int = Field(

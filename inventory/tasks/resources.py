@@ -9,7 +9,7 @@ from typing import Any
 from celery import group, shared_task
 
 from inventory.aws.kind import CollectContext
-from inventory.aws.listing import Listing
+from inventory.aws.listing import DetailReads, Listing
 from inventory.aws.regions import get_enabled_regions
 from inventory.cache.keys import GLOBAL
 from inventory.cache.shared_documents import DocumentClaims
@@ -107,10 +107,10 @@ def _collect_region(
     """One sync's listing of one account and region, stored."""
     client_region = runtime.settings.deployment_region if region == GLOBAL else region
     claims = DocumentClaims(runtime.shared_documents)
-    with region_context(region):
+    with region_context(region), DetailReads(runtime.settings.aws.detail_reads) as reads:
         client = runtime.account_client(sync.service, account, client_region)
         try:
-            listings = sync.collect(CollectContext(client, account["id"], region, claims))
+            listings = sync.collect(CollectContext(client, account["id"], region, claims, reads))
             stored = store_listings(runtime, account["id"], region, listings)
         except BaseException:
             claims.release()
