@@ -57,11 +57,13 @@ def get_bucket_policy(client: Any, name: str) -> str | None:
         return None
 
 
-def get_bucket_details(client: Any, name: str) -> dict[str, Any]:
-    """GetBucketLocation, GetBucketTagging and GetBucketPolicy of one bucket (absent = None)."""
-    location = client.get_bucket_location(Bucket=name).get("LocationConstraint")
+def get_bucket_details(client: Any, name: str, region: str | None = None) -> dict[str, Any]:
+    """GetBucketTagging and GetBucketPolicy of one bucket (absent = None), and its
+    GetBucketLocation unless its region is known (ListBuckets' ``BucketRegion``)."""
+    if region is None:
+        region = client.get_bucket_location(Bucket=name).get("LocationConstraint")
     return {
-        "Location": location,
+        "Location": region,
         "TagSet": get_bucket_tags(client, name),
         "Policy": get_bucket_policy(client, name),
     }
@@ -74,7 +76,8 @@ def transform_policy(policy: str | None, name: str) -> dict[str, Any] | None:
 def transform_bucket(
     raw: dict[str, Any], details: dict[str, Any], account_id: str
 ) -> dict[str, Any]:
-    """One bucket record; ``us-east-1`` buckets report no LocationConstraint."""
+    """One bucket record; ``us-east-1`` buckets report no LocationConstraint, buckets made
+    before regions had names ``EU`` (ListBuckets' BucketRegion names the region itself)."""
     name = raw["Name"]
     location = details.get("Location")
     return {
@@ -99,7 +102,7 @@ def collect_buckets(
             f"bucket {raw['Name']}",
             bucket_arn(raw["Name"]),
             lambda raw=raw: transform_bucket(
-                raw, get_bucket_details(client, raw["Name"]), account_id
+                raw, get_bucket_details(client, raw["Name"], raw.get("BucketRegion")), account_id
             ),
         )
         for raw in get_buckets(client)
@@ -119,27 +122,45 @@ def refresh_bucket(
     """A bucket after its events: only its policy or tags when only those changed, else all."""
     try:
         if cached is not None and set(aspects) <= {POLICY, TAGS}:
-            record = dict(cached)
-            if POLICY in aspects:
-                record["policy"] = transform_policy(get_bucket_policy(client, name), name)
-            if TAGS in aspects:
-                record["tags"] = tags(get_bucket_tags(client, name))
-            return storable(record)
-        created = cached.get("created") if cached else None
-        # A bucket deleted and created again under its name has a new creation date; one
-        # ListBuckets does not show yet (it is eventually consistent) keeps the one we have.
-        if created is None or CREATE in aspects:
-            listed = {b["Name"]: b for b in get_buckets(client)}
-            if name in listed:
-                created = iso(listed[name].get("CreationDate"))
-            elif created is None:
-                return None
-        details = get_bucket_details(client, name)
+            return _refresh_aspects(client, name, aspects, cached)
+        listed = _listed(client, name, aspects, cached)
+        if listed is None:
+            return None
+        details = get_bucket_details(client, name, listed.get("BucketRegion"))
     except ClientError as exc:
         if error_code(exc) in GONE:
             return None
         raise
-    return storable(transform_bucket({"Name": name, "CreationDate": created}, details, account_id))
+    return storable(transform_bucket(listed, details, account_id))
+
+
+def _refresh_aspects(
+    client: Any, name: str, aspects: Collection[str], cached: dict[str, Any]
+) -> dict[str, Any]:
+    record = dict(cached)
+    if POLICY in aspects:
+        record["policy"] = transform_policy(get_bucket_policy(client, name), name)
+    if TAGS in aspects:
+        record["tags"] = tags(get_bucket_tags(client, name))
+    return storable(record)
+
+
+def _listed(
+    client: Any, name: str, aspects: Collection[str], cached: dict[str, Any] | None
+) -> dict[str, Any] | None:
+    """The bucket as ListBuckets shows it (None: not there and not cached).
+
+    A cached bucket not created again keeps its creation date and region (a bucket's region
+    is fixed at its creation), so ListBuckets and GetBucketLocation are not asked again. A
+    bucket deleted and created again under its name has a new creation date; one ListBuckets
+    does not show yet (it is eventually consistent) keeps the one we have.
+    """
+    known = None
+    if cached is not None and cached.get("created") is not None:
+        known = {"Name": name, "CreationDate": cached["created"]}
+        if CREATE not in aspects:
+            return {**known, "BucketRegion": cached.get("region")}
+    return next((b for b in get_buckets(client) if b["Name"] == name), known)
 
 
 def _locate(

@@ -12,7 +12,7 @@ from botocore.exceptions import ClientError
 
 from inventory.aws import s3
 from inventory.aws.events import ResourceEvent
-from inventory.aws.kind import CREATE, DELETE, POLICY, TAGS, NotAChange
+from inventory.aws.kind import CREATE, DELETE, POLICY, RESOURCE, TAGS, NotAChange
 from inventory.aws.listing import Listing
 from inventory.aws.records import BadRecord, SkippedRecord
 from inventory.cache.keys import GLOBAL
@@ -33,7 +33,8 @@ from tests.aws.stubbed import (
 # --- raw S3 answers (as boto3 returns them) -----------------------------------------------------
 
 CREATED = datetime(2023, 4, 2, 8, 15, 30, tzinfo=UTC)
-# ListBuckets' Buckets; BucketRegion is newer than GetBucketLocation and not read by us.
+# ListBuckets' Buckets; AWS names each bucket's region (BucketRegion) since 2024, so no
+# GetBucketLocation is needed for them. moto (5.2) leaves it out: the fallback is tested there.
 LISTED_APP_LOGS = {"Name": "app-logs", "CreationDate": CREATED, "BucketRegion": "eu-west-1"}
 LISTED_STATIC_SITE = {
     "Name": "static-site",
@@ -241,8 +242,11 @@ def test_access_denied_on_the_bucket_policy_is_not_taken_for_no_policy() -> None
 # --- the listing ----------------------------------------------------------------------------------
 
 
-def details_calls(name: str, location: dict[str, Any], tagging: Any, policy: Any) -> list[Call]:
-    """GetBucketLocation, GetBucketTagging, GetBucketPolicy answered (an error code for a str)."""
+def details_calls(
+    name: str, location: dict[str, Any] | None, tagging: Any, policy: Any
+) -> list[Call]:
+    """GetBucketLocation (unless ``location`` is None: ListBuckets named the region),
+    GetBucketTagging, GetBucketPolicy answered (an error code for a str)."""
     bucket = {"Bucket": name}
 
     def answer(operation: str, value: Any) -> Call:
@@ -250,8 +254,9 @@ def details_calls(name: str, location: dict[str, Any], tagging: Any, policy: Any
             return error(operation, bucket, value, 404)
         return Call(operation, bucket, value)
 
+    located = [] if location is None else [Call("get_bucket_location", bucket, location)]
     return [
-        Call("get_bucket_location", bucket, location),
+        *located,
         answer("get_bucket_tagging", tagging),
         answer("get_bucket_policy", policy),
     ]
@@ -261,16 +266,18 @@ def test_collect_buckets_reads_each_listed_bucket_and_skips_one_denied_keeping_i
     s3_client = client("s3")
     denied = {"Name": "audit-trail", "CreationDate": CREATED, "BucketRegion": "us-east-1"}
     gone = {"Name": "tmp-upload", "CreationDate": CREATED, "BucketRegion": "us-east-1"}
+    # Listed without BucketRegion (as moto and older endpoints answer): GetBucketLocation.
+    unlocated = {k: v for k, v in LISTED_STATIC_SITE.items() if k != "BucketRegion"}
     calls = [
         Call(
             "list_buckets",
             {},
-            {**LIST_BUCKETS, "Buckets": [LISTED_APP_LOGS, denied, gone, LISTED_STATIC_SITE]},
+            {**LIST_BUCKETS, "Buckets": [LISTED_APP_LOGS, denied, gone, unlocated]},
         ),
-        *details_calls("app-logs", LOCATION_EU, GET_TAGGING, GET_POLICY),
-        error("get_bucket_location", {"Bucket": "audit-trail"}, "AccessDenied", 403),
+        *details_calls("app-logs", None, GET_TAGGING, GET_POLICY),
+        error("get_bucket_tagging", {"Bucket": "audit-trail"}, "AccessDenied", 403),
         # Deleted between ListBuckets and its details: left out, not an error.
-        error("get_bucket_location", {"Bucket": "tmp-upload"}, "NoSuchBucket", 404),
+        error("get_bucket_tagging", {"Bucket": "tmp-upload"}, "NoSuchBucket", 404),
         *details_calls("static-site", LOCATION_US_EAST_1, "NoSuchTagSet", "NoSuchBucketPolicy"),
     ]
 
@@ -345,10 +352,10 @@ def test_policy_and_tag_changes_read_the_policy_then_the_tags_and_nothing_else()
     }
 
 
-def test_bucket_not_cached_is_listed_for_its_creation_date_then_read_in_full() -> None:
+def test_bucket_not_cached_is_listed_for_its_creation_date_and_region_then_read() -> None:
     calls = [
         Call("list_buckets", {}, LIST_BUCKETS),
-        *details_calls("app-logs", LOCATION_EU, GET_TAGGING, GET_POLICY),
+        *details_calls("app-logs", None, GET_TAGGING, GET_POLICY),
     ]
 
     assert refresh({POLICY}, None, calls) == EXPECTED_APP_LOGS
@@ -360,8 +367,8 @@ def test_bucket_not_cached_and_not_listed_is_gone_after_one_list_buckets() -> No
     assert refresh({CREATE}, None, calls) is None
 
 
-def test_deleted_cached_bucket_is_gone_after_one_get_bucket_location() -> None:
-    calls = [error("get_bucket_location", APP_LOGS, "NoSuchBucket", 404)]
+def test_deleted_cached_bucket_is_gone_after_one_read_its_region_being_known() -> None:
+    calls = [error("get_bucket_tagging", APP_LOGS, "NoSuchBucket", 404)]
 
     assert refresh({DELETE}, cached_app_logs(), calls) is None
 
@@ -378,10 +385,14 @@ def test_bucket_deleted_before_its_policy_or_tags_are_read_is_gone(
 
 
 def test_recreated_cached_bucket_takes_its_new_creation_date() -> None:
-    recreated = {**LISTED_APP_LOGS, "CreationDate": datetime(2024, 5, 14, 10, 21, 9, tzinfo=UTC)}
+    recreated = {
+        **LISTED_APP_LOGS,
+        "CreationDate": datetime(2024, 5, 14, 10, 21, 9, tzinfo=UTC),
+        "BucketRegion": "us-east-1",
+    }
     calls = [
         Call("list_buckets", {}, {**LIST_BUCKETS, "Buckets": [recreated]}),
-        *details_calls("app-logs", LOCATION_US_EAST_1, "NoSuchTagSet", "NoSuchBucketPolicy"),
+        *details_calls("app-logs", None, "NoSuchTagSet", "NoSuchBucketPolicy"),
     ]
 
     record = refresh({DELETE, CREATE}, cached_app_logs(), calls)
@@ -405,6 +416,19 @@ def test_recreated_cached_bucket_not_listed_yet_keeps_its_cached_creation_date()
 
     assert record == {
         **EXPECTED_APP_LOGS,
+        "tags": {"team": "platform"},
+        "policy": ALLOW_LOG_DELIVERY,
+    }
+
+
+def test_cached_bucket_whose_policy_event_needs_a_full_read_keeps_its_known_region() -> None:
+    cached = {**cached_app_logs(), "region": "ap-southeast-2"}
+    calls = details_calls("app-logs", None, GET_NEW_TAGGING, GET_NEW_POLICY)
+
+    record = refresh({POLICY, RESOURCE}, cached, calls)
+
+    assert record == {
+        **cached,
         "tags": {"team": "platform"},
         "policy": ALLOW_LOG_DELIVERY,
     }
