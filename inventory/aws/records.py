@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,13 +24,34 @@ class SkippedRecord:
     arn: str | None = None
 
 
-def iso(value: datetime | str | None) -> str | None:
-    """A UTC ISO-8601 timestamp ending in ``Z``; absent stays None."""
-    if value is None:
+#: Epoch seconds as text: SQS answers whole seconds (moto adds a fraction).
+EPOCH = re.compile(r"\d{1,12}(\.\d{1,9})?")
+
+
+def iso(value: datetime | str | float | None) -> str | None:
+    """A UTC ISO-8601 timestamp ending in ``Z``, one format for every kind; absent stays None.
+
+    AWS answers datetimes (botocore parses most), ISO-8601 text (AWS Config's JSON, our own
+    cached records) or epoch seconds as text (SQS's ``CreatedTimestamp``).
+    """
+    if value is None or value == "":
         return None
     if isinstance(value, str):
-        return value
+        value = _parse_time(value)
+    elif not isinstance(value, datetime):
+        value = datetime.fromtimestamp(float(value), UTC)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _parse_time(text: str) -> datetime:
+    try:
+        if EPOCH.fullmatch(text):
+            return datetime.fromtimestamp(float(text), UTC)
+        return datetime.fromisoformat(text)
+    except (ValueError, OverflowError) as exc:
+        raise BadRecord(f"{text!r:.40} is not a timestamp") from exc
 
 
 def day(value: datetime | str | None) -> str | None:

@@ -12,7 +12,7 @@ from botocore.exceptions import ClientError
 from inventory.aws.errors import error_code
 from inventory.aws.kind import CREATE, DELETE, RESOURCE, TAGS, EventRules, NotAChange, Target
 from inventory.aws.listing import SERIAL, Detail, DetailReads, Listing, add_details, storable
-from inventory.aws.records import BadRecord, policy_document
+from inventory.aws.records import BadRecord, iso, policy_document
 
 KIND = "sqs_queue"
 GONE = {"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist", "NonExistentQueue"}
@@ -77,7 +77,7 @@ def transform_queue(raw: dict[str, Any], account_id: str, region: str) -> dict[s
         "fifo": attributes.get("FifoQueue") == "true",
         "visibility_timeout": number("VisibilityTimeout"),
         "retention_seconds": number("MessageRetentionPeriod"),
-        "created": attributes.get("CreatedTimestamp"),
+        "created": iso(attributes.get("CreatedTimestamp")),
         "tags": dict(raw.get("Tags") or {}),
     }
 

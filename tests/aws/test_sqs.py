@@ -127,7 +127,7 @@ EXPECTED_JOBS = {
     "fifo": False,
     "visibility_timeout": 60,
     "retention_seconds": 345600,
-    "created": "1700000000",
+    "created": "2023-11-14T22:13:20Z",  # CreatedTimestamp 1700000000 (epoch seconds)
     "tags": {"team": "data", "cost-center": ""},
 }
 EXPECTED_ORDERS = {
@@ -144,7 +144,7 @@ EXPECTED_ORDERS = {
     "fifo": True,
     "visibility_timeout": 30,
     "retention_seconds": 1209600,
-    "created": "1714000000",
+    "created": "2024-04-24T23:06:40Z",  # CreatedTimestamp 1714000000
     "tags": {},
 }
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
 import pytest
 
@@ -96,7 +97,10 @@ def test_sqs_queues_cached_per_region_with_policy_redrive_and_tags(runtime, org)
             "fifo": False,
             "visibility_timeout": 30,
             "retention_seconds": 345600,
-            "created": created["Attributes"]["CreatedTimestamp"],
+            # SQS answers epoch seconds; every record's timestamps are ISO-8601 in UTC.
+            "created": datetime.fromtimestamp(float(created["Attributes"]["CreatedTimestamp"]), UTC)
+            .isoformat()
+            .replace("+00:00", "Z"),
             "tags": {"service": "jobs"},
         }
 
