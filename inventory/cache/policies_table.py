@@ -109,22 +109,13 @@ class PoliciesTable:
         rows = list(rows)
         if not rows:
             return 0
-        old = self._rows([r["arn"] for r in rows])
-        unindex: dict[str, list[str]] = {}
-        for row in old.values():
-            for key in self._member_keys(row) + [self.errors_key()]:
-                unindex.setdefault(key, []).append(row["arn"])
-        index: dict[str, list[str]] = {}
-        scores: dict[str, dict[str, float]] = {column: {} for column in SORTS}
-        documents = {}
-        for row in rows:
-            arn = row["arn"]
-            documents[arn] = json.dumps(row, sort_keys=True)
-            keys = self._member_keys(row) + ([self.errors_key()] if row["errors"] else [])
-            for key in keys:
-                index.setdefault(key, []).append(arn)
-            for column in SORTS:
-                scores[column][arn] = self._score(column, row[column])
+        unindex = self._index_entries(self._rows([r["arn"] for r in rows]).values(), True)
+        index = self._index_entries(rows, False)
+        documents = {row["arn"]: json.dumps(row, sort_keys=True) for row in rows}
+        scores = {
+            column: {row["arn"]: self._score(column, row[column]) for row in rows}
+            for column in SORTS
+        }
         pipe = self.client.pipeline(transaction=True)
         for key, arns in unindex.items():
             pipe.srem(key, *arns)
@@ -136,6 +127,17 @@ class PoliciesTable:
         pipe.execute()
         return len(rows)
 
+    def _index_entries(
+        self, rows: Iterable[Mapping[str, Any]], every: bool
+    ) -> dict[str, list[str]]:
+        """The ARNs each facet key holds for these rows (``every``: the errors key always)."""
+        entries: dict[str, list[str]] = {}
+        for row in rows:
+            with_errors = every or row["errors"]
+            for key in self._member_keys(row) + ([self.errors_key()] if with_errors else []):
+                entries.setdefault(key, []).append(row["arn"])
+        return entries
+
     def _member_keys(self, row: Mapping[str, Any]) -> list[str]:
         return [self.facet_key(facet, str(row[facet])) for facet in FACETS]
 
@@ -143,10 +145,7 @@ class PoliciesTable:
         old = self._rows(list(arns))
         if not old:
             return 0
-        unindex: dict[str, list[str]] = {}
-        for row in old.values():
-            for key in self._member_keys(row) + [self.errors_key()]:
-                unindex.setdefault(key, []).append(row["arn"])
+        unindex = self._index_entries(old.values(), True)
         pipe = self.client.pipeline(transaction=True)
         for key, members in unindex.items():
             pipe.srem(key, *members)
@@ -200,19 +199,40 @@ class PoliciesTable:
             rows = self._errors_changed(upserts, removed)
         elif p.kind == FINDING:
             rows = self._findings_changed(upserts, removed)
+        elif p.kind == ACCOUNT:
+            rows = self._accounts_changed(upserts)
         elif p.kind in TABLE_KINDS:
-            now = self.clock()
-            name = self.account_name(p.account_id)
-            errors = self.error_counts(p.account_id, list(upserts))
-            findings = self.finding_summaries(p.account_id, list(upserts))
-            for arn, document in upserts.items():
-                record = json.loads(document)
-                row = build_row(record, p.kind, name, errors.get(arn, 0), now, findings.get(arn))
-                rows.append(row)
-            self.upsert(rows)
+            rows = self._resources_changed(p, upserts)
             self.remove(removed)
             rows_removed = list(removed)
         self.publish(p, upserts, removed, rows, rows_removed)
+
+    def _resources_changed(self, p: Partition, upserts: Mapping[str, str]) -> list[dict[str, Any]]:
+        now = self.clock()
+        name = self.account_name(p.account_id)
+        errors = self.error_counts(p.account_id, list(upserts))
+        findings = self.finding_summaries(p.account_id, list(upserts))
+        rows = [
+            build_row(json.loads(doc), p.kind, name, errors.get(arn, 0), now, findings.get(arn))
+            for arn, doc in upserts.items()
+        ]
+        self.upsert(rows)
+        return rows
+
+    def _accounts_changed(self, upserts: Mapping[str, str]) -> list[dict[str, Any]]:
+        """Rows of the accounts whose mapping entry changed carry its name (rows written before
+        the mapping was cached have none until then)."""
+        rows: list[dict[str, Any]] = []
+        for document in upserts.values():
+            account = json.loads(document)
+            arns = list(self.client.smembers(self.facet_key("account_id", account["id"])))
+            rows += [
+                row | {"account_name": account.get("name")}
+                for row in self._rows(arns).values()
+                if row.get("account_name") != account.get("name")
+            ]
+        self.upsert(rows)
+        return rows
 
     def publish(
         self,

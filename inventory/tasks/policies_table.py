@@ -20,26 +20,8 @@ def _comparable(row: dict[str, Any]) -> dict[str, Any]:
 
 def rebuild_policies_table(runtime: Runtime) -> dict[str, int]:
     """Recompute every row from the cached partitions; fix rows that drifted, drop orphans."""
-    cache, table = runtime.redis_cache, runtime.policies_table
-    names = {a["id"]: a["name"] for a in account_mapping(runtime)}
-    expected: dict[str, dict[str, Any]] = {}
-    for p in cache.partitions():
-        if p.kind not in TABLE_KINDS:
-            continue
-        items = cache.items(p)
-        meta = cache.meta(p)
-        changed_at = meta.changed_at if meta else 0.0
-        errors = table.error_counts(p.account_id, list(items))
-        findings = table.finding_summaries(p.account_id, list(items))
-        for arn, record in items.items():
-            expected[arn] = build_row(
-                record,
-                p.kind,
-                names.get(p.account_id),
-                errors.get(arn, 0),
-                changed_at,
-                findings.get(arn),
-            )
+    table = runtime.policies_table
+    expected = expected_rows(runtime)
     current = table.rows()
     fixed = [
         row | {"last_updated": current.get(arn, row)["last_updated"]}
@@ -53,6 +35,34 @@ def rebuild_policies_table(runtime: Runtime) -> dict[str, int]:
         # Tell search indexes about the repair (they reload or apply these rows).
         table.publish(Partition("policies_table", "all"), {}, [], fixed, orphans)
     return {"rows": len(expected), "fixed": len(fixed), "removed": len(orphans)}
+
+
+def expected_rows(runtime: Runtime) -> dict[str, dict[str, Any]]:
+    """Every row as the cached partitions, account names, errors and findings make it."""
+    cache = runtime.redis_cache
+    names = {a["id"]: a["name"] for a in account_mapping(runtime)}
+    expected: dict[str, dict[str, Any]] = {}
+    for p in cache.partitions():
+        if p.kind in TABLE_KINDS:
+            expected.update(_partition_rows(runtime, p, names.get(p.account_id)))
+    return expected
+
+
+def _partition_rows(
+    runtime: Runtime, p: Partition, account_name: str | None
+) -> dict[str, dict[str, Any]]:
+    cache, table = runtime.redis_cache, runtime.policies_table
+    items = cache.items(p)
+    meta = cache.meta(p)
+    changed_at = meta.changed_at if meta else 0.0
+    errors = table.error_counts(p.account_id, list(items))
+    findings = table.finding_summaries(p.account_id, list(items))
+    return {
+        arn: build_row(
+            record, p.kind, account_name, errors.get(arn, 0), changed_at, findings.get(arn)
+        )
+        for arn, record in items.items()
+    }
 
 
 @shared_task(

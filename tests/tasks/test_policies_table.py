@@ -135,3 +135,28 @@ def test_last_success_ages_per_task_and_account(runtime, synced):
     ages = last_success_ages(runtime, now=1060.0)
     assert ages == {"cache_iam_resources_for_account": {seeds[0].id: 60.0}}
     assert set(IAM_KINDS) <= TABLE_KINDS
+
+
+def test_rows_written_before_the_account_mapping_get_its_names_when_it_is_cached(
+    runtime, moto_server
+):
+    seeder = Seeder(moto_server.url)
+    seeder.organisation()
+    dev = seeder.create_account(demo_account("dev", 0))
+    bucket = {"arn": "arn:aws:s3:::early", "kind": "s3_bucket", "name": "early"}
+    runtime.store.replace_partition(
+        "s3_bucket", dev.id, GLOBAL, [{**bucket, "account_id": dev.id}], complete=True
+    )
+    assert runtime.policies_table.rows()["arn:aws:s3:::early"]["account_name"] is None
+
+    store_account_mapping(runtime)
+
+    row = runtime.policies_table.rows()["arn:aws:s3:::early"]
+    assert row["account_name"] == "dev"
+    assert runtime.policies_table.client.smembers(
+        runtime.policies_table.facet_key("account_id", dev.id)
+    ) == {"arn:aws:s3:::early"}
+    # The search index follows the stream: the renamed row is in its latest entry.
+    _, latest = runtime.redis.xrevrange(runtime.keys.changes(), count=1)[0]
+    assert json.loads(latest["rows"]) == [row]
+    assert rebuild_policies_table(runtime)["fixed"] == 0
