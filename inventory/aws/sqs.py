@@ -114,27 +114,35 @@ def refresh_queue(
     and storing that would flip the record's ``url`` at every event and sweep.
     """
     try:
-        if cached is not None and cached.get("url"):
-            url = cached["url"]
-        else:
-            found = client.get_queue_url(
-                QueueName=queue_name(url), QueueOwnerAWSAccountId=account_id
-            )
-            url = found["QueueUrl"]
+        url = _stored_url(client, account_id, url, cached)
         if cached is not None and set(aspects) == {TAGS}:
             record = {**cached, "url": url}
             record["tags"] = dict(client.list_queue_tags(QueueUrl=url).get("Tags") or {})
             return storable(record)
-        if cached is not None and TAGS not in aspects and CREATE not in aspects:
-            attributes = client.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])
-            raw = {"QueueUrl": url, "Attributes": attributes["Attributes"], "Tags": cached["tags"]}
-        else:
-            raw = get_queue(client, url)
+        raw = _read_queue(client, url, aspects, cached)
     except ClientError as exc:
         if error_code(exc) in GONE:
             return None
         raise
     return storable(transform_queue(raw, account_id, region))
+
+
+def _stored_url(client: Any, account_id: str, url: str, cached: dict[str, Any] | None) -> str:
+    """The cached record's URL, else GetQueueUrl's (the form ListQueues answers)."""
+    if cached is not None and cached.get("url"):
+        return str(cached["url"])
+    found = client.get_queue_url(QueueName=queue_name(url), QueueOwnerAWSAccountId=account_id)
+    return str(found["QueueUrl"])
+
+
+def _read_queue(
+    client: Any, url: str, aspects: Collection[str], cached: dict[str, Any] | None
+) -> dict[str, Any]:
+    """GetQueueAttributes alone when the cached tags still hold, else with ListQueueTags."""
+    if cached is not None and TAGS not in aspects and CREATE not in aspects:
+        attributes = client.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])
+        return {"QueueUrl": url, "Attributes": attributes["Attributes"], "Tags": cached["tags"]}
+    return get_queue(client, url)
 
 
 def queue_owner(url: Any, region: str) -> tuple[str, str]:
@@ -147,14 +155,20 @@ def queue_owner(url: Any, region: str) -> tuple[str, str]:
     path = parts.path.strip("/").split("/")
     if len(path) != 2 or not path[0].isdigit() or not path[1]:
         raise NotAChange(f"not a queue URL: {url!r}")
-    host = (parts.hostname or "").split(".")
+    return path[0], _host_region(parts.hostname or "", region)
+
+
+def _host_region(hostname: str, region: str) -> str:
+    """The region a queue URL's host names (sqs.<region>.amazonaws.com, <region>.queue...,
+    queue.amazonaws.com = us-east-1), else ``region``."""
+    host = hostname.split(".")
     if host[:1] == ["sqs"] and len(host) > 2 and "amazonaws" in host[2:]:
-        region = host[1]
-    elif host[1:3] == ["queue", "amazonaws"]:
-        region = host[0]
-    elif host[:2] == ["queue", "amazonaws"]:
-        region = "us-east-1"
-    return path[0], region
+        return host[1]
+    if host[1:3] == ["queue", "amazonaws"]:
+        return host[0]
+    if host[:2] == ["queue", "amazonaws"]:
+        return "us-east-1"
+    return region
 
 
 def _locate(

@@ -146,17 +146,19 @@ def sync_account(runtime: Runtime, sync: Sync, account_id: str) -> dict[str, dic
 def summarise(sync: Sync, account_id: str, by_region: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """What a for_account task returns: its first kind's summary by region, every kind's too."""
     main = sync.kinds[0]
+    partitions = {
+        kind if not sync.regional else f"{kind} {region}": summary
+        for region, kinds in by_region.items()
+        for kind, summary in kinds.items()
+    }
+    summaries = list(partitions.values())
     return {
         "account_id": account_id,
         "regions": {region: kinds[main] for region, kinds in by_region.items()},
-        "partitions": {
-            kind if not sync.regional else f"{kind} {region}": summary
-            for region, kinds in by_region.items()
-            for kind, summary in kinds.items()
-        },
-        "dynamo_writes": sum(s["dynamo_writes"] for k in by_region.values() for s in k.values()),
-        "s3_objects": sum(s["s3_objects"] for k in by_region.values() for s in k.values()),
-        "skipped": [x for k in by_region.values() for s in k.values() for x in s["skipped"]],
+        "partitions": partitions,
+        "dynamo_writes": sum(s["dynamo_writes"] for s in summaries),
+        "s3_objects": sum(s["s3_objects"] for s in summaries),
+        "skipped": [x for s in summaries for x in s["skipped"]],
     }
 
 
