@@ -1,4 +1,4 @@
-"""``python -m bench iam|sweep|events|web [options]``: run one benchmark.
+"""``python -m bench iam|sweep|kind|events|web [options]``: run one benchmark.
 
 Each writes its Markdown table to bench/results/.
 """
@@ -22,6 +22,12 @@ def _iam(argv: list[str]) -> int:
 
 def _sweep(argv: list[str]) -> int:
     from bench.sweep import main
+
+    return main(argv)
+
+
+def _kind(argv: list[str]) -> int:
+    from bench.kind import main
 
     return main(argv)
 
@@ -55,6 +61,7 @@ BENCHMARKS: dict[str, Callable[[list[str]], int]] = {
     "redis-memory": _redis_memory,
     "iam": _iam,
     "sweep": _sweep,
+    "kind": _kind,
     "events": _events,
     "web": _web,
     "findings": _findings,

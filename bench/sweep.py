@@ -20,6 +20,7 @@ import argparse
 import multiprocessing
 import os
 import time
+from contextlib import ExitStack
 from typing import Any
 
 from bench.common import (
@@ -34,6 +35,8 @@ from bench.common import (
     write_result,
 )
 from bench.synthetic import Sizes
+from inventory.tasks.accounts import active_accounts
+from tests.processes import Worker
 
 STEMS = ("iam_resources", "s3_buckets", "sqs_queues", "sns_topics")
 
@@ -69,7 +72,7 @@ def _unit(unit: tuple[str, str]) -> tuple[str, int]:
     elif stem == "s3_buckets":
         client = rt.account_client("s3", account, home)
         for raw in s3.get_buckets(client):
-            s3.get_bucket_details(client, raw["Name"])
+            s3.get_bucket_details(client, raw["Name"], raw.get("BucketRegion"))
             count += 1
     else:
         module, service = (sqs, "sqs") if stem == "sqs_queues" else (sns, "sns")
@@ -171,6 +174,17 @@ def dynamo_items(runtime: Any) -> int:
     return total
 
 
+def variant_env(env: dict[str, str], endpoint: str, pool: int) -> dict[str, str]:
+    """Each pool size on its own key prefix and tables, so each has a first sweep."""
+    return env | {
+        "INVENTORY_AWS__ENDPOINT_URL": endpoint,
+        "INVENTORY_AWS__DETAIL_READS": str(pool),
+        "INVENTORY_REDIS__KEY_PREFIX": f"p{pool}-",  # ("x:" would be YAML)
+        "INVENTORY_DYNAMODB__TABLE_PREFIX": f"bench_p{pool}_",
+        "INVENTORY_S3__PREFIX": f"p{pool}/",
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench sweep")
     parser.add_argument("--accounts", type=int, default=100)
@@ -179,11 +193,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--queues", type=int, default=20, help="per region")
     parser.add_argument("--topics", type=int, default=20, help="per region")
     parser.add_argument("--concurrency", type=int, default=2)
+    parser.add_argument("--pools", default="1,16", help="aws.detail_reads; 1 = the serial path")
+    parser.add_argument("--latency-ms", type=float, default=0, help="added to every AWS answer")
     parser.add_argument("--timeout", type=float, default=3600)
     parser.add_argument("--output", default="sweep.md")
     args = parser.parse_args(argv)
-
-    from tests.processes import Worker
+    pools = [int(p) for p in args.pools.split(",")]
 
     sizes = Sizes(
         accounts=args.accounts,
@@ -195,132 +210,189 @@ def main(argv: list[str] | None = None) -> int:
         queues=args.queues,
         topics=args.topics,
     )
-    with servers(sizes.to_json()) as s:
-        env = s.env()
-        from inventory.runtime import Runtime
-        from inventory.settings import load_settings
-        from inventory.tasks.accounts import active_accounts, store_account_mapping
+    with servers(sizes.to_json()) as s, ExitStack() as stack:
+        endpoint = s.moto_url
+        if args.latency_ms:
+            from bench.latency import latency_proxy
 
-        os.environ.update({k: v for k, v in env.items() if k.startswith("AWS_")})
-        runtime = Runtime(load_settings(paths=[], environ=env))
-        runtime.ensure_tables()
-        runtime.aws.hub_client("s3", "us-east-1").create_bucket(Bucket=BUCKET)
-        store_account_mapping(runtime)
-        accounts = [a["id"] for a in active_accounts(runtime)]
+            endpoint = stack.enter_context(latency_proxy(s.moto_url, args.latency_ms))
+        os.environ.update({k: v for k, v in s.env().items() if k.startswith("AWS_")})
+        envs = {pool: variant_env(s.env(), endpoint, pool) for pool in pools}
+        runtimes = {pool: prepare(env) for pool, env in envs.items()}
+        accounts = [a["id"] for a in active_accounts(runtimes[pools[0]])]
         print(f"{len(accounts)} accounts in the mapping", flush=True)
-
-        log = RESULTS / ".sweep-worker.log"
-        floors: list[float] = []
-        runs: dict[str, dict[str, Any]] = {}
-        rss: dict[str, dict[str, float]] = {}
-        counts: dict[str, int] = {}
-        moto_cpu: dict[str, list[float]] = {"floor": [], "first": [], "steady": []}
-        for label in ("first", "steady", None):
-            cpu = cpu_seconds(s.moto_pid)
-            seconds, counts = floor(env, accounts, args.concurrency)
-            moto_cpu["floor"].append(cpu_seconds(s.moto_pid) - cpu)
-            floors.append(seconds)
-            print(f"floor {seconds:.1f} s ({sum(counts.values())} resources)", flush=True)
-            if label is None:
-                break
-            # A fresh worker for each sweep, as the floor's processes are fresh each time.
-            worker = Worker(env, log, concurrency=args.concurrency).start()
-            try:
-                cpu = cpu_seconds(s.moto_pid)
-                runs[label] = sweep(worker, runtime, accounts, args.timeout)
-                moto_cpu[label].append(cpu_seconds(s.moto_pid) - cpu)
-                rss[label] = worker_rss(worker)
-                runs[label]["worker_cpu"] = sum(cpu_seconds(p) for p in worker_pids(worker))
-            finally:
-                worker.stop()
-                worker.app.close()
-            print(
-                f"{label} sweep {runs[label]['seconds']:.1f} s, failed "
-                f"{len(runs[label]['failed'])}, missing {len(runs[label]['missing'])}, "
-                f"worker peak RSS {max(rss[label].values()):.0f} MB, moto CPU "
-                f"{moto_cpu[label][0]:.0f} s (floor {moto_cpu['floor'][-1]:.0f} s), worker CPU "
-                f"{runs[label]['worker_cpu']:.0f} s",
-                flush=True,
-            )
-            if label == "first":
-                runs[label]["dynamo_items"] = dynamo_items(runtime)
-        lines = report(args, sizes, s.seed_seconds, accounts, floors, runs, rss, counts, moto_cpu)
+        bench = Measured(s.moto_pid, args, accounts, envs, runtimes)
+        bench.floor()
+        for label in ("first", "steady"):
+            for pool in pools:
+                bench.sweep(label, pool)
+            bench.floor()
+        lines = report(args, sizes, s.seed_seconds, pools, bench, _load())
         write_result(args.output, lines)
-        log.unlink(missing_ok=True)
     return 0
+
+
+def _load() -> str:
+    return " ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def prepare(env: dict[str, str]) -> Any:
+    """A Runtime of one variant, with its tables, snapshot bucket and account mapping."""
+    from inventory.runtime import Runtime
+    from inventory.settings import load_settings
+    from inventory.tasks.accounts import store_account_mapping
+
+    runtime = Runtime(load_settings(paths=[], environ=env))
+    runtime.ensure_tables()
+    hub = runtime.aws.hub_client("s3", "us-east-1")
+    if BUCKET not in {b["Name"] for b in hub.list_buckets()["Buckets"]}:
+        hub.create_bucket(Bucket=BUCKET)
+    store_account_mapping(runtime)
+    return runtime
+
+
+class Measured:
+    """Floors and sweeps of one run, with moto's CPU, worker RSS and the load at each."""
+
+    def __init__(
+        self,
+        moto_pid: int,
+        args: argparse.Namespace,
+        accounts: list[str],
+        envs: dict[int, dict[str, str]],
+        runtimes: dict[int, Any],
+    ) -> None:
+        self.moto_pid = moto_pid
+        self.args = args
+        self.accounts = accounts
+        self.envs = envs
+        self.runtimes = runtimes
+        self.floors: list[float] = []
+        self.counts: dict[str, int] = {}
+        self.runs: dict[tuple[str, int], dict[str, Any]] = {}
+        self.moto_cpu: dict[str, list[float]] = {"floor": []}
+
+    def floor(self) -> None:
+        env = next(iter(self.envs.values()))
+        cpu = cpu_seconds(self.moto_pid)
+        seconds, self.counts = floor(env, self.accounts, self.args.concurrency)
+        self.moto_cpu["floor"].append(cpu_seconds(self.moto_pid) - cpu)
+        self.floors.append(seconds)
+        print(
+            f"floor {seconds:.1f} s ({sum(self.counts.values())} resources), load {_load()}",
+            flush=True,
+        )
+
+    def sweep(self, label: str, pool: int) -> None:
+        """One sweep by a fresh worker (as the floor's processes are fresh each time)."""
+        log = RESULTS / ".sweep-worker.log"
+        runtime = self.runtimes[pool]
+        worker = Worker(self.envs[pool], log, concurrency=self.args.concurrency).start()
+        try:
+            cpu = cpu_seconds(self.moto_pid)
+            run = sweep(worker, runtime, self.accounts, self.args.timeout)
+            run["moto_cpu"] = cpu_seconds(self.moto_pid) - cpu
+            run["rss"] = worker_rss(worker)
+            run["worker_cpu"] = sum(cpu_seconds(p) for p in worker_pids(worker))
+            run["load"] = _load()
+        finally:
+            worker.stop()
+            worker.app.close()
+            log.unlink(missing_ok=True)
+        if label == "first":
+            run["dynamo_items"] = dynamo_items(runtime)
+        self.runs[(label, pool)] = run
+        print(
+            f"{label} sweep, detail reads {pool}: {run['seconds']:.1f} s, failed "
+            f"{len(run['failed'])}, missing {len(run['missing'])}, worker peak RSS "
+            f"{max(run['rss'].values()):.0f} MB, moto CPU {run['moto_cpu']:.0f} s, worker CPU "
+            f"{run['worker_cpu']:.0f} s, load {run['load']}",
+            flush=True,
+        )
 
 
 def report(
     args: argparse.Namespace,
     sizes: Sizes,
     seed_seconds: float,
-    accounts: list[str],
-    floors: list[float],
-    runs: dict[str, dict[str, Any]],
-    rss: dict[str, dict[str, float]],
-    counts: dict[str, int],
-    moto_cpu: dict[str, list[float]],
+    pools: list[int],
+    bench: Measured,
+    load: str,
 ) -> list[str]:
-    resources = sum(counts.values())
-    fl = median(floors)
+    resources = sum(bench.counts.values())
+    fl = median(bench.floors)
+    proxy = f" behind a proxy holding every AWS answer {args.latency_ms:g} ms"
+    values = ", ".join(map(str, pools))
     lines = [
         "# Sweep benchmark",
         "",
-        f"{args.accounts} member accounts (+ the management account: {len(accounts)} in the "
-        f"mapping) x ({sizes.roles} roles, {sizes.policies} managed policies, {sizes.users} "
+        f"{args.accounts} member accounts (+ the management account: {len(bench.accounts)} in "
+        f"the mapping) x ({sizes.roles} roles, {sizes.policies} managed policies, {sizes.users} "
         f"users, {sizes.groups} groups, {sizes.buckets} buckets, {sizes.queues} queues and "
-        f"{sizes.topics} topics in each of 2 regions), moto in server mode; the IAM, S3, SQS "
-        f"and SNS fan-outs through a real `inventory worker` with {args.concurrency} processes. "
-        f"Floor: the same list/describe calls through the same clients with no processing, "
+        f"{sizes.topics} topics in each of 2 regions), moto in server mode"
+        + (proxy if args.latency_ms else "")
+        + f"; the IAM, S3, SQS and SNS fan-outs through a real `inventory worker` with "
+        f"{args.concurrency} processes, once per `aws.detail_reads` value ({values}; "
+        f"1 = the serial path as it was), each on its own keys and tables. Floor: the same "
+        f"list/describe calls through the same clients one after another with no processing, "
         f"{args.concurrency} processes, measured before, between and after the sweeps "
-        f"(median). This machine: 2 cores, shared. Seeding moto took {seed_seconds:.0f} s.",
+        f"(median). This machine: 2 cores, shared; load at the end {load}. Seeding moto took "
+        f"{seed_seconds:.0f} s.",
         "",
     ]
     rows = []
-    for label, run in runs.items():
+    for (label, pool), run in bench.runs.items():
+        serial = bench.runs.get((label, 1))
         rows.append(
             [
                 label,
+                pool,
                 f"{run['seconds']:.1f}",
                 f"{fl:.1f}",
                 f"{run['seconds'] / fl:.2f}x",
+                f"{run['seconds'] / serial['seconds']:.2f}x" if serial else "-",
                 f"{resources / run['seconds']:.0f}",
-                f"{resources / fl:.0f}",
-                f"{max(rss[label].values()):.0f}",
+                f"{max(run['rss'].values()):.0f}",
                 len(run["failed"]),
                 len(run["missing"]),
+                run["load"],
             ]
         )
     lines += markdown_table(
-        ["sweep", "wall s", "floor s", "wall / floor", "resources/s", "floor resources/s",
-         "peak worker RSS MB", "failed tasks", "unfinished tasks"],
+        ["sweep", "detail reads", "wall s", "floor s", "wall / floor", "wall / serial",
+         "resources/s", "peak worker RSS MB", "failed tasks", "unfinished tasks", "load"],
         rows,
     )  # fmt: skip
     lines += [
         "",
         f"Resources per sweep: {resources:,} ("
-        + ", ".join(f"{k} {v:,}" for k, v in counts.items())
-        + f"). Floors: {', '.join(f'{f:.1f}' for f in floors)} s. DynamoDB items after the "
-        f"first sweep: {runs.get('first', {}).get('dynamo_items', 0):,}. Redis commands: first "
-        f"{runs.get('first', {}).get('redis_commands', 0):,}, steady "
-        f"{runs.get('steady', {}).get('redis_commands', 0):,} (worker, broker and results "
-        "included).",
+        + ", ".join(f"{k} {v:,}" for k, v in bench.counts.items())
+        + f"). Floors: {', '.join(f'{f:.1f}' for f in bench.floors)} s. DynamoDB items after "
+        "each first sweep: "
+        + ", ".join(
+            f"{pool}: {run.get('dynamo_items', 0):,}"
+            for (label, pool), run in bench.runs.items()
+            if label == "first"
+        )
+        + ". Redis commands: "
+        + "; ".join(f"{k[0]} {k[1]}: {r['redis_commands']:,}" for k, r in bench.runs.items())
+        + " (worker, broker and results included).",
         "",
         "CPU seconds of the moto server: floors "
-        + ", ".join(f"{c:.0f}" for c in moto_cpu["floor"])
+        + ", ".join(f"{c:.0f}" for c in bench.moto_cpu["floor"])
         + "; "
-        + "; ".join(f"{label} sweep {moto_cpu[label][0]:.0f}" for label in runs)
+        + "; ".join(f"{k[0]} {k[1]}: {r['moto_cpu']:.0f}" for k, r in bench.runs.items())
         + ". CPU seconds of the worker's processes: "
-        + "; ".join(f"{label} {run['worker_cpu']:.0f}" for label, run in runs.items())
+        + "; ".join(f"{k[0]} {k[1]}: {r['worker_cpu']:.0f}" for k, r in bench.runs.items())
         + ".",
         "",
         "Peak RSS per worker process (VmHWM, MB): "
         + "; ".join(
-            f"{label}: " + ", ".join(f"{k} {v:.0f}" for k, v in values.items())
-            for label, values in rss.items()
+            f"{k[0]} {k[1]}: " + ", ".join(f"{n} {v:.0f}" for n, v in r["rss"].items())
+            for k, r in bench.runs.items()
         ),
     ]
-    for label, run in runs.items():
+    for key, run in bench.runs.items():
         if run["failed"] or run["missing"]:
-            lines += ["", f"{label}: failed {run['failed'][:10]}, unfinished {run['missing'][:10]}"]
+            lines += ["", f"{key}: failed {run['failed'][:10]}, unfinished {run['missing'][:10]}"]
     return lines
