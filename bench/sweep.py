@@ -46,47 +46,33 @@ _runtime: Any = None
 def _unit(unit: tuple[str, str]) -> tuple[str, int]:
     """Raw calls of one (kind, account) as its task makes them; returns (stem, resources)."""
     global _runtime
-    from inventory.aws import s3, sns, sqs
-    from inventory.cache.keys import GLOBAL
+    from bench.kind import raw_floor
     from inventory.runtime import Runtime
     from inventory.settings import load_settings
     from inventory.tasks.accounts import account_record
 
     if _runtime is None:
         _runtime = Runtime(load_settings(paths=[], environ=dict(os.environ)))
-    rt = _runtime
     stem, account_id = unit
-    account = account_record(rt, account_id)
-    home = rt.settings.deployment_region
-    count = 0
+    account = account_record(_runtime, account_id)
     if stem == "iam_resources":
-        from inventory.aws.iam import FILTERS
+        return stem, _iam_calls(_runtime, account)
+    return stem, raw_floor(_runtime, stem, account)[1]
 
-        client = rt.account_client("iam", account, home)
-        paginator = client.get_paginator("get_account_authorization_details")
-        for page in paginator.paginate(Filter=FILTERS, PaginationConfig={"PageSize": 1000}):
-            count += sum(
-                len(page.get(k, ()))
-                for k in ("RoleDetailList", "UserDetailList", "GroupDetailList", "Policies")
-            )
-    elif stem == "s3_buckets":
-        client = rt.account_client("s3", account, home)
-        for raw in s3.get_buckets(client):
-            s3.get_bucket_details(client, raw["Name"], raw.get("BucketRegion"))
-            count += 1
-    else:
-        module, service = (sqs, "sqs") if stem == "sqs_queues" else (sns, "sns")
-        for region in rt.settings.aws.regions or [GLOBAL]:
-            client = rt.account_client(service, account, region)
-            if module is sqs:
-                for url in sqs.get_queue_urls(client):
-                    sqs.get_queue(client, url)
-                    count += 1
-            else:
-                for arn in sns.get_topic_arns(client):
-                    sns.get_topic(client, arn)
-                    count += 1
-    return stem, count
+
+def _iam_calls(rt: Any, account: dict[str, Any]) -> int:
+    """GetAccountAuthorizationDetails' pages; the items they hold."""
+    from inventory.aws.iam import FILTERS
+
+    client = rt.account_client("iam", account, rt.settings.deployment_region)
+    paginator = client.get_paginator("get_account_authorization_details")
+    count = 0
+    for page in paginator.paginate(Filter=FILTERS, PaginationConfig={"PageSize": 1000}):
+        count += sum(
+            len(page.get(k, ()))
+            for k in ("RoleDetailList", "UserDetailList", "GroupDetailList", "Policies")
+        )
+    return count
 
 
 def floor(env: dict[str, str], accounts: list[str], processes: int) -> tuple[float, dict[str, int]]:
@@ -340,6 +326,19 @@ def report(
         f"{seed_seconds:.0f} s.",
         "",
     ]
+    lines += markdown_table(
+        ["sweep", "detail reads", "wall s", "floor s", "wall / floor", "wall / serial",
+         "resources/s", "peak worker RSS MB", "failed tasks", "unfinished tasks", "load"],
+        _rows(bench, fl, resources),
+    )  # fmt: skip
+    lines += _notes(bench, resources)
+    for key, run in bench.runs.items():
+        if run["failed"] or run["missing"]:
+            lines += ["", f"{key}: failed {run['failed'][:10]}, unfinished {run['missing'][:10]}"]
+    return lines
+
+
+def _rows(bench: Measured, fl: float, resources: int) -> list[list[Any]]:
     rows = []
     for (label, pool), run in bench.runs.items():
         serial = bench.runs.get((label, 1))
@@ -358,41 +357,39 @@ def report(
                 run["load"],
             ]
         )
-    lines += markdown_table(
-        ["sweep", "detail reads", "wall s", "floor s", "wall / floor", "wall / serial",
-         "resources/s", "peak worker RSS MB", "failed tasks", "unfinished tasks", "load"],
-        rows,
-    )  # fmt: skip
-    lines += [
+    return rows
+
+
+def _notes(bench: Measured, resources: int) -> list[str]:
+    runs = bench.runs
+    firsts = ", ".join(
+        f"{pool}: {run.get('dynamo_items', 0):,}"
+        for (label, pool), run in runs.items()
+        if label == "first"
+    )
+    return [
         "",
         f"Resources per sweep: {resources:,} ("
         + ", ".join(f"{k} {v:,}" for k, v in bench.counts.items())
         + f"). Floors: {', '.join(f'{f:.1f}' for f in bench.floors)} s. DynamoDB items after "
-        "each first sweep: "
-        + ", ".join(
-            f"{pool}: {run.get('dynamo_items', 0):,}"
-            for (label, pool), run in bench.runs.items()
-            if label == "first"
-        )
-        + ". Redis commands: "
-        + "; ".join(f"{k[0]} {k[1]}: {r['redis_commands']:,}" for k, r in bench.runs.items())
+        f"each first sweep: {firsts}. Redis commands: "
+        + "; ".join(f"{k[0]} {k[1]}: {r['redis_commands']:,}" for k, r in runs.items())
         + " (worker, broker and results included).",
         "",
         "CPU seconds of the moto server: floors "
         + ", ".join(f"{c:.0f}" for c in bench.moto_cpu["floor"])
         + "; "
-        + "; ".join(f"{k[0]} {k[1]}: {r['moto_cpu']:.0f}" for k, r in bench.runs.items())
+        + "; ".join(f"{k[0]} {k[1]}: {r['moto_cpu']:.0f}" for k, r in runs.items())
         + ". CPU seconds of the worker's processes: "
-        + "; ".join(f"{k[0]} {k[1]}: {r['worker_cpu']:.0f}" for k, r in bench.runs.items())
+        + "; ".join(f"{k[0]} {k[1]}: {r['worker_cpu']:.0f}" for k, r in runs.items())
         + ".",
         "",
-        "Peak RSS per worker process (VmHWM, MB): "
-        + "; ".join(
-            f"{k[0]} {k[1]}: " + ", ".join(f"{n} {v:.0f}" for n, v in r["rss"].items())
-            for k, r in bench.runs.items()
-        ),
+        _peaks(runs),
     ]
-    for key, run in bench.runs.items():
-        if run["failed"] or run["missing"]:
-            lines += ["", f"{key}: failed {run['failed'][:10]}, unfinished {run['missing'][:10]}"]
-    return lines
+
+
+def _peaks(runs: dict[tuple[str, int], dict[str, Any]]) -> str:
+    return "Peak RSS per worker process (VmHWM, MB): " + "; ".join(
+        f"{k[0]} {k[1]}: " + ", ".join(f"{n} {v:.0f}" for n, v in r["rss"].items())
+        for k, r in runs.items()
+    )
