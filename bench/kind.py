@@ -213,30 +213,7 @@ def report(
         f"Peak RSS of this process (syncs, clients and pools): {max_rss_mb():.0f} MB.",
         "",
     ]
-    rows = []
-    for latency, result in results.items():
-        floor = median(result["floors"])
-        serial = result["runs"].get(1)
-        for pool in pools:
-            runs = result["runs"][pool]
-            first = runs["first"][0] if runs["first"] else float("nan")
-            steady = median(runs["steady"])
-            calls = result["calls"][pool]["steady"]["calls"]
-            rows.append(
-                [
-                    f"{latency:g}",
-                    pool,
-                    f"{first:.2f}",
-                    f"{steady:.2f}",
-                    f"{floor:.2f}",
-                    f"{first / floor:.2f}x / {steady / floor:.2f}x",
-                    f"{first / serial['first'][0]:.2f}x / {steady / median(serial['steady']):.2f}x"
-                    if serial
-                    else "-",
-                    sum(v for k, v in calls.items() if not k.startswith(("dynamodb", "sts"))),
-                    result["calls"][pool]["steady"]["dynamo_writes"],
-                ]
-            )
+    rows = [_row(latency, pool, result) for latency, result in results.items() for pool in pools]
     lines += markdown_table(
         ["latency ms", "detail reads", "first s", "steady s", "raw floor s",
          "first / steady vs floor", "first / steady vs serial", "AWS reads (steady)",
@@ -251,3 +228,28 @@ def report(
                 f"- {latency:g} ms, {pool}: " + ", ".join(f"{k} {v}" for k, v in calls.items())
             )
     return lines
+
+
+def _row(latency: float, pool: int, result: dict[str, Any]) -> list[Any]:
+    """One pool size at one latency: its times, against the floor and the serial path."""
+    nan = float("nan")
+    floor = median(result["floors"])
+    runs, serial = result["runs"][pool], result["runs"].get(1)
+    first = runs["first"][0] if runs["first"] else nan
+    steady = median(runs["steady"])
+    steady_calls = result["calls"][pool]["steady"]
+    against_serial = "-"
+    if serial:
+        serial_first = serial["first"][0] if serial["first"] else nan
+        against_serial = f"{first / serial_first:.2f}x / {steady / median(serial['steady']):.2f}x"
+    return [
+        f"{latency:g}",
+        pool,
+        f"{first:.2f}",
+        f"{steady:.2f}",
+        f"{floor:.2f}",
+        f"{first / floor:.2f}x / {steady / floor:.2f}x",
+        against_serial,
+        sum(v for k, v in steady_calls["calls"].items() if not k.startswith(("dynamodb", "sts"))),
+        steady_calls["dynamo_writes"],
+    ]
