@@ -127,7 +127,7 @@ EXPECTED_BUCKET = {
     "name": "app-logs",
     "tags": {"team": "platform", "cost-centre": "42"},
     "configuration": {"name": "app-logs", "creationDate": "2023-01-02T03:04:05.000Z"},
-    "captured": "2024-05-01T10:00:00.000Z",
+    "captured": "2024-05-01T10:00:00Z",  # one format, whichever API answered
 }
 EXPECTED_ROLE = {
     "arn": "arn:aws:iam::123456789012:role/service-role/app-role",
@@ -139,7 +139,7 @@ EXPECTED_ROLE = {
     "name": "app-role",
     "tags": {},
     "configuration": {"path": "/service-role/", "roleName": "app-role"},
-    "captured": "2024-05-01T11:00:00.000Z",
+    "captured": "2024-05-01T11:00:00Z",
 }
 EXPECTED_QUEUE = {
     "arn": "arn:aws:sqs:us-east-1:123456789012:jobs",
