@@ -3,8 +3,8 @@
 "use strict";
 
 (function () {
-  const { api, el, clear, showError, flash, debounce, resourceHref, kindBadge, kindLabel, timeAgo } =
-    window.Inventory;
+  const I = window.Inventory;
+  const { api, el, clear, showError, flash, debounce, resourceHref, kindBadge, kindLabel, timeAgo } = I;
   const DEFAULT_LIMIT = 50;
   const MAX_LIMIT = 500;
   const FILTERS = ["q", "account", "kind", "region", "has_errors", "severity"];
@@ -77,7 +77,7 @@
         "td",
         { class: "cell-name" },
         el("a", { href: resourceHref(r.arn), class: "name-link", text: r.name }),
-        el("div", { class: "arn", text: r.arn })
+        el("div", { class: "arn" }, I.breakable(r.arn))
       ),
       el("td", {}, kindBadge(r.kind)),
       el(
