@@ -168,3 +168,29 @@ def test_changes_shows_the_region_of_each_change(admin_page: Watched, world: Wor
     assert row.locator("td.region").inner_text() == queue.region
     regions = set(page.locator("#rows td.region").all_inner_texts())
     assert {"global", queue.region} <= regions
+
+
+def test_a_row_found_by_a_tag_shows_the_tag_that_matched(admin_page: Watched, world: World):
+    dev_app = world.dev.role_arn("dev-app")
+    admin_page.goto("/policies?" + urllib.parse.urlencode({"q": "devs@exa"}))
+    page = admin_page.page
+    row = page.locator("#rows tr", has=page.locator(".arn", has_text=dev_app))
+    row.wait_for()
+    match = row.locator(".match")
+    assert match.get_attribute("data-field") == "tag"
+    assert match.locator(".match-key").inner_text() == "inventory-groups"
+    assert match.locator(".match-value").inner_text() == "dev-devs@example.com"
+    # The API says where each row matched: here the same tag, and a name match says "name".
+    api = page.evaluate("""() => fetch('/api/v1/policies?q=devs%40exa').then(r => r.json())""")
+    found = {r["arn"]: r["matched"] for r in api["rows"]}
+    assert found[dev_app] == {
+        "field": "tag",
+        "key": "inventory-groups",
+        "value": "dev-devs@example.com",
+    }
+    by_name = page.evaluate("() => fetch('/api/v1/policies?q=dev-app').then(r => r.json())")
+    assert {r["matched"]["field"] for r in by_name["rows"]} == {"name"}
+    # A row found by its name shows no note.
+    admin_page.goto("/policies?q=dev-app")
+    page.locator("#rows tr[data-arn]").first.wait_for()
+    assert page.locator("#rows .match").count() == 0
