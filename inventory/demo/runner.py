@@ -398,7 +398,8 @@ def _wait_for_search(demo: Demo, runtime: Runtime, timeout: float = 60) -> None:
 def _print_how_to_use(demo: Demo, seeds: list[Any], changed: str | None) -> None:
     """Where to go next. Commands and URLs go on lines of their own and are never wrapped, so
     that copying them from an 80-column terminal gives a working command."""
-    console.print(f"web UI (sign in with the API token below):\n{demo.web_url}/login")
+    console.print("web UI (sign in with the API token below):")
+    print(f"{demo.web_url}/login", flush=True)
     console.print(f"API token: {demo.token}")
     example = seeds[0].role_arn(f"{seeds[0].name}-app") if seeds else ""
     command = (
