@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
@@ -37,6 +38,24 @@ class InventoryScheduler(RedBeatScheduler):
                 name="beat-standby-heartbeat",
                 daemon=True,
             ).start()
+
+    def update_from_dict(self, dict_: dict[str, Any]) -> None:
+        """Store the entries; an ``at_start`` one Redis has never held is due at the first tick
+        (RedBeat would first send a new entry one interval after now)."""
+        from redbeat.schedulers import get_redis
+
+        from inventory.schedule import at_start_entries
+
+        client = get_redis(self.app)
+        keys = {name: self.Entry.generate_key(self.app, name) for name in dict_}
+        fresh = [n for n in at_start_entries() & set(dict_) if not client.exists(keys[n])]
+        super().update_from_dict(dict_)
+        for name in fresh:
+            with client.pipeline() as pipe:
+                pipe.hset(keys[name], "meta", json.dumps({"last_run_at": None}))
+                pipe.zadd(self.app.redbeat_conf.schedule_key, {keys[name]: time.time()})
+                pipe.execute()
+            log.info("beat: %s has never run: sent at the first tick", name)
 
     def _standby_heartbeat(self, interval: float) -> None:
         """Touch the heartbeat file until this beat leads; then each tick does."""

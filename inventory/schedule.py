@@ -47,6 +47,9 @@ class ScheduleEntry:
     crontab: str | None = None
     #: A boolean setting (``section.key``) without which the entry has nothing to do.
     requires: str | None = None
+    #: Derived data a page shows: sent at the first tick of a beat that has never run it (a
+    #: fresh deployment, a new entry), not one interval later.
+    at_start: bool = False
 
     @property
     def effective_expires(self) -> float:
@@ -60,9 +63,9 @@ class ScheduleEntry:
 
     def describe(self) -> str:
         """The schedule in words."""
-        if self.crontab is not None:
-            return f"cron `{self.crontab}`"
-        return f"every {_duration(self.every)}"
+        when = f"cron `{self.crontab}`" if self.crontab is not None else None
+        when = when or f"every {_duration(self.every)}"
+        return when + (", and at first start" if self.at_start else "")
 
     def beat_entry(self) -> dict[str, Any]:
         return {
@@ -104,24 +107,28 @@ SCHEDULE: tuple[ScheduleEntry, ...] = (
         "inventory.get_iam_role_limit",
         24 * HOUR,
         description="IAM roles used / roles quota per account",
+        at_start=True,
     ),
     ScheduleEntry(
         "cache_cloudtrail_errors_by_arn",
         "inventory.cache_cloudtrail_errors_by_arn",
         1 * HOUR,
         description="Recent CloudTrail errors by principal ARN, from the configured source",
+        at_start=True,
     ),
     ScheduleEntry(
         "cache_policy_requests",
         "inventory.cache_policy_requests",
         1 * HOUR,
         description="Policy requests from DynamoDB into the Redis read model",
+        at_start=True,
     ),
     ScheduleEntry(
         "cache_credential_authorization_mapping",
         "inventory.cache_credential_authorization_mapping",
         5 * MINUTE,
         description="Which groups and users may use which roles (role tags + config)",
+        at_start=True,
     ),
     ScheduleEntry(
         "drain_change_events",
@@ -202,6 +209,11 @@ def _setting(settings: Settings, path: str) -> Any:
     return value
 
 
+def at_start_entries() -> frozenset[str]:
+    """Names of the entries a beat sends at once when it has no record of running them."""
+    return frozenset(e.name for e in SCHEDULE if e.at_start)
+
+
 def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
     """Celery ``beat_schedule`` from the enabled entries."""
     return {e.name: e.beat_entry() for e in effective_schedule(settings) if e.enabled}
@@ -225,7 +237,9 @@ def render_schedule_docs(app: Any, settings: Settings) -> str:
         "the lock after `beat.lock_timeout` seconds. **Missed runs**: an entry whose slot passed",
         "while no beat was running is sent once when a leader next ticks (not once per missed",
         "slot), then follows its schedule. A queued run not consumed before `expires` is",
-        "dropped: the next run does its work.",
+        "dropped: the next run does its work. **At first start**: the entries that derive what",
+        "the pages show (who may use a role, CloudTrail errors, requests, role quotas) are sent",
+        "at the first tick of a beat with no record of running them, not one interval later.",
         "",
         "| entry | task | schedule | queue | expires | time limits (soft / hard) | enabled |"
         " description |",

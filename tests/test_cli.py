@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import pty
 import re
 import signal
+import struct
 import subprocess
 import sys
+import termios
+import threading
 import time
 import urllib.parse
 import urllib.request
@@ -334,6 +339,60 @@ def api(port: int, path: str, token: str) -> Any:
         return json.loads(response.read())
 
 
+def start_in_terminal(
+    argv: list[str], out_path: Path, columns: int
+) -> tuple[subprocess.Popen[bytes], threading.Thread]:
+    """Run ``argv`` on a pseudo-terminal ``columns`` wide; a thread copies its output to a file."""
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, columns, 0, 0))
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    proc = subprocess.Popen(
+        argv, stdin=slave, stdout=slave, stderr=slave, start_new_session=True, env=env
+    )
+    os.close(slave)
+
+    def copy() -> None:
+        with out_path.open("wb") as out:
+            while True:
+                try:
+                    chunk = os.read(master, 65536)
+                except OSError:  # EIO: every holder of the terminal is gone
+                    break
+                if not chunk:
+                    break
+                out.write(chunk)
+                out.flush()
+        os.close(master)
+
+    reader = threading.Thread(target=copy, daemon=True)
+    reader.start()
+    return proc, reader
+
+
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\r")
+
+
+def check_summary_fits_80_columns(raw: str, token: str, port: int) -> None:
+    """The summary table whole in 80 columns (kinds as rows), the curl example on one line."""
+    lines = ANSI.sub("", raw).splitlines()
+    table = [line for line in lines if line.startswith(("┃", "│"))]
+    assert table, raw
+    assert all(len(line) <= 80 and "…" not in line for line in table), table
+    rows = {line.split("│")[1].strip() for line in table if line.startswith("│")}
+    assert {"IAM role", "S3 bucket", "SQS queue"} <= rows
+    (command,) = [line for line in lines if line.startswith("curl ")]
+    # Copied as printed, the command runs: one line however wide the terminal is.
+    result = subprocess.run(
+        ["bash", "-c", command.replace("curl ", "curl -sf ", 1)],
+        capture_output=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 0, (command, result.stderr)
+    assert json.loads(result.stdout)["name"] == "dev-app"
+    assert f"http://127.0.0.1:{port}/login" in lines
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(480)
 def test_demo_serves_the_org_and_ctrl_c_stops_every_process_it_started(tmp_path):
@@ -341,13 +400,12 @@ def test_demo_serves_the_org_and_ctrl_c_stops_every_process_it_started(tmp_path)
     out_path = tmp_path / "demo.out"
     state = tmp_path / "demo"
     started = time.monotonic()
-    with out_path.open("wb") as out:
-        proc = subprocess.Popen(
-            [*CLI, "demo", "--accounts", "3", "--state-dir", str(state), "--port", str(port)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    # An 80-column terminal, as a newcomer's: the demo's output goes to a pseudo-terminal.
+    proc, reader = start_in_terminal(
+        [*CLI, "demo", "--accounts", "3", "--state-dir", str(state), "--port", str(port)],
+        out_path,
+        columns=80,
+    )
     spawned: dict[int, int] = {}
     try:
         token = None
@@ -362,6 +420,10 @@ def test_demo_serves_the_org_and_ctrl_c_stops_every_process_it_started(tmp_path)
         output = out_path.read_text(errors="replace")
         assert token is not None, f"demo exited {proc.poll()} or timed out:\n{output}"
         ready_after = time.monotonic() - started
+        # Search already shows everything the summary announced (the demo waited for it).
+        search_total = api(port, "/api/v1/policies?limit=1", token)["total"]
+        time.sleep(1)  # the lines after the token
+        check_summary_fits_80_columns(out_path.read_text(errors="replace"), token, port)
 
         accounts = api(port, "/api/v1/accounts", token)["accounts"]
         ids = [a["id"] for a in accounts]
@@ -405,6 +467,10 @@ def test_demo_serves_the_org_and_ctrl_c_stops_every_process_it_started(tmp_path)
             },
         }
         assert table["total"] == sum(roles.values())
+        # What search found as the summary was printed is all it finds once its index has
+        # caught up with the cache (it follows it up to ~15 s behind).
+        time.sleep(max(0, 20 - (time.monotonic() - started - ready_after)))
+        assert search_total == api(port, "/api/v1/policies?limit=1", token)["total"]
         # The demo changed dev-app's inline policy in AWS and queued its CloudTrail event: the
         # drain refreshed that one role, and the change is in the history with who made it.
         dev_app = f"arn:aws:iam::{names['dev']}:role/dev-app"
@@ -458,6 +524,7 @@ def test_demo_serves_the_org_and_ctrl_c_stops_every_process_it_started(tmp_path)
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+        reader.join(10)
         for pid in still_alive(spawned):
             try:
                 os.kill(pid, signal.SIGKILL)

@@ -365,3 +365,41 @@ def _up(port: int) -> bool:
         return True
     except OSError:
         return False
+
+
+def test_a_fresh_beat_sends_the_derived_entries_at_once_then_on_their_schedule(
+    env, runtime, redis_server, tmp_path
+):
+    """Who may use a role is derived every 5 minutes: a new deployment's beat sends it at its
+    first tick (not 5 minutes on), and a restarted beat that has run it waits for its slot."""
+    entries = {e.name: {"enabled": False} for e in SCHEDULE}
+    entries["cache_credential_authorization_mapping"] = {"enabled": True, "every": 3600}
+    entries["cache_policies_table_details"] = {"enabled": True, "every": 3600}  # not at_start
+    beat_env = env | {
+        "INVENTORY_SCHEDULE": json.dumps(entries),
+        "INVENTORY_BEAT__MAX_LOOP_INTERVAL": str(TICK),
+        "INVENTORY_BEAT__LOCK_TIMEOUT": str(LOCK),
+        # A schedule no other test's beat has stored: this deployment is new.
+        "INVENTORY_BEAT__KEY_PREFIX": f"redbeat-at-start-{time.time_ns()}.",
+    }
+    broker = redis.Redis(port=redis_server.port, db=BROKER_DB)
+    broker.delete("maintenance")
+
+    def sent() -> list[str]:
+        return [json.loads(m)["headers"]["task"] for m in broker.lrange("maintenance", 0, -1)]
+
+    beat = Beat(beat_env, tmp_path / "beat1.log", tmp_path).start()
+    try:
+        wait_for(lambda: sent(), 30, "the first tick's send")
+        time.sleep(3 * TICK)
+        assert sent() == ["inventory.cache_credential_authorization_mapping"]
+    finally:
+        beat.stop()
+    # Restarted: the entry has run, so nothing is due until its next slot an hour on.
+    beat = Beat(beat_env, tmp_path / "beat2.log", tmp_path).start()
+    try:
+        wait_for(lambda: runtime.redis.get(runtime.keys.beat_leader()), 30, "a leader")
+        time.sleep(4 * TICK)
+        assert sent() == ["inventory.cache_credential_authorization_mapping"]
+    finally:
+        beat.stop()

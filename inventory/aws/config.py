@@ -50,6 +50,10 @@ QUERY_UNAVAILABLE = frozenset(
         "NotImplemented",
     }
 )
+#: Config records a global resource (IAM: awsRegion "global") in every region whose recorder
+#: includes global types: the same item once per region. It is kept in this region only, the
+#: one AWS records newer global types in, so it is cached (and its changes recorded) once.
+GLOBAL_HOME = "us-east-1"
 BATCH_SIZE = 100  # BatchGetResourceConfig's limit
 BATCH_ATTEMPTS = 3  # rounds for unprocessedResourceKeys before giving up on them
 
@@ -156,6 +160,13 @@ def transform_resource(raw: dict[str, Any], account_id: str, region: str) -> dic
     }
 
 
+def kept_in(region: str, raws: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The items cached in this region: a global one only in ``GLOBAL_HOME``."""
+    if region == GLOBAL_HOME:
+        return raws
+    return [raw for raw in raws if raw.get("awsRegion") != "global"]
+
+
 def _identify(raw: dict[str, Any]) -> str:
     return f"{raw.get('resourceType')} {raw.get('resourceId')}"
 
@@ -187,7 +198,7 @@ def collect_config_resources(
             for key in exc.keys:
                 listing.skip(_identify(key), "unprocessed by BatchGetResourceConfig", None)
     records, skipped = transform_each(
-        raws,
+        kept_in(region, raws),
         lambda raw: transform_resource(raw, account_id, region),
         _identify,
         lambda raw: raw.get("arn"),

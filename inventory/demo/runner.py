@@ -15,6 +15,7 @@ import time
 import urllib.request
 from collections.abc import Callable
 from contextlib import closing
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -174,6 +175,29 @@ def run_demo(
         console.print("stopped.")
 
 
+@dataclass
+class Demo:
+    """One demo run: its ports, environment and state as the steps of ``_run`` fill them in."""
+
+    state: Path
+    port: int
+    sup: Supervisor
+    stop: dict
+    log_format: str
+    redis_port: int = field(default_factory=free_port)
+    moto_port: int = field(default_factory=free_port)
+    token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def moto_url(self) -> str:
+        return f"http://127.0.0.1:{self.moto_port}"
+
+    @property
+    def web_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
 def _run(
     member_accounts: int,
     state: Path,
@@ -182,25 +206,57 @@ def _run(
     stop: dict,
     log_format: str = "text",
 ) -> int:
-    py = sys.executable
-    redis_port, moto_port = free_port(), free_port()
+    demo = Demo(state, port, sup, stop, log_format)
     base_env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "INVENTORY_"))}
-    # Fake credentials: the demo must never reach a real AWS account.
-    aws_env = {
-        "AWS_ACCESS_KEY_ID": "demo",
-        "AWS_SECRET_ACCESS_KEY": "demo",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }
-    sup.start(
+    _start_redis_and_moto(demo, base_env)
+    demo.env = base_env | AWS_ENV | _inventory_env(demo)
+    os.environ.update(AWS_ENV)
+    seeds, queue_url, changes_url, sqs = _seed(demo, member_accounts)
+    settings = load_settings(paths=[], environ=demo.env)
+    runtime = Runtime(settings)
+    _clear_another_organisation(demo, runtime, seeds)
+    runtime.ensure_tables()
+    runtime.aws.hub_client("s3", "us-east-1").create_bucket(Bucket=DEMO_BUCKET)
+    _start_services(demo)
+
+    from inventory.celery_app import create_app
+
+    app = create_app(settings)
+    accounts = [MANAGEMENT_ACCOUNT, *(s.id for s in seeds)]
+    _first_sweep(demo, app, runtime, accounts)
+    for task in DERIVED_AFTER_SWEEP:
+        _send(app, f"inventory.{task}")
+    changed = _make_a_change(demo.moto_url, seeds, sqs, changes_url)
+    _send(app, "inventory.drain_change_events")  # beat drains every minute; show it now
+    app.close()
+    _wait_for_search(demo, runtime)
+
+    console.print(summary_table(runtime, accounts, seeds))
+    _print_how_to_use(demo, seeds, changed)
+    return _supervise(demo)
+
+
+# Fake credentials: the demo must never reach a real AWS account.
+AWS_ENV = {
+    "AWS_ACCESS_KEY_ID": "demo",
+    "AWS_SECRET_ACCESS_KEY": "demo",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+#: Derived from the sweep's data: run once it is cached, not on their schedule minutes later.
+DERIVED_AFTER_SWEEP = ("cache_credential_authorization_mapping", "cache_cloudtrail_errors_by_arn")
+
+
+def _start_redis_and_moto(demo: Demo, base_env: dict[str, str]) -> None:
+    demo.sup.start(
         "redis",
         [
             redis_binary(),
             "--port",
-            str(redis_port),
+            str(demo.redis_port),
             "--bind",
             "127.0.0.1",
             "--dir",
-            str((state / "redis").resolve()),
+            str((demo.state / "redis").resolve()),
             "--save",
             "60 1",
             "--appendonly",
@@ -210,129 +266,162 @@ def _run(
     )
     import redis as redis_lib
 
-    wait_until(lambda: bool(redis_lib.Redis(port=redis_port).ping()), "redis")
-    sup.start(
+    wait_until(lambda: bool(redis_lib.Redis(port=demo.redis_port).ping()), "redis")
+    demo.sup.start(
         "moto",
-        [py, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(moto_port)],
-        base_env | aws_env | {"MOTO_IAM_LOAD_MANAGED_POLICIES": "true"},
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(demo.moto_port)],
+        base_env | AWS_ENV | {"MOTO_IAM_LOAD_MANAGED_POLICIES": "true"},
     )
-    moto_url = f"http://127.0.0.1:{moto_port}"
-    wait_until(lambda: http_ok(f"{moto_url}/moto-api/"), "moto server")
+    wait_until(lambda: http_ok(f"{demo.moto_url}/moto-api/"), "moto server")
     urllib.request.urlopen(
-        urllib.request.Request(f"{moto_url}/moto-api/seed?a={SEED}", method="POST"), timeout=10
+        urllib.request.Request(f"{demo.moto_url}/moto-api/seed?a={SEED}", method="POST"),
+        timeout=10,
     ).read()
 
-    token = secrets.token_urlsafe(24)
-    redis_url = f"redis://127.0.0.1:{redis_port}"
-    env = (
-        base_env
-        | aws_env
-        | {
-            "INVENTORY_CELERY__BROKER_URL": f"{redis_url}/0",
-            "INVENTORY_CELERY__RESULT_BACKEND": f"{redis_url}/1",
-            "INVENTORY_REDIS__URL": f"{redis_url}/2",
-            "INVENTORY_AWS__ENDPOINT_URL": moto_url,
-            "INVENTORY_AWS__ROLE_NAME": SPOKE_ROLE,
-            "INVENTORY_ACCOUNTS__ORGANIZATIONS__ENABLED": "true",
-            "INVENTORY_ACCOUNTS__ORGANIZATIONS__MANAGEMENT_ACCOUNT_ID": MANAGEMENT_ACCOUNT,
-            "INVENTORY_S3__BUCKET": DEMO_BUCKET,
-            "INVENTORY_WEB__PORT": str(port),
-            # Plain HTTP on 127.0.0.1: no Secure cookie or HSTS (on by default everywhere else).
-            "INVENTORY_WEB__HTTPS": "false",
-            "INVENTORY_WEB__API_TOKENS": json.dumps(
-                [{"name": "demo", "sha256": hashlib.sha256(token.encode()).hexdigest()}]
-            ),
-            # The demo's search index lives with the rest of its state.
-            "INVENTORY_WEB__SEARCH_INDEX_DIR": str(state / "search-index"),
-            "INVENTORY_LOGGING__FORMAT": log_format,
-        }
-    )
-    os.environ.update(aws_env)
-    settings = load_settings(paths=[], environ=env)
 
+def _inventory_env(demo: Demo) -> dict[str, str]:
+    redis_url = f"redis://127.0.0.1:{demo.redis_port}"
+    token_hash = hashlib.sha256(demo.token.encode()).hexdigest()
+    return {
+        "INVENTORY_CELERY__BROKER_URL": f"{redis_url}/0",
+        "INVENTORY_CELERY__RESULT_BACKEND": f"{redis_url}/1",
+        "INVENTORY_REDIS__URL": f"{redis_url}/2",
+        "INVENTORY_AWS__ENDPOINT_URL": demo.moto_url,
+        "INVENTORY_AWS__ROLE_NAME": SPOKE_ROLE,
+        "INVENTORY_ACCOUNTS__ORGANIZATIONS__ENABLED": "true",
+        "INVENTORY_ACCOUNTS__ORGANIZATIONS__MANAGEMENT_ACCOUNT_ID": MANAGEMENT_ACCOUNT,
+        "INVENTORY_S3__BUCKET": DEMO_BUCKET,
+        "INVENTORY_WEB__PORT": str(demo.port),
+        # Plain HTTP on 127.0.0.1: no Secure cookie or HSTS (on by default everywhere else).
+        "INVENTORY_WEB__HTTPS": "false",
+        "INVENTORY_WEB__API_TOKENS": json.dumps([{"name": "demo", "sha256": token_hash}]),
+        # The demo's search index lives with the rest of its state.
+        "INVENTORY_WEB__SEARCH_INDEX_DIR": str(demo.state / "search-index"),
+        "INVENTORY_LOGGING__FORMAT": demo.log_format,
+    }
+
+
+def _seed(demo: Demo, member_accounts: int) -> tuple[list[Any], str, str, Any]:
+    """The organisation in moto and the two SQS queues EventBridge would feed."""
     names = (DEMO_NAMES * (member_accounts // len(DEMO_NAMES) + 1))[:member_accounts]
     names = [n if i < len(DEMO_NAMES) else f"{n}{i}" for i, n in enumerate(names)]
     console.print(f"seeding a demo organisation with {member_accounts} member accounts...")
-    seeds = seed_demo_organisation(moto_url, names)
+    seeds = seed_demo_organisation(demo.moto_url, names)
     # A few CloudTrail errors waiting on the queue EventBridge would feed.
-    sqs = boto3.client("sqs", endpoint_url=moto_url, region_name="us-east-1")
+    sqs = boto3.client("sqs", endpoint_url=demo.moto_url, region_name="us-east-1")
     queue_url = sqs.create_queue(QueueName="inventory-cloudtrail-errors")["QueueUrl"]
     for envelope in cloudtrail_error_envelopes(seeds, time.time()):
         sqs.send_message(QueueUrl=queue_url, MessageBody=json.dumps(envelope))
     # The queue an organisation-wide EventBridge rule fills with IAM/S3/SQS/SNS write events.
     changes_url = sqs.create_queue(QueueName="inventory-change-events")["QueueUrl"]
-    env |= {
+    demo.env |= {
         "INVENTORY_CLOUDTRAIL__SOURCE": "sqs",
         "INVENTORY_CLOUDTRAIL__QUEUE_URL": queue_url,
         "INVENTORY_EVENTS__ENABLED": "true",
         "INVENTORY_EVENTS__QUEUE_URL": changes_url,
     }
-    settings = load_settings(paths=[], environ=env)
-    runtime = Runtime(settings)
-    # moto keeps nothing between runs: if the cache in the state directory describes other
-    # accounts than this run's organisation, start it afresh rather than show ghosts.
+    return seeds, queue_url, changes_url, sqs
+
+
+def _clear_another_organisation(demo: Demo, runtime: Runtime, seeds: list[Any]) -> None:
+    """moto keeps nothing between runs: if the cache in the state directory describes other
+    accounts than this run's organisation, start it afresh rather than show ghosts."""
     previous = {p.account_id for p in runtime.redis_cache.partitions()} - {"all", "aws"}
     current = {MANAGEMENT_ACCOUNT, *(s.id for s in seeds)}
     if previous - current:
         console.print("the cached data is from another demo organisation: clearing it")
-        redis_lib.Redis(port=redis_port).flushall()
-    runtime.ensure_tables()
-    runtime.aws.hub_client("s3", "us-east-1").create_bucket(Bucket=DEMO_BUCKET)
+        runtime.redis.flushall()
 
-    cli = [py, "-m", "inventory.cli"]
-    sup.start("worker", [*cli, "worker", "--concurrency", "2"], env)
-    sup.start("beat", [*cli, "beat", "--schedule-file", str(state / "celerybeat-schedule")], env)
-    sup.start("web", [*cli, "web", "--port", str(port)], env)
-    wait_until(lambda: http_ok(f"http://127.0.0.1:{port}/healthz"), "web tier")
 
-    from inventory.celery_app import create_app
+def _start_services(demo: Demo) -> None:
+    cli = [sys.executable, "-m", "inventory.cli"]
+    schedule = str(demo.state / "celerybeat-schedule")
+    demo.sup.start("worker", [*cli, "worker", "--concurrency", "2"], demo.env)
+    demo.sup.start("beat", [*cli, "beat", "--schedule-file", schedule], demo.env)
+    demo.sup.start("web", [*cli, "web", "--port", str(demo.port)], demo.env)
+    wait_until(lambda: http_ok(f"{demo.web_url}/healthz"), "web tier")
 
-    app = create_app(settings)
+
+def _first_sweep(demo: Demo, app: Any, runtime: Runtime, accounts: list[str]) -> None:
+    """Send every sync across accounts and wait (with a bar) until each account's is done."""
     started = time.time()
     _send(app, "inventory.cache_cloud_account_mapping")
     for sync in SYNCS:
         _send(app, sync.across_accounts_task)
-    accounts = [MANAGEMENT_ACCOUNT, *(s.id for s in seeds)]
     wanted = {
         (sync.for_account_task.removeprefix("inventory."), a) for sync in SYNCS for a in accounts
     }
     with Progress(console=console, transient=True) as progress:
         bar = progress.add_task("first sweep (every kind, every account)", total=len(wanted))
-        while not stop["now"]:
-            done = {
-                (s.task, s.account_id)
-                for s in runtime.outcomes.status()
-                if max(s.last_success or 0, s.last_failure or 0) >= started
-            } & wanted
+        while not demo.stop["now"]:
+            done = _finished_since(runtime, started) & wanted
             progress.update(bar, completed=len(done))
             if done >= wanted or time.time() - started > 300:
                 break
             time.sleep(0.5)
-    for task in ("cache_credential_authorization_mapping", "cache_cloudtrail_errors_by_arn"):
-        _send(app, f"inventory.{task}")
-    changed = _make_a_change(moto_url, seeds, sqs, changes_url)
-    _send(app, "inventory.drain_change_events")  # beat drains every minute; show it now
-    app.close()
 
-    console.print(summary_table(runtime, accounts, seeds))
-    console.print(f"web UI: http://127.0.0.1:{port}/login  (sign in with the token below)")
-    console.print(f"API token: {token}")
-    example = seeds[0].role_arn(f"{seeds[0].name}-app") if seeds else ""
-    console.print(
-        f"try: curl -H 'Authorization: Bearer {token}' "
-        f"'http://127.0.0.1:{port}/api/v1/resource?arn={example}'"
+
+def _finished_since(runtime: Runtime, started: float) -> set[tuple[str, str]]:
+    """(task, account) of every per-account task that succeeded or failed since ``started``."""
+    return {
+        (s.task, s.account_id)
+        for s in runtime.outcomes.status()
+        if max(s.last_success or 0, s.last_failure or 0) >= started
+    }
+
+
+def search_total(web_url: str, token: str) -> int:
+    """How many resources the policies search (the web tier's index) finds."""
+    request = urllib.request.Request(
+        f"{web_url}/api/v1/policies?limit=1", headers={"Authorization": f"Bearer {token}"}
     )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return int(json.loads(response.read())["total"])
+
+
+def _wait_for_search(demo: Demo, runtime: Runtime, timeout: float = 60) -> None:
+    """The summary says what is cached: wait until search finds it all (its index follows the
+    cache a few seconds behind)."""
+    cached = runtime.policies_table.count()
+    with console.status("waiting for search to show every cached resource..."):
+        deadline = time.monotonic() + timeout
+        while not demo.stop["now"] and time.monotonic() < deadline:
+            try:
+                if search_total(demo.web_url, demo.token) >= cached:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.5)
+    console.print(f"[yellow]search did not show all {cached} resources within {timeout:.0f}s[/]")
+
+
+def _print_how_to_use(demo: Demo, seeds: list[Any], changed: str | None) -> None:
+    """Where to go next. Commands and URLs go on lines of their own and are never wrapped, so
+    that copying them from an 80-column terminal gives a working command."""
+    console.print("web UI (sign in with the API token below):")
+    print(f"{demo.web_url}/login", flush=True)
+    console.print(f"API token: {demo.token}")
+    example = seeds[0].role_arn(f"{seeds[0].name}-app") if seeds else ""
+    command = (
+        f"curl -H 'Authorization: Bearer {demo.token}' "
+        f"'{demo.web_url}/api/v1/resource?arn={example}'"
+    )
+    console.print("try:")
+    print(command, flush=True)
     if changed:
         console.print(
             f"changed in AWS just now: {changed}; its CloudTrail event went through the queue "
-            f"(drained every minute) into the cache and the history: "
-            f"http://127.0.0.1:{port}/changes"
+            "(drained every minute) into the cache and the history:"
         )
-    console.print(f"logs: {state / 'logs'}   Ctrl-C stops everything.")
-    while not stop["now"]:
-        dead = sup.dead()
+        print(f"{demo.web_url}/changes", flush=True)
+    console.print(f"logs: {demo.state / 'logs'}   Ctrl-C stops everything.")
+
+
+def _supervise(demo: Demo) -> int:
+    while not demo.stop["now"]:
+        dead = demo.sup.dead()
         if dead:
-            console.print(f"[red]{', '.join(dead)} exited; see {state / 'logs'}[/red]")
+            console.print(f"[red]{', '.join(dead)} exited; see {demo.state / 'logs'}[/red]")
             return 1
         time.sleep(0.5)
     return 0

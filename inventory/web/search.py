@@ -27,7 +27,7 @@ import redis
 
 from inventory.cache.keys import Keys
 from inventory.settings import Settings
-from inventory.web.search_index import SORT_COLUMNS, Generation
+from inventory.web.search_index import SORT_COLUMNS, Generation, matched
 from inventory.web.search_indexer import (
     INDEX_ERRORS,
     PROGRESS,
@@ -217,6 +217,8 @@ class PolicySearch:
             q.offset,
             q.limit,
         )
+        if q.text:
+            rows = [row | {"matched": matched(row, q.text)} for row in rows]
         return {"total": total, "rows": rows}
 
     def facets(self) -> dict[str, list[str]]:

@@ -59,6 +59,19 @@ def searchable(row: Mapping[str, Any]) -> str:
     return " ".join(parts).replace("\n", " ").lower()
 
 
+def matched(row: Mapping[str, Any], text: str) -> dict[str, str]:
+    """Which of ``searchable``'s parts holds the text: the name, the ARN or a tag (key, value)."""
+    needle = text.lower()
+    if needle in str(row.get("name") or "").lower():
+        return {"field": "name"}
+    if needle in row["arn"].lower():
+        return {"field": "arn"}
+    for key, value in (row.get("tags") or {}).items():
+        if needle in f"{key}={value}".replace("\n", " ").lower():
+            return {"field": "tag", "key": str(key), "value": str(value)}
+    return {"field": "text"}  # across two parts (the text joins them with spaces)
+
+
 def name_of(arn: str) -> str:
     """The typeahead's name of an ARN: its last path segment."""
     tail = arn.rsplit(":", 1)[-1]

@@ -488,3 +488,28 @@ def test_moto_falls_back_to_listing_and_returns_only_the_requested_type(
         for n in ("config-alpha", "config-bravo")
     }
     assert {r["configuration"]["name"] for r in listing.records} == {"config-alpha", "config-bravo"}
+
+
+def test_a_global_resource_is_kept_in_the_home_region_only(
+    moto_server: MotoServer, clean: None
+) -> None:
+    """Config lists an IAM role (awsRegion "global") in every region: it is cached once."""
+    iam = boto3.client("iam", region_name=REGION, endpoint_url=moto_server.url)
+    iam.create_role(RoleName="global-once", AssumeRolePolicyDocument=json.dumps({}))
+    boto3.client("s3", region_name="us-west-2", endpoint_url=moto_server.url).create_bucket(
+        Bucket="west-bucket", CreateBucketConfiguration={"LocationConstraint": "us-west-2"}
+    )
+    types = ("AWS::IAM::Role", "AWS::S3::Bucket")
+    found = {}
+    for region in (REGION, "us-west-2"):
+        config = boto3.client("config", region_name=region, endpoint_url=moto_server.url)
+        raw = config.list_discovered_resources(resourceType="AWS::IAM::Role")
+        # moto answers as AWS does: the global role in each region asked.
+        assert [r["resourceName"] for r in raw["resourceIdentifiers"]] == ["global-once"]
+        listing = collect_config_resources(config, ACCOUNT, region, types)
+        found[region] = {(r["resource_type"], r["name"]) for r in listing.records}
+
+    assert found == {
+        REGION: {("AWS::IAM::Role", "global-once")},
+        "us-west-2": {("AWS::S3::Bucket", "west-bucket")},
+    }

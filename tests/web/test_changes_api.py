@@ -385,11 +385,16 @@ def test_resource_page_shows_the_history_with_the_diff_escaped(web):
     assert XSS not in body
 
 
+def text_of(markup: str) -> str:
+    """The page as its ARNs read: the wrap points (<wbr>, part spans) left out."""
+    return re.sub(r'<wbr>|<span class="part">|</span>', "", markup)
+
+
 def test_resource_page_shows_the_actor_and_event_escaped(web, world):
     _, body = page(web, "/resource/" + urllib.parse.quote(PROD_ROLE, safe=""))
 
     history = body[body.index('id="history"') :]
-    assert html.escape(ACTOR) in history
+    assert html.escape(ACTOR) in text_of(history)
     assert "UpdateRole" in history
     assert datetime.fromtimestamp(world.event_time, UTC).strftime("%H:%M:%S UTC") in history
     assert "<img" not in body
@@ -409,7 +414,7 @@ def test_changes_page_lists_the_feed_with_links_and_escaped_values(web):
     for arn, kind in ((PROD_NEW, "sqs_queue"), (PROD_ROLE, "iam_role"), (DEV_APP, "sqs_queue")):
         href = "/resource/" + urllib.parse.quote(arn, safe="") + "?kind=" + kind
         assert f'href="{html.escape(href)}"' in rows
-    assert html.escape(ACTOR) in rows
+    assert html.escape(ACTOR) in text_of(rows)
     assert "<img" not in body and XSS not in body
 
 

@@ -80,20 +80,7 @@ class ChangesPage(PageHandler):
     template, page = "changes.html", "changes"
 
     async def get(self) -> None:
-        accounts = self.readers.cache.items(Partition(ACCOUNT, ALL_ACCOUNTS, GLOBAL))
-        names = {a["id"]: a.get("name") or "" for a in accounts.values() if "id" in a}
-        context: dict[str, Any] = {
-            "accounts": sorted(names.items(), key=lambda a: (a[1].lower(), a[0])),
-            "account_names": names,
-            "kinds": [(k, KIND_LABELS.get(k, k)) for k in HISTORY_KINDS],
-            "error": None,
-            "enabled": self.readers.history is not None,
-            "changes": [],
-            "span": None,
-            "filters": {},
-            "older_href": None,
-            "newest_href": None,
-        }
+        context = self._context()
         try:
             query = self.query(ChangesPageQuery)
         except tornado.web.HTTPError as exc:
@@ -105,20 +92,44 @@ class ChangesPage(PageHandler):
             return
         context["filters"] = query.args()
         if query.cursor is not None:
-            filters = query.args()
-            context["newest_href"] = "/changes" + (
-                "?" + urllib.parse.urlencode(filters) if filters else ""
-            )
+            context["newest_href"] = _changes_href(query.args())
         history = self.readers.history
         if history is not None:
             page = await off_loop(lambda: read_feed(history, query))
             context["changes"], context["span"] = page.changes, page.span
-            if page.next_cursor is not None:
-                more = query.args() | {"cursor": page.next_cursor}
-                if query.limit != PAGE_LIMIT:
-                    more["limit"] = str(query.limit)
-                context["older_href"] = "/changes?" + urllib.parse.urlencode(more)
+            context["older_href"] = _older_href(query, page.next_cursor)
         self.render_page(**context, **TEMPLATE_HELPERS)
+
+    def _context(self) -> dict[str, Any]:
+        """The page's values before the query is read: accounts and kinds for the form."""
+        accounts = self.readers.cache.items(Partition(ACCOUNT, ALL_ACCOUNTS, GLOBAL))
+        names = {a["id"]: a.get("name") or "" for a in accounts.values() if "id" in a}
+        return {
+            "accounts": sorted(names.items(), key=lambda a: (a[1].lower(), a[0])),
+            "account_names": names,
+            "kinds": [(k, KIND_LABELS.get(k, k)) for k in HISTORY_KINDS],
+            "error": None,
+            "enabled": self.readers.history is not None,
+            "changes": [],
+            "span": None,
+            "filters": {},
+            "older_href": None,
+            "newest_href": None,
+        }
+
+
+def _changes_href(args: dict[str, str]) -> str:
+    return "/changes" + ("?" + urllib.parse.urlencode(args) if args else "")
+
+
+def _older_href(query: ChangesPageQuery, cursor: str | None) -> str | None:
+    """The next (older) page's link, with the same filters and page size."""
+    if cursor is None:
+        return None
+    more = query.args() | {"cursor": cursor}
+    if query.limit != PAGE_LIMIT:
+        more["limit"] = str(query.limit)
+    return "/changes?" + urllib.parse.urlencode(more)
 
 
 ROUTES = [

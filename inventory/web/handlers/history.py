@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -11,6 +12,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import redis
+import tornado.escape
 import tornado.web
 from pynamodb.exceptions import PynamoDBException
 from tornado.log import app_log
@@ -127,6 +129,14 @@ def diff_summary(diff: list[dict[str, Any]], shown: int = 3) -> str:
     return head + (f" and {len(paths) - shown} more" if len(paths) > shown else "")
 
 
+def breakable(text: str | None) -> str:
+    """Escaped HTML of an ARN in unwrappable parts, a ``<wbr>`` after each ':' and '/' (as
+    ``Inventory.breakable`` in common.js)."""
+    parts = re.split(r"(?<=[:/])", text or "")
+    spans = (f'<span class="part">{tornado.escape.xhtml_escape(part)}</span>' for part in parts)
+    return "<wbr>".join(spans)
+
+
 def resource_href(arn: str, kind: str | None = None) -> str:
     href = "/resource/" + urllib.parse.quote(arn, safe="")
     return href + ("?" + urllib.parse.urlencode({"kind": kind}) if kind else "")
@@ -139,6 +149,7 @@ TEMPLATE_HELPERS = {
     "inline_value": INLINE_VALUE,
     "diff_summary": diff_summary,
     "resource_href": resource_href,
+    "breakable": breakable,
     "kind_label": lambda kind: KIND_LABELS.get(kind, kind),
 }
 

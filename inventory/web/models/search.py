@@ -61,6 +61,17 @@ class PoliciesQuery(QueryModel):
         )
 
 
+class Matched(ResponseModel):
+    """Where a row matched the free text"""
+
+    field: Annotated[str, Field(pattern="^(name|arn|tag|text)$")]
+    """name, arn, tag (then key and value) or text (across parts)"""
+    key: str | None = None
+    """The tag's key"""
+    value: str | None = None
+    """The tag's value"""
+
+
 class PageRow(Item):
     arn: str
     name: str
@@ -77,6 +88,8 @@ class PageRow(Item):
     """Risk findings of the resource (docs/findings.md)"""
     severity: str | None = None
     """Its worst finding's severity"""
+    matched: Matched | None = None
+    """With ``q``: where the text was found"""
 
 
 class PolicyPage(ResponseModel):

@@ -134,6 +134,16 @@
     };
   }
 
+  // An ARN (or any path-like token) as unwrappable parts with a <wbr> after each ':' and '/',
+  // so it wraps between its parts, never inside an account id, a name (at a '-') or a region.
+  function breakable(text) {
+    const parts = String(text === null || text === undefined ? "" : text).split(/(?<=[:/])/);
+    return parts.flatMap((part, i) => {
+      const span = el("span", { class: "part", text: part });
+      return i ? [document.createElement("wbr"), span] : [span];
+    });
+  }
+
   function resourceHref(arn) {
     return "/resource/" + encodeURIComponent(arn);
   }
@@ -175,6 +185,7 @@
     timeAgo,
     debounce,
     resourceHref,
+    breakable,
     kindLabel,
     kinds: KINDS,
     kindBadge,

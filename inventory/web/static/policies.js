@@ -3,8 +3,8 @@
 "use strict";
 
 (function () {
-  const { api, el, clear, showError, flash, debounce, resourceHref, kindBadge, kindLabel, timeAgo } =
-    window.Inventory;
+  const I = window.Inventory;
+  const { api, el, clear, showError, flash, debounce, resourceHref, kindBadge, kindLabel, timeAgo } = I;
   const DEFAULT_LIMIT = 50;
   const MAX_LIMIT = 500;
   const FILTERS = ["q", "account", "kind", "region", "has_errors", "severity"];
@@ -68,6 +68,19 @@
     }
   }
 
+  // What a free-text search found in a row whose name and ARN do not show it: the tag.
+  function matchNote(m) {
+    if (!m || m.field !== "tag") return null;
+    return el(
+      "div",
+      { class: "match", dataset: { field: m.field } },
+      el("span", { class: "muted", text: "tag " }),
+      el("span", { class: "mono match-key", text: m.key }),
+      " = ",
+      el("mark", { class: "mono match-value", text: m.value })
+    );
+  }
+
   function row(r) {
     const account = r.account_name || accountNames[r.account_id] || "";
     return el(
@@ -77,7 +90,8 @@
         "td",
         { class: "cell-name" },
         el("a", { href: resourceHref(r.arn), class: "name-link", text: r.name }),
-        el("div", { class: "arn", text: r.arn })
+        el("div", { class: "arn" }, I.breakable(r.arn)),
+        matchNote(r.matched)
       ),
       el("td", {}, kindBadge(r.kind)),
       el(

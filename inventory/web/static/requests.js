@@ -73,7 +73,7 @@
         "div",
         { class: "request-head" },
         statusBadge(r.status),
-        el("a", { href: resourceHref(r.resource_arn), class: "request-arn mono", text: r.resource_arn })
+        el("a", { href: resourceHref(r.resource_arn), class: "request-arn mono" }, I.breakable(r.resource_arn))
       ),
       el(
         "p",
@@ -212,7 +212,7 @@
             },
             el("span", { class: "option-name", text: r.name }),
             I.kindBadge(r.kind),
-            el("span", { class: "option-arn mono", text: r.arn })
+            el("span", { class: "option-arn mono" }, I.breakable(r.arn))
           )
         );
       }

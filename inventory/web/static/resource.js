@@ -34,7 +34,7 @@
         el(
           "tbody",
           {},
-          entries.map(([k, v]) => el("tr", {}, el("td", { class: "mono", text: k }), el("td", { text: String(v) })))
+          entries.map(([k, v]) => el("tr", {}, el("td", { class: "mono token", text: k }), el("td", { text: String(v) })))
         )
       )
     );
@@ -53,10 +53,13 @@
   function detailValue(value) {
     if (value === null || value === undefined || value === "") return el("span", { class: "muted", text: "—" });
     if (Array.isArray(value) && value.every((v) => typeof v !== "object")) {
-      return value.length ? el("ul", { class: "plain" }, value.map((v) => el("li", { class: "mono", text: String(v) }))) : el("span", { class: "muted", text: "none" });
+      return value.length ? el("ul", { class: "plain" }, value.map((v) => el("li", { class: "mono arn-cell" }, I.breakable(String(v))))) : el("span", { class: "muted", text: "none" });
     }
     if (typeof value === "object") return jsonBlock(value);
-    return el("span", { text: String(value) });
+    const text = String(value);
+    // A timestamp or an id is one token: never wrapped inside; an ARN wraps at ':' and '/'.
+    if (text.startsWith("arn:")) return el("span", { class: "mono arn-cell" }, I.breakable(text));
+    return el("span", { class: /\s/.test(text) ? null : "token", text });
   }
 
   function renderDetails(record) {
@@ -74,7 +77,7 @@
       "table",
       { class: "table table-compact" },
       el("thead", {}, el("tr", {}, el("th", { text: title }), el("th", { class: "num", text: "Count" }))),
-      el("tbody", {}, entries.map(([k, n]) => el("tr", {}, el("td", { class: "mono", text: k }), el("td", { class: "num", text: String(n) }))))
+      el("tbody", {}, entries.map(([k, n]) => el("tr", {}, el("td", { class: "mono arn-cell" }, I.breakable(k)), el("td", { class: "num", text: String(n) }))))
     );
   }
 
@@ -123,7 +126,7 @@
   }
 
   function arnLink(target) {
-    return el("a", { href: resourceHref(target), class: "mono", text: target });
+    return el("a", { href: resourceHref(target), class: "mono arn-cell" }, I.breakable(target));
   }
 
   function renderPolicies(data) {
@@ -184,13 +187,25 @@
     document.getElementById("content").hidden = false;
   }
 
+  // Not (or no longer) cached: a page fact, not an error. A deletion the history recorded
+  // is shown by the server above (when and by whom); the sections about the live resource go.
+  function notCached() {
+    const loading = document.getElementById("loading");
+    loading.hidden = "gone" in loading.dataset;
+    loading.textContent = "This resource is not in the cache.";
+    document.getElementById("refresh").disabled = true;
+    for (const id of ["findings-panel", "access-panel", "can-panel"]) document.getElementById(id).hidden = true;
+  }
+
   async function load() {
     try {
       render(await api("/api/v1/resource/details?arn=" + encodeURIComponent(arn)));
     } catch (err) {
-      const loading = document.getElementById("loading");
-      loading.textContent = err.status === 404 ? "This resource is not in the cache." : "Could not load it.";
-      document.getElementById("refresh").disabled = err.status === 404;
+      if (err.status === 404) {
+        notCached();
+        return;
+      }
+      document.getElementById("loading").textContent = "Could not load it.";
       showError(err);
     }
   }
