@@ -297,10 +297,15 @@ def test_events_of_an_account_not_synced_send_no_refresh_and_a_refresh_sent_anyw
         envelope(dev.id, "PutRolePolicy", params, time.time()),
     )
 
+    # Any role assumed in that account would show here (and be refused).
+    into_stranger = proxy.fail("AssumeRole", "AccessDenied", status=403, match=stranger)
+
     drained, refreshes, calls = drain_cycle(app, proxy)
 
     assert (drained["received"], drained["not_synced"], drained["events"]) == (2, 1, 1)
     assert [r["account_id"] for r in refreshes] == [dev.id]
+    assert into_stranger.seen == 0  # never fetched
+    assert rt.event_ledger.counts() == {"received": 2, "dropped|not_synced": 1, "applied": 1}
     assert drain_cycle(app, proxy)[0]["received"] == 0  # both messages were deleted
     # A refresh for that account reaching a worker by another way is refused, not retried.
     proxy.calls.clear()
