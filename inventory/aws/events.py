@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from inventory.aws.kind import INLINE, EventRules, NotAChange
+from inventory.aws.kind import CREATE, DELETE, INLINE, EventRules, NotAChange
 
 
 @dataclass(frozen=True)
@@ -126,7 +126,7 @@ class EventParser:
             if rules.source != call.source or call.name not in rules.aspects:
                 continue
             try:
-                found.append(self._event(kind, rules, call))
+                found.extend(self._events(kind, rules, call))
             except NotAChange as exc:
                 reasons.append(str(exc))
             except (KeyError, TypeError, AttributeError) as exc:
@@ -138,7 +138,7 @@ class EventParser:
         raise NotAChange(f"{call.source} {call.name} is not an event we follow")
 
     @staticmethod
-    def _event(kind: str, rules: EventRules, call: _Call) -> ResourceEvent:
+    def _events(kind: str, rules: EventRules, call: _Call) -> list[ResourceEvent]:
         target = rules.locate(call.name, call.params, call.response, call.region, call.account)
         if not isinstance(target.name, str) or not target.name:
             raise NotAChange(f"{call.name} does not name its resource")
@@ -152,14 +152,14 @@ class EventParser:
         aspect = rules.aspects[call.name]
         if aspect == INLINE:
             aspect = INLINE + call.params["policyName"]
-        return ResourceEvent(
-            kind,
-            call.account,
-            target.region,
-            target.name,
-            aspect,
-            call.name,
-            call.time,
-            call.event_id,
-            call.actor,
-        )
+
+        def event(name: str, aspect: str) -> ResourceEvent:
+            return ResourceEvent(
+                kind, call.account, target.region, name, aspect,
+                call.name, call.time, call.event_id, call.actor,
+            )  # fmt: skip
+
+        if target.renamed_to and target.renamed_to != target.name:
+            # The old name is gone (removed once a read confirms it), the new one read in full.
+            return [event(target.name, DELETE), event(target.renamed_to, CREATE)]
+        return [event(target.name, aspect)]

@@ -234,11 +234,14 @@ def refresher(spec: Principal) -> Refresh:
 # --- which events change which kind ------------------------------------------------------------
 
 
-def _named(param: str) -> Any:
+def _named(param: str, new_name: str | None = None) -> Any:
+    """The principal ``params[param]`` names; renamed to ``params[new_name]`` when given."""
+
     def locate(
         name: str, params: Mapping[str, Any], response: Mapping[str, Any], region: str, acct: str
     ) -> Target:
-        return Target(params[param], GLOBAL)
+        renamed = params.get(new_name) if new_name else None
+        return Target(params[param], GLOBAL, renamed_to=renamed)
 
     return locate
 
@@ -296,10 +299,10 @@ USER_EVENTS = EventRules(
         "AddUserToGroup": GROUPS,
         "RemoveUserFromGroup": GROUPS,
     },
-    _named("userName"),
+    _named("userName", "newUserName"),
 )
 GROUP_EVENTS = EventRules(
-    SOURCE, {**_lifecycle("Group"), **_policies("Group")}, _named("groupName")
+    SOURCE, {**_lifecycle("Group"), **_policies("Group")}, _named("groupName", "newGroupName")
 )
 POLICY_EVENTS = EventRules(
     SOURCE,

@@ -408,7 +408,8 @@ class Refresh:
         if record is not None:
             self.upserts[p].append(record)
             self.causes[p][record["arn"]] = cause
-        elif cached is not None:
+        if cached is not None and (record is None or record["arn"] != arn):
+            # Gone, or moved: a new path (UpdateUser/UpdateGroup newPath) is a new ARN.
             self.removals[p].append(arn)
             self.causes[p][arn] = cause
 
