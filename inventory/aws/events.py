@@ -70,17 +70,7 @@ def _call(body: str) -> _Call:
     try:
         envelope = json.loads(body)
         detail = envelope["detail"]
-        call = _Call(
-            name=detail["eventName"],
-            source=detail["eventSource"],
-            time=parse_time(detail["eventTime"]),
-            event_id=str(detail.get("eventID") or envelope.get("id") or ""),
-            account=str(detail.get("recipientAccountId") or envelope["account"]),
-            region=detail.get("awsRegion") or envelope.get("region") or "us-east-1",
-            params=detail.get("requestParameters") or {},
-            response=detail.get("responseElements") or {},
-            actor=_actor(detail.get("userIdentity") or {}),
-        )
+        call = _fields(envelope, detail)
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise NotAChange(f"not a CloudTrail event: {exc}") from exc
     if detail.get("errorCode"):
@@ -88,6 +78,21 @@ def _call(body: str) -> _Call:
     if not call.event_id:
         raise NotAChange(f"{call.name} has no event id")
     return call
+
+
+def _fields(envelope: dict[str, Any], detail: dict[str, Any]) -> _Call:
+    """The fields the rules read, from the CloudTrail record or else its EventBridge envelope."""
+    return _Call(
+        name=detail["eventName"],
+        source=detail["eventSource"],
+        time=parse_time(detail["eventTime"]),
+        event_id=str(detail.get("eventID") or envelope.get("id") or ""),
+        account=str(detail.get("recipientAccountId") or envelope["account"]),
+        region=detail.get("awsRegion") or envelope.get("region") or "us-east-1",
+        params=detail.get("requestParameters") or {},
+        response=detail.get("responseElements") or {},
+        actor=_actor(detail.get("userIdentity") or {}),
+    )
 
 
 class EventParser:
