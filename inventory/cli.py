@@ -1,4 +1,4 @@
-"""The ``inventory`` command: worker, beat, web, sync, accounts, tables, schedule, check, data out.
+"""The ``inventory`` command: worker, beat, events, web, sync, accounts, tables, check, data out.
 
 Every command takes ``--json``: machine-readable output, or JSON logs for the long-running ones.
 """
@@ -254,6 +254,39 @@ def metrics(settings: Settings, host: str | None, port: int | None, json_logs: b
         server.wait(settings.health.heartbeat_path, settings.health.interval_seconds)
     except KeyboardInterrupt:
         server.stop()
+
+
+@main.command()
+@json_logs
+@with_settings
+def events(settings: Settings, json_logs: bool) -> None:
+    """Long-poll the change-event queue and send refreshes as events arrive (SIGTERM stops).
+
+    While it runs, the drain_change_events beat entry skips; stopped, the drain takes over.
+    """
+    import os
+    import signal
+    import socket
+
+    from inventory.observability import init_sentry, setup_logging
+    from inventory.runtime import Runtime
+    from inventory.tasks.events_consumer import Consumer
+
+    settings = _logging_as(settings, json_logs)
+    runtime = Runtime(settings)
+    queue = runtime.event_queue()
+    if queue is None:
+        click.echo("error: events.enabled is false (INVENTORY_EVENTS__ENABLED)", err=True)
+        sys.exit(EXIT_CONFIG)
+    setup_logging(settings)
+    init_sentry(settings, "events")
+    name = f"{socket.gethostname()}:{os.getpid()}"
+    consumer = Consumer(runtime, _app(settings).send_task, name, settings.health.heartbeat_path)
+    signal.signal(signal.SIGTERM, consumer.stop)
+    signal.signal(signal.SIGINT, consumer.stop)
+    click.echo(f"events consumer {name} polling {settings.events.queue_url}", err=True)
+    totals = consumer.run(queue)
+    click.echo(json.dumps({"consumer": name, **totals}))
 
 
 def _summary(

@@ -28,9 +28,10 @@ from prometheus_client.core import (
 )
 from prometheus_client.utils import floatToGoString
 
+from inventory.cache.event_ledger import EventLedger
 from inventory.cache.keys import ALL_ACCOUNTS, GLOBAL, IAM_ROLE_LIMIT, Keys, Partition
 from inventory.cache.redis_cache import RedisCache
-from inventory.metrics import EVENT_LAG_BUCKETS, RUNTIME_BUCKETS, TaskOutcomes
+from inventory.metrics import EVENT_DROP_REASONS, EVENT_LAG_BUCKETS, RUNTIME_BUCKETS, TaskOutcomes
 
 if TYPE_CHECKING:
     from wsgiref.simple_server import WSGIServer
@@ -78,6 +79,7 @@ class InventoryCollector:
         self.task_stale_after = dict(task_stale_after or {})
         self.outcomes = TaskOutcomes(client, keys)
         self.cache = RedisCache(client, keys)
+        self.events = EventLedger(client, keys)
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(self)
 
@@ -110,6 +112,8 @@ class InventoryCollector:
         yield from self._tasks(now)
         yield self._runtimes()
         yield self._event_lag()
+        yield from self._event_consumers(now)
+        yield from self._event_counts()
         yield self._queues()
         yield from self._beat()
         yield from self._role_limits()
@@ -193,6 +197,43 @@ class InventoryCollector:
         buckets.append(("+Inf", values.get("+Inf", 0.0)))
         family.add_metric([], buckets, values.get("sum", 0.0))
         return family
+
+    def _event_consumers(self, now: float) -> Iterable[Metric]:
+        polls = self.events.consumers()
+        up = GaugeMetricFamily(
+            "inventory_event_consumers_up",
+            "`inventory events` consumers that polled the change-event queue within 60 s",
+            len(self.events.consumers_running(now)),
+        )
+        last = GaugeMetricFamily(
+            "inventory_event_consumer_last_poll_timestamp_seconds",
+            "Unix time of a consumer's last successful poll (removed when it stops on purpose)",
+            labels=["consumer"],
+        )
+        for consumer, at in sorted(polls.items()):
+            last.add_metric([consumer], at)
+        return [up, last]
+
+    def _event_counts(self) -> Iterable[Metric]:
+        counts = self.events.counts()
+        received = CounterMetricFamily(
+            "inventory_event_messages_received",
+            "Change-event messages received from the queue (consumer and beat drain)",
+            counts.get("received", 0),
+        )
+        applied = CounterMetricFamily(
+            "inventory_events_applied",
+            "Change events whose resource was read back and stored",
+            counts.get("applied", 0),
+        )
+        dropped = CounterMetricFamily(
+            "inventory_events_dropped",
+            "Change events (or messages, for not_a_change) dropped without a read, by reason",
+            labels=["reason"],
+        )
+        for reason in EVENT_DROP_REASONS:
+            dropped.add_metric([reason], counts.get(f"dropped|{reason}", 0))
+        return [received, applied, dropped]
 
     def _queues(self) -> Metric:
         family = GaugeMetricFamily(

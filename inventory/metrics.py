@@ -16,6 +16,9 @@ RETRY = "retry"
 RUNTIME_BUCKETS = (0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800)
 #: Seconds from a CloudTrail change event to the refreshed resource in the cache.
 EVENT_LAG_BUCKETS = (1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
+#: Why a change event is dropped without a read: a message that is no change we follow, an
+#: event id already handled, an account not synced, an event older than our last read.
+EVENT_DROP_REASONS = ("not_a_change", "duplicate", "not_synced", "stale")
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from inventory.celery_app import InventoryCelery, create_app
@@ -136,3 +137,21 @@ class Beat(CliProcess):
 
     def stop(self, timeout: float = 20) -> None:
         super().stop(timeout)
+
+
+class EventConsumer(CliProcess):
+    """A real `inventory events` consumer, ready once its heartbeat is in Redis."""
+
+    def start(
+        self, consumers: Callable[[], dict[str, float]], timeout: float = 30
+    ) -> EventConsumer:
+        self.spawn("events")
+        assert self.proc is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"consumer exited {self.proc.returncode}:\n{self.log()}")
+            if any(name.endswith(f":{self.pid}") for name in consumers()):
+                return self
+            time.sleep(0.1)
+        raise RuntimeError(f"consumer did not poll within {timeout}s:\n{self.log()}")

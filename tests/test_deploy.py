@@ -43,6 +43,8 @@ def render(env_file: dict[str, str], tmp_path: Path) -> subprocess.CompletedProc
             str(path),
             "--profile",
             "aws-emulator",
+            "--profile",
+            "events",
             "config",
             "--format",
             "json",
@@ -78,16 +80,19 @@ def published(config: dict) -> dict[str, set[tuple[str, str]]]:
 
 def test_compose_has_the_services_an_operator_needs(config):
     services = config["services"]
-    assert set(services) == {"redis", "web", "worker", "beat", "metrics", "flower", "aws-emulator"}
+    assert set(services) == {
+        "redis", "web", "worker", "beat", "events", "metrics", "flower", "aws-emulator",
+    }  # fmt: skip
     assert services["aws-emulator"]["profiles"] == ["aws-emulator"]
-    for name in ("redis", "web", "worker", "beat", "metrics"):
+    assert services["events"]["profiles"] == ["events"]  # needs events.enabled in the config
+    for name in ("redis", "web", "worker", "beat", "events", "metrics"):
         assert services[name]["healthcheck"]["test"], name
     for name, service in services.items():
         if name != "aws-emulator":
             assert service["restart"] == "unless-stopped", name
 
 
-@pytest.mark.parametrize("service", ["web", "worker", "beat", "metrics"])
+@pytest.mark.parametrize("service", ["web", "worker", "beat", "events", "metrics"])
 def test_every_inventory_service_runs_a_real_cli_command(config, service):
     spec = config["services"][service]
     command = spec["command"]
@@ -147,7 +152,7 @@ def test_redis_requires_the_password_and_every_redis_url_carries_it(config):
     assert set(urls) == {
         *(
             (name, key)
-            for name in ("web", "worker", "beat", "metrics")
+            for name in ("web", "worker", "beat", "events", "metrics")
             for key in (
                 "INVENTORY_CELERY__BROKER_URL",
                 "INVENTORY_CELERY__RESULT_BACKEND",

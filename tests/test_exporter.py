@@ -594,6 +594,7 @@ def exported_names(runtime, collector, broker) -> set[str]:
     runtime.store.replace_partition(IAM_ROLE_LIMIT, ALL_ACCOUNTS, GLOBAL, records, complete=True)
     counts = {"severity": {"critical": 1}, "category": {"public_access": 1}}
     FindingsState(runtime.redis, runtime.keys).set_subject_keys(ACCOUNT_A, {}, counts)
+    runtime.event_ledger.consumer_polled("h:2", NOW - 5, NOW - 3600)
     text = render(collector).decode()
     samples, names = parse(text)
     families_without_samples = {
@@ -621,6 +622,7 @@ def test_every_rule_is_complete_and_uses_only_exported_metrics(exported_names):
         "InventoryExporterDown",
         "InventoryIamRoleQuotaHigh",
         "InventoryCriticalFindings",
+        "InventoryEventConsumerStalled",
     }
     for rule in rules:
         assert rule.get("alert"), rule
@@ -745,6 +747,24 @@ tests:
       - eval_time: 45m
         alertname: InventoryCriticalFindings
         exp_alerts: [{exp_labels: {severity: warning, account: "1"}}]
+  # Two consumers: one killed at 10m (its heartbeat stays), the other polling: no alert.
+  # Then the one left stalls at 30m: the alert fires 2 minutes later plus its 5 minutes.
+  - interval: 1m
+    input_series:
+      - series: 'inventory_event_consumer_last_poll_timestamp_seconds{consumer="a:1"}'
+        values: '0+60x10 600x50'
+      - series: 'inventory_event_consumer_last_poll_timestamp_seconds{consumer="b:2"}'
+        values: '0+60x30 1800x30'
+    alert_rule_test:
+      - eval_time: 25m
+        alertname: InventoryEventConsumerStalled
+        exp_alerts: []
+      - eval_time: 36m
+        alertname: InventoryEventConsumerStalled
+        exp_alerts: []
+      - eval_time: 38m
+        alertname: InventoryEventConsumerStalled
+        exp_alerts: [{exp_labels: {severity: warning}}]
 """
 
 
@@ -785,4 +805,30 @@ def test_finding_counts_by_account_and_severity_from_the_last_analysis(runtime, 
         ("222222222222", "high"): 0.0,
         ("222222222222", "medium"): 0.0,
         ("222222222222", "low"): 0.0,
+    }
+
+
+def test_event_consumers_and_counters(runtime, collector):
+    ledger = runtime.event_ledger
+    ledger.consumer_polled("host:1", NOW - 10, NOW - 3600)
+    ledger.consumer_polled("host:2", NOW - 61, NOW - 3600)  # killed a minute ago
+    ledger.consumer_polled("host:3", NOW - 20, NOW - 3600)
+    ledger.consumer_stopped("host:3")  # stopped on purpose: gone at once
+    ledger.count({"received": 7, "dropped|duplicate": 2, "dropped|not_a_change": 1})
+    ledger.record({}, [3.0], {"applied": 4, "dropped|stale": 1})
+
+    samples, _ = parse(render(collector).decode())
+
+    assert sample(samples, "inventory_event_consumers_up") == 1
+    assert named(samples, "inventory_event_consumer_last_poll_timestamp_seconds") == {
+        lbl(consumer="host:1"): NOW - 10,
+        lbl(consumer="host:2"): NOW - 61,
+    }
+    assert sample(samples, "inventory_event_messages_received_total") == 7
+    assert sample(samples, "inventory_events_applied_total") == 4
+    assert named(samples, "inventory_events_dropped_total") == {
+        lbl(reason="not_a_change"): 1,
+        lbl(reason="duplicate"): 2,
+        lbl(reason="not_synced"): 0,
+        lbl(reason="stale"): 1,
     }

@@ -133,6 +133,7 @@ DEFAULTS = {
         "max_messages": 5000,
         "max_seconds": 40.0,
         "seen_ttl_seconds": 86400,
+        "visibility_seconds": 60,
     },
     "history": {"enabled": True, "retention_days": 365, "feed_max_entries": 50000},
 }

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from inventory.aws.kind import INLINE, EventRules, NotAChange
+from inventory.aws.kind import CREATE, DELETE, INLINE, EventRules, NotAChange
 
 
 @dataclass(frozen=True)
@@ -70,17 +70,7 @@ def _call(body: str) -> _Call:
     try:
         envelope = json.loads(body)
         detail = envelope["detail"]
-        call = _Call(
-            name=detail["eventName"],
-            source=detail["eventSource"],
-            time=parse_time(detail["eventTime"]),
-            event_id=str(detail.get("eventID") or envelope.get("id") or ""),
-            account=str(detail.get("recipientAccountId") or envelope["account"]),
-            region=detail.get("awsRegion") or envelope.get("region") or "us-east-1",
-            params=detail.get("requestParameters") or {},
-            response=detail.get("responseElements") or {},
-            actor=_actor(detail.get("userIdentity") or {}),
-        )
+        call = _fields(envelope, detail)
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise NotAChange(f"not a CloudTrail event: {exc}") from exc
     if detail.get("errorCode"):
@@ -88,6 +78,21 @@ def _call(body: str) -> _Call:
     if not call.event_id:
         raise NotAChange(f"{call.name} has no event id")
     return call
+
+
+def _fields(envelope: dict[str, Any], detail: dict[str, Any]) -> _Call:
+    """The fields the rules read, from the CloudTrail record or else its EventBridge envelope."""
+    return _Call(
+        name=detail["eventName"],
+        source=detail["eventSource"],
+        time=parse_time(detail["eventTime"]),
+        event_id=str(detail.get("eventID") or envelope.get("id") or ""),
+        account=str(detail.get("recipientAccountId") or envelope["account"]),
+        region=detail.get("awsRegion") or envelope.get("region") or "us-east-1",
+        params=detail.get("requestParameters") or {},
+        response=detail.get("responseElements") or {},
+        actor=_actor(detail.get("userIdentity") or {}),
+    )
 
 
 class EventParser:
@@ -126,7 +131,7 @@ class EventParser:
             if rules.source != call.source or call.name not in rules.aspects:
                 continue
             try:
-                found.append(self._event(kind, rules, call))
+                found.extend(self._events(kind, rules, call))
             except NotAChange as exc:
                 reasons.append(str(exc))
             except (KeyError, TypeError, AttributeError) as exc:
@@ -138,7 +143,7 @@ class EventParser:
         raise NotAChange(f"{call.source} {call.name} is not an event we follow")
 
     @staticmethod
-    def _event(kind: str, rules: EventRules, call: _Call) -> ResourceEvent:
+    def _events(kind: str, rules: EventRules, call: _Call) -> list[ResourceEvent]:
         target = rules.locate(call.name, call.params, call.response, call.region, call.account)
         if not isinstance(target.name, str) or not target.name:
             raise NotAChange(f"{call.name} does not name its resource")
@@ -152,14 +157,14 @@ class EventParser:
         aspect = rules.aspects[call.name]
         if aspect == INLINE:
             aspect = INLINE + call.params["policyName"]
-        return ResourceEvent(
-            kind,
-            call.account,
-            target.region,
-            target.name,
-            aspect,
-            call.name,
-            call.time,
-            call.event_id,
-            call.actor,
-        )
+
+        def event(name: str, aspect: str) -> ResourceEvent:
+            return ResourceEvent(
+                kind, call.account, target.region, name, aspect,
+                call.name, call.time, call.event_id, call.actor,
+            )  # fmt: skip
+
+        if target.renamed_to and target.renamed_to != target.name:
+            # The old name is gone (removed once a read confirms it), the new one read in full.
+            return [event(target.name, DELETE), event(target.renamed_to, CREATE)]
+        return [event(target.name, aspect)]

@@ -112,27 +112,40 @@ def refresh_principal(
 ) -> dict[str, Any] | None:
     """A role, user or group after its events; None when IAM says it no longer exists."""
     who = {spec.param: name}
-    full = cached is None or CREATE in aspects
     try:
-        raw = None
-        if full or RESOURCE in aspects or DELETE in aspects:
-            response = spec.call(client, "get_*", **who)[spec.noun]
-            raw = {k: v for k, v in response.items() if k not in SWEEP_ABSENT}
-        if full:
-            assert raw is not None
-            return storable(spec.transform(_complete(client, spec, raw, who), account_id))
-        assert cached is not None
-        record = dict(cached)
-        if raw is not None:
-            fresh = spec.transform(raw, account_id)
-            record.update({k: v for k, v in fresh.items() if k not in _LISTS})
-        for aspect in sorted(aspects):
-            _read_aspect(client, spec, who, aspect, record)
-        return storable(record)
+        if cached is None or CREATE in aspects:
+            raw = _complete(client, spec, _get(client, spec, who), who)
+            return storable(spec.transform(raw, account_id))
+        return storable(_updated(client, spec, who, aspects, cached, account_id))
     except ClientError as exc:
         if error_code(exc) == NO_SUCH_ENTITY:  # the principal (inline reads handle their own)
             return None
         raise
+
+
+def _get(client: Any, spec: Principal, who: dict[str, str]) -> dict[str, Any]:
+    """Get* of the principal, less the fields the sweep never sees."""
+    response = spec.call(client, "get_*", **who)[spec.noun]
+    return {k: v for k, v in response.items() if k not in SWEEP_ABSENT}
+
+
+def _updated(
+    client: Any,
+    spec: Principal,
+    who: dict[str, str],
+    aspects: Collection[str],
+    cached: dict[str, Any],
+    account_id: str,
+) -> dict[str, Any]:
+    """The cached record with the parts the events changed read again (a delete: Get* says
+    whether it is gone)."""
+    record = dict(cached)
+    if RESOURCE in aspects or DELETE in aspects:
+        fresh = spec.transform(_get(client, spec, who), account_id)
+        record.update({k: v for k, v in fresh.items() if k not in _LISTS})
+    for aspect in sorted(aspects):
+        _read_aspect(client, spec, who, aspect, record)
+    return record
 
 
 def _read_aspect(
@@ -234,11 +247,14 @@ def refresher(spec: Principal) -> Refresh:
 # --- which events change which kind ------------------------------------------------------------
 
 
-def _named(param: str) -> Any:
+def _named(param: str, new_name: str | None = None) -> Any:
+    """The principal ``params[param]`` names; renamed to ``params[new_name]`` when given."""
+
     def locate(
         name: str, params: Mapping[str, Any], response: Mapping[str, Any], region: str, acct: str
     ) -> Target:
-        return Target(params[param], GLOBAL)
+        renamed = params.get(new_name) if new_name else None
+        return Target(params[param], GLOBAL, renamed_to=renamed)
 
     return locate
 
@@ -296,10 +312,10 @@ USER_EVENTS = EventRules(
         "AddUserToGroup": GROUPS,
         "RemoveUserFromGroup": GROUPS,
     },
-    _named("userName"),
+    _named("userName", "newUserName"),
 )
 GROUP_EVENTS = EventRules(
-    SOURCE, {**_lifecycle("Group"), **_policies("Group")}, _named("groupName")
+    SOURCE, {**_lifecycle("Group"), **_policies("Group")}, _named("groupName", "newGroupName")
 )
 POLICY_EVENTS = EventRules(
     SOURCE,

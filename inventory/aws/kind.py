@@ -33,6 +33,8 @@ class Target:
     region: str
     #: The account the resource's own identifier names (a queue URL, a topic ARN), if any.
     owner: str | None = None
+    #: The name a rename gives it (UpdateUser/UpdateGroup ``newUserName``...), if any.
+    renamed_to: str | None = None
 
 
 #: (event name, requestParameters, responseElements, the event's region, its account) -> Target.

@@ -176,6 +176,14 @@ class Keys:
         """Hash: histogram buckets of seconds from CloudTrail event time to cache time."""
         return f"{self.prefix}events:lag"
 
+    def event_consumers(self) -> str:
+        """Hash: ``inventory events`` consumer (host:pid) -> Unix time of its last poll."""
+        return f"{self.prefix}events:consumers"
+
+    def event_counts(self) -> str:
+        """Hash: change-event counters (``received``, ``applied``, ``dropped|<reason>``)."""
+        return f"{self.prefix}events:counts"
+
     def replica_cursor(self) -> str:
         """Hash: stream (a kind, or ``_outcomes``) -> updatedAt of the newest entry applied."""
         return f"{self.prefix}replica:cursor"

@@ -167,6 +167,12 @@ class EventsSettings(_Section):
     seen_ttl_seconds: int = Field(
         86400, ge=60, le=14 * 86400, description="How long event ids are remembered (duplicates)"
     )
+    visibility_seconds: int = Field(
+        60,
+        ge=5,
+        le=43200,
+        description="`inventory events` hides what it received this long (redelivered after)",
+    )
 
     @model_validator(mode="after")
     def _queue(self) -> EventsSettings:

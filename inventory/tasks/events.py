@@ -60,67 +60,97 @@ SendTask = Callable[..., Any]
 
 
 def drain(runtime: Runtime, send: SendTask) -> dict[str, Any]:
-    """Receive, parse, de-duplicate and dispatch; delete the messages once dispatched."""
+    """Receive, parse, de-duplicate and dispatch; delete the messages once dispatched.
+
+    Skipped while an ``inventory events`` consumer polls the queue: the drain is its fallback.
+    """
     cfg = runtime.settings.events
     queue = runtime.event_queue()
     if queue is None:
         return {"skipped": "events.enabled is false"}
+    if consumer_running(runtime):
+        return {"skipped": "an `inventory events` consumer is polling the queue"}
     started = time.monotonic()
-    batch = Batch()
     totals = dict.fromkeys(TOTALS, 0)
     task_ids: list[str] = []
+    received = 0
     # Hidden from other consumers until this drain has dispatched and deleted them.
     hidden = int(cfg.max_seconds) + 120
-    while totals["received"] < cfg.max_messages and time.monotonic() - started < cfg.max_seconds:
-        wanted = cfg.max_messages - totals["received"]
-        messages = queue.receive(wanted, 1 if not totals["received"] else 0, hidden)
+    batch = Batch(hidden)
+    while received < cfg.max_messages and time.monotonic() - started < cfg.max_seconds:
+        messages = queue.receive(cfg.max_messages - received, 0 if received else 1, hidden)
         if not messages:
             break
-        totals["received"] += len(messages)
-        batch.add(messages, totals)
+        received += len(messages)
+        batch.add(messages)
         # A long drain sends what it has every few seconds: early events do not wait for it.
-        if batch.due():
+        if batch.due(FLUSH_SECONDS):
             task_ids += dispatch(runtime, send, queue, batch, totals)
-            batch = Batch()
+            batch = Batch(hidden)
     task_ids += dispatch(runtime, send, queue, batch, totals)
     return totals | {"task_ids": task_ids}
 
 
+def consumer_running(runtime: Runtime) -> bool:
+    """Whether an ``inventory events`` consumer polls the queue (a recent heartbeat)."""
+    return bool(runtime.event_ledger.consumers_running(time.time()))
+
+
 TOTALS = ("received", "ignored", "duplicates", "not_synced", "events", "resources")
+#: The counters in Redis (exporter: inventory_event_*_total) each total adds to.
+COUNTERS = {
+    "received": "received",
+    "ignored": "dropped|not_a_change",
+    "duplicates": "dropped|duplicate",
+    "not_synced": "dropped|not_synced",
+}
 
 
 @dataclass
 class Batch:
     """Messages received and not yet dispatched, and the events they hold."""
 
+    #: How long its messages are hidden from other consumers after they were received.
+    hidden: float
     receipts: list[str] = field(default_factory=list)
     events: list[tuple[ResourceEvent, float]] = field(default_factory=list)
+    ignored: int = 0
     started: float = field(default_factory=time.monotonic)
+    #: When its first message was received (monotonic): hidden until ``hidden`` after it.
+    received_at: float = 0.0
 
-    def add(self, messages: list[Any], totals: dict[str, int]) -> None:
+    def add(self, messages: list[Any]) -> None:
         now = time.time()
+        if messages and not self.receipts:
+            self.received_at = time.monotonic()
         for message in messages:
             self.receipts.append(message.receipt)
             try:
                 self.events.extend((e, now) for e in parse_event(message.body))
             except NotAChange as exc:
-                totals["ignored"] += 1
+                self.ignored += 1
                 log.info("events: ignored a message: %s", exc)
             except Exception:  # a bug of ours on one message must not stall every drain
-                totals["ignored"] += 1
+                self.ignored += 1
                 log.exception("events: cannot parse a message; deleted")
 
-    def due(self) -> bool:
-        return (
-            len(self.receipts) >= FLUSH_MESSAGES or time.monotonic() - self.started >= FLUSH_SECONDS
-        )
+    def due(self, seconds: float) -> bool:
+        """Held long enough, or enough of them, to be sent."""
+        return len(self.receipts) >= FLUSH_MESSAGES or time.monotonic() - self.started >= seconds
 
 
 def dispatch(
     runtime: Runtime, send: SendTask, queue: Any, batch: Batch, totals: dict[str, int]
 ) -> list[str]:
-    """Send the refreshes of a batch's events (per account, in chunks), then delete its messages."""
-    fresh, duplicates = _unseen(runtime, batch.events)
+    """Send the refreshes of a batch's events (per account, in chunks), then delete its messages.
+
+    In this order, so a process killed on the way loses nothing: sent, then marked seen, then
+    deleted. A message that comes back after a kill is a duplicate (no call) or, killed before
+    it was marked, is read back again and writes nothing the second time.
+    """
+    if not batch.receipts:
+        return []
+    fresh, duplicates = _unseen(runtime, batch)
     fresh, not_synced = _of_synced_accounts(runtime, fresh)
     by_account = refs_by_account(fresh)
     task_ids = [
@@ -132,10 +162,17 @@ def dispatch(
         (e.event_id for e, _ in fresh), runtime.settings.events.seen_ttl_seconds
     )
     queue.delete(batch.receipts)
-    totals["duplicates"] += duplicates
-    totals["not_synced"] += not_synced
-    totals["events"] += len(fresh)
-    totals["resources"] += sum(len(r) for r in by_account.values())
+    counts = {
+        "received": len(batch.receipts),
+        "ignored": batch.ignored,
+        "duplicates": duplicates,
+        "not_synced": not_synced,
+        "events": len(fresh),
+        "resources": sum(len(r) for r in by_account.values()),
+    }
+    runtime.event_ledger.count({COUNTERS[k]: v for k, v in counts.items() if k in COUNTERS})
+    for name, value in counts.items():
+        totals[name] += value
     return task_ids
 
 
@@ -193,18 +230,25 @@ def _chunks(refs: list[dict[str, Any]], size: int) -> list[list[dict[str, Any]]]
     return [refs[start : start + size] for start in range(0, len(refs), size)]
 
 
-def _unseen(
-    runtime: Runtime, events: list[tuple[ResourceEvent, float]]
-) -> tuple[list[tuple[ResourceEvent, float]], int]:
-    """Events whose id was not handled before (nor earlier in this batch)."""
-    seen = runtime.event_ledger.seen(e.event_id for e, _ in events)
+def _unseen(runtime: Runtime, batch: Batch) -> tuple[list[tuple[ResourceEvent, float]], int]:
+    """Events whose id was not handled before (nor earlier in this batch), now claimed.
+
+    A claim lasts until just before the batch's messages are visible again: a process killed
+    before sending them leaves no claim behind to drop their redelivery as a duplicate.
+    """
+    ids = [e.event_id for e, _ in batch.events]
+    ttl = int(batch.hidden - (time.monotonic() - batch.received_at)) - 1
+    if ttl > 0:
+        ours = runtime.event_ledger.claim(ids, ttl)
+    else:  # too late to claim safely: sent again, the refresh reads again and writes nothing
+        ours = set(ids) - runtime.event_ledger.seen(ids)
     taken: set[tuple[str, str]] = set()
     unique = []
-    for e, received_at in events:
-        if e.event_id not in seen and (e.event_id, e.resource) not in taken:
+    for e, received_at in batch.events:
+        if e.event_id in ours and (e.event_id, e.resource) not in taken:
             taken.add((e.event_id, e.resource))
             unique.append((e, received_at))
-    return unique, len(events) - len(unique)
+    return unique, len(batch.events) - len(unique)
 
 
 def find_cached(
@@ -274,31 +318,24 @@ class Refresh:
     done: list[dict[str, Any]] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
     stale: int = 0
+    stale_events: int = 0
     rechecked: int = 0
+    reads: dict[str, float] = field(default_factory=dict)
 
     def run(self, refs: list[dict[str, Any]]) -> dict[str, Any]:
-        account_id = self.account["id"]
-        located = []
-        for ref in refs:
-            p = Partition(ref["kind"], account_id, ref["region"])
-            located.append((ref, p, *find_cached(self.runtime, p, ref)))
-        reads = self.runtime.event_ledger.last_reads(
-            list(
-                dict.fromkeys(
-                    f"{arn}|{a}" for r, _, arn, _ in located for a in [WHOLE, *r["aspects"]]
-                )
-            )
-        )
-        for ref, p, arn, cached in located:
-            self.one(_unread(ref, arn, reads), p, arn, cached)
+        for ref, p, arn, cached in self._located(refs):
+            unread = _unread(ref, arn, self.reads)
+            self.stale_events += len(ref["events"]) - len(unread["events"])
+            self.one(unread, p, arn, cached)
         results = self.store()
         cached_at = time.time()
         lags = [cached_at - e["time"] for e in self.done]
-        # From the drain receiving the event to the cache: our part of the lag.
+        # From the consumer (or drain) receiving the event to the cache: our part of the lag.
         processing = [cached_at - e["received"] for e in self.done if "received" in e]
-        self.runtime.event_ledger.record(self.read_at, lags)
+        counts = {"applied": len(self.done), "dropped|stale": self.stale_events}
+        self.runtime.event_ledger.record(self.read_at, lags, counts)
         return {
-            "account_id": account_id,
+            "account_id": self.account["id"],
             "resources": len(refs),
             "read": sum(1 for key in self.read_at if "|" not in key),
             "stale": self.stale,
@@ -308,6 +345,18 @@ class Refresh:
             "lags": [round(lag, 3) for lag in lags],
             "processing": [round(p, 3) for p in processing],
         }
+
+    def _located(
+        self, refs: list[dict[str, Any]]
+    ) -> list[tuple[dict[str, Any], Partition, str, dict[str, Any] | None]]:
+        """Each ref with its partition, ARN and cached record; our last reads of them noted."""
+        located = []
+        for ref in refs:
+            p = Partition(ref["kind"], self.account["id"], ref["region"])
+            located.append((ref, p, *find_cached(self.runtime, p, ref)))
+        fields = (f"{arn}|{a}" for r, _, arn, _ in located for a in [WHOLE, *r["aspects"]])
+        self.reads = self.runtime.event_ledger.last_reads(list(dict.fromkeys(fields)))
+        return located
 
     def one(
         self, ref: dict[str, Any], p: Partition, arn: str, cached: dict[str, Any] | None
@@ -359,7 +408,8 @@ class Refresh:
         if record is not None:
             self.upserts[p].append(record)
             self.causes[p][record["arn"]] = cause
-        elif cached is not None:
+        if cached is not None and (record is None or record["arn"] != arn):
+            # Gone, or moved: a new path (UpdateUser/UpdateGroup newPath) is a new ARN.
             self.removals[p].append(arn)
             self.causes[p][arn] = cause
 

@@ -17,7 +17,7 @@ import pytest
 from celery.result import AsyncResult
 
 from inventory.aws.kind import NotAChange
-from inventory.cache.keys import IAM_ROLE, Partition
+from inventory.cache.keys import IAM_GROUP, IAM_ROLE, IAM_USER, Partition
 from inventory.celery_app import create_app
 from inventory.demo.seed import (
     MANAGEMENT_ACCOUNT,
@@ -297,10 +297,15 @@ def test_events_of_an_account_not_synced_send_no_refresh_and_a_refresh_sent_anyw
         envelope(dev.id, "PutRolePolicy", params, time.time()),
     )
 
+    # Any role assumed in that account would show here (and be refused).
+    into_stranger = proxy.fail("AssumeRole", "AccessDenied", status=403, match=stranger)
+
     drained, refreshes, calls = drain_cycle(app, proxy)
 
     assert (drained["received"], drained["not_synced"], drained["events"]) == (2, 1, 1)
     assert [r["account_id"] for r in refreshes] == [dev.id]
+    assert into_stranger.seen == 0  # never fetched
+    assert rt.event_ledger.counts() == {"received": 2, "dropped|not_synced": 1, "applied": 1}
     assert drain_cycle(app, proxy)[0]["received"] == 0  # both messages were deleted
     # A refresh for that account reaching a worker by another way is refused, not retried.
     proxy.calls.clear()
@@ -369,3 +374,105 @@ def test_documented_eventbridge_pattern_forwards_exactly_the_events_we_follow():
     assert set(pattern["detail"]["eventSource"]) == set(EVENT_NAMES)
     assert set(pattern["detail"]["eventName"]) == {n for v in EVENT_NAMES.values() for n in v}
     assert set(pattern["source"]) == {"aws." + s.split(".")[0] for s in EVENT_NAMES}
+
+
+def test_rename_events_name_the_old_principal_gone_and_the_new_one_created():
+    when = time.time()
+    cases = {
+        "UpdateUser": (
+            {"userName": "a", "newUserName": "b", "newPath": "/x/"},
+            [("iam_user", "a", "delete"), ("iam_user", "b", "create")],
+        ),
+        "UpdateGroup": (
+            {"groupName": "g", "newGroupName": "h"},
+            [("iam_group", "g", "delete"), ("iam_group", "h", "create")],
+        ),
+    }
+    for name, (params, expected) in cases.items():
+        events = parse_event(envelope("111111111111", name, params, when))
+        assert [(e.kind, e.name, e.aspect) for e in events] == expected, name
+        assert {e.event_name for e in events} == {name}
+    # A new path alone, or a new name equal to the old: the principal read back by name.
+    for params in ({"userName": "a", "newPath": "/x/"}, {"userName": "a", "newUserName": "a"}):
+        (event,) = parse_event(envelope("111111111111", "UpdateUser", params, when))
+        assert (event.name, event.aspect) == ("a", "resource")
+    # UpdateRole renames nothing (description, maximum session): one GetRole.
+    (event,) = parse_event(envelope("111111111111", "UpdateRole", {"roleName": "r"}, when))
+    assert (event.kind, event.name, event.aspect) == ("iam_role", "r", "resource")
+
+
+def test_renamed_user_is_removed_under_its_old_name_and_cached_under_the_new(world, proxy):
+    seeder, dev, rt, app, queue = world
+    user = dev.users[0].name
+    p = Partition(IAM_USER, dev.id)
+    old_arn = f"arn:aws:iam::{dev.id}:user/{user}"
+    new_arn = f"arn:aws:iam::{dev.id}:user/{user}-renamed"
+    before = rt.redis_cache.item(p, old_arn)
+    assert before is not None and before["groups"] == [dev.groups[0].name]
+    iam = seeder.client("iam", dev.id)
+    iam.update_user(UserName=user, NewUserName=f"{user}-renamed")
+    params = {"userName": user, "newUserName": f"{user}-renamed"}
+    send(seeder, queue, envelope(dev.id, "UpdateUser", params, time.time()))
+
+    drained, refreshes, calls = drain_cycle(app, proxy)
+
+    assert (drained["received"], drained["events"], drained["resources"]) == (1, 2, 2)
+    assert calls.count("GetUser") == 2  # the old name (gone) and the new one, read in full
+    assert rt.redis_cache.item(p, old_arn) is None
+    assert old_arn not in rt.dynamo.items(p)
+    renamed = rt.redis_cache.item(p, new_arn)
+    assert renamed["name"] == f"{user}-renamed"
+    assert renamed["groups"] == before["groups"]
+    assert renamed["inline_policies"] == before["inline_policies"]
+    assert rt.dynamo.items(p)[new_arn] == renamed
+    (gone,) = rt.history.for_resource(IAM_USER, old_arn)
+    (created,) = rt.history.for_resource(IAM_USER, new_arn)
+    assert (gone.change, gone.event_name) == ("deleted", "UpdateUser")
+    assert (created.change, created.event_name, created.actor) == ("created", "UpdateUser", ALICE)
+    # The sweep finds the users exactly as the events left them.
+    users = sync_iam_account(rt, dev.id)["partitions"][IAM_USER]
+    assert (users["created"], users["updated"], users["removed"]) == (0, 0, 0)
+
+
+def test_user_moved_to_a_new_path_is_stored_under_its_new_arn_only(world, proxy):
+    seeder, dev, rt, app, queue = world
+    user = dev.users[0].name
+    p = Partition(IAM_USER, dev.id)
+    old_arn = f"arn:aws:iam::{dev.id}:user/{user}"
+    new_arn = f"arn:aws:iam::{dev.id}:user/moved/{user}"
+    seeder.client("iam", dev.id).update_user(UserName=user, NewPath="/moved/")
+    params = {"userName": user, "newPath": "/moved/"}
+    send(seeder, queue, envelope(dev.id, "UpdateUser", params, time.time()))
+
+    drained, refreshes, calls = drain_cycle(app, proxy)
+
+    assert calls == ["GetUser"]
+    assert rt.redis_cache.item(p, old_arn) is None
+    assert rt.redis_cache.item(p, new_arn)["path"] == "/moved/"
+    assert set(rt.dynamo.items(p)) == {new_arn}
+    assert [c.change for c in rt.history.for_resource(IAM_USER, old_arn)] == ["deleted"]
+    assert [c.change for c in rt.history.for_resource(IAM_USER, new_arn)] == ["created"]
+    users = sync_iam_account(rt, dev.id)["partitions"][IAM_USER]
+    assert (users["created"], users["updated"], users["removed"]) == (0, 0, 0)
+
+
+def test_renamed_group_is_followed_by_its_event(world, proxy):
+    seeder, dev, rt, app, queue = world
+    group = dev.groups[0].name
+    p = Partition(IAM_GROUP, dev.id)
+    old_arn = f"arn:aws:iam::{dev.id}:group/{group}"
+    new_arn = f"arn:aws:iam::{dev.id}:group/ops/{group}-ops"
+    before = rt.redis_cache.item(p, old_arn)
+    seeder.client("iam", dev.id).update_group(
+        GroupName=group, NewGroupName=f"{group}-ops", NewPath="/ops/"
+    )
+    params = {"groupName": group, "newGroupName": f"{group}-ops", "newPath": "/ops/"}
+    send(seeder, queue, envelope(dev.id, "UpdateGroup", params, time.time()))
+
+    drain_cycle(app, proxy)
+
+    assert rt.redis_cache.item(p, old_arn) is None
+    renamed = rt.redis_cache.item(p, new_arn)
+    assert renamed["attached_policies"] == before["attached_policies"]
+    assert set(rt.dynamo.items(p)) == {new_arn}
+    assert [c.event_name for c in rt.history.for_resource(IAM_GROUP, new_arn)] == ["UpdateGroup"]
