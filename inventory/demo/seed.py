@@ -247,11 +247,11 @@ def _add_policy_kinds(account: AccountSeed, name: str) -> None:
     )
     account.functions.append(
         FunctionSeed(
-            f"{name}-worker",
+            f"{name}-thumbnails",
             region,
             role=f"{name}-worker-0",
             invoked_by="events.amazonaws.com",
-            tags={"service": "worker"},
+            tags={"service": "thumbnails"},
         )
     )
     read_by_app = {

@@ -118,7 +118,16 @@ def world(browser_settings: Settings, redis_server, moto_server) -> World:
     for account_id in [MANAGEMENT_ACCOUNT, *(s.id for s in seeds)]:
         sync_iam_account(rt, account_id)
     for seed in seeds:
-        for stem in ("s3_buckets", "sqs_queues", "sns_topics", "managed_policies"):
+        for stem in (
+            "s3_buckets",
+            "sqs_queues",
+            "sns_topics",
+            "managed_policies",
+            "kms_keys",
+            "lambda_functions",
+            "secrets",
+            "ecr_repositories",
+        ):
             sync_kind(rt, BY_STEM[stem], seed.id)
     store_credential_mapping(rt)
     # Findings (issue 21), one of them carrying text that would run if put into HTML.

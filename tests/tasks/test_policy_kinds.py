@@ -82,9 +82,9 @@ def test_lambda_function_cached_with_policy_role_runtime_and_tags_but_no_environ
     seeder, (dev, _) = org
     awslambda = seeder.client("lambda", dev.id, REGION)
     awslambda.update_function_configuration(
-        FunctionName="dev-worker", Environment={"Variables": {"DB_PASSWORD": "hunter2-env"}}
+        FunctionName="dev-thumbnails", Environment={"Variables": {"DB_PASSWORD": "hunter2-env"}}
     )
-    config = awslambda.get_function_configuration(FunctionName="dev-worker")
+    config = awslambda.get_function_configuration(FunctionName="dev-thumbnails")
     arn = config["FunctionArn"]
 
     sync_kind(runtime, BY_STEM["lambda_functions"], dev.id)
@@ -97,7 +97,7 @@ def test_lambda_function_cached_with_policy_role_runtime_and_tags_but_no_environ
             "kind": "lambda_function",
             "account_id": dev.id,
             "region": REGION,
-            "name": "dev-worker",
+            "name": "dev-thumbnails",
             "policy": {
                 "Version": "2012-10-17",
                 "Id": "default",
@@ -125,7 +125,7 @@ def test_lambda_function_cached_with_policy_role_runtime_and_tags_but_no_environ
             "vpc_id": None,
             "code_sha256": config["CodeSha256"],
             "last_modified": config["LastModified"],
-            "tags": {"service": "worker"},
+            "tags": {"service": "thumbnails"},
         }
     )
     assert "hunter2-env" not in json.dumps(cached)
