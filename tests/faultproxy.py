@@ -172,6 +172,8 @@ class FaultProxy:
                 target = self.headers.get("X-Amz-Target")
                 if service == "s3":
                     action = _s3_action(self.command, self.path)
+                elif service == "lambda":
+                    action = _lambda_action(self.command, self.path)
                 else:
                     action = _action(target, body, self.path)
                 with proxy.lock:
@@ -183,7 +185,10 @@ class FaultProxy:
                     time.sleep(fault.delay)
                     fault = None
                 if fault is not None:
-                    self._error(fault, "s3" if service == "s3" else "json" if target else "query")
+                    json_errors = target or service == "lambda"
+                    self._error(
+                        fault, "s3" if service == "s3" else "json" if json_errors else "query"
+                    )
                     return
                 conn = http.client.HTTPConnection(
                     proxy.upstream_host, proxy.upstream_port, timeout=60
@@ -274,6 +279,24 @@ def _s3_action(method: str, path: str) -> str:
     return {"PUT": "CreateBucket", "HEAD": "HeadBucket", "DELETE": "DeleteBucket"}.get(
         method, method
     )
+
+
+#: Lambda's REST read operations: (method, path without its version and function name).
+LAMBDA_ACTIONS = {
+    ("GET", "functions"): "ListFunctions",
+    ("GET", "functions/configuration"): "GetFunctionConfiguration",
+    ("GET", "functions/policy"): "GetPolicy",
+    ("GET", "tags"): "ListTags",
+}
+
+
+def _lambda_action(method: str, path: str) -> str:
+    """Lambda's REST operations: /2015-03-31/functions/<name>/policy, /2017-03-31/tags/<arn>."""
+    parts = urlsplit(path).path.strip("/").split("/")[1:]
+    if not parts:
+        return method
+    shape = parts[0] if len(parts) < 3 else f"{parts[0]}/{parts[2]}"
+    return LAMBDA_ACTIONS.get((method, shape), f"{method} {shape}")
 
 
 def _action(target: str | None, body: bytes, path: str) -> str:

@@ -82,6 +82,47 @@ class TopicSeed:
 
 
 @dataclass
+class KeySeed:
+    """A customer managed KMS key and its alias (``alias/<alias>``)."""
+
+    alias: str
+    region: str
+    description: str = ""
+    rotation: bool = False
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class FunctionSeed:
+    name: str
+    region: str
+    role: str  # the execution role's name, in the same account
+    runtime: str = "python3.12"
+    invoked_by: str | None = None  # a service principal granted lambda:InvokeFunction
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class SecretSeed:
+    name: str
+    region: str
+    #: Written to Secrets Manager, never read back: the demo test looks for it everywhere.
+    value: str
+    kms_alias: str | None = None  # a KeySeed's alias in the same region
+    policy: dict[str, Any] | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class RepositorySeed:
+    name: str
+    region: str
+    scan_on_push: bool = False
+    policy: dict[str, Any] | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
 class AccountSeed:
     """What one member account holds; ``id`` is filled in once Organizations assigns it."""
 
@@ -93,6 +134,10 @@ class AccountSeed:
     buckets: list[BucketSeed] = field(default_factory=list)
     queues: list[QueueSeed] = field(default_factory=list)
     topics: list[TopicSeed] = field(default_factory=list)
+    keys: list[KeySeed] = field(default_factory=list)
+    functions: list[FunctionSeed] = field(default_factory=list)
+    secrets: list[SecretSeed] = field(default_factory=list)
+    repositories: list[RepositorySeed] = field(default_factory=list)
     id: str = ""
 
     def queue_arn(self, q: QueueSeed) -> str:
@@ -106,6 +151,10 @@ class AccountSeed:
 
     def role_arn(self, name: str) -> str:
         return f"arn:aws:iam::{self.id}:role/{name}"
+
+    def resolve(self, document: dict[str, Any]) -> dict[str, Any]:
+        """A seed's policy with ``{account}`` replaced by the account's ID."""
+        return dict(json.loads(json.dumps(document).replace("{account}", self.id)))
 
 
 def demo_account(name: str, index: int) -> AccountSeed:
@@ -185,7 +234,53 @@ def demo_account(name: str, index: int) -> AccountSeed:
             ),
         ]
         account.topics.append(TopicSeed(f"{name}-events", region, tags={"service": "events"}))
+    _add_policy_kinds(account, name)
     return account
+
+
+def _add_policy_kinds(account: AccountSeed, name: str) -> None:
+    """One KMS key, Lambda function, secret and ECR repository, each with its own policy."""
+    app_role = f"arn:aws:iam::{{account}}:role/{name}-app"  # the account ID is filled in later
+    region = "us-east-1"
+    account.keys.append(
+        KeySeed(f"{name}-data", region, f"{name} data key", rotation=True, tags={"owner": name})
+    )
+    account.functions.append(
+        FunctionSeed(
+            f"{name}-thumbnails",
+            region,
+            role=f"{name}-worker-0",
+            invoked_by="events.amazonaws.com",
+            tags={"service": "thumbnails"},
+        )
+    )
+    read_by_app = {
+        "Effect": "Allow",
+        "Principal": {"AWS": app_role},
+        "Action": "secretsmanager:GetSecretValue",
+        "Resource": "*",
+    }
+    account.secrets.append(
+        SecretSeed(
+            f"{name}/db-password",
+            region,
+            value=f"demo-secret-value-of-{name}-never-cached",
+            kms_alias=f"{name}-data",
+            policy=_doc(read_by_app),
+            tags={"service": "db"},
+        )
+    )
+    pull_by_app = {
+        "Sid": "AppPulls",
+        "Effect": "Allow",
+        "Principal": {"AWS": app_role},
+        "Action": ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
+    }
+    account.repositories.append(
+        RepositorySeed(
+            f"{name}/app", region, scan_on_push=True, policy=_doc(pull_by_app), tags={"app": name}
+        )
+    )
 
 
 REGIONS = ("us-east-1", "us-west-2")
@@ -240,86 +335,173 @@ class Seeder:
 
     def fill_resources(self, seed: AccountSeed) -> None:
         for bucket in seed.buckets:
-            s3 = self.client("s3", seed.id, bucket.region)
-            params: dict[str, Any] = {"Bucket": bucket.name}
-            if bucket.region != "us-east-1":
-                params["CreateBucketConfiguration"] = {"LocationConstraint": bucket.region}
-            s3.create_bucket(**params)
-            if bucket.policy:
-                s3.put_bucket_policy(Bucket=bucket.name, Policy=json.dumps(bucket.policy))
-            if bucket.tags:
-                s3.put_bucket_tagging(
-                    Bucket=bucket.name,
-                    Tagging={"TagSet": [{"Key": k, "Value": v} for k, v in bucket.tags.items()]},
-                )
+            self._bucket(seed, bucket)
         for queue in seed.queues:
-            sqs = self.client("sqs", seed.id, queue.region)
-            attributes: dict[str, str] = {}
-            if queue.policy:
-                attributes["Policy"] = json.dumps(queue.policy)
-            if queue.dead_letter:
-                dlq = f"arn:aws:sqs:{queue.region}:{seed.id}:{queue.dead_letter}"
-                attributes["RedrivePolicy"] = json.dumps(
-                    {"deadLetterTargetArn": dlq, "maxReceiveCount": 5}
-                )
-            sqs.create_queue(QueueName=queue.name, Attributes=attributes, tags=queue.tags)
+            self._queue(seed, queue)
         for topic in seed.topics:
-            sns = self.client("sns", seed.id, topic.region)
-            arn = sns.create_topic(
-                Name=topic.name, Tags=[{"Key": k, "Value": v} for k, v in topic.tags.items()]
-            )["TopicArn"]
-            if topic.policy:
-                sns.set_topic_attributes(
-                    TopicArn=arn, AttributeName="Policy", AttributeValue=json.dumps(topic.policy)
-                )
+            self._topic(seed, topic)
+        for key in seed.keys:
+            self._key(seed, key)
+        for function in seed.functions:
+            self._function(seed, function)
+        for secret in seed.secrets:
+            self._secret(seed, secret)
+        for repository in seed.repositories:
+            self._repository(seed, repository)
+
+    def _bucket(self, seed: AccountSeed, bucket: BucketSeed) -> None:
+        s3 = self.client("s3", seed.id, bucket.region)
+        params: dict[str, Any] = {"Bucket": bucket.name}
+        if bucket.region != "us-east-1":
+            params["CreateBucketConfiguration"] = {"LocationConstraint": bucket.region}
+        s3.create_bucket(**params)
+        if bucket.policy:
+            s3.put_bucket_policy(Bucket=bucket.name, Policy=json.dumps(bucket.policy))
+        if bucket.tags:
+            s3.put_bucket_tagging(
+                Bucket=bucket.name,
+                Tagging={"TagSet": [{"Key": k, "Value": v} for k, v in bucket.tags.items()]},
+            )
+
+    def _queue(self, seed: AccountSeed, queue: QueueSeed) -> None:
+        sqs = self.client("sqs", seed.id, queue.region)
+        attributes: dict[str, str] = {}
+        if queue.policy:
+            attributes["Policy"] = json.dumps(queue.policy)
+        if queue.dead_letter:
+            dlq = f"arn:aws:sqs:{queue.region}:{seed.id}:{queue.dead_letter}"
+            attributes["RedrivePolicy"] = json.dumps(
+                {"deadLetterTargetArn": dlq, "maxReceiveCount": 5}
+            )
+        sqs.create_queue(QueueName=queue.name, Attributes=attributes, tags=queue.tags)
+
+    def _topic(self, seed: AccountSeed, topic: TopicSeed) -> None:
+        sns = self.client("sns", seed.id, topic.region)
+        arn = sns.create_topic(
+            Name=topic.name, Tags=[{"Key": k, "Value": v} for k, v in topic.tags.items()]
+        )["TopicArn"]
+        if topic.policy:
+            sns.set_topic_attributes(
+                TopicArn=arn, AttributeName="Policy", AttributeValue=json.dumps(topic.policy)
+            )
+
+    def _key(self, seed: AccountSeed, key: KeySeed) -> None:
+        kms = self.client("kms", seed.id, key.region)
+        tags = [{"TagKey": k, "TagValue": v} for k, v in key.tags.items()]
+        key_id = kms.create_key(Description=key.description, Tags=tags)["KeyMetadata"]["KeyId"]
+        kms.create_alias(AliasName=f"alias/{key.alias}", TargetKeyId=key_id)
+        if key.rotation:
+            kms.enable_key_rotation(KeyId=key_id)
+
+    def _function(self, seed: AccountSeed, function: FunctionSeed) -> None:
+        import io
+        import zipfile
+
+        code = io.BytesIO()
+        with zipfile.ZipFile(code, "w") as archive:
+            archive.writestr("app.py", "def handler(event, context):\n    return event\n")
+        awslambda = self.client("lambda", seed.id, function.region)
+        awslambda.create_function(
+            FunctionName=function.name,
+            Runtime=function.runtime,
+            Role=seed.role_arn(function.role),
+            Handler="app.handler",
+            Code={"ZipFile": code.getvalue()},
+            Tags=function.tags,
+        )
+        if function.invoked_by:
+            awslambda.add_permission(
+                FunctionName=function.name,
+                StatementId="invoke",
+                Action="lambda:InvokeFunction",
+                Principal=function.invoked_by,
+                SourceAccount=seed.id,
+            )
+
+    def _secret(self, seed: AccountSeed, secret: SecretSeed) -> None:
+        sm = self.client("secretsmanager", seed.id, secret.region)
+        params: dict[str, Any] = {
+            "Name": secret.name,
+            "SecretString": secret.value,
+            "Tags": [{"Key": k, "Value": v} for k, v in secret.tags.items()],
+        }
+        if secret.kms_alias:
+            params["KmsKeyId"] = f"alias/{secret.kms_alias}"
+        sm.create_secret(**params)
+        if secret.policy:
+            policy = json.dumps(seed.resolve(secret.policy))
+            sm.put_resource_policy(SecretId=secret.name, ResourcePolicy=policy)
+
+    def _repository(self, seed: AccountSeed, repository: RepositorySeed) -> None:
+        ecr = self.client("ecr", seed.id, repository.region)
+        ecr.create_repository(
+            repositoryName=repository.name,
+            imageScanningConfiguration={"scanOnPush": repository.scan_on_push},
+            tags=[{"Key": k, "Value": v} for k, v in repository.tags.items()],
+        )
+        if repository.policy:
+            policy = json.dumps(seed.resolve(repository.policy))
+            ecr.set_repository_policy(repositoryName=repository.name, policyText=policy)
 
     def fill_iam(self, seed: AccountSeed) -> None:
         iam = self.client("iam", seed.id)
         for name, document in seed.policies.items():
             iam.create_policy(PolicyName=name, PolicyDocument=json.dumps(document))
         for group in seed.groups:
-            iam.create_group(GroupName=group.name)
-            for pname, document in group.inline.items():
-                iam.put_group_policy(
-                    GroupName=group.name, PolicyName=pname, PolicyDocument=json.dumps(document)
-                )
-            for pname in group.attached:
-                iam.attach_group_policy(GroupName=group.name, PolicyArn=seed.policy_arn(pname))
+            self._group(iam, seed, group)
         for role in seed.roles:
-            params: dict[str, Any] = {
-                "RoleName": role.name,
-                "AssumeRolePolicyDocument": json.dumps(role.trust_policy),
-                "Tags": [{"Key": k, "Value": v} for k, v in role.tags.items()],
-            }
-            if role.description:
-                params["Description"] = role.description
-            if role.boundary:
-                params["PermissionsBoundary"] = seed.policy_arn(role.boundary)
-            iam.create_role(**params)
-            for pname, document in role.inline.items():
-                iam.put_role_policy(
-                    RoleName=role.name, PolicyName=pname, PolicyDocument=json.dumps(document)
-                )
-            for pname in role.attached:
-                iam.attach_role_policy(RoleName=role.name, PolicyArn=seed.policy_arn(pname))
-            for pname in list(role.aws_policies):
-                try:
-                    iam.attach_role_policy(RoleName=role.name, PolicyArn=aws_policy_arn(pname))
-                except iam.exceptions.NoSuchEntityException:
-                    # moto has AWS managed policies only with MOTO_IAM_LOAD_MANAGED_POLICIES=true
-                    role.aws_policies.remove(pname)
+            self._role(iam, seed, role)
         for user in seed.users:
-            iam.create_user(
-                UserName=user.name, Tags=[{"Key": k, "Value": v} for k, v in user.tags.items()]
+            self._user(iam, seed, user)
+
+    @staticmethod
+    def _group(iam: Any, seed: AccountSeed, group: GroupSeed) -> None:
+        iam.create_group(GroupName=group.name)
+        for pname, document in group.inline.items():
+            iam.put_group_policy(
+                GroupName=group.name, PolicyName=pname, PolicyDocument=json.dumps(document)
             )
-            for gname in user.groups:
-                iam.add_user_to_group(GroupName=gname, UserName=user.name)
-            for pname, document in user.inline.items():
-                iam.put_user_policy(
-                    UserName=user.name, PolicyName=pname, PolicyDocument=json.dumps(document)
-                )
-            for pname in user.attached:
-                iam.attach_user_policy(UserName=user.name, PolicyArn=seed.policy_arn(pname))
+        for pname in group.attached:
+            iam.attach_group_policy(GroupName=group.name, PolicyArn=seed.policy_arn(pname))
+
+    @staticmethod
+    def _role(iam: Any, seed: AccountSeed, role: RoleSeed) -> None:
+        params: dict[str, Any] = {
+            "RoleName": role.name,
+            "AssumeRolePolicyDocument": json.dumps(role.trust_policy),
+            "Tags": [{"Key": k, "Value": v} for k, v in role.tags.items()],
+        }
+        if role.description:
+            params["Description"] = role.description
+        if role.boundary:
+            params["PermissionsBoundary"] = seed.policy_arn(role.boundary)
+        iam.create_role(**params)
+        for pname, document in role.inline.items():
+            iam.put_role_policy(
+                RoleName=role.name, PolicyName=pname, PolicyDocument=json.dumps(document)
+            )
+        for pname in role.attached:
+            iam.attach_role_policy(RoleName=role.name, PolicyArn=seed.policy_arn(pname))
+        for pname in list(role.aws_policies):
+            try:
+                iam.attach_role_policy(RoleName=role.name, PolicyArn=aws_policy_arn(pname))
+            except iam.exceptions.NoSuchEntityException:
+                # moto has AWS managed policies only with MOTO_IAM_LOAD_MANAGED_POLICIES=true
+                role.aws_policies.remove(pname)
+
+    @staticmethod
+    def _user(iam: Any, seed: AccountSeed, user: UserSeed) -> None:
+        iam.create_user(
+            UserName=user.name, Tags=[{"Key": k, "Value": v} for k, v in user.tags.items()]
+        )
+        for gname in user.groups:
+            iam.add_user_to_group(GroupName=gname, UserName=user.name)
+        for pname, document in user.inline.items():
+            iam.put_user_policy(
+                UserName=user.name, PolicyName=pname, PolicyDocument=json.dumps(document)
+            )
+        for pname in user.attached:
+            iam.attach_user_policy(UserName=user.name, PolicyArn=seed.policy_arn(pname))
 
 
 def seed_demo_organisation(

@@ -120,6 +120,10 @@ def world(browser_settings: Settings, redis_server, moto_server) -> World:
     for seed in seeds:
         for stem in ("s3_buckets", "sqs_queues", "sns_topics", "managed_policies"):
             sync_kind(rt, BY_STEM[stem], seed.id)
+    # KMS, Lambda, Secrets Manager and ECR in dev alone: each page is shown once (and the
+    # package's setup stays within its time on a loaded machine).
+    for stem in ("kms_keys", "lambda_functions", "secrets", "ecr_repositories"):
+        sync_kind(rt, BY_STEM[stem], dev.id)
     store_credential_mapping(rt)
     # Findings (issue 21), one of them carrying text that would run if put into HTML.
     Seeder(moto_server.url).client("iam", dev.id).put_role_policy(

@@ -253,6 +253,65 @@ def test_a_bucket_shows_its_resource_policy_and_no_role_sections(admin_page, wor
     assert page.locator("#account").inner_text() == f"dev {dev.id}"
 
 
+def _policy_kind(world: World, kind: str) -> dict:
+    """Dev's one resource of a kind, as the sweep cached it."""
+    from inventory.cache.keys import Partition
+
+    (record,) = world.runtime.redis_cache.items(Partition(kind, world.dev.id, "us-east-1")).values()
+    return dict(record)
+
+
+@pytest.mark.parametrize(
+    ("kind", "label"),
+    [
+        ("kms_key", "KMS key"),
+        ("lambda_function", "Lambda function"),
+        ("secretsmanager_secret", "Secrets Manager secret"),
+        ("ecr_repository", "ECR repository"),
+    ],
+)
+def test_kms_lambda_secret_and_ecr_show_their_policy_as_a_bucket_does(
+    admin_page, world, kind, label
+):
+    record = _policy_kind(world, kind)
+    arn = record["arn"]
+    assert record["policy"]["Statement"]
+    admin_page.goto(resource_path(arn))
+    page = admin_page.page
+    page.locator("#content").wait_for(state="visible")
+    assert page.locator("#kind").inner_text() == label
+    assert page.locator(".policy-title").all_inner_texts() == ["Resource policy"]
+    assert (
+        json.loads(page.locator("details.policy pre.json").first.inner_text()) == (record["policy"])
+    )
+    assert page.locator("#tags-table").is_visible()
+    assert page.locator("#account").inner_text() == f"dev {world.dev.id}"
+    # The policies table lists it under its label.
+    admin_page.goto(f"/policies?kind={kind}")
+    wait_total(admin_page, 1)  # dev's (the only account the world syncs these kinds in)
+    assert arn in shown_arns(admin_page)
+
+
+def test_a_secrets_value_is_on_no_page_and_in_no_api_answer(admin_page, world):
+    secret = world.dev.secrets[0]
+    arn = _policy_kind(world, "secretsmanager_secret")["arn"]
+    admin_page.goto(resource_path(arn))
+    page = admin_page.page
+    page.locator("#content").wait_for(state="visible")
+    assert page.locator("#name").inner_text() == secret.name
+    assert secret.value not in page.content()
+    for path in (
+        "/api/v1/resource?arn=" + urllib.parse.quote(arn, safe=""),
+        "/api/v1/policies?kind=secretsmanager_secret",
+        "/api/v1/resource/history?arn=" + urllib.parse.quote(arn, safe=""),
+    ):
+        answer = page.evaluate(
+            "p => fetch(p, {credentials: 'same-origin'}).then(r => r.text())", path
+        )
+        assert secret.name in answer or "changes" in answer, (path, answer[:200])
+        assert secret.value not in answer
+
+
 def test_a_tag_value_with_a_script_tag_is_shown_as_text_and_never_runs(admin_page, world):
     arn = world.dev.role_arn("dev-app")
     admin_page.goto(resource_path(arn))

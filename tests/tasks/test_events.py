@@ -26,7 +26,7 @@ from inventory.demo.seed import (
     change_event_envelope,
     demo_account,
 )
-from inventory.registry import EVENT_NAMES, parse_event
+from inventory.registry import BY_STEM, EVENT_NAMES, parse_event
 from inventory.runtime import Runtime
 from inventory.settings import load_settings
 from inventory.tasks.accounts import store_account_mapping
@@ -476,3 +476,84 @@ def test_renamed_group_is_followed_by_its_event(world, proxy):
     assert renamed["attached_policies"] == before["attached_policies"]
     assert set(rt.dynamo.items(p)) == {new_arn}
     assert [c.event_name for c in rt.history.for_resource(IAM_GROUP, new_arn)] == ["UpdateGroup"]
+
+
+NEW_POLICY_STATEMENT = {
+    "Sid": "Auditors",
+    "Effect": "Allow",
+    "Principal": {"AWS": "arn:aws:iam::{account}:role/dev-app"},
+    "Action": "*",
+    "Resource": "*",
+}
+
+
+def _put_policy(seeder: Seeder, dev: AccountSeed, stem: str) -> tuple[str, str, dict, str]:
+    """Change the resource policy of dev's one resource of the kind in AWS, as a person would.
+
+    (event source, event name, requestParameters, the one read the refresh must make).
+    """
+    client = seeder.client(BY_STEM[stem].service, dev.id, "us-east-1")
+    statement = dev.resolve(NEW_POLICY_STATEMENT)
+    if stem == "ecr_repositories":
+        name = dev.repositories[0].name
+        document = {"Version": "2012-10-17", "Statement": [{**statement, "Action": "ecr:*"}]}
+        del document["Statement"][0]["Resource"]
+        client.set_repository_policy(repositoryName=name, policyText=json.dumps(document))
+        params = {"repositoryName": name, "policyText": json.dumps(document)}
+        return "ecr.amazonaws.com", "SetRepositoryPolicy", params, "GetRepositoryPolicy"
+    if stem == "lambda_functions":
+        name = dev.functions[0].name
+        client.add_permission(
+            FunctionName=name,
+            StatementId="auditors",
+            Action="lambda:GetFunction",
+            Principal=dev.id,
+        )
+        params = {"functionName": name, "statementId": "auditors", "principal": dev.id}
+        return "lambda.amazonaws.com", "AddPermission20150331v2", params, "GetPolicy"
+    if stem == "secrets":
+        arn = client.describe_secret(SecretId=dev.secrets[0].name)["ARN"]
+        document = {"Version": "2012-10-17", "Statement": [statement]}
+        client.put_resource_policy(SecretId=arn, ResourcePolicy=json.dumps(document))
+        return (
+            "secretsmanager.amazonaws.com",
+            "PutResourcePolicy",
+            {"secretId": arn},
+            ("GetResourcePolicy"),
+        )
+    key_id = client.describe_key(KeyId=f"alias/{dev.keys[0].alias}")["KeyMetadata"]["KeyId"]
+    document = {"Version": "2012-10-17", "Statement": [statement]}
+    client.put_key_policy(KeyId=key_id, PolicyName="default", Policy=json.dumps(document))
+    params = {"keyId": key_id, "policyName": "default"}
+    return "kms.amazonaws.com", "PutKeyPolicy", params, "GetKeyPolicy"
+
+
+@pytest.mark.parametrize("stem", ["ecr_repositories", "lambda_functions", "secrets", "kms_keys"])
+def test_resource_policy_event_reads_only_the_policy_and_matches_the_next_sweep(world, proxy, stem):
+    from inventory.tasks.resources import sync_kind
+
+    seeder, dev, rt, app, queue = world
+    sync = BY_STEM[stem]
+    (kind,) = sync.kinds
+    p = Partition(kind, dev.id, "us-east-1")
+    sync_kind(rt, sync, dev.id)
+    ((arn, before),) = rt.redis_cache.items(p).items()
+    source, name, params, read = _put_policy(seeder, dev, stem)
+    send(seeder, queue, json.dumps(
+        change_event_envelope(dev.id, name, params, time.time(), ALICE, source=source)
+    ))  # fmt: skip
+
+    drained, refreshes, calls = drain_cycle(app, proxy)
+
+    assert (drained["events"], drained["resources"]) == (1, 1)
+    assert refreshes[0]["failed"] == {}
+    assert calls == [read]  # the policy alone, nothing else of the resource
+    cached = rt.redis_cache.item(p, arn)
+    assert cached["policy"] != before["policy"]
+    assert {k: v for k, v in cached.items() if k != "policy"} == {
+        k: v for k, v in before.items() if k != "policy"
+    }
+    (change,) = rt.history.for_resource(kind, arn)
+    assert (change.actor, change.event_name) == (ALICE, name)
+    # What the refresh stored is exactly what a full sweep stores: the sweep writes nothing.
+    assert sync_kind(rt, sync, dev.id)["regions"]["us-east-1"]["dynamo_writes"] == 0

@@ -10,6 +10,10 @@
     [/^arn:aws:s3:::[^/]+$/, "s3:GetObject", (arn) => arn + "/*"],
     [/^arn:aws:sqs:/, "sqs:SendMessage", (arn) => arn],
     [/^arn:aws:sns:/, "sns:Publish", (arn) => arn],
+    [/^arn:aws:kms:/, "kms:Decrypt", (arn) => arn],
+    [/^arn:aws:lambda:/, "lambda:InvokeFunction", (arn) => arn],
+    [/^arn:aws:secretsmanager:/, "secretsmanager:GetSecretValue", (arn) => arn],
+    [/^arn:aws:ecr:/, "ecr:BatchGetImage", (arn) => arn],
     [/^arn:aws:iam::\d{12}:role\//, "sts:AssumeRole", (arn) => arn],
   ];
 
