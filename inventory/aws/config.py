@@ -15,6 +15,7 @@ from inventory.cache.keys import CONFIG_RESOURCE
 
 KIND = CONFIG_RESOURCE
 ACTIONS = (
+    "config:DescribeConfigurationRecorders",
     "config:SelectResourceConfig",
     "config:ListDiscoveredResources",
     "config:BatchGetResourceConfig",
@@ -61,6 +62,11 @@ class UnprocessedResources(Exception):
         super().__init__(f"{len(keys)} resource keys left unprocessed by BatchGetResourceConfig")
         self.items = items
         self.keys = keys
+
+
+def get_recorders(client: Any) -> list[dict[str, Any]]:
+    """DescribeConfigurationRecorders: the region's recorders (none: Config is not set up)."""
+    return list(client.describe_configuration_recorders().get("ConfigurationRecorders", ()))
 
 
 def query_expression(resource_types: Iterable[str]) -> str:
@@ -166,7 +172,9 @@ def collect_config_resources(
     region: str,
     resource_types: Sequence[str] = DEFAULT_RESOURCE_TYPES,
 ) -> Listing:
-    """Config resources of the region; without a Config recorder: incomplete, not empty."""
+    """Config resources of the region; without a Config recorder: not enabled, not empty."""
+    if not get_recorders(client):
+        return Listing(complete=False, enabled=False)
     listing = Listing()
     try:
         raws = get_by_advanced_query(client, resource_types)
@@ -180,8 +188,8 @@ def collect_config_resources(
         except ClientError as exc:
             if error_code(exc) != NO_RECORDER:
                 raise
-            # Config is not set up here: that hides resources, it does not mean there are none.
-            return Listing(complete=False)
+            # The recorder went away meanwhile: that hides resources, it does not remove them.
+            return Listing(complete=False, enabled=False)
         except UnprocessedResources as exc:
             raws = exc.items
             for key in exc.keys:

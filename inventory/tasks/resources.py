@@ -90,6 +90,7 @@ def store_listings(
                 keep=listing.keep,
                 durable=spec.durable,
                 listed_at=listing.listed_at,
+                enabled=listing.enabled,
             )
         )
     results = runtime.store.replace_partitions(writes)

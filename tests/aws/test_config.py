@@ -232,6 +232,21 @@ def query_page(results: list[dict[str, Any]], token: str | None = None) -> dict[
     return page
 
 
+RECORDER = {
+    "name": "default",
+    "roleARN": f"arn:aws:iam::{ACCOUNT}:role/config",
+    "recordingGroup": {"allSupported": True, "includeGlobalResourceTypes": True},
+}
+
+
+def stub_recorder(stubber: Stubber, recorders: list[dict[str, Any]] | None = None) -> None:
+    stubber.add_response(
+        "describe_configuration_recorders",
+        {"ConfigurationRecorders": [RECORDER] if recorders is None else recorders},
+        {},
+    )
+
+
 def stub_empty_query(stubber: Stubber) -> None:
     stubber.add_response("select_resource_config", query_page([]), QUERY_PARAMS)
 
@@ -258,6 +273,7 @@ def stub_listing(stubber: Stubber, role_ids: list[dict[str, str]] | None = None)
 def test_advanced_query_reads_every_page() -> None:
     client = config_client()
     with Stubber(client) as stubber:
+        stub_recorder(stubber)
         op = "select_resource_config"
         stubber.add_response(op, query_page([QUERY_BUCKET], "t1"), QUERY_PARAMS)
         stubber.add_response(op, query_page([QUERY_ROLE]), {**QUERY_PARAMS, "NextToken": "t1"})
@@ -272,6 +288,7 @@ def test_advanced_query_reads_every_page() -> None:
 def test_empty_advanced_query_falls_back_to_listing_and_batch_get() -> None:
     client = config_client()
     with Stubber(client) as stubber:
+        stub_recorder(stubber)
         stub_empty_query(stubber)
         stub_listing(stubber)
         stubber.add_response(
@@ -306,6 +323,7 @@ def test_batch_get_asks_for_at_most_100_keys_at_a_time() -> None:
     names = [f"bucket-{i:03d}" for i in range(150)]
     client = config_client()
     with Stubber(client) as stubber:
+        stub_recorder(stubber)
         stub_empty_query(stubber)
         stubber.add_response(
             "list_discovered_resources",
@@ -335,6 +353,7 @@ def test_batch_get_asks_for_at_most_100_keys_at_a_time() -> None:
 def test_keys_still_unprocessed_after_three_attempts_make_the_listing_incomplete() -> None:
     client = config_client()
     with Stubber(client) as stubber:
+        stub_recorder(stubber)
         stub_empty_query(stubber)
         stub_listing(stubber)
         stubber.add_response(
@@ -373,6 +392,7 @@ def test_keys_still_unprocessed_after_three_attempts_make_the_listing_incomplete
 def test_invalid_expression_falls_back_to_listing() -> None:
     client = config_client()
     with Stubber(client) as stubber:
+        stub_recorder(stubber)
         stubber.add_client_error(
             "select_resource_config",
             service_error_code="InvalidExpressionException",
@@ -408,6 +428,7 @@ def test_invalid_expression_falls_back_to_listing() -> None:
 def test_access_denied_on_the_advanced_query_propagates() -> None:
     client = config_client()
     with Stubber(client) as stubber:
+        stub_recorder(stubber)
         stubber.add_client_error(
             "select_resource_config",
             service_error_code="AccessDeniedException",
@@ -424,9 +445,23 @@ def test_access_denied_on_the_advanced_query_propagates() -> None:
     assert exc.value.response["Error"]["Code"] == "AccessDeniedException"
 
 
-def test_region_without_config_recorder_is_empty_and_incomplete() -> None:
+def test_region_without_config_recorder_is_not_enabled_and_lists_nothing() -> None:
     client = config_client()
     with Stubber(client) as stubber:
+        stub_recorder(stubber, [])
+
+        listing = collect_config_resources(client, ACCOUNT, REGION, TYPES)
+
+        stubber.assert_no_pending_responses()
+
+    # Incomplete (nothing cached is removed) and not enabled (nothing is stale).
+    assert listing == Listing(complete=False, enabled=False)
+
+
+def test_recorder_gone_before_the_listing_is_not_enabled_either() -> None:
+    client = config_client()
+    with Stubber(client) as stubber:
+        stub_recorder(stubber)
         stub_empty_query(stubber)
         stubber.add_client_error(
             "list_discovered_resources",
@@ -439,12 +474,13 @@ def test_region_without_config_recorder_is_empty_and_incomplete() -> None:
 
         stubber.assert_no_pending_responses()
 
-    assert listing == Listing(complete=False)
+    assert listing == Listing(complete=False, enabled=False)
 
 
 def test_record_without_arn_is_skipped_and_reported_while_others_are_kept() -> None:
     client = config_client()
     with Stubber(client) as stubber:
+        stub_recorder(stubber)
         stubber.add_response(
             "select_resource_config",
             query_page([QUERY_BUCKET, QUERY_WITHOUT_ARN, QUERY_ROLE]),
@@ -475,6 +511,7 @@ def test_moto_falls_back_to_listing_and_returns_only_the_requested_type(
     s3.create_bucket(Bucket="config-alpha")
     s3.create_bucket(Bucket="config-bravo")
     iam.create_role(RoleName="not-a-bucket", AssumeRolePolicyDocument=json.dumps({}))
+    config.put_configuration_recorder(ConfigurationRecorder=RECORDER)
 
     listing = collect_config_resources(config, ACCOUNT, REGION, ("AWS::S3::Bucket",))
 
@@ -488,3 +525,13 @@ def test_moto_falls_back_to_listing_and_returns_only_the_requested_type(
         for n in ("config-alpha", "config-bravo")
     }
     assert {r["configuration"]["name"] for r in listing.records} == {"config-alpha", "config-bravo"}
+
+
+def test_moto_region_without_recorder_is_not_enabled(moto_server: MotoServer, clean: None) -> None:
+    s3 = boto3.client("s3", region_name=REGION, endpoint_url=moto_server.url)
+    config = boto3.client("config", region_name=REGION, endpoint_url=moto_server.url)
+    s3.create_bucket(Bucket="unrecorded")
+
+    listing = collect_config_resources(config, ACCOUNT, REGION, ("AWS::S3::Bucket",))
+
+    assert listing == Listing(complete=False, enabled=False)
