@@ -18,9 +18,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from inventory.aws import config, iam, iam_refresh, managed_policies, s3, sns, sqs
+from inventory.aws import (
+    config,
+    config_aggregator,
+    iam,
+    iam_refresh,
+    managed_policies,
+    s3,
+    sns,
+    sqs,
+)
 from inventory.aws.events import EventParser
-from inventory.aws.kind import ArnFor, Collect, EventRules, Refresh, single
+from inventory.aws.kind import Aggregate, ArnFor, Collect, EventRules, Refresh, single
 from inventory.cache import keys
 
 MINUTE = 60.0
@@ -80,6 +89,11 @@ class Sync:
     #: The name `inventory sync` takes.
     cli_name: str = ""
     options: Mapping[str, Any] = field(default_factory=dict)
+    #: The Settings section handed to ``collect`` (and ``aggregate``) as ``options``.
+    settings: str | None = None
+    #: One call for every account and region (an AWS Config aggregator), used instead of the
+    #: per-account fan-out when the settings section names an ``aggregator``.
+    aggregate: Aggregate | None = None
 
     @property
     def name(self) -> str:
@@ -200,7 +214,7 @@ KINDS: tuple[ResourceKind, ...] = (
         indexed=False,  # the same ARN as the resource itself, in every region Config records
         volatile=config.VOLATILE,
         service="config",
-        actions=config.ACTIONS,
+        actions=config.ACTIONS + config_aggregator.ACTIONS,
     ),
     # Kinds other tasks derive or keep (their own tasks write them).
     ResourceKind(keys.ACCOUNT, "Account", indexed=False),
@@ -264,11 +278,14 @@ SYNCS: tuple[Sync, ...] = (
     Sync(
         "resources_from_aws_config",
         "config",
-        single(config.KIND, config.collect_config_resources),
+        config.collect,
         1 * HOUR,
-        "AWS Config resources (advanced query, list + batch-get fallback)",
+        "AWS Config resources of every recorded type (advanced query, list + batch-get "
+        "fallback), or one aggregator query for every account and region",
         (config.KIND,),
         regional=True,
+        settings="aws_config",
+        aggregate=config_aggregator.collect_aggregated,
     ),
 )
 

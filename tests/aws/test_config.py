@@ -1,4 +1,9 @@
-"""AWS Config: both result shapes, Stubber tests of the query and its fallback, and moto."""
+"""AWS Config: both result shapes, Stubber tests of the query and its fallback, and moto.
+
+moto answers SelectResourceConfig only with results set up beforehand through its own API (it
+evaluates no SQL), so the query is tested with botocore's Stubber; moto serves the recorder
+(DescribeConfigurationRecorders, its recording group) and the listing fallback.
+"""
 
 from __future__ import annotations
 
@@ -13,9 +18,10 @@ from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
 from inventory.aws.config import (
-    DEFAULT_RESOURCE_TYPES,
+    FALLBACK_RESOURCE_TYPES,
     collect_config_resources,
     query_expression,
+    recorded_types,
     transform_resource,
 )
 from inventory.aws.listing import Listing
@@ -208,9 +214,45 @@ def test_query_expression_rejects_a_quote_in_a_resource_type() -> None:
         query_expression(["AWS::S3::Bucket') OR ('1"])
 
 
-def test_default_resource_types_are_distinct_config_types() -> None:
-    assert len(set(DEFAULT_RESOURCE_TYPES)) == len(DEFAULT_RESOURCE_TYPES) == 10
-    assert all(t.startswith("AWS::") and t.count("::") == 2 for t in DEFAULT_RESOURCE_TYPES)
+def test_fallback_resource_types_are_distinct_config_types() -> None:
+    assert len(set(FALLBACK_RESOURCE_TYPES)) == len(FALLBACK_RESOURCE_TYPES) == 10
+    assert all(t.startswith("AWS::") and t.count("::") == 2 for t in FALLBACK_RESOURCE_TYPES)
+
+
+def test_query_expression_without_types_selects_every_recorded_type() -> None:
+    assert query_expression(()) == (
+        "SELECT resourceType, resourceId, resourceName, arn, awsRegion, tags, configuration, "
+        "configurationItemCaptureTime"
+    )
+
+
+@pytest.mark.parametrize(
+    ("groups", "types"),
+    [
+        ([{"allSupported": True}], ()),
+        ([{}], ()),  # no recording group: AWS's default records every supported type
+        (
+            [
+                {
+                    "allSupported": False,
+                    "exclusionByResourceTypes": {"resourceTypes": ["AWS::EC2::Volume"]},
+                    "recordingStrategy": {"useOnly": "EXCLUSION_BY_RESOURCE_TYPES"},
+                }
+            ],
+            (),
+        ),
+        (
+            [
+                {"allSupported": False, "resourceTypes": ["AWS::S3::Bucket", "AWS::SNS::Topic"]},
+                {"allSupported": False, "resourceTypes": ["AWS::SNS::Topic", "AWS::KMS::Key"]},
+            ],
+            ("AWS::S3::Bucket", "AWS::SNS::Topic", "AWS::KMS::Key"),
+        ),
+    ],
+)
+def test_recorded_types_name_a_filter_only_for_a_recorder_listing_types(groups, types) -> None:
+    recorders = [{"name": f"r{i}", "recordingGroup": g} for i, g in enumerate(groups)]
+    assert recorded_types(recorders) == types
 
 
 # --- collect with a stubbed client ----------------------------------------------------------
@@ -535,3 +577,72 @@ def test_moto_region_without_recorder_is_not_enabled(moto_server: MotoServer, cl
     listing = collect_config_resources(config, ACCOUNT, REGION, ("AWS::S3::Bucket",))
 
     assert listing == Listing(complete=False, enabled=False)
+
+
+ALL_TYPES_PARAMS = {"Expression": query_expression(()), "Limit": 100}
+
+
+def test_without_configured_types_the_query_asks_for_every_recorded_type_on_every_page() -> None:
+    client = config_client()
+    with Stubber(client) as stubber:
+        stub_recorder(stubber)
+        op = "select_resource_config"
+        stubber.add_response(op, query_page([QUERY_BUCKET], "t1"), ALL_TYPES_PARAMS)
+        stubber.add_response(
+            op, query_page([QUERY_QUEUE], "t2"), {**ALL_TYPES_PARAMS, "NextToken": "t1"}
+        )
+        stubber.add_response(op, query_page([QUERY_ROLE]), {**ALL_TYPES_PARAMS, "NextToken": "t2"})
+
+        listing = collect_config_resources(client, ACCOUNT, REGION)
+
+        stubber.assert_no_pending_responses()
+
+    assert listing == Listing(records=[EXPECTED_BUCKET, EXPECTED_QUEUE, EXPECTED_ROLE])
+
+
+def moto_clients(moto_server: MotoServer) -> tuple[Any, Any, Any, Any]:
+    return tuple(  # type: ignore[return-value]
+        boto3.client(service, region_name=REGION, endpoint_url=moto_server.url)
+        for service in ("s3", "iam", "sns", "config")
+    )
+
+
+def test_moto_recorder_of_every_type_falls_back_to_the_fallback_types(
+    moto_server: MotoServer, clean: None
+) -> None:
+    s3, iam, sns, config = moto_clients(moto_server)
+    s3.create_bucket(Bucket="recorded-bucket")
+    iam.create_role(RoleName="recorded-role", AssumeRolePolicyDocument=json.dumps({}))
+    topic = sns.create_topic(Name="recorded-topic")["TopicArn"]
+    config.put_configuration_recorder(ConfigurationRecorder=RECORDER)
+
+    listing = collect_config_resources(config, ACCOUNT, REGION)
+
+    assert listing.complete is True and listing.enabled is True
+    assert {(r["resource_type"], r["arn"]) for r in listing.records} == {
+        ("AWS::S3::Bucket", "arn:aws:s3:::recorded-bucket"),
+        ("AWS::IAM::Role", f"arn:aws:iam::{ACCOUNT}:role/recorded-role"),
+        ("AWS::SNS::Topic", topic),
+    }
+
+
+def test_moto_recorder_of_listed_types_is_listed_by_those_types_only(
+    moto_server: MotoServer, clean: None
+) -> None:
+    s3, iam, sns, config = moto_clients(moto_server)
+    s3.create_bucket(Bucket="unrecorded-bucket")
+    iam.create_role(RoleName="unrecorded-role", AssumeRolePolicyDocument=json.dumps({}))
+    topic = sns.create_topic(Name="recorded-topic")["TopicArn"]
+    config.put_configuration_recorder(
+        ConfigurationRecorder={
+            **RECORDER,
+            "recordingGroup": {"allSupported": False, "resourceTypes": ["AWS::SNS::Topic"]},
+        }
+    )
+
+    listing = collect_config_resources(config, ACCOUNT, REGION)
+
+    assert [(r["resource_type"], r["arn"]) for r in listing.records] == [("AWS::SNS::Topic", topic)]
+    # A configured list wins over the recorder's.
+    configured = collect_config_resources(config, ACCOUNT, REGION, ("AWS::S3::Bucket",))
+    assert [r["arn"] for r in configured.records] == ["arn:aws:s3:::unrecorded-bucket"]
