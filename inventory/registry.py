@@ -14,7 +14,7 @@ Adding a kind is its fetcher module in ``inventory/aws/``, one entry here, and i
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -73,6 +73,10 @@ class ResourceKind:
     eventually_consistent: bool = False
     #: Its record's ``policy`` is a resource policy: findings and "who can do this?" judge it.
     resource_policy: bool = False
+    #: Which of its records are policies-table rows (None: every one of a ``table`` kind).
+    table_row: Callable[[Mapping[str, Any]], bool] | None = None
+    #: A page outside the service about a record (the AWS Config console's history), if any.
+    link: Callable[[Mapping[str, Any]], str] | None = None
 
 
 @dataclass(frozen=True)
@@ -212,6 +216,9 @@ KINDS: tuple[ResourceKind, ...] = (
         sync="resources_from_aws_config",
         regional=True,
         indexed=False,  # the same ARN as the resource itself, in every region Config records
+        table=True,
+        table_row=config.table_row,
+        link=config.history_url,
         volatile=config.VOLATILE,
         service="config",
         actions=config.ACTIONS + config_aggregator.ACTIONS,

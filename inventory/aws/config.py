@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
+from urllib.parse import quote
 
 from botocore.exceptions import ClientError
 
@@ -43,6 +44,19 @@ FALLBACK_RESOURCE_TYPES: tuple[str, ...] = (
     "AWS::SNS::Topic",
     "AWS::KMS::Key",
     "AWS::DynamoDB::Table",
+)
+#: Types other kinds list directly (with their policies): their rows come from those kinds, as
+#: ConsoleMe's policies table skipped them among its Config resources.
+DIRECT_TYPES = frozenset(
+    {
+        "AWS::IAM::Role",
+        "AWS::IAM::User",
+        "AWS::IAM::Group",
+        "AWS::IAM::Policy",
+        "AWS::S3::Bucket",
+        "AWS::SQS::Queue",
+        "AWS::SNS::Topic",
+    }
 )
 SELECT_FIELDS = (
     "resourceType, resourceId, resourceName, arn, awsRegion, tags, configuration, "
@@ -184,6 +198,21 @@ def transform_resource(raw: dict[str, Any], account_id: str, region: str) -> dic
         "configuration": configuration(raw.get("configuration")),
         "captured": iso(raw.get("configurationItemCaptureTime")),
     }
+
+
+def table_row(record: Mapping[str, Any]) -> bool:
+    """Whether the record is a row of the policies table (not a type listed directly)."""
+    return record.get("resource_type") not in DIRECT_TYPES
+
+
+def history_url(record: Mapping[str, Any]) -> str:
+    """The resource's timeline in the AWS Config console (ConsoleMe linked the same page)."""
+    region = record["region"]
+    return (
+        f"https://{region}.console.aws.amazon.com/config/home?region={region}"
+        f"#/resources/timeline?resourceId={quote(record['resource_id'], safe='')}"
+        f"&resourceType={quote(record['resource_type'], safe='')}"
+    )
 
 
 def _identify(raw: dict[str, Any]) -> str:

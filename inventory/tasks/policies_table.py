@@ -7,7 +7,7 @@ from typing import Any
 from celery import shared_task
 
 from inventory.cache.keys import Partition
-from inventory.cache.policies_table import build_row
+from inventory.cache.policies_table import build_row, is_row
 from inventory.registry import TABLE_KINDS
 from inventory.runtime import Runtime
 from inventory.tasks.accounts import account_mapping
@@ -18,8 +18,8 @@ def _comparable(row: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in row.items() if k != "last_updated"}
 
 
-def rebuild_policies_table(runtime: Runtime) -> dict[str, int]:
-    """Recompute every row from the cached partitions; fix rows that drifted, drop orphans."""
+def expected_rows(runtime: Runtime) -> dict[str, dict[str, Any]]:
+    """Every row the cached partitions call for, by ARN."""
     cache, table = runtime.redis_cache, runtime.policies_table
     names = {a["id"]: a["name"] for a in account_mapping(runtime)}
     expected: dict[str, dict[str, Any]] = {}
@@ -32,6 +32,8 @@ def rebuild_policies_table(runtime: Runtime) -> dict[str, int]:
         errors = table.error_counts(p.account_id, list(items))
         findings = table.finding_summaries(p.account_id, list(items))
         for arn, record in items.items():
+            if not is_row(p.kind, record):
+                continue
             expected[arn] = build_row(
                 record,
                 p.kind,
@@ -40,6 +42,13 @@ def rebuild_policies_table(runtime: Runtime) -> dict[str, int]:
                 changed_at,
                 findings.get(arn),
             )
+    return expected
+
+
+def rebuild_policies_table(runtime: Runtime) -> dict[str, int]:
+    """Recompute every row from the cached partitions; fix rows that drifted, drop orphans."""
+    table = runtime.policies_table
+    expected = expected_rows(runtime)
     current = table.rows()
     fixed = [
         row | {"last_updated": current.get(arn, row)["last_updated"]}

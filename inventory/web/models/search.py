@@ -77,6 +77,9 @@ class PageRow(Item):
     """Risk findings of the resource (docs/findings.md)"""
     severity: str | None = None
     """Its worst finding's severity"""
+    link: str | None = None
+    """A page outside the service about it (an AWS Config resource: its Config console
+    history)"""
 
 
 class PolicyPage(ResponseModel):
