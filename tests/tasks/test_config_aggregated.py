@@ -8,14 +8,17 @@ wrapped in botocore's Stubber.
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
 
 import pytest
+import redis
 from botocore.stub import Stubber
 
 from inventory.aws.config_aggregator import AGGREGATE_FIELDS
 from inventory.cache.keys import Partition
+from inventory.celery_app import AWS, create_app
 from inventory.demo.seed import MANAGEMENT_ACCOUNT, REGIONS, AccountSeed, Seeder, demo_account
 from inventory.registry import BY_STEM
 from inventory.runtime import Runtime
@@ -155,3 +158,28 @@ def test_a_failed_source_keeps_its_cache_and_a_current_one_drops_what_is_gone(ru
     }
     meta = runtime.redis_cache.meta(Partition(KIND, dev.id, "us-west-2"))
     assert meta is not None and meta.complete is False
+
+
+def test_with_an_aggregator_the_fan_out_sends_one_task_to_the_aggregator_account(
+    runtime, settings, org
+):
+    """One message on the real broker, for the account holding the aggregator; no fan-out."""
+    broker = redis.Redis.from_url(settings.celery.broker_url)
+    broker.delete(AWS)
+    app = create_app(settings)
+    app.runtime = runtime
+    try:
+        result = app.tasks[CONFIG.across_accounts_task].apply()
+        assert result.successful(), result.traceback
+        messages = []
+        for raw in broker.lrange(AWS, 0, -1):
+            message = json.loads(raw)
+            args, kwargs, _ = json.loads(base64.b64decode(message["body"]))
+            messages.append((message["headers"]["task"], args, kwargs))
+    finally:
+        broker.delete(AWS)
+        app.close()
+
+    assert messages == [(CONFIG.for_account_task, [MANAGEMENT_ACCOUNT], {"aggregate": True})]
+    assert result.result["aggregator"] == AGGREGATOR
+    assert set(result.result["accounts"]) == {MANAGEMENT_ACCOUNT, *(s.id for s in org)}
