@@ -76,7 +76,7 @@ class ResourceKind:
     #: Which of its records are policies-table rows (None: every one of a ``table`` kind).
     table_row: Callable[[Mapping[str, Any]], bool] | None = None
     #: A page outside the service about a record (the AWS Config console's history), if any.
-    link: Callable[[Mapping[str, Any]], str] | None = None
+    link: Callable[[Mapping[str, Any]], str | None] | None = None
 
 
 @dataclass(frozen=True)

@@ -205,13 +205,17 @@ def table_row(record: Mapping[str, Any]) -> bool:
     return record.get("resource_type") not in DIRECT_TYPES
 
 
-def history_url(record: Mapping[str, Any]) -> str:
-    """The resource's timeline in the AWS Config console (ConsoleMe linked the same page)."""
-    region = record["region"]
+def history_url(record: Mapping[str, Any]) -> str | None:
+    """The resource's timeline in the AWS Config console (ConsoleMe linked the same page);
+    None for a record that lacks what the link needs."""
+    region, resource_id = record.get("region"), record.get("resource_id")
+    resource_type = record.get("resource_type")
+    if not (region and resource_id and resource_type):
+        return None
     return (
         f"https://{region}.console.aws.amazon.com/config/home?region={region}"
-        f"#/resources/timeline?resourceId={quote(record['resource_id'], safe='')}"
-        f"&resourceType={quote(record['resource_type'], safe='')}"
+        f"#/resources/timeline?resourceId={quote(str(resource_id), safe='')}"
+        f"&resourceType={quote(str(resource_type), safe='')}"
     )
 
 

@@ -83,7 +83,8 @@ def build_row(
 def _link(kind: str, record: Mapping[str, Any]) -> dict[str, str]:
     """``link`` for kinds with a page elsewhere (other kinds' rows stay as they were)."""
     link = BY_KIND[kind].link if kind in BY_KIND else None
-    return {"link": link(record)} if link is not None else {}
+    url = link(record) if link is not None else None
+    return {"link": url} if url else {}
 
 
 class PoliciesTable:

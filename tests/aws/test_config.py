@@ -20,8 +20,10 @@ from botocore.stub import Stubber
 from inventory.aws.config import (
     FALLBACK_RESOURCE_TYPES,
     collect_config_resources,
+    history_url,
     query_expression,
     recorded_types,
+    table_row,
     transform_resource,
 )
 from inventory.aws.listing import Listing
@@ -646,3 +648,14 @@ def test_moto_recorder_of_listed_types_is_listed_by_those_types_only(
     # A configured list wins over the recorder's.
     configured = collect_config_resources(config, ACCOUNT, REGION, ("AWS::S3::Bucket",))
     assert [r["arn"] for r in configured.records] == ["arn:aws:s3:::unrecorded-bucket"]
+
+
+def test_history_url_links_the_config_timeline_and_needs_region_id_and_type() -> None:
+    assert history_url(EXPECTED_QUEUE) == (
+        "https://us-east-1.console.aws.amazon.com/config/home?region=us-east-1"
+        "#/resources/timeline?resourceId=https%3A%2F%2Fsqs.us-east-1.amazonaws.com"
+        "%2F123456789012%2Fjobs&resourceType=AWS%3A%3ASQS%3A%3AQueue"
+    )
+    assert history_url({**EXPECTED_QUEUE, "resource_id": None}) is None
+    assert table_row(EXPECTED_QUEUE) is False  # queues have their own rows
+    assert table_row({**EXPECTED_QUEUE, "resource_type": "AWS::EC2::VPC"}) is True
