@@ -14,13 +14,14 @@ Adding a kind is its fetcher module in ``inventory/aws/``, one entry here, and i
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from inventory.aws import (
     awslambda,
     config,
+    config_aggregator,
     ecr,
     iam,
     iam_refresh,
@@ -32,7 +33,7 @@ from inventory.aws import (
     sqs,
 )
 from inventory.aws.events import EventParser
-from inventory.aws.kind import ArnFor, Collect, EventRules, Refresh, detailed, single
+from inventory.aws.kind import Aggregate, ArnFor, Collect, EventRules, Refresh, detailed, single
 from inventory.cache import keys
 
 MINUTE = 60.0
@@ -76,6 +77,10 @@ class ResourceKind:
     eventually_consistent: bool = False
     #: Its record's ``policy`` is a resource policy: findings and "who can do this?" judge it.
     resource_policy: bool = False
+    #: Which of its records are policies-table rows (None: every one of a ``table`` kind).
+    table_row: Callable[[Mapping[str, Any]], bool] | None = None
+    #: A page outside the service about a record (the AWS Config console's history), if any.
+    link: Callable[[Mapping[str, Any]], str | None] | None = None
 
 
 @dataclass(frozen=True)
@@ -92,6 +97,11 @@ class Sync:
     #: The name `inventory sync` takes.
     cli_name: str = ""
     options: Mapping[str, Any] = field(default_factory=dict)
+    #: The Settings section handed to ``collect`` (and ``aggregate``) as ``options``.
+    settings: str | None = None
+    #: One call for every account and region (an AWS Config aggregator), used instead of the
+    #: per-account fan-out when the settings section names an ``aggregator``.
+    aggregate: Aggregate | None = None
 
     @property
     def name(self) -> str:
@@ -263,9 +273,12 @@ KINDS: tuple[ResourceKind, ...] = (
         sync="resources_from_aws_config",
         regional=True,
         indexed=False,  # the same ARN as the resource itself, in every region Config records
+        table=True,
+        table_row=config.table_row,
+        link=config.history_url,
         volatile=config.VOLATILE,
         service="config",
-        actions=config.ACTIONS,
+        actions=config.ACTIONS + config_aggregator.ACTIONS,
     ),
     # Kinds other tasks derive or keep (their own tasks write them).
     ResourceKind(keys.ACCOUNT, "Account", indexed=False),
@@ -366,11 +379,14 @@ SYNCS: tuple[Sync, ...] = (
     Sync(
         "resources_from_aws_config",
         "config",
-        single(config.KIND, config.collect_config_resources),
+        config.collect,
         1 * HOUR,
-        "AWS Config resources (advanced query, list + batch-get fallback)",
+        "AWS Config resources of every recorded type (advanced query, list + batch-get "
+        "fallback), or one aggregator query for every account and region",
         (config.KIND,),
         regional=True,
+        settings="aws_config",
+        aggregate=config_aggregator.collect_aggregated,
     ),
 )
 

@@ -74,6 +74,10 @@ DEFAULTS = {
         "organizations": {"enabled": False, "management_account_id": None, "role_name": None},
     },
     "iam": {"stale_after_seconds": 259200},
+    "aws_config": {
+        "resource_types": [],
+        "aggregator": {"name": None, "account_id": None, "region": None},
+    },
     "web": {
         "host": "127.0.0.1",
         "port": 8080,
@@ -382,6 +386,44 @@ def test_invalid_region_in_list_names_key_and_expected_form(tmp_path: Path) -> N
         "  aws.regions = ['eu-west-1', 'moon-base-1x']: "
         "expected an AWS region name such as us-east-1"
     )
+
+
+def test_config_aggregator_without_its_account_names_the_key(tmp_path: Path) -> None:
+    path, message = config_error(tmp_path, "aws_config: {aggregator: {name: org}}\n")
+
+    assert message == (
+        f"invalid configuration ({path}):\n"
+        "  aws_config.aggregator = {'name': 'org'}: "
+        "account_id (the account holding the aggregator) is required"
+    )
+
+
+def test_config_resource_type_that_could_break_the_query_is_refused(tmp_path: Path) -> None:
+    path, message = config_error(
+        tmp_path, "aws_config: {resource_types: [\"AWS::S3::Bucket') OR ('x\"]}\n"
+    )
+
+    assert message == (
+        f"invalid configuration ({path}):\n"
+        "  aws_config.resource_types = [\"AWS::S3::Bucket') OR ('x\"]: "
+        "not an AWS Config resource type: \"AWS::S3::Bucket') OR ('x\""
+    )
+
+
+def test_config_settings_load_resource_types_and_aggregator(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "aws_config:\n  resource_types: [AWS::KMS::Key]\n"
+        "  aggregator: {name: org, account_id: '111111111111', region: eu-west-1}\n",
+    )
+    settings = load_settings(paths=[path], environ={})
+
+    assert settings.aws_config.resource_types == ["AWS::KMS::Key"]
+    assert settings.aws_config.aggregator.model_dump() == {
+        "name": "org",
+        "account_id": "111111111111",
+        "region": "eu-west-1",
+    }
 
 
 def test_invalid_active_region_names_key_and_value(tmp_path: Path) -> None:

@@ -72,18 +72,25 @@ class SharedDocuments:
 
 @dataclass
 class CollectContext:
-    """What a collector gets: a client of its service in the account and region, and the pool
-    its per-resource detail reads share there."""
+    """What a collector gets: a client of its service in the account and region, the pool
+    its per-resource detail reads share there, and its sync's settings section as a dict
+    (``Sync.settings``), if it has one."""
 
     client: Any
     account_id: str
     region: str
     shared: SharedDocuments = field(default_factory=SharedDocuments)
     reads: DetailReads = SERIAL
+    options: Mapping[str, Any] = field(default_factory=dict)
 
 
 #: A full listing of one sync in one account and region: one Listing per kind it writes.
 Collect = Callable[[CollectContext], "dict[str, Listing]"]
+
+#: One listing of every account and region at once (an AWS Config aggregator):
+#: (client, aggregator name, its region, accounts, regions, resource types)
+#: -> {(account, region): {kind: Listing}}.
+Aggregate = Callable[..., "dict[tuple[str, str], dict[str, Listing]]"]
 
 
 def single(kind: str, collect: Callable[[Any, str, str], Listing]) -> Collect:

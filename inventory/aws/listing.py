@@ -43,13 +43,15 @@ class Listing:
 
     ``complete`` is False when anything that could hide a resource failed; then storage removes
     nothing. ``keep`` holds ARNs of resources that were listed but not readable (their cached
-    copies stay).
+    copies stay). ``enabled`` is False when the service is not set up where it was asked (AWS
+    Config without a recorder): nothing could be listed, and nothing is stale for it.
     """
 
     records: list[dict[str, Any]] = field(default_factory=list)
     skipped: list[SkippedRecord] = field(default_factory=list)
     complete: bool = True
     keep: set[str] = field(default_factory=set)
+    enabled: bool = True
     calls: int = 0
     #: When the listing began: storage keeps items an event refresh read after this.
     listed_at: float = field(default_factory=time.time, compare=False, repr=False)

@@ -24,7 +24,7 @@ from inventory.cache.keys import (
     Keys,
     Partition,
 )
-from inventory.registry import TABLE_KINDS
+from inventory.registry import BY_KIND, TABLE_KINDS
 
 #: Entries kept in the change stream; a reader further behind than this reloads in full.
 STREAM_LENGTH = 200_000
@@ -44,6 +44,14 @@ def text_score(value: str) -> float:
     return float(score)
 
 
+def is_row(kind: str, record: Mapping[str, Any]) -> bool:
+    """Whether a cached record of the kind is a policies-table row."""
+    if kind not in TABLE_KINDS:
+        return False
+    only = BY_KIND[kind].table_row
+    return only is None or only(record)
+
+
 def build_row(
     record: Mapping[str, Any],
     kind: str,
@@ -54,7 +62,7 @@ def build_row(
 ) -> dict[str, Any]:
     """A policies-table row from a cached record (and its findings record, if it has one)."""
     tags = record.get("tags") or {}
-    return {
+    row = {
         "arn": record["arn"],
         "name": record.get("name") or record["arn"].rsplit("/", 1)[-1],
         "kind": kind,
@@ -69,6 +77,14 @@ def build_row(
         "findings": int(findings["count"]) if findings else 0,
         "severity": findings["worst"] if findings else None,
     }
+    return row | _link(kind, record)
+
+
+def _link(kind: str, record: Mapping[str, Any]) -> dict[str, str]:
+    """``link`` for kinds with a page elsewhere (other kinds' rows stay as they were)."""
+    link = BY_KIND[kind].link if kind in BY_KIND else None
+    url = link(record) if link is not None else None
+    return {"link": url} if url else {}
 
 
 class PoliciesTable:
@@ -203,8 +219,10 @@ class PoliciesTable:
             rows = self._accounts_changed(upserts)
         elif p.kind in TABLE_KINDS:
             rows = self._resources_changed(p, upserts)
-            self.remove(removed)
-            rows_removed = list(removed)
+            # Only this kind's rows: another kind may have a row of the same ARN (a bucket
+            # Config also records).
+            rows_removed = [a for a, r in self._rows(list(removed)).items() if r["kind"] == p.kind]
+            self.remove(rows_removed)
         self.publish(p, upserts, removed, rows, rows_removed)
 
     def _resources_changed(self, p: Partition, upserts: Mapping[str, str]) -> list[dict[str, Any]]:
@@ -215,6 +233,7 @@ class PoliciesTable:
         rows = [
             build_row(json.loads(doc), p.kind, name, errors.get(arn, 0), now, findings.get(arn))
             for arn, doc in upserts.items()
+            if is_row(p.kind, json.loads(doc))
         ]
         self.upsert(rows)
         return rows

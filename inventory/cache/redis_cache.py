@@ -26,6 +26,8 @@ class PartitionMeta:
     manifest_digest: str | None = None
     #: When every listed item was last written to DynamoDB (its TTL pushed back).
     renewed_at: float | None = None
+    #: False when the last listing found the service not set up there (no AWS Config recorder).
+    enabled: bool = True
 
 
 def connect(url: str, socket_timeout: float = 10.0) -> redis.Redis:
@@ -79,6 +81,7 @@ class RedisCache:
         feed: Sequence[Mapping[str, str]] = (),
         feed_max: int = 0,
         renewed_at: float | None = None,
+        enabled: bool = True,
     ) -> None:
         """Write changed items, drop removed ones and stamp freshness, atomically.
 
@@ -95,7 +98,7 @@ class RedisCache:
             pipe.zadd(k.seen(p), seen_scores)
         meta: dict[str, Any] = {"count": count}
         if not partial:
-            meta.update(refreshed_at=now, complete=int(complete))
+            meta.update(refreshed_at=now, complete=int(complete), enabled=int(enabled))
         if upserts or removed:
             meta["changed_at"] = now
         if renewed_at is not None:
@@ -241,4 +244,5 @@ def _meta(raw: Mapping[str, str]) -> PartitionMeta | None:
         s3_digest=raw.get("s3_digest"),
         manifest_digest=raw.get("manifest_digest"),
         renewed_at=float(raw["renewed_at"]) if raw.get("renewed_at") else None,
+        enabled=raw.get("enabled", "1") == "1",
     )

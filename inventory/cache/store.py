@@ -80,6 +80,8 @@ class PartitionWrite:
     partial: bool = False
     causes: Mapping[str, Cause] | None = None
     listed_at: float | None = None
+    #: False: the service is not set up in the account and region (nothing to list there).
+    enabled: bool = True
 
 
 @dataclass
@@ -356,6 +358,7 @@ class Store:
             feed=history.feed_entries(pl.changes) if history else (),
             feed_max=history.feed_max_entries if history else 0,
             renewed_at=pl.renewed_at,
+            enabled=pl.write.enabled,
         )
         if pl.redis_upserts or pl.redis_removed:
             documents = {a: v[0] for a, v in pl.redis_upserts.items()}

@@ -332,6 +332,21 @@ class Seeder:
     def fill(self, seed: AccountSeed) -> None:
         self.fill_iam(seed)
         self.fill_resources(seed)
+        self.fill_config(seed)
+
+    def fill_config(self, seed: AccountSeed) -> None:
+        """An AWS Config recorder of every supported type in each region, as an organisation
+        that uses Config has (the management account has none: Config is not enabled there)."""
+        for region in REGIONS:
+            config = self.client("config", seed.id, region)
+            config.put_configuration_recorder(
+                ConfigurationRecorder={
+                    "name": "default",
+                    "roleARN": f"arn:aws:iam::{seed.id}:role/aws-service-role/"
+                    "config.amazonaws.com/AWSServiceRoleForConfig",
+                    "recordingGroup": {"allSupported": True, "includeGlobalResourceTypes": True},
+                }
+            )
 
     def fill_resources(self, seed: AccountSeed) -> None:
         for bucket in seed.buckets:

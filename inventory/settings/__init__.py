@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from inventory.settings.aws import (
     AccountsSettings,
+    AwsConfigSettings,
     AwsSettings,
     CloudTrailSettings,
     CredentialMappingSettings,
@@ -74,6 +75,7 @@ __all__ = [
     "DynamoSettings",
     "EventsSettings",
     "HistorySettings",
+    "AwsConfigSettings",
     "IamSettings",
     "LoggingSettings",
     "MetricsSettings",

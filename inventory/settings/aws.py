@@ -72,6 +72,50 @@ class AwsSettings(_Section):
         return [_check_region(r) for r in value]
 
 
+class ConfigAggregator(_Section):
+    """An AWS Config aggregator: one query of it serves every account and region it covers."""
+
+    name: str | None = Field(
+        None, description="ConfigurationAggregatorName; unset = query each account and region"
+    )
+    account_id: AccountId | None = Field(None, description="Account that holds the aggregator")
+    region: str | None = Field(None, description="Region of the aggregator; active_region")
+
+    @field_validator("region")
+    @classmethod
+    def _region(cls, value: str | None) -> str | None:
+        return None if value is None else _check_region(value)
+
+    @model_validator(mode="after")
+    def _needs_account(self) -> ConfigAggregator:
+        if self.name and not self.account_id:
+            raise ValueError("account_id (the account holding the aggregator) is required")
+        return self
+
+
+class AwsConfigSettings(_Section):
+    """Which AWS Config resources are cached, and from where."""
+
+    resource_types: list[str] = Field(
+        default_factory=list,
+        description="Config resource types to cache (AWS::S3::Bucket...); [] = every type "
+        "the recorder records",
+    )
+    aggregator: ConfigAggregator = Field(default_factory=ConfigAggregator)
+
+    @field_validator("resource_types")
+    @classmethod
+    def _types(cls, value: list[str]) -> list[str]:
+        for resource_type in value:
+            if not RESOURCE_TYPE.match(resource_type):
+                raise ValueError(f"not an AWS Config resource type: {resource_type!r}")
+        return value
+
+
+#: AWS::Service::Resource (each part letters and digits): safe to quote in a Config query.
+RESOURCE_TYPE = re.compile(r"^AWS::[A-Za-z0-9]+::[A-Za-z0-9]+$")
+
+
 class StaticAccount(_Section):
     """An account listed in config."""
 

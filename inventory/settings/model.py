@@ -6,6 +6,7 @@ from pydantic import Field, field_validator
 
 from inventory.settings.aws import (
     AccountsSettings,
+    AwsConfigSettings,
     AwsSettings,
     CloudTrailSettings,
     CredentialMappingSettings,
@@ -46,6 +47,7 @@ class Settings(_Section):
     aws: AwsSettings = Field(default_factory=AwsSettings)
     accounts: AccountsSettings = Field(default_factory=AccountsSettings)
     iam: IamSettings = Field(default_factory=IamSettings)
+    aws_config: AwsConfigSettings = Field(default_factory=AwsConfigSettings)
     web: WebSettings = Field(default_factory=WebSettings)
     cloudtrail: CloudTrailSettings = Field(default_factory=CloudTrailSettings)
     credential_mapping: CredentialMappingSettings = Field(default_factory=CredentialMappingSettings)

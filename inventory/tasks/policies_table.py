@@ -7,7 +7,7 @@ from typing import Any
 from celery import shared_task
 
 from inventory.cache.keys import Partition
-from inventory.cache.policies_table import build_row
+from inventory.cache.policies_table import build_row, is_row
 from inventory.registry import TABLE_KINDS
 from inventory.runtime import Runtime
 from inventory.tasks.accounts import account_mapping
@@ -62,6 +62,7 @@ def _partition_rows(
             record, p.kind, account_name, errors.get(arn, 0), changed_at, findings.get(arn)
         )
         for arn, record in items.items()
+        if is_row(p.kind, record)
     }
 
 

@@ -90,6 +90,7 @@ def store_listings(
                 keep=listing.keep,
                 durable=spec.durable,
                 listed_at=listing.listed_at,
+                enabled=listing.enabled,
             )
         )
     results = runtime.store.replace_partitions(writes)
@@ -101,6 +102,18 @@ def store_listings(
     }
 
 
+def sync_options(runtime: Runtime, sync: Sync) -> dict[str, Any]:
+    """The sync's settings section as a dict (``Sync.settings``), or {}."""
+    section = getattr(runtime.settings, sync.settings) if sync.settings else None
+    return section.model_dump() if section is not None else {}
+
+
+def aggregator_of(runtime: Runtime, sync: Sync) -> dict[str, Any] | None:
+    """The aggregator the settings name for this sync, or None (then: per account)."""
+    aggregator = sync_options(runtime, sync).get("aggregator") or {}
+    return aggregator if sync.aggregate is not None and aggregator.get("name") else None
+
+
 def _collect_region(
     runtime: Runtime, sync: Sync, account: dict[str, Any], region: str
 ) -> dict[str, dict[str, Any]]:
@@ -110,7 +123,9 @@ def _collect_region(
     with region_context(region), DetailReads(runtime.settings.aws.detail_reads) as reads:
         client = runtime.account_client(sync.service, account, client_region)
         try:
-            listings = sync.collect(CollectContext(client, account["id"], region, claims, reads))
+            options = sync_options(runtime, sync)
+            ctx = CollectContext(client, account["id"], region, claims, reads, options)
+            listings = sync.collect(ctx)
             stored = store_listings(runtime, account["id"], region, listings)
         except BaseException:
             claims.release()
@@ -143,6 +158,29 @@ def sync_account(runtime: Runtime, sync: Sync, account_id: str) -> dict[str, dic
     return by_region
 
 
+def sync_aggregated(runtime: Runtime, sync: Sync, account_id: str) -> dict[str, Any]:
+    """One aggregator query (in ``account_id``, which holds it) for every active account and
+    region: each (account, region) stored as the per-account sync would store it."""
+    aggregator = aggregator_of(runtime, sync)
+    if aggregator is None or sync.aggregate is None:
+        raise ValueError(f"{sync.stem}: no aggregator configured")
+    region = aggregator.get("region") or runtime.settings.active_region
+    client = runtime.account_client(sync.service, account_to_sync(runtime, account_id), region)
+    found = sync.aggregate(
+        client,
+        aggregator["name"],
+        region,
+        {a["id"] for a in active_accounts(runtime)},
+        runtime.settings.aws.regions,
+        sync_options(runtime, sync).get("resource_types") or (),
+    )
+    stored = {
+        f"{account} {where}": store_listings(runtime, account, where, listings)
+        for (account, where), listings in found.items()
+    }
+    return {"aggregator": aggregator["name"], "account_id": account_id, "partitions": stored}
+
+
 def summarise(sync: Sync, account_id: str, by_region: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """What a for_account task returns: its first kind's summary by region, every kind's too."""
     main = sync.kinds[0]
@@ -168,13 +206,23 @@ def sync_kind(runtime: Runtime, sync: Sync, account_id: str) -> dict[str, Any]:
 
 
 def _make_tasks(sync: Sync) -> tuple[Any, Any]:
-    def for_account(self: InventoryTask, account_id: str) -> dict[str, Any]:
+    def for_account(
+        self: InventoryTask, account_id: str, aggregate: bool = False
+    ) -> dict[str, Any]:
+        if aggregate:
+            return sync_aggregated(self.runtime, sync, account_id)
         return sync_kind(self.runtime, sync, account_id)
 
     def across_accounts(self: InventoryTask) -> dict[str, Any]:
         accounts = [a["id"] for a in active_accounts(self.runtime)]
         if not accounts:
             return {"accounts": [], "task_ids": []}
+        aggregator = aggregator_of(self.runtime, sync)
+        if aggregator is not None:  # one query serves every account: no fan-out
+            sent = self.app.send_task(
+                sync.for_account_task, (aggregator["account_id"],), {"aggregate": True}
+            )
+            return {"accounts": accounts, "task_ids": [sent.id], "aggregator": aggregator["name"]}
         signatures = (self.app.signature(sync.for_account_task, (a,)) for a in accounts)
         result = group(signatures).apply_async()
         return {"accounts": accounts, "task_ids": [r.id for r in result.results]}

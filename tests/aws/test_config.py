@@ -1,4 +1,9 @@
-"""AWS Config: both result shapes, Stubber tests of the query and its fallback, and moto."""
+"""AWS Config: both result shapes, Stubber tests of the query and its fallback, and moto.
+
+moto answers SelectResourceConfig only with results set up beforehand through its own API (it
+evaluates no SQL), so the query is tested with botocore's Stubber; moto serves the recorder
+(DescribeConfigurationRecorders, its recording group) and the listing fallback.
+"""
 
 from __future__ import annotations
 
@@ -13,9 +18,12 @@ from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
 from inventory.aws.config import (
-    DEFAULT_RESOURCE_TYPES,
+    FALLBACK_RESOURCE_TYPES,
     collect_config_resources,
+    history_url,
     query_expression,
+    recorded_types,
+    table_row,
     transform_resource,
 )
 from inventory.aws.listing import Listing
@@ -208,9 +216,45 @@ def test_query_expression_rejects_a_quote_in_a_resource_type() -> None:
         query_expression(["AWS::S3::Bucket') OR ('1"])
 
 
-def test_default_resource_types_are_distinct_config_types() -> None:
-    assert len(set(DEFAULT_RESOURCE_TYPES)) == len(DEFAULT_RESOURCE_TYPES) == 10
-    assert all(t.startswith("AWS::") and t.count("::") == 2 for t in DEFAULT_RESOURCE_TYPES)
+def test_fallback_resource_types_are_distinct_config_types() -> None:
+    assert len(set(FALLBACK_RESOURCE_TYPES)) == len(FALLBACK_RESOURCE_TYPES) == 10
+    assert all(t.startswith("AWS::") and t.count("::") == 2 for t in FALLBACK_RESOURCE_TYPES)
+
+
+def test_query_expression_without_types_selects_every_recorded_type() -> None:
+    assert query_expression(()) == (
+        "SELECT resourceType, resourceId, resourceName, arn, awsRegion, tags, configuration, "
+        "configurationItemCaptureTime"
+    )
+
+
+@pytest.mark.parametrize(
+    ("groups", "types"),
+    [
+        ([{"allSupported": True}], ()),
+        ([{}], ()),  # no recording group: AWS's default records every supported type
+        (
+            [
+                {
+                    "allSupported": False,
+                    "exclusionByResourceTypes": {"resourceTypes": ["AWS::EC2::Volume"]},
+                    "recordingStrategy": {"useOnly": "EXCLUSION_BY_RESOURCE_TYPES"},
+                }
+            ],
+            (),
+        ),
+        (
+            [
+                {"allSupported": False, "resourceTypes": ["AWS::S3::Bucket", "AWS::SNS::Topic"]},
+                {"allSupported": False, "resourceTypes": ["AWS::SNS::Topic", "AWS::KMS::Key"]},
+            ],
+            ("AWS::S3::Bucket", "AWS::SNS::Topic", "AWS::KMS::Key"),
+        ),
+    ],
+)
+def test_recorded_types_name_a_filter_only_for_a_recorder_listing_types(groups, types) -> None:
+    recorders = [{"name": f"r{i}", "recordingGroup": g} for i, g in enumerate(groups)]
+    assert recorded_types(recorders) == types
 
 
 # --- collect with a stubbed client ----------------------------------------------------------
@@ -230,6 +274,21 @@ def query_page(results: list[dict[str, Any]], token: str | None = None) -> dict[
     if token:
         page["NextToken"] = token
     return page
+
+
+RECORDER = {
+    "name": "default",
+    "roleARN": f"arn:aws:iam::{ACCOUNT}:role/config",
+    "recordingGroup": {"allSupported": True, "includeGlobalResourceTypes": True},
+}
+
+
+def stub_recorder(stubber: Stubber, recorders: list[dict[str, Any]] | None = None) -> None:
+    stubber.add_response(
+        "describe_configuration_recorders",
+        {"ConfigurationRecorders": [RECORDER] if recorders is None else recorders},
+        {},
+    )
 
 
 def stub_empty_query(stubber: Stubber) -> None:
@@ -258,6 +317,7 @@ def stub_listing(stubber: Stubber, role_ids: list[dict[str, str]] | None = None)
 def test_advanced_query_reads_every_page() -> None:
     client = config_client()
     with Stubber(client) as stubber:
+        stub_recorder(stubber)
         op = "select_resource_config"
         stubber.add_response(op, query_page([QUERY_BUCKET], "t1"), QUERY_PARAMS)
         stubber.add_response(op, query_page([QUERY_ROLE]), {**QUERY_PARAMS, "NextToken": "t1"})
@@ -272,6 +332,7 @@ def test_advanced_query_reads_every_page() -> None:
 def test_empty_advanced_query_falls_back_to_listing_and_batch_get() -> None:
     client = config_client()
     with Stubber(client) as stubber:
+        stub_recorder(stubber)
         stub_empty_query(stubber)
         stub_listing(stubber)
         stubber.add_response(
@@ -306,6 +367,7 @@ def test_batch_get_asks_for_at_most_100_keys_at_a_time() -> None:
     names = [f"bucket-{i:03d}" for i in range(150)]
     client = config_client()
     with Stubber(client) as stubber:
+        stub_recorder(stubber)
         stub_empty_query(stubber)
         stubber.add_response(
             "list_discovered_resources",
@@ -335,6 +397,7 @@ def test_batch_get_asks_for_at_most_100_keys_at_a_time() -> None:
 def test_keys_still_unprocessed_after_three_attempts_make_the_listing_incomplete() -> None:
     client = config_client()
     with Stubber(client) as stubber:
+        stub_recorder(stubber)
         stub_empty_query(stubber)
         stub_listing(stubber)
         stubber.add_response(
@@ -373,6 +436,7 @@ def test_keys_still_unprocessed_after_three_attempts_make_the_listing_incomplete
 def test_invalid_expression_falls_back_to_listing() -> None:
     client = config_client()
     with Stubber(client) as stubber:
+        stub_recorder(stubber)
         stubber.add_client_error(
             "select_resource_config",
             service_error_code="InvalidExpressionException",
@@ -408,6 +472,7 @@ def test_invalid_expression_falls_back_to_listing() -> None:
 def test_access_denied_on_the_advanced_query_propagates() -> None:
     client = config_client()
     with Stubber(client) as stubber:
+        stub_recorder(stubber)
         stubber.add_client_error(
             "select_resource_config",
             service_error_code="AccessDeniedException",
@@ -424,9 +489,23 @@ def test_access_denied_on_the_advanced_query_propagates() -> None:
     assert exc.value.response["Error"]["Code"] == "AccessDeniedException"
 
 
-def test_region_without_config_recorder_is_empty_and_incomplete() -> None:
+def test_region_without_config_recorder_is_not_enabled_and_lists_nothing() -> None:
     client = config_client()
     with Stubber(client) as stubber:
+        stub_recorder(stubber, [])
+
+        listing = collect_config_resources(client, ACCOUNT, REGION, TYPES)
+
+        stubber.assert_no_pending_responses()
+
+    # Incomplete (nothing cached is removed) and not enabled (nothing is stale).
+    assert listing == Listing(complete=False, enabled=False)
+
+
+def test_recorder_gone_before_the_listing_is_not_enabled_either() -> None:
+    client = config_client()
+    with Stubber(client) as stubber:
+        stub_recorder(stubber)
         stub_empty_query(stubber)
         stubber.add_client_error(
             "list_discovered_resources",
@@ -439,12 +518,13 @@ def test_region_without_config_recorder_is_empty_and_incomplete() -> None:
 
         stubber.assert_no_pending_responses()
 
-    assert listing == Listing(complete=False)
+    assert listing == Listing(complete=False, enabled=False)
 
 
 def test_record_without_arn_is_skipped_and_reported_while_others_are_kept() -> None:
     client = config_client()
     with Stubber(client) as stubber:
+        stub_recorder(stubber)
         stubber.add_response(
             "select_resource_config",
             query_page([QUERY_BUCKET, QUERY_WITHOUT_ARN, QUERY_ROLE]),
@@ -475,6 +555,7 @@ def test_moto_falls_back_to_listing_and_returns_only_the_requested_type(
     s3.create_bucket(Bucket="config-alpha")
     s3.create_bucket(Bucket="config-bravo")
     iam.create_role(RoleName="not-a-bucket", AssumeRolePolicyDocument=json.dumps({}))
+    config.put_configuration_recorder(ConfigurationRecorder=RECORDER)
 
     listing = collect_config_resources(config, ACCOUNT, REGION, ("AWS::S3::Bucket",))
 
@@ -513,3 +594,93 @@ def test_a_global_resource_is_kept_in_the_home_region_only(
         REGION: {("AWS::IAM::Role", "global-once")},
         "us-west-2": {("AWS::S3::Bucket", "west-bucket")},
     }
+
+
+def test_moto_region_without_recorder_is_not_enabled(moto_server: MotoServer, clean: None) -> None:
+    s3 = boto3.client("s3", region_name=REGION, endpoint_url=moto_server.url)
+    config = boto3.client("config", region_name=REGION, endpoint_url=moto_server.url)
+    s3.create_bucket(Bucket="unrecorded")
+
+    listing = collect_config_resources(config, ACCOUNT, REGION, ("AWS::S3::Bucket",))
+
+    assert listing == Listing(complete=False, enabled=False)
+
+
+ALL_TYPES_PARAMS = {"Expression": query_expression(()), "Limit": 100}
+
+
+def test_without_configured_types_the_query_asks_for_every_recorded_type_on_every_page() -> None:
+    client = config_client()
+    with Stubber(client) as stubber:
+        stub_recorder(stubber)
+        op = "select_resource_config"
+        stubber.add_response(op, query_page([QUERY_BUCKET], "t1"), ALL_TYPES_PARAMS)
+        stubber.add_response(
+            op, query_page([QUERY_QUEUE], "t2"), {**ALL_TYPES_PARAMS, "NextToken": "t1"}
+        )
+        stubber.add_response(op, query_page([QUERY_ROLE]), {**ALL_TYPES_PARAMS, "NextToken": "t2"})
+
+        listing = collect_config_resources(client, ACCOUNT, REGION)
+
+        stubber.assert_no_pending_responses()
+
+    assert listing == Listing(records=[EXPECTED_BUCKET, EXPECTED_QUEUE, EXPECTED_ROLE])
+
+
+def moto_clients(moto_server: MotoServer) -> tuple[Any, Any, Any, Any]:
+    return tuple(  # type: ignore[return-value]
+        boto3.client(service, region_name=REGION, endpoint_url=moto_server.url)
+        for service in ("s3", "iam", "sns", "config")
+    )
+
+
+def test_moto_recorder_of_every_type_falls_back_to_the_fallback_types(
+    moto_server: MotoServer, clean: None
+) -> None:
+    s3, iam, sns, config = moto_clients(moto_server)
+    s3.create_bucket(Bucket="recorded-bucket")
+    iam.create_role(RoleName="recorded-role", AssumeRolePolicyDocument=json.dumps({}))
+    topic = sns.create_topic(Name="recorded-topic")["TopicArn"]
+    config.put_configuration_recorder(ConfigurationRecorder=RECORDER)
+
+    listing = collect_config_resources(config, ACCOUNT, REGION)
+
+    assert listing.complete is True and listing.enabled is True
+    assert {(r["resource_type"], r["arn"]) for r in listing.records} == {
+        ("AWS::S3::Bucket", "arn:aws:s3:::recorded-bucket"),
+        ("AWS::IAM::Role", f"arn:aws:iam::{ACCOUNT}:role/recorded-role"),
+        ("AWS::SNS::Topic", topic),
+    }
+
+
+def test_moto_recorder_of_listed_types_is_listed_by_those_types_only(
+    moto_server: MotoServer, clean: None
+) -> None:
+    s3, iam, sns, config = moto_clients(moto_server)
+    s3.create_bucket(Bucket="unrecorded-bucket")
+    iam.create_role(RoleName="unrecorded-role", AssumeRolePolicyDocument=json.dumps({}))
+    topic = sns.create_topic(Name="recorded-topic")["TopicArn"]
+    config.put_configuration_recorder(
+        ConfigurationRecorder={
+            **RECORDER,
+            "recordingGroup": {"allSupported": False, "resourceTypes": ["AWS::SNS::Topic"]},
+        }
+    )
+
+    listing = collect_config_resources(config, ACCOUNT, REGION)
+
+    assert [(r["resource_type"], r["arn"]) for r in listing.records] == [("AWS::SNS::Topic", topic)]
+    # A configured list wins over the recorder's.
+    configured = collect_config_resources(config, ACCOUNT, REGION, ("AWS::S3::Bucket",))
+    assert [r["arn"] for r in configured.records] == ["arn:aws:s3:::unrecorded-bucket"]
+
+
+def test_history_url_links_the_config_timeline_and_needs_region_id_and_type() -> None:
+    assert history_url(EXPECTED_QUEUE) == (
+        "https://us-east-1.console.aws.amazon.com/config/home?region=us-east-1"
+        "#/resources/timeline?resourceId=https%3A%2F%2Fsqs.us-east-1.amazonaws.com"
+        "%2F123456789012%2Fjobs&resourceType=AWS%3A%3ASQS%3A%3AQueue"
+    )
+    assert history_url({**EXPECTED_QUEUE, "resource_id": None}) is None
+    assert table_row(EXPECTED_QUEUE) is False  # queues have their own rows
+    assert table_row({**EXPECTED_QUEUE, "resource_type": "AWS::EC2::VPC"}) is True

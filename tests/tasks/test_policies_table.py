@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from inventory.aws.config import transform_resource
 from inventory.cache.keys import GLOBAL, IAM_KINDS, Partition
 from inventory.cache.policies_table import text_score
 from inventory.demo.seed import Seeder, demo_account
@@ -160,3 +161,61 @@ def test_rows_written_before_the_account_mapping_get_its_names_when_it_is_cached
     _, latest = runtime.redis.xrevrange(runtime.keys.changes(), count=1)[0]
     assert json.loads(latest["rows"]) == [row]
     assert rebuild_policies_table(runtime)["fixed"] == 0
+
+
+def test_config_resources_of_types_not_listed_directly_are_rows_with_their_config_history(
+    runtime, synced
+):
+    seeder, seeds = synced
+    dev = seeds[0]
+    table = runtime.policies_table
+    bucket = next(b for b in dev.buckets if b.region == "us-east-1")
+    group = {
+        "resourceType": "AWS::EC2::SecurityGroup",
+        "resourceId": "sg-0123456789abcdef0",
+        "resourceName": "web",
+        "arn": f"arn:aws:ec2:us-east-1:{dev.id}:security-group/sg-0123456789abcdef0",
+        "awsRegion": "us-east-1",
+        "tags": [{"key": "owner", "value": "team-web"}],
+        "configuration": {"groupName": "web"},
+        "configurationItemCaptureTime": "2026-11-30T10:00:00.000Z",
+    }
+    also_a_bucket = {
+        "resourceType": "AWS::S3::Bucket",
+        "resourceId": bucket.name,
+        "resourceName": bucket.name,
+        "arn": f"arn:aws:s3:::{bucket.name}",
+        "awsRegion": "us-east-1",
+        "tags": [],
+        "configuration": {"name": bucket.name},
+    }
+    records = [transform_resource(r, dev.id, "us-east-1") for r in (group, also_a_bucket)]
+    runtime.store.replace_partition("config_resource", dev.id, "us-east-1", records, complete=True)
+
+    row = table.rows()[group["arn"]]
+    assert {k: v for k, v in row.items() if k != "last_updated"} == {
+        "arn": group["arn"],
+        "name": "web",
+        "kind": "config_resource",
+        "account_id": dev.id,
+        "account_name": "dev",
+        "region": "us-east-1",
+        "tags": {"owner": "team-web"},
+        "errors": 0,
+        "owner": "team-web",
+        "template": None,
+        "findings": 0,
+        "severity": None,
+        "link": "https://us-east-1.console.aws.amazon.com/config/home?region=us-east-1"
+        "#/resources/timeline?resourceId=sg-0123456789abcdef0"
+        "&resourceType=AWS%3A%3AEC2%3A%3ASecurityGroup",
+    }
+    # A type other kinds list directly keeps its own row (as ConsoleMe's table skipped them).
+    assert table.rows()[also_a_bucket["arn"]]["kind"] == "s3_bucket"
+    assert rebuild_policies_table(runtime)["fixed"] == 0
+
+    # Config no longer records the bucket: the bucket's own row stays; the group's goes with it.
+    runtime.store.replace_partition("config_resource", dev.id, "us-east-1", [], complete=True)
+    assert table.rows()[also_a_bucket["arn"]]["kind"] == "s3_bucket"
+    assert group["arn"] not in table.rows()
+    assert rebuild_policies_table(runtime) == {"rows": table.count(), "fixed": 0, "removed": 0}

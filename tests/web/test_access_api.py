@@ -247,6 +247,7 @@ def test_freshness_reports_every_account_and_kind_with_its_age(client, rt, org):
                 "age": round(checked_at - meta.refreshed_at, 3),
                 "refreshed_at": meta.refreshed_at,
                 "interval_seconds": IAM_EVERY,
+                "enabled": True,
                 "stale": False,
             }
         # Never synced: stale, unless its beat entry is disabled (S3 buckets here).
@@ -254,6 +255,7 @@ def test_freshness_reports_every_account_and_kind_with_its_age(client, rt, org):
             "age": None,
             "refreshed_at": None,
             "interval_seconds": 2700.0,
+            "enabled": True,
             "stale": True,
         }
         assert account["kinds"]["config_resource"]["interval_seconds"] == 3600.0
@@ -262,10 +264,12 @@ def test_freshness_reports_every_account_and_kind_with_its_age(client, rt, org):
     dev = accounts[org[0].id]["kinds"]
     staging = accounts[org[1].id]["kinds"]
     assert dev["s3_bucket"]["stale"] is False and dev["s3_bucket"]["age"] is not None
+    # Its beat entry is disabled: not enabled, and so never stale.
     assert staging["s3_bucket"] == {
         "age": None,
         "refreshed_at": None,
         "interval_seconds": 2700.0,
+        "enabled": False,
         "stale": False,
     }
     assert dev["sqs_queue"]["stale"] is False
@@ -288,6 +292,7 @@ def test_freshness_flags_data_older_than_two_intervals(client, rt, org):
         "age": round(checked_at - (now - 2 * IAM_EVERY - 100), 3),
         "refreshed_at": now - 2 * IAM_EVERY - 100,
         "interval_seconds": IAM_EVERY,
+        "enabled": True,
         "stale": True,
     }
     assert kinds[IAM_USER]["refreshed_at"] == now - 2 * IAM_EVERY + 100
@@ -311,8 +316,43 @@ def test_freshness_of_a_regional_kind_is_its_oldest_region(client, rt, org):
         "age": round(checked_at - old, 3),
         "refreshed_at": old,
         "interval_seconds": 2700.0,
+        "enabled": True,
         "stale": True,
     }
+
+
+def test_config_without_a_recorder_is_not_enabled_and_not_stale(client, rt, org):
+    """The seeded member accounts record AWS Config in each region; the management account
+    has no recorder: its Config column says "not enabled" and does not count as stale."""
+    config = BY_STEM["resources_from_aws_config"]
+    sync_kind(rt, config, MANAGEMENT_ACCOUNT)
+    sync_kind(rt, config, org[0].id)
+
+    checked_at, accounts = freshness(client)
+
+    at = {
+        a: min(
+            rt.redis_cache.meta(Partition("config_resource", a, r)).refreshed_at
+            for r in ("us-east-1", "us-west-2")
+        )
+        for a in (MANAGEMENT_ACCOUNT, org[0].id)
+    }
+    assert accounts[MANAGEMENT_ACCOUNT]["kinds"]["config_resource"] == {
+        "age": round(checked_at - at[MANAGEMENT_ACCOUNT], 3),
+        "refreshed_at": at[MANAGEMENT_ACCOUNT],
+        "interval_seconds": 3600.0,
+        "enabled": False,
+        "stale": False,
+    }
+    assert accounts[org[0].id]["kinds"]["config_resource"] == {
+        "age": round(checked_at - at[org[0].id], 3),
+        "refreshed_at": at[org[0].id],
+        "interval_seconds": 3600.0,
+        "enabled": True,
+        "stale": False,
+    }
+    # Never synced where a recorder may exist: stale as before.
+    assert accounts[org[1].id]["kinds"]["config_resource"]["stale"] is True
 
 
 def test_freshness_never_flags_an_account_that_is_not_active(client, rt, org):

@@ -8,6 +8,8 @@ import math
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import Container
+from dataclasses import dataclass
 from typing import Any
 
 import tornado.web
@@ -21,7 +23,7 @@ from inventory.cache.keys import (
     ROLE_ACCESS,
     Partition,
 )
-from inventory.cache.redis_cache import RedisCache
+from inventory.cache.redis_cache import PartitionMeta, RedisCache
 from inventory.cache.web_state import RefreshClaims
 from inventory.registry import synced_kinds
 from inventory.schedule import ScheduleEntry, effective_schedule
@@ -164,45 +166,71 @@ def kind_schedules(settings: Settings) -> dict[str, ScheduleEntry]:
     return {kind: entries[sync.schedule_name] for kind, sync in synced_kinds().items()}
 
 
-def account_freshness(cache: RedisCache, settings: Settings, now: float) -> list[dict[str, Any]]:
-    """Per mapped account and kind: age of the oldest partition, and whether that is stale.
+@dataclass
+class _Synced:
+    """What one account's partitions of one kind say: the oldest listing, and whether any
+    region has the service set up."""
 
-    A kind is stale when its data is older than two schedule intervals or missing; accounts
-    that are not ACTIVE are never synced, and kinds whose beat entry is disabled are not
-    expected, so neither is flagged.
-    """
-    schedules = kind_schedules(settings)
-    refreshed: dict[tuple[str, str], float] = {}
+    refreshed_at: float = math.inf
+    enabled: bool = False
+
+    def add(self, meta: PartitionMeta) -> None:
+        self.refreshed_at = min(self.refreshed_at, meta.refreshed_at)
+        self.enabled = self.enabled or meta.enabled
+
+
+def _synced(cache: RedisCache, kinds: Container[str]) -> dict[tuple[str, str], _Synced]:
+    """Per (account, kind): its partitions' freshness, as last written."""
+    found: dict[tuple[str, str], _Synced] = defaultdict(_Synced)
     for p in cache.partitions():
-        if p.kind not in schedules:
-            continue
-        meta = cache.meta(p)
-        if meta is None:
-            continue
-        key = (p.account_id, p.kind)
-        refreshed[key] = min(refreshed.get(key, math.inf), meta.refreshed_at)
+        meta = cache.meta(p) if p.kind in kinds else None
+        if meta is not None:
+            found[(p.account_id, p.kind)].add(meta)
+    return found
+
+
+def kind_freshness(
+    synced: _Synced | None, entry: ScheduleEntry, active: bool, now: float
+) -> dict[str, Any]:
+    """One account's kind: its age, and whether it is stale or not enabled at all.
+
+    Not enabled: its beat entry is disabled, or every region's last listing found the service
+    not set up (no AWS Config recorder). That is not stale, nor is an account that is not
+    ACTIVE (it is never synced).
+    """
+    at = None if synced is None else synced.refreshed_at
+    age = None if at is None else round(max(0.0, now - at), 3)
+    enabled = entry.enabled and (synced is None or synced.enabled)
+    expected = active and enabled
+    return {
+        "age": age,
+        "refreshed_at": at,
+        "interval_seconds": entry.every,
+        "enabled": enabled,
+        "stale": expected and (age is None or age > STALE_INTERVALS * entry.every),
+    }
+
+
+def account_freshness(cache: RedisCache, settings: Settings, now: float) -> list[dict[str, Any]]:
+    """Per mapped account and kind: age of the oldest partition, whether that is stale, and
+    whether the kind is enabled there (see :func:`kind_freshness`)."""
+    schedules = kind_schedules(settings)
+    synced = _synced(cache, schedules)
     accounts = cache.items(Partition(ACCOUNT, ALL_ACCOUNTS, GLOBAL)).values()
     rows = []
     for account in sorted(accounts, key=lambda a: a["id"]):
-        kinds: dict[str, dict[str, Any]] = defaultdict(dict)
         active = account.get("status") == "ACTIVE"
-        for kind, entry in schedules.items():
-            at = refreshed.get((account["id"], kind))
-            age = None if at is None else round(max(0.0, now - at), 3)
-            expected = active and entry.enabled
-            kinds[kind] = {
-                "age": age,
-                "refreshed_at": at,
-                "interval_seconds": entry.every,
-                "stale": expected and (age is None or age > STALE_INTERVALS * entry.every),
-            }
+        kinds = {
+            kind: kind_freshness(synced.get((account["id"], kind)), entry, active, now)
+            for kind, entry in schedules.items()
+        }
         rows.append(
             {
                 "id": account["id"],
                 "name": account.get("name"),
                 "status": account.get("status"),
                 "stale": any(k["stale"] for k in kinds.values()),
-                "kinds": dict(kinds),
+                "kinds": kinds,
             }
         )
     return rows

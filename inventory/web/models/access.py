@@ -53,6 +53,9 @@ class KindFreshness(ResponseModel):
     age: float | None
     refreshed_at: float | None
     interval_seconds: float
+    enabled: bool
+    """False: its beat entry is disabled, or the service is not set up in the account (no
+    AWS Config recorder in any region). Such a kind is never stale."""
     stale: bool
 
 

@@ -91,6 +91,10 @@ class PageRow(Item):
     matched: Matched | None = None
     """With ``q``: where the text was found"""
 
+    link: str | None = None
+    """A page outside the service about it (an AWS Config resource: its Config console
+    history)"""
+
 
 class PolicyPage(ResponseModel):
     """One page of rows and the total that match"""

@@ -1,4 +1,5 @@
-// Accounts and how fresh each kind's cached data is; stale cells get the "stale" class.
+// Accounts and how fresh each kind's cached data is; stale cells get the "stale" class, kinds
+// not enabled in an account (beat entry disabled, no AWS Config recorder) say so.
 "use strict";
 
 (function () {
@@ -15,6 +16,14 @@
   }
 
   function ageCell(kind, info) {
+    if (info && info.enabled === false) {
+      return el("td", {
+        class: "age not-enabled",
+        dataset: { kind },
+        title: "not enabled: not scheduled, or the service is not set up in this account",
+        text: "not enabled",
+      });
+    }
     if (!info || info.age === null || info.age === undefined) {
       const stale = Boolean(info && info.stale);
       return el("td", {

@@ -89,7 +89,9 @@
       el(
         "td",
         { class: "cell-name" },
-        el("a", { href: resourceHref(r.arn), class: "name-link", text: r.name }),
+        r.link
+          ? el("a", { href: r.link, class: "name-link external", target: "_blank", rel: "noopener noreferrer", title: "history in the AWS Config console", text: r.name })
+          : el("a", { href: resourceHref(r.arn), class: "name-link", text: r.name }),
         el("div", { class: "arn" }, I.breakable(r.arn)),
         matchNote(r.matched)
       ),
