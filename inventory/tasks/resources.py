@@ -106,7 +106,7 @@ def _collect_region(
 ) -> dict[str, dict[str, Any]]:
     """One sync's listing of one account and region, stored."""
     client_region = runtime.settings.deployment_region if region == GLOBAL else region
-    claims = DocumentClaims(runtime.shared_documents)
+    claims = DocumentClaims(runtime.shared_documents, sync.every)
     with region_context(region):
         client = runtime.account_client(sync.service, account, client_region)
         try:
@@ -146,18 +146,25 @@ def sync_account(runtime: Runtime, sync: Sync, account_id: str) -> dict[str, dic
 def summarise(sync: Sync, account_id: str, by_region: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """What a for_account task returns: its first kind's summary by region, every kind's too."""
     main = sync.kinds[0]
+    partitions = {
+        kind if not sync.regional else f"{kind} {region}": summary
+        for region, kinds in by_region.items()
+        for kind, summary in kinds.items()
+    }
+    summaries = list(partitions.values())
     return {
         "account_id": account_id,
         "regions": {region: kinds[main] for region, kinds in by_region.items()},
-        "partitions": {
-            kind if not sync.regional else f"{kind} {region}": summary
-            for region, kinds in by_region.items()
-            for kind, summary in kinds.items()
-        },
-        "dynamo_writes": sum(s["dynamo_writes"] for k in by_region.values() for s in k.values()),
-        "s3_objects": sum(s["s3_objects"] for k in by_region.values() for s in k.values()),
-        "skipped": [x for k in by_region.values() for s in k.values() for x in s["skipped"]],
+        "partitions": partitions,
+        "dynamo_writes": sum(s["dynamo_writes"] for s in summaries),
+        "s3_objects": sum(s["s3_objects"] for s in summaries),
+        "skipped": [x for s in summaries for x in s["skipped"]],
     }
+
+
+def shares_documents(sync: Sync) -> bool:
+    """The sync also lists what every account shares (once per sweep, by its first account)."""
+    return any(BY_KIND[kind].shared_account is not None for kind in sync.kinds)
 
 
 def sync_kind(runtime: Runtime, sync: Sync, account_id: str) -> dict[str, Any]:
@@ -171,6 +178,8 @@ def _make_tasks(sync: Sync) -> tuple[Any, Any]:
 
     def across_accounts(self: InventoryTask) -> dict[str, Any]:
         accounts = [a["id"] for a in active_accounts(self.runtime)]
+        if shares_documents(sync):
+            self.runtime.shared_documents.new_sweep()
         if not accounts:
             return {"accounts": [], "task_ids": []}
         signatures = (self.app.signature(sync.for_account_task, (a,)) for a in accounts)
