@@ -38,6 +38,7 @@ class RoleSeed:
     boundary: str | None = None  # customer policy name
     aws_policies: list[str] = field(default_factory=list)  # AWS managed policy names
     description: str = ""
+    max_session_duration: int | None = None  # seconds; AWS's default is 3,600
 
 
 @dataclass
@@ -127,6 +128,7 @@ def demo_account(name: str, index: int) -> AccountSeed:
             tags={"owner": f"team-{name}", "inventory-groups": f"{name}-devs@example.com"},
             boundary=f"{name}-boundary",
             description=f"{name} application role",
+            max_session_duration=7200,
             aws_policies=["ReadOnlyAccess"],
         )
     )
@@ -278,36 +280,9 @@ class Seeder:
         for name, document in seed.policies.items():
             iam.create_policy(PolicyName=name, PolicyDocument=json.dumps(document))
         for group in seed.groups:
-            iam.create_group(GroupName=group.name)
-            for pname, document in group.inline.items():
-                iam.put_group_policy(
-                    GroupName=group.name, PolicyName=pname, PolicyDocument=json.dumps(document)
-                )
-            for pname in group.attached:
-                iam.attach_group_policy(GroupName=group.name, PolicyArn=seed.policy_arn(pname))
+            self._create_group(iam, seed, group)
         for role in seed.roles:
-            params: dict[str, Any] = {
-                "RoleName": role.name,
-                "AssumeRolePolicyDocument": json.dumps(role.trust_policy),
-                "Tags": [{"Key": k, "Value": v} for k, v in role.tags.items()],
-            }
-            if role.description:
-                params["Description"] = role.description
-            if role.boundary:
-                params["PermissionsBoundary"] = seed.policy_arn(role.boundary)
-            iam.create_role(**params)
-            for pname, document in role.inline.items():
-                iam.put_role_policy(
-                    RoleName=role.name, PolicyName=pname, PolicyDocument=json.dumps(document)
-                )
-            for pname in role.attached:
-                iam.attach_role_policy(RoleName=role.name, PolicyArn=seed.policy_arn(pname))
-            for pname in list(role.aws_policies):
-                try:
-                    iam.attach_role_policy(RoleName=role.name, PolicyArn=aws_policy_arn(pname))
-                except iam.exceptions.NoSuchEntityException:
-                    # moto has AWS managed policies only with MOTO_IAM_LOAD_MANAGED_POLICIES=true
-                    role.aws_policies.remove(pname)
+            self._create_role(iam, seed, role)
         for user in seed.users:
             iam.create_user(
                 UserName=user.name, Tags=[{"Key": k, "Value": v} for k, v in user.tags.items()]
@@ -320,6 +295,41 @@ class Seeder:
                 )
             for pname in user.attached:
                 iam.attach_user_policy(UserName=user.name, PolicyArn=seed.policy_arn(pname))
+
+    def _create_role(self, iam: Any, seed: AccountSeed, role: RoleSeed) -> None:
+        params: dict[str, Any] = {
+            "RoleName": role.name,
+            "AssumeRolePolicyDocument": json.dumps(role.trust_policy),
+            "Tags": [{"Key": k, "Value": v} for k, v in role.tags.items()],
+        }
+        if role.description:
+            params["Description"] = role.description
+        if role.max_session_duration:
+            params["MaxSessionDuration"] = role.max_session_duration
+        if role.boundary:
+            params["PermissionsBoundary"] = seed.policy_arn(role.boundary)
+        iam.create_role(**params)
+        for pname, document in role.inline.items():
+            iam.put_role_policy(
+                RoleName=role.name, PolicyName=pname, PolicyDocument=json.dumps(document)
+            )
+        for pname in role.attached:
+            iam.attach_role_policy(RoleName=role.name, PolicyArn=seed.policy_arn(pname))
+        for pname in list(role.aws_policies):
+            try:
+                iam.attach_role_policy(RoleName=role.name, PolicyArn=aws_policy_arn(pname))
+            except iam.exceptions.NoSuchEntityException:
+                # moto has AWS managed policies only with MOTO_IAM_LOAD_MANAGED_POLICIES=true
+                role.aws_policies.remove(pname)
+
+    def _create_group(self, iam: Any, seed: AccountSeed, group: GroupSeed) -> None:
+        iam.create_group(GroupName=group.name)
+        for pname, document in group.inline.items():
+            iam.put_group_policy(
+                GroupName=group.name, PolicyName=pname, PolicyDocument=json.dumps(document)
+            )
+        for pname in group.attached:
+            iam.attach_group_policy(GroupName=group.name, PolicyArn=seed.policy_arn(pname))
 
 
 def seed_demo_organisation(
