@@ -50,12 +50,15 @@ SIZES = Sizes(policies=50, users=20, groups=5)
 
 
 def floor_fetch(client: Any) -> int:
-    """Exactly the listing's calls (inventory.aws.iam.get_authorization_details) and no more."""
+    """Exactly the listing's calls (inventory.aws.iam.get_authorization_details, then ListRoles
+    for the roles' settings: get_role_settings) and no more."""
     from inventory.aws.iam import FILTERS
 
     pages = 0
     paginator = client.get_paginator("get_account_authorization_details")
     for _page in paginator.paginate(Filter=FILTERS, PaginationConfig={"PageSize": 1000}):
+        pages += 1
+    for _page in client.get_paginator("list_roles").paginate(PaginationConfig={"PageSize": 1000}):
         pages += 1
     return pages
 

@@ -310,7 +310,7 @@ SYNCS: tuple[Sync, ...] = (
         "iam",
         managed_policies.collect,
         45 * MINUTE,
-        "Customer and AWS managed policies attached in each account (typeahead)",
+        "Every customer managed policy per account; AWS's catalogue once per sweep (typeahead)",
         (managed_policies.KIND, managed_policies.AWS_DOCUMENT_KIND),
     ),
     Sync(

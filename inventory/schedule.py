@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from celery.schedules import crontab
 
@@ -12,6 +14,43 @@ if TYPE_CHECKING:
 
 MINUTE = 60.0
 HOUR = 60 * MINUTE
+
+log = logging.getLogger(__name__)
+V = TypeVar("V")
+
+#: ConsoleMe's names for the IAM sync until its release 1.0.3 (Netflix/consoleme#9168 renamed
+#: them to ours in 1.0.4): an operator may still have them in config or alerts. Accepted, with a
+#: deprecation warning, as schedule entries, ``celery.tasks`` keys and Celery task names.
+CONSOLEME_ALIASES = {
+    "cache_roles_across_accounts": "cache_iam_resources_across_accounts",
+    "cache_roles_for_account": "cache_iam_resources_for_account",
+}
+
+
+def deprecation(old: str, where: str) -> str:
+    return (
+        f"{where} {old!r} is ConsoleMe's name until 1.0.3 and is deprecated: "
+        f"use {CONSOLEME_ALIASES[old]!r}"
+    )
+
+
+def current_names(values: Mapping[str, V], where: str, known: set[str]) -> dict[str, V]:
+    """``values`` keyed by current names: an old ConsoleMe name of one of ``known`` is renamed,
+    with a warning (any other name is left for the caller to judge).
+
+    Raises ValueError when a name and its old name are both given.
+    """
+    renamed: dict[str, V] = {}
+    for name, value in values.items():
+        new = CONSOLEME_ALIASES.get(name, name)
+        if new not in known:
+            new = name
+        if new != name:
+            log.warning("%s", deprecation(name, where))
+        if new in renamed:
+            raise ValueError(f"{name!r} and {new!r} name the same task: keep {new!r} only")
+        renamed[new] = value
+    return renamed
 
 
 def parse_crontab(text: str) -> crontab:

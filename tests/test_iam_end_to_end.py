@@ -67,8 +67,9 @@ def expected_role(seeder: Seeder, seed: AccountSeed, name: str) -> dict[str, Any
         "id": got["RoleId"],
         "path": "/",
         "created": got["CreateDate"].isoformat().replace("+00:00", "Z"),
-        "description": None,  # moto omits Description from GetAccountAuthorizationDetails
-        "max_session_duration": None,
+        # from ListRoles (GetAccountAuthorizationDetails has neither)
+        "description": role.description or None,
+        "max_session_duration": role.max_session_duration or 3600,
         "trust_policy": role.trust_policy,
         "inline_policies": role.inline,
         "attached_policies": sorted(

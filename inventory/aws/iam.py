@@ -1,4 +1,5 @@
-"""IAM: one GetAccountAuthorizationDetails listing per account, and its pure transforms."""
+"""IAM: one GetAccountAuthorizationDetails listing per account (roles' settings from ListRoles),
+and its pure transforms."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ from inventory.aws.records import SkippedRecord, day, iso, policy_document, tags
 from inventory.cache.keys import IAM_GROUP, IAM_POLICY, IAM_ROLE, IAM_USER
 
 FILTERS = ["Role", "User", "Group", "LocalManagedPolicy"]
-ACTIONS = ("iam:GetAccountAuthorizationDetails",)
+ACTIONS = ("iam:GetAccountAuthorizationDetails", "iam:ListRoles")
+#: Role fields GetAccountAuthorizationDetails leaves out and ListRoles returns.
+ROLE_SETTINGS = ("Description", "MaxSessionDuration")
 
 
 @dataclass
@@ -40,6 +43,33 @@ def get_authorization_details(client: Any) -> AuthorizationDetails:
         details.groups.extend(page.get("GroupDetailList", ()))
         details.policies.extend(page.get("Policies", ()))
     return details
+
+
+def get_role_settings(client: Any) -> tuple[dict[str, dict[str, Any]], int]:
+    """ListRoles (all pages, 1,000 a page): each role's description and maximum session
+    duration by ARN, and the number of pages.
+
+    GetAccountAuthorizationDetails does not return them
+    (https://docs.aws.amazon.com/IAM/latest/APIReference/API_RoleDetail.html).
+    """
+    settings: dict[str, dict[str, Any]] = {}
+    pages = 0
+    paginator = client.get_paginator("list_roles")
+    for page in paginator.paginate(PaginationConfig={"PageSize": 1000}):
+        pages += 1
+        for role in page.get("Roles", ()):
+            settings[role["Arn"]] = {k: role[k] for k in ROLE_SETTINGS if k in role}
+    return settings, pages
+
+
+def with_role_settings(
+    roles: list[dict[str, Any]], settings: dict[str, dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Roles as GetAccountAuthorizationDetails lists them, with ListRoles' settings added.
+
+    A role created between the two listings has none until the next sweep.
+    """
+    return [{**raw, **settings.get(raw.get("Arn"), {})} for raw in roles]
 
 
 def attached_policies(raw: list[dict[str, str]] | None) -> list[dict[str, str]]:
@@ -182,13 +212,17 @@ def transform_authorization_details(details: AuthorizationDetails, account_id: s
 
 
 def collect_iam(ctx: CollectContext) -> dict[str, Listing]:
-    """The four IAM kinds of one account from one GetAccountAuthorizationDetails listing.
+    """The four IAM kinds of one account from one GetAccountAuthorizationDetails listing, and
+    the roles' settings from ListRoles.
 
     A record that cannot be transformed keeps its cached copy; one that cannot even be named
     could be any cached item, so then no kind's listing is complete.
     """
     listed_at = time.time()
     details = get_authorization_details(ctx.client)
+    settings, pages = get_role_settings(ctx.client)
+    details.roles = with_role_settings(details.roles, settings)
+    details.pages += pages
     records = transform_authorization_details(details, ctx.account_id)
     complete = all(bad.arn for bad in records.skipped)
     keep = {bad.arn for bad in records.skipped if bad.arn}

@@ -59,9 +59,10 @@ ACTIONS = (
     "iam:GetPolicyVersion",
 )
 NO_SUCH_ENTITY = "NoSuchEntity"
-# Get* returns fields GetAccountAuthorizationDetails does not: the sweep never sees them, so a
-# refresh must not add them either (the next sweep would take them away again).
-SWEEP_ABSENT = ("Description", "MaxSessionDuration", "PasswordLastUsed")
+# Get* returns fields the sweep does not read: a refresh must not add them either (the next sweep
+# would take them away again). Roles' Description and MaxSessionDuration the sweep reads with
+# ListRoles, so GetRole's are kept.
+SWEEP_ABSENT = ("PasswordLastUsed",)
 # Lists a refresh of one field keeps from the cached record.
 _LISTS = ("inline_policies", "attached_policies", "instance_profiles", "groups")
 

@@ -60,13 +60,18 @@ class EventRules:
 
 
 class SharedDocuments:
-    """Documents every account shares (AWS managed policies): which ones this sync must fetch.
+    """Documents every account shares (AWS managed policies): who lists them, what to fetch.
 
-    ``need(arn, version)`` is True when the version is not cached and this sync won the claim to
-    fetch it; the task marks what it stored, or releases its claims when it fails.
+    ``lead()`` is True for the one sync per sweep that lists the shared catalogue (standalone,
+    always). ``need(arn, version, updated)`` is True when that version, updated then, is not
+    cached and this sync won the claim to fetch it; the task marks what it stored, or releases
+    its claims when it fails.
     """
 
-    def need(self, arn: str, version: str) -> bool:
+    def lead(self) -> bool:
+        return True
+
+    def need(self, arn: str, version: str, updated: str | None) -> bool:
         return True
 
 

@@ -1,4 +1,5 @@
-"""Managed policies attached in an account; AWS managed documents are shared by every account."""
+"""Managed policies for the policy editor's typeahead: every customer managed policy of an
+account, and AWS's catalogue of managed policies, listed once per sweep and shared by all."""
 
 from __future__ import annotations
 
@@ -11,23 +12,25 @@ from inventory.aws.errors import error_code
 from inventory.aws.kind import CollectContext
 from inventory.aws.listing import Listing
 from inventory.aws.records import BadRecord, iso, policy_document
-from inventory.cache.keys import AWS_MANAGED_POLICY, MANAGED_POLICY
+from inventory.cache.keys import AWS_MANAGED_ACCOUNT, AWS_MANAGED_POLICY, MANAGED_POLICY
 
 KIND = MANAGED_POLICY
 AWS_DOCUMENT_KIND = AWS_MANAGED_POLICY
-AWS_ACCOUNT = "aws"
+AWS_ACCOUNT = AWS_MANAGED_ACCOUNT
 ACTIONS = ("iam:ListPolicies", "iam:GetPolicyVersion")
+#: Customer managed policies of one account; AWS's own (the same in every account).
+LOCAL, AWS = "Local", "AWS"
 
 
 def is_aws_managed(arn: str) -> bool:
     return arn.startswith("arn:aws:iam::aws:") or ":iam::aws:policy/" in arn
 
 
-def get_attached_policies(client: Any) -> list[dict[str, Any]]:
-    """ListPolicies(Scope=All, OnlyAttached) (all pages): customer and AWS managed policies."""
+def get_policies(client: Any, scope: str) -> list[dict[str, Any]]:
+    """ListPolicies(Scope=scope) (all pages, 1,000 a page): attached or not."""
     policies: list[dict[str, Any]] = []
     paginator = client.get_paginator("list_policies")
-    for page in paginator.paginate(Scope="All", OnlyAttached=True):
+    for page in paginator.paginate(Scope=scope, PaginationConfig={"PageSize": 1000}):
         policies.extend(page.get("Policies", ()))
     return policies
 
@@ -38,76 +41,89 @@ def get_policy_document(client: Any, arn: str, version_id: str) -> dict[str, Any
     return policy_document(version["Document"], f"policy {arn} {version_id}")
 
 
-def transform_policy(
-    raw: dict[str, Any], account_id: str, document: dict[str, Any] | None
-) -> dict[str, Any]:
-    """An attached managed policy; AWS managed ones point at the shared document."""
+def transform_policy(raw: dict[str, Any], account_id: str) -> dict[str, Any]:
+    """A customer managed policy the typeahead offers in its account.
+
+    Its document is the ``iam_policy`` record's (GetAccountAuthorizationDetails returns it with
+    the IAM sync): not read again here, not stored twice.
+    """
     arn = raw["Arn"]
-    aws_managed = is_aws_managed(arn)
     return {
         "arn": arn,
         "kind": KIND,
         "account_id": account_id,
         "name": raw.get("PolicyName") or arn.rsplit("/", 1)[-1],
         "path": raw.get("Path"),
-        "aws_managed": aws_managed,
+        "aws_managed": is_aws_managed(arn),
         "default_version_id": raw["DefaultVersionId"],
         "attachment_count": raw.get("AttachmentCount"),
         "updated": iso(raw.get("UpdateDate")),
-        # AWS managed documents are identical everywhere: stored once, see AWS_DOCUMENT_KIND.
-        "document": None if aws_managed else document,
     }
 
 
-def aws_document_record(arn: str, version_id: str, document: dict[str, Any]) -> dict[str, Any]:
+def aws_document_record(raw: dict[str, Any], document: dict[str, Any]) -> dict[str, Any]:
+    """An AWS managed policy of the shared catalogue, with its default version's document.
+
+    No attachment count: that is one account's figure, and this record is every account's.
+    """
+    arn = raw["Arn"]
     return {
         "arn": arn,
         "kind": AWS_DOCUMENT_KIND,
         "account_id": AWS_ACCOUNT,
-        "name": arn.rsplit("/", 1)[-1],
-        "version_id": version_id,
+        "name": raw.get("PolicyName") or arn.rsplit("/", 1)[-1],
+        "path": raw.get("Path"),
+        "aws_managed": True,
+        "version_id": raw["DefaultVersionId"],
+        "updated": iso(raw.get("UpdateDate")),
         "document": document,
     }
 
 
-def collect_managed_policies(
-    client: Any,
-    account_id: str,
-    need_aws_document: Callable[[str, str], bool],
-) -> tuple[Listing, list[dict[str, Any]]]:
-    """Attached policies of the account, and the AWS managed documents not yet known.
+def collect_customer_policies(client: Any, account_id: str) -> Listing:
+    """Every customer managed policy of the account, attached or not: the ListPolicies pages."""
+    listing = Listing()
+    for raw in get_policies(client, LOCAL):
+        try:
+            listing.records.append(transform_policy(raw, account_id))
+        except KeyError as exc:
+            arn = raw.get("Arn")
+            listing.skip(f"policy {arn}", str(exc), arn if isinstance(arn, str) else None)
+    return listing
 
-    ``need_aws_document(arn, version)`` says whether this call should fetch a shared document
-    (False when it is cached or another account's sync is already fetching it).
+
+def collect_aws_catalogue(
+    client: Any, need_document: Callable[[str, str, str | None], bool]
+) -> Listing:
+    """AWS's managed policies; a document is read only for a version not cached yet.
+
+    ``need_document(arn, version, updated)`` is False when that DefaultVersionId and UpdateDate
+    are cached (or another sync is reading them): the cached record is kept, nothing is read.
     """
     listing = Listing()
-    aws_documents: list[dict[str, Any]] = []
-    for raw in get_attached_policies(client):
+    for raw in get_policies(client, AWS):
         arn = raw.get("Arn")
         try:
-            version = raw["DefaultVersionId"]
-            document = None
-            if is_aws_managed(raw["Arn"]):
-                if need_aws_document(raw["Arn"], version):
-                    doc = get_policy_document(client, raw["Arn"], version)
-                    aws_documents.append(aws_document_record(raw["Arn"], version, doc))
-            else:
-                document = get_policy_document(client, raw["Arn"], version)
-            listing.records.append(transform_policy(raw, account_id, document))
+            if not need_document(raw["Arn"], raw["DefaultVersionId"], iso(raw.get("UpdateDate"))):
+                listing.keep.add(raw["Arn"])
+                continue
+            document = get_policy_document(client, raw["Arn"], raw["DefaultVersionId"])
+            listing.records.append(aws_document_record(raw, document))
         except ClientError as exc:
             if error_code(exc) != "NoSuchEntity":
                 raise
             # deleted between the listing and GetPolicyVersion: it is gone
         except (BadRecord, KeyError) as exc:
             listing.skip(f"policy {arn}", str(exc), arn if isinstance(arn, str) else None)
-    return listing, aws_documents
+    return listing
 
 
 def collect(ctx: CollectContext) -> dict[str, Listing]:
-    """Attached policies of the account, and the shared AWS managed documents it must fetch.
+    """The account's customer managed policies; and, from one account per sweep, the catalogue.
 
-    The documents are written beside the account's listing into one shared partition, never
-    as a complete listing of it (other accounts' syncs add to it too).
+    The catalogue is a complete listing of the shared partition: a policy AWS withdrew goes.
     """
-    listing, documents = collect_managed_policies(ctx.client, ctx.account_id, ctx.shared.need)
-    return {KIND: listing, AWS_DOCUMENT_KIND: Listing(records=documents, complete=False)}
+    listings = {KIND: collect_customer_policies(ctx.client, ctx.account_id)}
+    if ctx.shared.lead():
+        listings[AWS_DOCUMENT_KIND] = collect_aws_catalogue(ctx.client, ctx.shared.need)
+    return listings

@@ -18,6 +18,10 @@ ACCOUNT = "account"
 # Kinds other tasks derive or keep; every kind's facts are in inventory/registry.py.
 MANAGED_POLICY = "managed_policy"
 AWS_MANAGED_POLICY = "aws_managed_policy"
+#: The account of the AWS managed policy catalogue, one partition shared by every account.
+AWS_MANAGED_ACCOUNT = "aws"
+#: Kinds the managed-policy typeahead offers: an account's own, and AWS's catalogue for all.
+TYPEAHEAD_POLICY_KINDS = frozenset({MANAGED_POLICY, AWS_MANAGED_POLICY})
 CONFIG_RESOURCE = "config_resource"
 CLOUDTRAIL_ERRORS = "cloudtrail_errors"
 ROLE_ACCESS = "role_access"
@@ -197,8 +201,12 @@ class Keys:
         return f"{self.prefix}replica:published"
 
     def shared_document_versions(self) -> str:
-        """Hash: AWS managed policy ARN -> the version whose document is cached."""
+        """Hash: AWS managed policy ARN -> ``version@updated`` of the document cached."""
         return f"{self.prefix}awsdoc:versions"
+
+    def shared_catalogue_claim(self) -> str:
+        """String with a TTL: a sync of this sweep lists the AWS managed policy catalogue."""
+        return f"{self.prefix}awsdoc:lead"
 
     def login_session(self, session_hash: str) -> str:
         """String with a TTL: a login session (SHA-256 of its id) -> the token digest it used."""

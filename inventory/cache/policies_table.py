@@ -20,7 +20,7 @@ from inventory.cache.keys import (
     CLOUDTRAIL_ERRORS,
     FINDING,
     GLOBAL,
-    MANAGED_POLICY,
+    TYPEAHEAD_POLICY_KINDS,
     Keys,
     Partition,
 )
@@ -269,7 +269,7 @@ class PoliciesTable:
             "rows": json.dumps(rows),
             "rows_removed": json.dumps(rows_removed),
         }
-        if p.kind == MANAGED_POLICY:
+        if p.kind in TYPEAHEAD_POLICY_KINDS:
             policies = {}
             for arn, document in upserts.items():
                 record = json.loads(document)

@@ -38,6 +38,7 @@ class RoleSeed:
     boundary: str | None = None  # customer policy name
     aws_policies: list[str] = field(default_factory=list)  # AWS managed policy names
     description: str = ""
+    max_session_duration: int | None = None  # seconds; AWS's default is 3,600
 
 
 @dataclass
@@ -176,6 +177,7 @@ def demo_account(name: str, index: int) -> AccountSeed:
             tags={"owner": f"team-{name}", "inventory-groups": f"{name}-devs@example.com"},
             boundary=f"{name}-boundary",
             description=f"{name} application role",
+            max_session_duration=7200,
             aws_policies=["ReadOnlyAccess"],
         )
     )
@@ -488,6 +490,8 @@ class Seeder:
         }
         if role.description:
             params["Description"] = role.description
+        if role.max_session_duration:
+            params["MaxSessionDuration"] = role.max_session_duration
         if role.boundary:
             params["PermissionsBoundary"] = seed.policy_arn(role.boundary)
         iam.create_role(**params)

@@ -71,9 +71,10 @@ class Settings(_Section):
     @field_validator("schedule")
     @classmethod
     def _known_entries(cls, value: dict[str, ScheduleOverride]) -> dict[str, ScheduleOverride]:
-        from inventory.schedule import SCHEDULE
+        from inventory.schedule import SCHEDULE, current_names
 
         known = {entry.name for entry in SCHEDULE}
+        value = current_names(value, "schedule entry", known)
         for name in value:
             if name not in known:
                 raise ValueError(f"unknown schedule entry {name!r}{_did_you_mean(name, known)}")
@@ -82,9 +83,12 @@ class Settings(_Section):
     @field_validator("celery")
     @classmethod
     def _known_tasks(cls, value: CelerySettings) -> CelerySettings:
-        from inventory.schedule import known_task_names
+        from inventory.schedule import current_names, known_task_names
 
         known = known_task_names()
+        if value.tasks:
+            tasks = current_names(value.tasks, "celery.tasks", known)
+            value = value.model_copy(update={"tasks": tasks})
         for name in value.tasks:
             if name not in known:
                 raise ValueError(

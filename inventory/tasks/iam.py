@@ -3,18 +3,27 @@ removal of IAM entries no listing has returned for a while."""
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
-from celery import shared_task
+from celery import Task, shared_task
 
 from inventory.cache.keys import IAM_KINDS
 from inventory.registry import BY_STEM
 from inventory.runtime import Runtime
-from inventory.tasks.base import MAINTENANCE, InventoryTask
+from inventory.schedule import CONSOLEME_ALIASES, deprecation
+from inventory.tasks.base import (
+    FANOUT,
+    FANOUT_HARD_LIMIT,
+    FANOUT_SOFT_LIMIT,
+    MAINTENANCE,
+    InventoryTask,
+)
 from inventory.tasks.resources import sync_kind
 
 IAM = BY_STEM["iam_resources"]
+log = logging.getLogger(__name__)
 
 
 def sync_iam_account(runtime: Runtime, account_id: str) -> dict[str, Any]:
@@ -61,3 +70,29 @@ def clear_old_redis_iam_cache(self: InventoryTask) -> dict[str, Any]:
     removed = clear_stale_iam(self.runtime)
     pruned = prune_event_reads(self.runtime)
     return {"removed": removed, "total": sum(removed.values()), "event_reads_pruned": pruned}
+
+
+def _forward_old_name(old: str) -> Any:
+    """A task under ConsoleMe's old name that sends its message on to the task's current name."""
+    current = f"inventory.{CONSOLEME_ALIASES[old]}"
+
+    def forward(self: Task, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        log.warning("%s", deprecation(old, "Celery task"))
+        sent = self.app.send_task(current, args=args, kwargs=kwargs)
+        return {"forwarded_to": current, "task_id": sent.id}
+
+    forward.__name__ = forward.__qualname__ = old
+    forward.__doc__ = f"Deprecated (ConsoleMe's name): forwards to {current}, never waits for it."
+    return shared_task(
+        bind=True,
+        name=f"inventory.{old}",
+        routing_queue=FANOUT,
+        acks_late=True,
+        reject_on_worker_lost=True,
+        soft_time_limit=FANOUT_SOFT_LIMIT,
+        time_limit=FANOUT_HARD_LIMIT,
+    )(forward)
+
+
+#: ConsoleMe's task names, still accepted: each forwards to ours (schedule.CONSOLEME_ALIASES).
+OLD_NAMES = {old: _forward_old_name(old) for old in CONSOLEME_ALIASES}

@@ -119,7 +119,7 @@ def _collect_region(
 ) -> dict[str, dict[str, Any]]:
     """One sync's listing of one account and region, stored."""
     client_region = runtime.settings.deployment_region if region == GLOBAL else region
-    claims = DocumentClaims(runtime.shared_documents)
+    claims = DocumentClaims(runtime.shared_documents, sync.every)
     with region_context(region), DetailReads(runtime.settings.aws.detail_reads) as reads:
         client = runtime.account_client(sync.service, account, client_region)
         try:
@@ -200,6 +200,11 @@ def summarise(sync: Sync, account_id: str, by_region: dict[str, dict[str, Any]])
     }
 
 
+def shares_documents(sync: Sync) -> bool:
+    """The sync also lists what every account shares (once per sweep, by its first account)."""
+    return any(BY_KIND[kind].shared_account is not None for kind in sync.kinds)
+
+
 def sync_kind(runtime: Runtime, sync: Sync, account_id: str) -> dict[str, Any]:
     """Run one sync for one account in this process; its summary (see :func:`summarise`)."""
     return summarise(sync, account_id, sync_account(runtime, sync, account_id))
@@ -215,6 +220,8 @@ def _make_tasks(sync: Sync) -> tuple[Any, Any]:
 
     def across_accounts(self: InventoryTask) -> dict[str, Any]:
         accounts = [a["id"] for a in active_accounts(self.runtime)]
+        if shares_documents(sync):
+            self.runtime.shared_documents.new_sweep()
         if not accounts:
             return {"accounts": [], "task_ids": []}
         aggregator = aggregator_of(self.runtime, sync)

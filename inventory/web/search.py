@@ -237,5 +237,5 @@ class PolicySearch:
     def typeahead_managed_policies(
         self, account: str, text: str, limit: int
     ) -> list[dict[str, Any]]:
-        """Managed policies attached in an account whose name starts with, then contains, text."""
+        """Managed policies the account can attach (its own, AWS's): name prefix, then substring."""
         return self._open().managed_policies(account, text, limit)

@@ -18,7 +18,7 @@ from typing import Any, cast
 
 import redis
 
-from inventory.cache.keys import MANAGED_POLICY, Keys
+from inventory.cache.keys import TYPEAHEAD_POLICY_KINDS, Keys
 from inventory.cache.redis_cache import RedisCache
 from inventory.web.search_index import Entry, name_of
 from inventory.web.search_names import NamesPart
@@ -75,11 +75,11 @@ def read_entries(
     entries: dict[str, Entry] = {}
     policies: list[tuple[str, str, str, int]] = []
     for p in cache.partitions():
-        if p.kind == MANAGED_POLICY:
+        if p.kind in TYPEAHEAD_POLICY_KINDS:
             for record in cache.items(p).values():
                 managed = int(bool(record["aws_managed"]))
                 policies.append((p.account_id, record["arn"], record["name"], managed))
-        elif p.kind not in TYPEAHEAD_SKIP:
+        if p.kind not in TYPEAHEAD_SKIP:
             for arn in cast(list[str], client.hkeys(keys.items(p))):
                 entries[arn] = (arn, name_of(arn), p.kind, p.account_id)
     return list(entries.values()), policies

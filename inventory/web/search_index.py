@@ -33,6 +33,7 @@ import numpy as np
 import tantivy
 from tantivy import Occur, Order, Query
 
+from inventory.cache.keys import AWS_MANAGED_ACCOUNT
 from inventory.web.search_labels import SPACE as LABEL_SPACE
 
 #: ``severity`` is the row's worst finding's (docs/findings.md).
@@ -403,12 +404,13 @@ class Generation:
         return [searcher.doc(address)["key"][0] for _, address in result.hits]
 
     def managed_policies(self, account: str, text: str, limit: int) -> list[dict[str, Any]]:
-        """Managed policies attached in an account whose name starts with, then contains, text."""
+        """Managed policies an account can attach (its own and AWS's catalogue) whose name
+        starts with, then contains, text."""
         like = text.lower().replace("!", "!!").replace("%", "!%").replace("_", "!_")
         rows = self.db.execute(
-            "SELECT arn, name, aws_managed FROM policies WHERE account_id = ? AND "
+            "SELECT arn, name, aws_managed FROM policies WHERE account_id IN (?, ?) AND "
             "name LIKE ? ESCAPE '!' ORDER BY (name LIKE ? ESCAPE '!') DESC, "
             "name COLLATE NOCASE LIMIT ?",
-            (account, f"%{like}%", f"{like}%", limit),
+            (account, AWS_MANAGED_ACCOUNT, f"%{like}%", f"{like}%", limit),
         ).fetchall()
         return [{"arn": a, "name": n, "aws_managed": bool(m)} for a, n, m in rows]

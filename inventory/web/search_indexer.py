@@ -31,7 +31,7 @@ from typing import Any, cast
 
 import redis
 
-from inventory.cache.keys import MANAGED_POLICY, Keys, Partition
+from inventory.cache.keys import TYPEAHEAD_POLICY_KINDS, Keys, Partition
 from inventory.web.search_build import TYPEAHEAD_SKIP, Connect, build_parts, size
 from inventory.web.search_index import Generation
 from inventory.web.search_writer import GenerationWriter
@@ -285,11 +285,11 @@ class Indexer:
         p = Partition.parse(fields["partition"])
         added = json.loads(fields.get("added", "[]"))
         removed = json.loads(fields.get("removed", "[]"))
-        if p.kind == MANAGED_POLICY:
+        if p.kind in TYPEAHEAD_POLICY_KINDS:
             policies = json.loads(fields.get("policies", "{}"))
             self.writer.put_policies((p.account_id, a, n, int(m)) for a, (n, m) in policies.items())
             self.writer.remove_policies((p.account_id, a) for a in removed)
-        elif p.kind not in TYPEAHEAD_SKIP:
+        if p.kind not in TYPEAHEAD_SKIP:
             self.writer.remove_names(removed)
             self.writer.put_names((arn, p.kind, p.account_id) for arn in added)
         self.writer.remove_rows(json.loads(fields.get("rows_removed", "[]")))

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import copy
+import json
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
+from urllib.parse import quote
 
 import boto3
 import pytest
@@ -20,13 +22,17 @@ from inventory.aws.accounts import (
 )
 from inventory.aws.iam import (
     AuthorizationDetails,
+    collect_iam,
     get_authorization_details,
+    get_role_settings,
     transform_authorization_details,
     transform_group,
     transform_policy,
     transform_role,
     transform_user,
 )
+from inventory.aws.kind import CollectContext
+from inventory.aws.listing import Listing
 from inventory.aws.records import SkippedRecord
 
 ACCOUNT = "123456789012"
@@ -730,6 +736,86 @@ def test_get_authorization_details_raises_when_a_later_page_is_throttled() -> No
         stubber.assert_no_pending_responses()
 
     assert exc.value.response["Error"] == {"Code": "Throttling", "Message": "Rate exceeded"}
+
+
+# --- ListRoles: what GetAccountAuthorizationDetails lacks (Stubber) ---------------------------
+
+# ListRoles' entry for app-role: no lists, no tags or last use, but the two settings.
+LISTED_ROLE_APP = {
+    **{k: ROLE_APP[k] for k in ("Path", "RoleName", "RoleId", "Arn", "CreateDate")},
+    "AssumeRolePolicyDocument": quote(json.dumps(EC2_TRUST)),
+    "Description": "Runs the app on EC2",
+    "MaxSessionDuration": 7200,
+}
+#: The sweep's record of app-role: GetAccountAuthorizationDetails with ListRoles' settings.
+SWEPT_ROLE_APP = {
+    **EXPECTED_ROLE_APP,
+    "description": "Runs the app on EC2",
+    "max_session_duration": 7200,
+}
+LIST_ROLES_PARAMS = {"MaxItems": 1000}
+
+
+def test_role_settings_come_from_every_listroles_page() -> None:
+    client = iam_client()
+    other = {**stub_role("role-b"), "AssumeRolePolicyDocument": "{}", "MaxSessionDuration": 3600}
+    with Stubber(client) as stubber:
+        stubber.add_response(
+            "list_roles",
+            copy.deepcopy({"Roles": [LISTED_ROLE_APP], "IsTruncated": True, "Marker": "m1"}),
+            LIST_ROLES_PARAMS,
+        )
+        stubber.add_response(
+            "list_roles", {"Roles": [other]}, {**LIST_ROLES_PARAMS, "Marker": "m1"}
+        )
+
+        settings = get_role_settings(client)
+
+        stubber.assert_no_pending_responses()
+
+    assert settings == (
+        {
+            ROLE_APP["Arn"]: {"Description": "Runs the app on EC2", "MaxSessionDuration": 7200},
+            other["Arn"]: {"MaxSessionDuration": 3600},  # no description: absent, not ""
+        },
+        2,
+    )
+
+
+def test_iam_sync_adds_listroles_settings_to_the_roles_it_lists() -> None:
+    client = iam_client()
+    # IAM sends documents URL-encoded; botocore decodes them
+    app = {
+        **ROLE_APP,
+        "AssumeRolePolicyDocument": quote(json.dumps(EC2_TRUST)),
+        "RolePolicyList": [
+            {**p, "PolicyDocument": quote(json.dumps(p["PolicyDocument"]))}
+            for p in ROLE_APP["RolePolicyList"]
+        ],
+    }
+    new = {**stub_role("role-new"), "AssumeRolePolicyDocument": quote(json.dumps(EC2_TRUST))}
+    page = {"RoleDetailList": [app, new], "IsTruncated": False}
+    with Stubber(client) as stubber:
+        stubber.add_response(
+            "get_account_authorization_details", copy.deepcopy(page), FIRST_PAGE_PARAMS
+        )
+        # role-new was created after ListRoles answered: it has no settings until the next sweep
+        stubber.add_response(
+            "list_roles", copy.deepcopy({"Roles": [LISTED_ROLE_APP]}), LIST_ROLES_PARAMS
+        )
+
+        listings = collect_iam(CollectContext(client, ACCOUNT, "global"))
+
+        stubber.assert_no_pending_responses()
+
+    roles = listings["iam_role"]
+    assert roles.records[0] == SWEPT_ROLE_APP
+    assert (roles.records[1]["description"], roles.records[1]["max_session_duration"]) == (
+        None,
+        None,
+    )
+    assert roles.calls == 2
+    assert listings["iam_user"] == Listing(records=[], calls=2)
 
 
 # --- accounts -------------------------------------------------------------------------------

@@ -31,12 +31,16 @@ from tests.aws.stubbed import (
 from tests.aws.test_iam import (
     EXPECTED_GROUP_DEVELOPERS,
     EXPECTED_POLICY_BOUNDARY,
-    EXPECTED_ROLE_APP,
     EXPECTED_USER_ALICE,
     GROUP_DEVELOPERS,
     POLICY_BOUNDARY,
     ROLE_APP,
     USER_ALICE,
+)
+from tests.aws.test_iam import (
+    # The sweep's record of app-role, ListRoles' description and session duration included:
+    # GetRole returns the same two, so a refresh and the sweep agree.
+    SWEPT_ROLE_APP as EXPECTED_ROLE_APP,
 )
 
 
@@ -52,7 +56,8 @@ def without(raw: dict[str, Any], *keys: str) -> dict[str, Any]:
 # --- raw IAM answers for the principals test_iam.py has as GetAccountAuthorizationDetails ------
 
 APP = {"RoleName": "app-role"}
-# GetRole has what GetAccountAuthorizationDetails has minus the lists, plus two fields it lacks.
+# GetRole has what GetAccountAuthorizationDetails has minus the lists, plus two fields it lacks
+# (the sweep reads those two with ListRoles).
 GET_ROLE_APP = {
     "Role": {
         **without(ROLE_APP, "InstanceProfileList", "RolePolicyList", "AttachedManagedPolicies"),
@@ -282,7 +287,7 @@ def test_trust_or_tag_change_of_a_cached_role_is_one_get_role_keeping_its_lists(
         ROLE, "app-role", {RESOURCE}, cached(EXPECTED_ROLE_APP), [Call("get_role", APP, changed)]
     )
 
-    # Description and MaxSessionDuration stay out: the sweep never sees them.
+    # Description and MaxSessionDuration as GetRole has them: the sweep reads them too.
     assert record == {
         **EXPECTED_ROLE_APP,
         "trust_policy": trust,

@@ -192,7 +192,8 @@ def test_created_role_is_read_in_full_exactly_as_a_sweep_would(world, proxy):
     }
     arn = iam.create_role(
         RoleName="fresh", Path="/team/", AssumeRolePolicyDocument=json.dumps(trust),
-        Tags=[{"Key": "owner", "Value": "alice"}],
+        Tags=[{"Key": "owner", "Value": "alice"}], Description="Fresh app",
+        MaxSessionDuration=7200,
     )["Role"]["Arn"]  # fmt: skip
     inline = {
         "Version": "2012-10-17",
@@ -215,6 +216,7 @@ def test_created_role_is_read_in_full_exactly_as_a_sweep_would(world, proxy):
     cached = rt.redis_cache.item(p, arn)
     assert cached["inline_policies"] == {"inline": inline}
     assert cached["tags"] == {"owner": "alice"}
+    assert (cached["description"], cached["max_session_duration"]) == ("Fresh app", 7200)
     (change,) = rt.history.for_resource(IAM_ROLE, arn)
     assert change.change == "created" and change.event_name == "PutRolePolicy"
     # The sweep agrees with the refresh about the role (the attached policy's count moved, and

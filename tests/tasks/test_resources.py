@@ -8,15 +8,14 @@ from datetime import UTC, datetime
 import pytest
 
 from inventory.cache.keys import GLOBAL, Partition
-from inventory.demo.seed import REGIONS, AccountSeed, Seeder, aws_policy_arn, demo_account
+from inventory.demo.seed import REGIONS, AccountSeed, Seeder, demo_account
 from inventory.registry import BY_STEM
 from inventory.runtime import Runtime
 from inventory.settings import load_settings
 from inventory.tasks.accounts import store_account_mapping
 from inventory.tasks.resources import RegionsFailed, sync_kind
-from tests.conftest import BUCKET, inventory_env
+from tests.conftest import inventory_env
 from tests.faultproxy import FaultProxy
-from tests.servers import MotoServer
 
 
 @pytest.fixture
@@ -184,50 +183,6 @@ def test_deleted_bucket_goes_and_steady_state_writes_nothing(runtime, org):
     }
 
 
-@pytest.fixture(scope="module")
-def moto_with_aws_policies():
-    """A moto server that knows AWS managed policies (slower to create accounts in)."""
-    server = MotoServer(env={"MOTO_IAM_LOAD_MANAGED_POLICIES": "true"}).start()
-    yield server
-    server.stop()
-
-
-def test_aws_managed_documents_fetched_once_for_all_accounts(
-    redis_server, moto_with_aws_policies, clean
-):
-    moto = moto_with_aws_policies
-    seeder = Seeder(moto.url)
-    seeder.organisation()
-    seeds = [seeder.create_account(demo_account(n, i)) for i, n in enumerate(["dev", "prod"])]
-    assert all(s.roles[0].aws_policies == ["ReadOnlyAccess"] for s in seeds)
-    proxy = FaultProxy(moto.url).start()
-    try:
-        env = inventory_env(redis_server, moto, INVENTORY_AWS__ENDPOINT_URL=proxy.url)
-        rt = Runtime(load_settings(paths=[], environ=env))
-        rt.ensure_tables()
-        rt.aws.hub_client("s3", "us-east-1").create_bucket(Bucket=BUCKET)
-        store_account_mapping(rt)
-        for seed in seeds:
-            sync_kind(rt, BY_STEM["managed_policies"], seed.id)
-
-        read_only = aws_policy_arn("ReadOnlyAccess")
-        attached = {s.id: {f"{s.name}-queue-access"} for s in seeds}  # boundaries aren't attached
-        # one per attached customer policy per account, plus ReadOnlyAccess once for both
-        assert proxy.count("GetPolicyVersion") == sum(len(a) for a in attached.values()) + 1
-        shared = items(rt, "aws_managed_policy", "aws")
-        assert set(shared) == {read_only}
-        assert shared[read_only]["document"]["Statement"]
-        for seed in seeds:
-            cached = items(rt, "managed_policy", seed.id)
-            assert set(cached) == {seed.policy_arn(p) for p in attached[seed.id]} | {read_only}
-            assert cached[read_only]["aws_managed"] is True
-            assert cached[read_only]["document"] is None
-            for name in attached[seed.id]:
-                assert cached[seed.policy_arn(name)]["document"] == seed.policies[name]
-    finally:
-        proxy.stop()
-
-
 def _delete_one(seeder: Seeder, seed: AccountSeed, stem: str) -> tuple[str, str]:
     """Delete one resource of the kind in AWS; returns (region of its partition, its ARN)."""
     if stem == "sqs_queues":
@@ -243,6 +198,7 @@ def _delete_one(seeder: Seeder, seed: AccountSeed, stem: str) -> tuple[str, str]
         arn = seed.policy_arn(f"{seed.name}-queue-access")
         iam.detach_role_policy(RoleName=f"{seed.name}-app", PolicyArn=arn)
         iam.detach_group_policy(GroupName=f"{seed.name}-admins", PolicyArn=arn)
+        iam.delete_policy(PolicyArn=arn)  # detached, it would still be offered
         return GLOBAL, arn
     if stem == "resources_from_aws_config":
         bucket = next(b for b in seed.buckets if b.region == "us-east-1")

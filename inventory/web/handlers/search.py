@@ -82,7 +82,7 @@ class ManagedPolicyTypeaheadHandler(SearchHandler):
 
     @operation(ManagedPolicyMatches, query=ManagedPolicyQuery)
     def get(self) -> None:
-        """Managed policies attached in an account whose name matches the text."""
+        """Managed policies the account can attach (its own and AWS's) whose name matches."""
         query = self.query(ManagedPolicyQuery)
         results = self.search.typeahead_managed_policies(query.account, query.q, query.limit)
         self.write_model(ManagedPolicyMatches.model_validate({"results": results}))
