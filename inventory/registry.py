@@ -33,7 +33,7 @@ from inventory.aws import (
     sqs,
 )
 from inventory.aws.events import EventParser
-from inventory.aws.kind import Aggregate, ArnFor, Collect, EventRules, Refresh, detailed, single
+from inventory.aws.kind import Aggregate, ArnFor, Collect, EventRules, Refresh, detailed
 from inventory.cache import keys
 
 MINUTE = 60.0
@@ -342,7 +342,7 @@ SYNCS: tuple[Sync, ...] = (
     Sync(
         "kms_keys",
         "kms",
-        single(kms.KIND, kms.collect_keys),
+        detailed(kms.KIND, kms.collect_keys),
         45 * MINUTE,
         "KMS keys in every enabled region: key policy, aliases, rotation, tags",
         (kms.KIND,),
@@ -351,7 +351,7 @@ SYNCS: tuple[Sync, ...] = (
     Sync(
         "lambda_functions",
         "lambda",
-        single(awslambda.KIND, awslambda.collect_functions),
+        detailed(awslambda.KIND, awslambda.collect_functions),
         45 * MINUTE,
         "Lambda functions in every enabled region: resource policy, execution role, runtime, tags",
         (awslambda.KIND,),
@@ -360,7 +360,7 @@ SYNCS: tuple[Sync, ...] = (
     Sync(
         "secrets",
         "secretsmanager",
-        single(secretsmanager.KIND, secretsmanager.collect_secrets),
+        detailed(secretsmanager.KIND, secretsmanager.collect_secrets),
         45 * MINUTE,
         "Secrets Manager secrets in every enabled region: resource policy, rotation, KMS key, "
         "tags (never the value)",
@@ -370,7 +370,7 @@ SYNCS: tuple[Sync, ...] = (
     Sync(
         "ecr_repositories",
         "ecr",
-        single(ecr.KIND, ecr.collect_repositories),
+        detailed(ecr.KIND, ecr.collect_repositories),
         45 * MINUTE,
         "ECR repositories in every enabled region: repository policy, scan on push, tags",
         (ecr.KIND,),

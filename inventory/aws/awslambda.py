@@ -22,7 +22,7 @@ from inventory.aws.kind import (
     NotAChange,
     Target,
 )
-from inventory.aws.listing import Listing, add_detailed, storable
+from inventory.aws.listing import SERIAL, Detail, DetailReads, Listing, add_details, storable
 from inventory.aws.records import policy_document
 
 KIND = "lambda_function"
@@ -104,19 +104,22 @@ def transform_function(raw: dict[str, Any], account_id: str, region: str) -> dic
     }
 
 
-def collect_functions(client: Any, account_id: str, region: str) -> Listing:
+def collect_functions(
+    client: Any, account_id: str, region: str, reads: DetailReads = SERIAL
+) -> Listing:
     """Every function of the region; one deleted meanwhile is left out, not an error."""
     listing = Listing()
-    for configuration in get_functions(client):
-        add_detailed(
-            listing,
+    details = (
+        Detail(
             f"function {configuration.get('FunctionName')}",
             configuration["FunctionArn"],
             lambda configuration=configuration: transform_function(
                 get_function(client, configuration), account_id, region
             ),
-            GONE,
         )
+        for configuration in get_functions(client)
+    )
+    add_details(listing, details, GONE, reads)
     return listing
 
 

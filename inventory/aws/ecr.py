@@ -18,7 +18,7 @@ from inventory.aws.kind import (
     NotAChange,
     Target,
 )
-from inventory.aws.listing import Listing, add_detailed, storable
+from inventory.aws.listing import SERIAL, Detail, DetailReads, Listing, add_details, storable
 from inventory.aws.records import iso, policy_document, tags
 
 KIND = "ecr_repository"
@@ -96,19 +96,22 @@ def transform_repository(raw: dict[str, Any], account_id: str, region: str) -> d
     }
 
 
-def collect_repositories(client: Any, account_id: str, region: str) -> Listing:
+def collect_repositories(
+    client: Any, account_id: str, region: str, reads: DetailReads = SERIAL
+) -> Listing:
     """Every repository of the region; one deleted meanwhile is left out, not an error."""
     listing = Listing()
-    for repository in get_repositories(client):
-        add_detailed(
-            listing,
+    details = (
+        Detail(
             f"repository {repository.get('repositoryName')}",
             repository["repositoryArn"],
             lambda repository=repository: transform_repository(
                 get_repository(client, repository), account_id, region
             ),
-            GONE,
         )
+        for repository in get_repositories(client)
+    )
+    add_details(listing, details, GONE, reads)
     return listing
 
 

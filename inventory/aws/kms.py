@@ -23,7 +23,7 @@ from inventory.aws.kind import (
     NotAChange,
     Target,
 )
-from inventory.aws.listing import Listing, add_detailed, storable
+from inventory.aws.listing import SERIAL, Detail, DetailReads, Listing, add_details, storable
 from inventory.aws.records import iso, policy_document
 
 KIND = "kms_key"
@@ -140,23 +140,24 @@ def transform_key(raw: dict[str, Any], account_id: str, region: str) -> dict[str
     }
 
 
-def collect_keys(client: Any, account_id: str, region: str) -> Listing:
+def collect_keys(client: Any, account_id: str, region: str, reads: DetailReads = SERIAL) -> Listing:
     """Every key of the region; one deleted meanwhile is left out, not an error."""
     listing = Listing()
     by_key: dict[str, list[dict[str, Any]]] = {}
     for alias in get_aliases(client):
         if alias.get("TargetKeyId"):
             by_key.setdefault(alias["TargetKeyId"], []).append(alias)
-    for key_id in get_key_ids(client):
-        add_detailed(
-            listing,
+    details = (
+        Detail(
             f"key {key_id}",
             key_arn(key_id, account_id, region),
             lambda key_id=key_id: transform_key(
                 get_key(client, key_id, by_key.get(key_id, [])), account_id, region
             ),
-            GONE,
         )
+        for key_id in get_key_ids(client)
+    )
+    add_details(listing, details, GONE, reads)
     return listing
 
 

@@ -22,7 +22,7 @@ from inventory.aws.kind import (
     NotAChange,
     Target,
 )
-from inventory.aws.listing import Listing, add_detailed, storable
+from inventory.aws.listing import SERIAL, Detail, DetailReads, Listing, add_details, storable
 from inventory.aws.records import iso, policy_document, tags
 
 KIND = "secretsmanager_secret"
@@ -89,17 +89,20 @@ def transform_secret(raw: dict[str, Any], account_id: str, region: str) -> dict[
     }
 
 
-def collect_secrets(client: Any, account_id: str, region: str) -> Listing:
+def collect_secrets(
+    client: Any, account_id: str, region: str, reads: DetailReads = SERIAL
+) -> Listing:
     """Every secret of the region; one deleted meanwhile is left out, not an error."""
     listing = Listing()
-    for secret in get_secrets(client):
-        add_detailed(
-            listing,
+    details = (
+        Detail(
             f"secret {secret.get('Name')}",
             secret["ARN"],
             lambda secret=secret: transform_secret(get_secret(client, secret), account_id, region),
-            GONE,
         )
+        for secret in get_secrets(client)
+    )
+    add_details(listing, details, GONE, reads)
     return listing
 
 
