@@ -584,6 +584,7 @@ def test_a_global_resource_is_kept_in_the_home_region_only(
     found = {}
     for region in (REGION, "us-west-2"):
         config = boto3.client("config", region_name=region, endpoint_url=moto_server.url)
+        config.put_configuration_recorder(ConfigurationRecorder=RECORDER)
         raw = config.list_discovered_resources(resourceType="AWS::IAM::Role")
         # moto answers as AWS does: the global role in each region asked.
         assert [r["resourceName"] for r in raw["resourceIdentifiers"]] == ["global-once"]
