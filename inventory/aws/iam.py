@@ -229,7 +229,7 @@ def collect_iam(ctx: CollectContext) -> dict[str, Listing]:
     listings = {}
     for kind, found in records.by_kind.items():
         skipped = [bad for bad in records.skipped if bad.identifier.startswith(f"{kind} ")]
-        listing = Listing(found, skipped, complete, set(keep), details.pages)
+        listing = Listing(found, skipped, complete, set(keep), calls=details.pages)
         listing.listed_at = listed_at
         listings[kind] = listing
     return listings
