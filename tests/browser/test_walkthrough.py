@@ -82,6 +82,17 @@ def test_the_first_ten_minutes_as_readme_tells_them(demo, shots: Path):
         assert page.locator("#rows tr[data-arn]").count() == 50  # the first page of 50
         page.screenshot(path=str(shots / "policies.png"))
 
+        # The Kind menu: the demo has a KMS key, a Lambda function, a Secrets Manager secret and
+        # an ECR repository in each of dev, staging and prod, listed as a bucket is.
+        for kind in ("kms_key", "lambda_function", "secretsmanager_secret", "ecr_repository"):
+            page.select_option("#kind", kind)
+            page.wait_for_function(
+                "() => /^[3-9] resources/.test(document.getElementById('total').textContent)"
+            )
+            accounts = page.locator("#rows tr[data-arn] td:nth-child(3)").all_inner_texts()
+            assert {"dev", "staging", "prod"} <= {a.split()[0] for a in accounts}, (kind, accounts)
+        page.select_option("#kind", "")
+
         # 2. Type team-dev in Search: what the dev team owns; a row found by a tag says which.
         page.fill("#q", "team-dev")
         page.wait_for_function(
@@ -117,6 +128,9 @@ def test_the_first_ten_minutes_as_readme_tells_them(demo, shots: Path):
         page.wait_for_function(
             "() => /^4 accounts/.test(document.getElementById('total').textContent)"
         )
+        # Every kind the demo runs is fresh; one it does not (Config in the management
+        # account, which has no recorder) says "not enabled" and is not stale.
+        assert page.locator("#total").inner_text() == "4 accounts, all fresh"
         names = page.locator("#rows .account-name").all_inner_texts()
         assert {"dev", "staging", "prod"} <= set(names)
         page.screenshot(path=str(shots / "accounts.png"))
