@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import re
 from typing import Annotated, Any
+from urllib.parse import SplitResult, urlsplit
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, StringConstraints
 
@@ -28,28 +29,37 @@ def _redis_url(value: str) -> str:
 
 def _check_url(value: str) -> str:
     """A URL's host, port and (Redis) database parse; the message never repeats the value."""
-    import urllib.parse
+    parts = urlsplit(value)
+    if not _needs_host(parts):
+        return value
+    _check_port(parts)
+    if not parts.hostname:
+        raise ValueError("the URL names no host")
+    if parts.scheme in ("redis", "rediss") and not re.fullmatch(r"/?(\d{1,5})?", parts.path):
+        raise ValueError("the path of a Redis URL is its database number, e.g. /0")
+    return value
 
-    parts = urllib.parse.urlsplit(value)
+
+def _needs_host(parts: SplitResult) -> bool:
+    """Whether the URL addresses a host: unix sockets, memory and a bare sqs:// do not."""
     if parts.scheme == "unix":
         if not parts.path:
             raise ValueError("a unix:// URL needs the socket's path")
-        return value
+        return False
     if parts.scheme == "memory":
-        return value
-    if parts.scheme == "sqs" and not parts.netloc:
-        return value  # SQS in the region, credentials from the usual AWS chain
+        return False
+    # A bare sqs:// is SQS in the region, credentials from the usual AWS chain.
+    return not (parts.scheme == "sqs" and not parts.netloc)
+
+
+def _check_port(parts: SplitResult) -> None:
+    """The port, when one is given, is a number from 1 to 65535."""
     try:
         port = parts.port
     except ValueError:
         raise ValueError("the port must be a number from 1 to 65535") from None
     if port == 0:
         raise ValueError("the port must be a number from 1 to 65535")
-    if not parts.hostname:
-        raise ValueError("the URL names no host")
-    if parts.scheme in ("redis", "rediss") and not re.fullmatch(r"/?(\d{1,5})?", parts.path):
-        raise ValueError("the path of a Redis URL is its database number, e.g. /0")
-    return value
 
 
 def _http_url(value: str | None) -> str | None:

@@ -182,20 +182,25 @@ class PolicySearch:
         """For /readyz: ready (an index open and current), else indexing with progress."""
         self.refresh()
         progress = read_json(self.root / PROGRESS)
-        writing = self.indexer is not None or self.lock.held_elsewhere()
-        current = bool(self.state.get("current")) and writing
-        if self.loaded and not current and progress is None:
-            # No live indexer has said so yet: current if nothing was appended since its commit.
-            head = self.client.xrevrange(self.keys.changes(), count=1)
-            current = (head[0][0] if head else "0-0") == self.state.get("cursor")
         status: dict[str, Any] = {
-            "status": "ready" if self.loaded and current else "indexing",
+            "status": "ready" if self.loaded and self._current(progress) else "indexing",
             "rows": self.state.get("rows"),
             "arns": self.state.get("arns"),
         }
         if progress is not None:
             status["progress"] = {k: progress.get(k) for k in ("phase", "done", "total", "percent")}
         return status
+
+    def _current(self, progress: dict[str, Any] | None) -> bool:
+        """Whether the open index holds every change: a live indexer says so, or none came since."""
+        writing = self.indexer is not None or self.lock.held_elsewhere()
+        if self.state.get("current") and writing:
+            return True
+        if progress is not None:
+            return False
+        # No live indexer has said so yet: current if nothing was appended since its commit.
+        head = self.client.xrevrange(self.keys.changes(), count=1)
+        return bool((head[0][0] if head else "0-0") == self.state.get("cursor"))
 
     def _open(self) -> Generation:
         if self.generation is None:

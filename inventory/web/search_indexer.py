@@ -252,32 +252,49 @@ class Indexer:
         if self.writer is None:
             self.start()
             return 0
+        events = self._read(block_ms)
+        if events and self._trimmed():
+            log.warning("change stream trimmed past the search index's position; rebuilding")
+            self.build()
+            return len(events)
+        if events:
+            self._apply_all(events)
+        self.current = len(events) < STREAM_BATCH
+        self._commit_or_publish(bool(events))
+        return len(events)
+
+    def _read(self, block_ms: int | None) -> list[tuple[str, dict[str, str]]]:
+        """Up to a batch of changes past the cursor (XREAD)."""
         # Wait for changes only once caught up: until then, read what is there at once.
         found = self.client.xread(
             {self.keys.changes(): self.cursor},
             count=STREAM_BATCH,
             block=block_ms if self.current else None,
         )
-        events = cast(list[tuple[str, dict[str, str]]], found[0][1] if found else [])
-        if events:
-            first = cast(list[tuple[str, Any]], self.client.xrange(self.keys.changes(), count=1))
-            if first and _before(self.cursor, first[0][0]) and self.cursor != "0-0":
-                log.warning("change stream trimmed past the search index's position; rebuilding")
-                self.build()
-                return len(events)
-            started, cpu = time.monotonic(), time.process_time()
-            for _id, fields in events:
-                self._apply(fields)
-            self.applying += time.monotonic() - started
-            self.applying_cpu += time.process_time() - cpu
-            self.cursor = events[-1][0]
-            self.uncommitted += len(events)
-        self.current = len(events) < STREAM_BATCH
+        return cast(list[tuple[str, dict[str, str]]], found[0][1] if found else [])
+
+    def _trimmed(self) -> bool:
+        """Whether the stream's oldest entry is past the cursor: changes were trimmed unread."""
+        first = cast(list[tuple[str, Any]], self.client.xrange(self.keys.changes(), count=1))
+        return bool(first) and _before(self.cursor, first[0][0]) and self.cursor != "0-0"
+
+    def _apply_all(self, events: list[tuple[str, dict[str, str]]]) -> None:
+        """Apply a batch of changes, timing it, and move the cursor past them."""
+        started, cpu = time.monotonic(), time.process_time()
+        for _id, fields in events:
+            self._apply(fields)
+        self.applying += time.monotonic() - started
+        self.applying_cpu += time.process_time() - cpu
+        self.cursor = events[-1][0]
+        self.uncommitted += len(events)
+
+    def _commit_or_publish(self, had_events: bool) -> None:
+        """Commit once ``rebuild_seconds`` have passed since the last; when idle and caught up,
+        publish the state if it changed."""
         if self.uncommitted and time.monotonic() - self.committed_at >= self.rebuild_seconds:
             self.commit()
-        elif not events and self.current:
+        elif not had_events and self.current:
             self._publish_if_changed()
-        return len(events)
 
     def _apply(self, fields: Mapping[str, str]) -> None:
         """One change event (see PoliciesTable.partition_changed for its fields)."""

@@ -88,13 +88,9 @@ class Labels:
         """Spread the labels of a window around ``key``, widening it until there is room."""
         width = 16
         while True:
-            before, after = self._neighbours(key, width + 1)
-            low = before[width][1] if len(before) > width else 0
-            high = after[width][1] if len(after) > width else SPACE
-            window = [k for k, _ in reversed(before[:width])]
-            window += [key, *(k for k, _ in after[:width])]
+            low, high, window, whole = self._window(key, width)
             step = (high - low) // (len(window) + 1)
-            if step >= MIN_GAP or (len(before) <= width and len(after) <= width):
+            if step >= MIN_GAP or whole:
                 break
             width *= 4
         labels = {k: low + i * step for i, k in enumerate(window, start=1)}
@@ -105,3 +101,13 @@ class Labels:
         label = labels.pop(key)
         self.db.execute(f"INSERT INTO {self.table} VALUES (?, ?)", (key, label))
         return label, labels
+
+    def _window(self, key: bytes, width: int) -> tuple[int, int, list[bytes], bool]:
+        """Up to ``width`` keys either side of ``key`` with it, in order; the labels just outside
+        them (or the ends of the space), and whether the window holds the whole table."""
+        before, after = self._neighbours(key, width + 1)
+        low = before[width][1] if len(before) > width else 0
+        high = after[width][1] if len(after) > width else SPACE
+        window = [k for k, _ in reversed(before[:width])]
+        window += [key, *(k for k, _ in after[:width])]
+        return low, high, window, len(before) <= width and len(after) <= width

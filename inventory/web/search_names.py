@@ -131,17 +131,10 @@ CREATE INDEX IF NOT EXISTS policies_name ON policies(account_id, name COLLATE NO
         self.db.executemany("DELETE FROM policies WHERE account_id=? AND arn=?", pairs)
 
     def add_documents(self, arns: list[str]) -> None:
-        entries = []
-        for arn in arns:
-            key = self._key(arn)
-            if key is not None:
-                _, kind, account = key.decode().split("\0")
-                entries.append((arn, name_of(arn), kind, account))
+        """Write the typeahead documents of the ARNs still in the ARN order."""
+        entries = self._entries(arns)
         keys = [name_key(arn, kind, account) for arn, _, kind, account in entries]
-        unknown = [k for e, k in zip(entries, keys, strict=True) if e[0] not in self.fresh]
-        sql = "SELECT key, label FROM name_order WHERE key IN ({})"
-        read = {bytes(k): v for k, v in self.select_in(sql, unknown)}
-        labels = [self.fresh.get(e[0], read.get(k, 0)) for e, k in zip(entries, keys, strict=True)]
+        labels = self._labels(entries, keys)
         texts = trigram_strings([e[1].lower().encode() for e in entries])
         for entry, text, key, label in zip(entries, texts, keys, labels, strict=True):
             self.writer.add_document(name_document(entry, label, text, key))
@@ -152,3 +145,20 @@ CREATE INDEX IF NOT EXISTS policies_name ON policies(account_id, name COLLATE NO
                 "INSERT OR IGNORE INTO bucket_trigrams VALUES (?, ?)", bucket_trigram_pairs(codes)
             )
         self.fresh.clear()
+
+    def _entries(self, arns: list[str]) -> list[Entry]:
+        """(arn, name, kind, account) of each ARN in the ARN order; the others are left out."""
+        entries = []
+        for arn in arns:
+            key = self._key(arn)
+            if key is not None:
+                _, kind, account = key.decode().split("\0")
+                entries.append((arn, name_of(arn), kind, account))
+        return entries
+
+    def _labels(self, entries: list[Entry], keys: list[bytes]) -> list[int]:
+        """The name label of each entry: given since the last commit, else read from the order."""
+        unknown = [k for e, k in zip(entries, keys, strict=True) if e[0] not in self.fresh]
+        sql = "SELECT key, label FROM name_order WHERE key IN ({})"
+        read = {bytes(k): v for k, v in self.select_in(sql, unknown)}
+        return [self.fresh.get(e[0], read.get(k, 0)) for e, k in zip(entries, keys, strict=True)]
