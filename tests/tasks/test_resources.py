@@ -166,6 +166,52 @@ def test_failing_region_keeps_its_cache_while_other_regions_update(
         proxy.stop()
 
 
+def test_regions_are_read_at_once_and_a_failing_one_keeps_its_cache(
+    runtime, org, redis_server, moto_server
+):
+    seeder, seeds = org
+    dev = seeds[0]
+    proxy = FaultProxy(moto_server.url).start()
+    try:
+
+        def at(detail_reads: str) -> Runtime:
+            env = inventory_env(
+                redis_server,
+                moto_server,
+                INVENTORY_AWS__ENDPOINT_URL=proxy.url,
+                INVENTORY_AWS__MAX_ATTEMPTS="1",
+                INVENTORY_AWS__DETAIL_READS=detail_reads,
+            )
+            return Runtime(load_settings(paths=[], environ=env))
+
+        # The serial path (detail_reads 1) lists one region after the other...
+        proxy.slow("ListQueues", 0.3)
+        sync_kind(at("1"), BY_STEM["sqs_queues"], dev.id)
+        assert proxy.max_held["ListQueues"] == 1
+        # ... the default pool lists both regions at once.
+        proxy.max_held.clear()
+        rt = at("16")
+        sync_kind(rt, BY_STEM["sqs_queues"], dev.id)
+        assert proxy.max_held["ListQueues"] == len(REGIONS)
+
+        before_west = items(rt, "sqs_queue", dev.id, "us-west-2")
+        for region in REGIONS:
+            sqs = seeder.client("sqs", dev.id, region)
+            sqs.delete_queue(QueueUrl=sqs.get_queue_url(QueueName="dev-jobs")["QueueUrl"])
+        proxy.clear()
+        proxy.fail("ListQueues", "AccessDenied", 403, region="us-west-2")
+        with pytest.raises(RegionsFailed) as failed:
+            sync_kind(rt, BY_STEM["sqs_queues"], dev.id)
+
+        assert set(failed.value.failures) == {"us-west-2"}
+        assert items(rt, "sqs_queue", dev.id, "us-west-2") == before_west
+        assert set(items(rt, "sqs_queue", dev.id, "us-east-1")) == {
+            f"arn:aws:sqs:us-east-1:{dev.id}:dev-jobs-dlq"
+        }
+    finally:
+        proxy.stop()
+
+
 def test_deleted_bucket_goes_and_steady_state_writes_nothing(runtime, org):
     seeder, seeds = org
     dev = seeds[0]
