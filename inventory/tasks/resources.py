@@ -11,7 +11,6 @@ from celery import group, shared_task
 
 from inventory.aws.kind import CollectContext
 from inventory.aws.listing import DetailReads, Listing
-from inventory.aws.regions import get_enabled_regions
 from inventory.cache.keys import GLOBAL
 from inventory.cache.shared_documents import DocumentClaims
 from inventory.cache.store import PartitionResult, PartitionWrite
@@ -46,12 +45,14 @@ class RegionsFailed(Exception):
 
 
 def regions_for(runtime: Runtime, account: dict[str, Any]) -> list[str]:
-    """Settings' regions, else the regions enabled in the account."""
+    """Settings' regions, else the regions enabled in the account (known for a while)."""
     configured = runtime.settings.aws.regions
     if configured:
         return list(configured)
-    client = runtime.account_client("ec2", account, runtime.settings.deployment_region)
-    return get_enabled_regions(client)
+    region = runtime.settings.deployment_region
+    return runtime.enabled_regions.get(
+        account["id"], lambda: runtime.account_client("ec2", account, region)
+    )
 
 
 def result_summary(result: PartitionResult, listing: Listing) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from inventory.aws.regions import EnabledRegions, get_enabled_regions
 from inventory.cache.keys import GLOBAL, Partition
 from inventory.demo.seed import REGIONS, AccountSeed, Seeder, aws_policy_arn, demo_account
 from inventory.registry import BY_STEM
@@ -208,6 +209,35 @@ def test_regions_are_read_at_once_and_a_failing_one_keeps_its_cache(
         assert set(items(rt, "sqs_queue", dev.id, "us-east-1")) == {
             f"arn:aws:sqs:us-east-1:{dev.id}:dev-jobs-dlq"
         }
+    finally:
+        proxy.stop()
+
+
+def test_enabled_regions_asked_once_for_every_regional_sync_of_an_account(
+    runtime, org, redis_server, moto_server
+):
+    _, seeds = org
+    dev = seeds[0]
+    proxy = FaultProxy(moto_server.url).start()
+    try:
+        env = inventory_env(
+            redis_server,
+            moto_server,
+            INVENTORY_AWS__ENDPOINT_URL=proxy.url,
+            INVENTORY_AWS__REGIONS="[]",
+        )
+        rt = Runtime(load_settings(paths=[], environ=env))
+        enabled = get_enabled_regions(rt.account_client("ec2", {"id": dev.id}, "us-east-1"))
+        proxy.calls.clear()
+        queues = sync_kind(rt, BY_STEM["sqs_queues"], dev.id)
+        topics = sync_kind(rt, BY_STEM["sns_topics"], dev.id)
+
+        assert sorted(queues["regions"]) == sorted(topics["regions"]) == enabled
+        assert proxy.count("DescribeRegions") == 1
+        # Once they are no longer taken as known, the next sync asks again.
+        rt.enabled_regions = EnabledRegions(seconds=0)
+        sync_kind(rt, BY_STEM["sns_topics"], dev.id)
+        assert proxy.count("DescribeRegions") == 2
     finally:
         proxy.stop()
 
