@@ -14,7 +14,7 @@ from inventory.aws.listing import DetailReads, Listing
 from inventory.cache.keys import GLOBAL
 from inventory.cache.shared_documents import DocumentClaims
 from inventory.cache.store import PartitionResult, PartitionWrite
-from inventory.observability import region_context
+from inventory.observability import carry_context, region_context
 from inventory.registry import BY_KIND, SYNCS, Sync
 from inventory.runtime import Runtime
 from inventory.tasks.accounts import account_to_sync, active_accounts
@@ -141,7 +141,7 @@ def _collect_regions(
     runtime.store  # noqa: B018 - made once here, not raced for by the region threads
     with ThreadPoolExecutor(at_once, thread_name_prefix="region") as pool:
         return {
-            region: pool.submit(_collect_region, runtime, sync, account, region)
+            region: pool.submit(carry_context(_collect_region), runtime, sync, account, region)
             for region in regions
         }
 
