@@ -7,16 +7,22 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from inventory.redaction import mask_url_passwords, secret_forms
 from inventory.settings import Settings
 
+_T = TypeVar("_T")
+
 #: The region a task is working on (set by the sync loops).
 current_region: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "inventory_region", default=None
+)
+#: The task a helper thread works for (Celery's current task is the task's own thread's).
+carried_task: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
+    "inventory_carried_task", default=None
 )
 CONTEXT_FIELDS = ("task", "task_id", "account_id", "region")
 
@@ -45,11 +51,26 @@ def _task_context() -> dict[str, Any]:
     return {"task": task.name, "task_id": request.id, "account_id": account}
 
 
+def carry_context(fn: Callable[..., _T]) -> Callable[..., _T]:
+    """``fn`` to run in another thread with this one's task (and region) on its log lines."""
+    task = _task_context() or carried_task.get()
+    context = contextvars.copy_context()
+
+    def run(*args: Any) -> _T:
+        def inner() -> _T:
+            carried_task.set(task)
+            return fn(*args)
+
+        return context.copy().run(inner)
+
+    return run
+
+
 class ContextFilter(logging.Filter):
     """Adds task, task_id, account_id and region to every record (None outside a task)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        context = _task_context()
+        context = _task_context() or carried_task.get() or {}
         for name in CONTEXT_FIELDS:
             if not hasattr(record, name):
                 setattr(record, name, context.get(name))

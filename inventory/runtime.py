@@ -10,6 +10,7 @@ from typing import Any
 import redis
 
 from inventory.aws.event_queue import EventQueue
+from inventory.aws.regions import EnabledRegions
 from inventory.aws.session import AwsSessions, ClientOptions
 from inventory.cache.dynamo import DynamoStore
 from inventory.cache.event_ledger import EventLedger
@@ -40,6 +41,10 @@ class Runtime:
         self._tables_lock = threading.Lock()
         self._tables_ready = False
         self._schema_ready = False
+
+    @cached_property
+    def enabled_regions(self) -> EnabledRegions:
+        return EnabledRegions()
 
     @cached_property
     def keys(self) -> Keys:

@@ -77,6 +77,9 @@ class FaultProxy:
         #: Requests being answered now, and the most there ever were at once.
         self.in_flight = 0
         self.max_in_flight = 0
+        #: Requests of an action a delay is holding now, and the most it ever held at once.
+        self.held: dict[str, int] = {}
+        self.max_held: dict[str, int] = {}
         self.lock = threading.Lock()
         self.server = _Server(("127.0.0.1", 0), self._handler())
         self.server.daemon_threads = True
@@ -145,6 +148,16 @@ class FaultProxy:
                     return fault
         return None
 
+    def _hold(self, action: str, seconds: float) -> None:
+        with self.lock:
+            self.held[action] = self.held.get(action, 0) + 1
+            self.max_held[action] = max(self.max_held.get(action, 0), self.held[action])
+        try:
+            time.sleep(seconds)
+        finally:
+            with self.lock:
+                self.held[action] -= 1
+
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         proxy = self
 
@@ -182,7 +195,7 @@ class FaultProxy:
                     action, _scope(authorization, 2), body.decode(errors="replace")
                 )
                 if fault is not None and fault.delay:
-                    time.sleep(fault.delay)
+                    proxy._hold(action, fault.delay)
                     fault = None
                 if fault is not None:
                     json_errors = target or service == "lambda"

@@ -64,6 +64,7 @@ DEFAULTS = {
         "regions": ["us-east-1", "us-west-2"],
         "retry_mode": "adaptive",
         "max_attempts": 5,
+        "detail_reads": 16,
         "connect_timeout": 5.0,
         "read_timeout": 30.0,
         "credential_margin_seconds": 300,

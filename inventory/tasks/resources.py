@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from celery import group, shared_task
 
 from inventory.aws.kind import CollectContext
 from inventory.aws.listing import DetailReads, Listing
-from inventory.aws.regions import get_enabled_regions
 from inventory.cache.keys import GLOBAL
 from inventory.cache.shared_documents import DocumentClaims
 from inventory.cache.store import PartitionResult, PartitionWrite
-from inventory.observability import region_context
+from inventory.observability import carry_context, region_context
 from inventory.registry import BY_KIND, SYNCS, Sync
 from inventory.runtime import Runtime
 from inventory.tasks.accounts import account_to_sync, active_accounts
@@ -45,12 +45,14 @@ class RegionsFailed(Exception):
 
 
 def regions_for(runtime: Runtime, account: dict[str, Any]) -> list[str]:
-    """Settings' regions, else the regions enabled in the account."""
+    """Settings' regions, else the regions enabled in the account (known for a while)."""
     configured = runtime.settings.aws.regions
     if configured:
         return list(configured)
-    client = runtime.account_client("ec2", account, runtime.settings.deployment_region)
-    return get_enabled_regions(client)
+    region = runtime.settings.deployment_region
+    return runtime.enabled_regions.get(
+        account["id"], lambda: runtime.account_client("ec2", account, region)
+    )
 
 
 def result_summary(result: PartitionResult, listing: Listing) -> dict[str, Any]:
@@ -136,23 +138,49 @@ def _collect_region(
     return stored
 
 
+#: At most this many regions of one account's regional sync are read at once (each with its own
+#: pool of detail reads); aws.detail_reads 1, the serial path, reads one region after another.
+MAX_REGIONS_AT_ONCE = 4
+
+
+def regions_at_once(detail_reads: int, regions: int) -> int:
+    """How many regions of one account's sync are read at once: a quarter of the detail reads."""
+    return max(1, min(MAX_REGIONS_AT_ONCE, detail_reads // 4, regions))
+
+
+def _collect_regions(
+    runtime: Runtime, sync: Sync, account: dict[str, Any], regions: list[str]
+) -> dict[str, Future[dict[str, dict[str, Any]]]]:
+    """Every region's listing, stored, a few regions at once: each region's outcome, in order."""
+    at_once = regions_at_once(runtime.settings.aws.detail_reads, len(regions))
+    runtime.store  # noqa: B018 - made once here, not raced for by the region threads
+    with ThreadPoolExecutor(at_once, thread_name_prefix="region") as pool:
+        return {
+            region: pool.submit(carry_context(_collect_region), runtime, sync, account, region)
+            for region in regions
+        }
+
+
 def sync_account(runtime: Runtime, sync: Sync, account_id: str) -> dict[str, dict[str, Any]]:
     """One sync in one account (every region for a regional one): by region, by kind.
 
     A region that fails keeps its cached data; the others are stored, then the failure raises.
     """
     account = account_to_sync(runtime, account_id)
-    regions = regions_for(runtime, account) if sync.regional else [GLOBAL]
+    if not sync.regional:
+        return {GLOBAL: _collect_region(runtime, sync, account, GLOBAL)}
+    outcomes = _collect_regions(runtime, sync, account, regions_for(runtime, account))
     by_region: dict[str, dict[str, Any]] = {}
     failures: dict[str, BaseException] = {}
-    for region in regions:
-        try:
-            by_region[region] = _collect_region(runtime, sync, account, region)
-        except Exception as exc:
-            if not sync.regional:
-                raise
+    for region, outcome in outcomes.items():
+        exc = outcome.exception()
+        if exc is None:
+            by_region[region] = outcome.result()
+        elif isinstance(exc, Exception):
             log.warning("%s %s %s failed: %s", sync.stem, account_id, region, exc)
             failures[region] = exc
+        else:
+            raise exc
     if failures:
         raise RegionsFailed(sync.stem, account_id, failures)
     return by_region

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from inventory.aws.regions import EnabledRegions, get_enabled_regions
 from inventory.cache.keys import GLOBAL, Partition
 from inventory.demo.seed import REGIONS, AccountSeed, Seeder, demo_account
 from inventory.registry import BY_STEM
@@ -161,6 +162,81 @@ def test_failing_region_keeps_its_cache_while_other_regions_update(
         assert set(items(rt, "sqs_queue", dev.id, "us-east-1")) == {
             f"arn:aws:sqs:us-east-1:{dev.id}:dev-jobs-dlq"
         }
+    finally:
+        proxy.stop()
+
+
+def test_regions_are_read_at_once_and_a_failing_one_keeps_its_cache(
+    runtime, org, redis_server, moto_server
+):
+    seeder, seeds = org
+    dev = seeds[0]
+    proxy = FaultProxy(moto_server.url).start()
+    try:
+
+        def at(detail_reads: str) -> Runtime:
+            env = inventory_env(
+                redis_server,
+                moto_server,
+                INVENTORY_AWS__ENDPOINT_URL=proxy.url,
+                INVENTORY_AWS__MAX_ATTEMPTS="1",
+                INVENTORY_AWS__DETAIL_READS=detail_reads,
+            )
+            return Runtime(load_settings(paths=[], environ=env))
+
+        # The serial path (detail_reads 1) lists one region after the other...
+        proxy.slow("ListQueues", 0.3)
+        sync_kind(at("1"), BY_STEM["sqs_queues"], dev.id)
+        assert proxy.max_held["ListQueues"] == 1
+        # ... the default pool lists both regions at once.
+        proxy.max_held.clear()
+        rt = at("16")
+        sync_kind(rt, BY_STEM["sqs_queues"], dev.id)
+        assert proxy.max_held["ListQueues"] == len(REGIONS)
+
+        before_west = items(rt, "sqs_queue", dev.id, "us-west-2")
+        for region in REGIONS:
+            sqs = seeder.client("sqs", dev.id, region)
+            sqs.delete_queue(QueueUrl=sqs.get_queue_url(QueueName="dev-jobs")["QueueUrl"])
+        proxy.clear()
+        proxy.fail("ListQueues", "AccessDenied", 403, region="us-west-2")
+        with pytest.raises(RegionsFailed) as failed:
+            sync_kind(rt, BY_STEM["sqs_queues"], dev.id)
+
+        assert set(failed.value.failures) == {"us-west-2"}
+        assert items(rt, "sqs_queue", dev.id, "us-west-2") == before_west
+        assert set(items(rt, "sqs_queue", dev.id, "us-east-1")) == {
+            f"arn:aws:sqs:us-east-1:{dev.id}:dev-jobs-dlq"
+        }
+    finally:
+        proxy.stop()
+
+
+def test_enabled_regions_asked_once_for_every_regional_sync_of_an_account(
+    runtime, org, redis_server, moto_server
+):
+    _, seeds = org
+    dev = seeds[0]
+    proxy = FaultProxy(moto_server.url).start()
+    try:
+        env = inventory_env(
+            redis_server,
+            moto_server,
+            INVENTORY_AWS__ENDPOINT_URL=proxy.url,
+            INVENTORY_AWS__REGIONS="[]",
+        )
+        rt = Runtime(load_settings(paths=[], environ=env))
+        enabled = get_enabled_regions(rt.account_client("ec2", {"id": dev.id}, "us-east-1"))
+        proxy.calls.clear()
+        queues = sync_kind(rt, BY_STEM["sqs_queues"], dev.id)
+        topics = sync_kind(rt, BY_STEM["sns_topics"], dev.id)
+
+        assert sorted(queues["regions"]) == sorted(topics["regions"]) == enabled
+        assert proxy.count("DescribeRegions") == 1
+        # Once they are no longer taken as known, the next sync asks again.
+        rt.enabled_regions = EnabledRegions(seconds=0)
+        sync_kind(rt, BY_STEM["sns_topics"], dev.id)
+        assert proxy.count("DescribeRegions") == 2
     finally:
         proxy.stop()
 
