@@ -69,7 +69,8 @@ def record(raw: dict[str, Any], region: str) -> dict[str, Any]:
         "name": raw["resourceName"],
         "tags": {"team": "data"} if raw["tags"] else {},
         "configuration": raw["configuration"],
-        "captured": raw["configurationItemCaptureTime"],
+        # One timestamp format (UTC ISO-8601 ending in Z, no zero fraction).
+        "captured": raw["configurationItemCaptureTime"].replace(".000Z", "Z"),
     }
 
 
