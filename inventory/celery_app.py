@@ -15,7 +15,7 @@ from kombu import Exchange, Queue
 
 from inventory.brokers import has_visibility_timeout, sends_events, transport_options
 from inventory.runtime import Runtime
-from inventory.schedule import beat_schedule
+from inventory.schedule import CONSOLEME_ALIASES, beat_schedule
 from inventory.settings import ConfigError, Settings, load_settings
 from inventory.signing import SigningAMQP, secure_worker, signer
 
@@ -116,8 +116,10 @@ def celery_config(settings: Settings) -> dict[str, Any]:
 
 
 def _hard_limit(settings: Settings, name: str, task: Any) -> float:
-    """A task's hard time limit, as configured or as declared."""
-    options = settings.celery.tasks.get(name.removeprefix("inventory."))
+    """A task's hard time limit, as configured or as declared (a ConsoleMe name: its current
+    task's, whose settings it takes)."""
+    short = name.removeprefix("inventory.")
+    options = settings.celery.tasks.get(CONSOLEME_ALIASES.get(short, short))
     configured = options.time_limit if options is not None else None
     return float(configured or task.time_limit or 0)
 

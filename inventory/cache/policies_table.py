@@ -244,6 +244,8 @@ class PoliciesTable:
         rows: list[dict[str, Any]] = []
         for document in upserts.values():
             account = json.loads(document)
+            if "id" not in account:  # not a mapping entry: no rows to name
+                continue
             arns = list(self.client.smembers(self.facet_key("account_id", account["id"])))
             rows += [
                 row | {"account_name": account.get("name")}

@@ -87,11 +87,8 @@ def _forward_old_name(old: str) -> Any:
         routing_queue=FANOUT,
         acks_late=True,
         reject_on_worker_lost=True,
-        # It only sends one message: short limits, so it never sets the visibility timeout
-        # the safety check asks for (its own limits cannot be configured: old names apply to
-        # the current task's settings).
-        soft_time_limit=10,
-        time_limit=15,
+        # It only sends one message. Its old name's settings apply to the current task, so
+        # the delivery safety check counts the current task's configured limits for it.
     )(forward)
 
 

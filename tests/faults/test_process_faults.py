@@ -227,6 +227,7 @@ def iam_only(name: str, roles: int) -> AccountSeed:
     """A member account with a few roles and one user, and nothing else to seed."""
     seed = demo_account(name, roles - 1)
     seed.buckets, seed.queues, seed.topics = [], [], []
+    seed.keys, seed.functions, seed.secrets, seed.repositories = [], [], [], []
     return seed
 
 
