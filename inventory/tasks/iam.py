@@ -87,8 +87,11 @@ def _forward_old_name(old: str) -> Any:
         routing_queue=FANOUT,
         acks_late=True,
         reject_on_worker_lost=True,
-        # It only sends one message. Its old name's settings apply to the current task, so
-        # the delivery safety check counts the current task's configured limits for it.
+        # It only sends one message: short limits. Its old name's settings apply to the
+        # current task, so the delivery safety check counts the current task's configured
+        # limits for it.
+        soft_time_limit=10,
+        time_limit=15,
     )(forward)
 
 
