@@ -26,6 +26,7 @@ from celery import shared_task
 
 from inventory.aws.events import ResourceEvent
 from inventory.aws.kind import CREATE, DELETE, NotAChange
+from inventory.aws.listing import DetailReads
 from inventory.aws.records import BadRecord
 from inventory.cache.history import Cause
 from inventory.cache.keys import GLOBAL, Partition
@@ -302,6 +303,27 @@ def refresh(
         lock.release()
 
 
+@dataclass(frozen=True)
+class Located:
+    """A resource an event changed: what to read back, its partition, ARN and cached record."""
+
+    ref: dict[str, Any]
+    p: Partition
+    arn: str
+    cached: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class ReadBack:
+    """What one read-back found: the record (None: gone), or what it raised; ``read`` is False
+    when there was nothing to read (every changed part was read after the event)."""
+
+    started: float
+    record: dict[str, Any] | None
+    error: Exception | None = None
+    read: bool = True
+
+
 @dataclass
 class Refresh:
     """One account's refresh: which resources were read, removed, stale, rechecked, failed."""
@@ -323,10 +345,16 @@ class Refresh:
     reads: dict[str, float] = field(default_factory=dict)
 
     def run(self, refs: list[dict[str, Any]]) -> dict[str, Any]:
+        located = []
         for ref, p, arn, cached in self._located(refs):
             unread = _unread(ref, arn, self.reads)
             self.stale_events += len(ref["events"]) - len(unread["events"])
-            self.one(unread, p, arn, cached)
+            located.append(Located(unread, p, arn, cached))
+        # Each read-back names one resource: they run on a pool, as a sweep's detail reads do
+        # (aws.detail_reads at once), and what each found is judged here, in order.
+        with DetailReads(self.runtime.settings.aws.detail_reads) as pool:
+            for item, read in zip(located, pool.map(self._read, located), strict=True):
+                self.one(item, read)
         results = self.store()
         cached_at = time.time()
         lags = [cached_at - e["time"] for e in self.done]
@@ -358,31 +386,43 @@ class Refresh:
         self.reads = self.runtime.event_ledger.last_reads(list(dict.fromkeys(fields)))
         return located
 
-    def one(
-        self, ref: dict[str, Any], p: Partition, arn: str, cached: dict[str, Any] | None
-    ) -> None:
-        """Read one resource back (if an event changed it since our last read) and note it."""
-        if not ref["aspects"]:
+    def _read(self, item: Located) -> ReadBack:
+        """One resource as AWS has it now, if an event changed it since our last read (run on
+        the pool: what it raised is returned, for :meth:`one` to judge)."""
+        started = time.time()
+        if not item.ref["aspects"]:
+            return ReadBack(started, None, read=False)
+        try:
+            return ReadBack(started, read_back(self.runtime, self.account, item.ref, item.cached))
+        except Exception as exc:  # noqa: BLE001 - judged by one(), in the task's own thread
+            return ReadBack(started, None, error=exc)
+
+    def one(self, item: Located, read: ReadBack) -> None:
+        """Note what one read-back found, or why it found nothing."""
+        ref = item.ref
+        if not read.read:
             self.stale += 1  # we read every part it changed after it: it is already cached
             return
-        started = time.time()
-        try:
-            record = read_back(self.runtime, self.account, ref, cached)
-        except ClientError as exc:
-            if should_retry(exc):
-                raise  # throttled: the task retries, nothing was lost
-            self._failed(ref, str(exc))
+        if read.error is not None:
+            self._read_failed(ref, read.error)
             return
-        except _BAD_DATA as exc:  # one malformed resource must not lose the others
-            self._failed(ref, f"{type(exc).__name__}: {exc}")
-            return
-        if _unsettled(ref, record, started) and ref.get("rechecks", 0) < RECHECK_LIMIT:
+        if _unsettled(ref, read.record, read.started) and ref.get("rechecks", 0) < RECHECK_LIMIT:
             # Not stored and its read time not kept: the recheck reads it again.
             again = ref | {"rechecks": ref.get("rechecks", 0) + 1}
             self.send(REFRESH_TASK, (self.account["id"], [again]), countdown=RECHECK_COUNTDOWN)
             self.rechecked += 1
             return
-        self._note(ref, p, arn, cached, record, started)
+        self._note(ref, item.p, item.arn, item.cached, read.record, read.started)
+
+    def _read_failed(self, ref: dict[str, Any], exc: Exception) -> None:
+        if isinstance(exc, ClientError):
+            if should_retry(exc):
+                raise exc  # throttled: the task retries, nothing was lost
+            self._failed(ref, str(exc))
+        elif isinstance(exc, _BAD_DATA):  # one malformed resource must not lose the others
+            self._failed(ref, f"{type(exc).__name__}: {exc}")
+        else:
+            raise exc
 
     def _failed(self, ref: dict[str, Any], reason: str) -> None:
         self.failed[ref["name"]] = reason

@@ -451,3 +451,42 @@ def test_delete_still_visible_in_iam_is_checked_again_at_most_three_times(dev, p
     assert queued_refreshes(app) == []
     assert rt.redis_cache.item(p, arn) == before
     assert arn in read_times(rt)
+
+
+def test_read_backs_of_one_refresh_run_on_the_detail_read_pool(dev, proxy):
+    """The resources of one refresh are read back at once (at most ``aws.detail_reads``), and
+    with a pool of 1 one after another: the same records are stored either way."""
+    seeder, account, rt, app, _queue = dev
+    iam = seeder.client("iam", account.id)
+    roles = [f"pooled-{n}" for n in range(4)]
+    for role in roles:
+        iam.create_role(RoleName=role, AssumeRolePolicyDocument=json.dumps(TRUST))
+    sync_iam_account(rt, account.id)
+    proxy.max_in_flight = 0
+    now = time.time()
+    bodies = []
+    for n, role in enumerate(roles):
+        document = {**DOC, "Statement": [{**DOC["Statement"][0], "Sid": f"S{n}"}]}
+        iam.put_role_policy(RoleName=role, PolicyName="pooled", PolicyDocument=json.dumps(document))
+        bodies.append(
+            iam_event(account.id, "PutRolePolicy", {"roleName": role, "policyName": "pooled"}, now)
+        )
+    # Each read held long enough that reads started together are answered together.
+    proxy.slow("GetRolePolicy", 0.3)
+    serial_settings = rt.settings.model_copy(
+        update={"aws": rt.settings.aws.model_copy(update={"detail_reads": 1})}
+    )
+
+    serial = refresh(Runtime(serial_settings), account.id, refs(*bodies), app.send_task)
+    assert proxy.max_in_flight == 1
+    proxy.max_in_flight = 0
+    rt.redis.delete(rt.keys.event_applied())  # forget those reads: read every one again
+    pooled = refresh(rt, account.id, refs(*bodies), app.send_task)
+
+    assert serial["read"] == pooled["read"] == len(roles)
+    assert not serial["failed"] and not pooled["failed"]
+    assert 2 <= proxy.max_in_flight <= rt.settings.aws.detail_reads
+    p = Partition(IAM_ROLE, account.id)
+    for n, role in enumerate(roles):
+        record = rt.redis_cache.item(p, account.role_arn(role))
+        assert record["inline_policies"]["pooled"]["Statement"][0]["Sid"] == f"S{n}"
