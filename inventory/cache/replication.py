@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pynamodb.attributes import BooleanAttribute, NumberAttribute, UnicodeAttribute
+from pynamodb.exceptions import PutError
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 
@@ -92,14 +93,24 @@ class ReplicationLog:
             complete=complete,
         ).save()
 
-    def put_writing(self, partitions: list[Partition], now: float) -> None:
-        """Manifests marked "writing" (empty digest) for partitions about to get first items.
+    def claim_first_write(self, p: Partition, now: float) -> bool:
+        """Put a manifest marked "writing" (empty digest) unless the partition has one: True
+        when it had none.
 
-        A partition without a manifest therefore has no items: a writer whose Redis is empty
-        looks the manifest up (GetItem) instead of querying the partition index.
+        Every item write follows such a manifest, so a partition without one has no items: a
+        writer whose Redis is empty learns with this one conditional PutItem both that it need
+        not query the partition index and that the marker is in place before its first items
+        (a crash before the real manifest leaves the marker, and the next writer queries).
         """
-        for p in partitions:  # PutItem each: a few per listing, never items' batches
-            self.model(f"p|{p.id}", stream=p.kind, updatedAt=now, digest="").save()
+        try:
+            self.model(f"p|{p.id}", stream=p.kind, updatedAt=now, digest="").save(
+                condition=self.model.key.does_not_exist()
+            )
+        except PutError as exc:
+            if exc.cause_response_code == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
 
     def manifests(self, kind: str, since: float | None = None) -> Iterator[Manifest]:
         """Manifests of one kind written after ``since`` (every one when None), oldest first."""

@@ -102,12 +102,6 @@ class _Plan:
     writes: dict[str, tuple[str, str]]
     renewed_at: float | None
     changes: list[Change]
-    unwritten: bool = False  # no manifest yet: write a "writing" one before the items
-
-    @property
-    def first_write(self) -> bool:
-        """The partition's first items: a "writing" manifest must go in before them."""
-        return self.unwritten and bool(self.writes or self.removed)
 
     @property
     def complete_flag(self) -> bool:
@@ -126,7 +120,6 @@ class _State:
     meta: PartitionMeta | None
     known: bool  # Redis has held the partition
     renewed_at: float | None
-    unwritten: bool = False  # no manifest yet: write a "writing" one before the items
 
 
 @dataclass
@@ -245,20 +238,15 @@ class Store:
         now = self.clock()
         plans = [self._plan(w, now) for w in writes]
         durable = [pl for pl in plans if pl.write.durable]
-        self._announce_first_writes([pl.p for pl in durable if pl.first_write], now)
         counts = self.dynamo.write_many([(pl.p, pl.writes, pl.removed) for pl in durable], now)
         written = {pl.p: count for pl, count in zip(durable, counts, strict=True)}
         return [self._finish(pl, written.get(pl.p, 0)) for pl in plans]
-
-    def _announce_first_writes(self, first: list[Partition], now: float) -> None:
-        if first and self.log is not None:
-            self.log.put_writing(first, now)
 
     def _plan(self, w: PartitionWrite, now: float) -> _Plan:
         """Everything up to the DynamoDB item writes (the history is written here)."""
         p = Partition(w.kind, w.account_id, w.region)
         encoded = {record["arn"]: encode(w.kind, record) for record in w.records}
-        state = self._load(w, p)
+        state = self._load(w, p, now)
         keep = set(w.keep)
         if w.listed_at is not None:
             self._keep_newer_reads(encoded, state.stored, keep, w.complete, w.listed_at)
@@ -281,10 +269,9 @@ class Store:
             # Every listed item is in DynamoDB as of now: renewed, or written the first time.
             renewed_at=now if w.durable and (renew or not state.stored) else state.renewed_at,
             changes=changes,
-            unwritten=state.unwritten,
         )
 
-    def _load(self, w: PartitionWrite, p: Partition) -> _State:
+    def _load(self, w: PartitionWrite, p: Partition, now: float) -> _State:
         """What Redis holds of the partition, and what DynamoDB holds (from Redis when warm)."""
         cached, meta = self.redis.load_state(p)
         renewed_at = meta.renewed_at if meta is not None else None
@@ -292,10 +279,11 @@ class Store:
             return _State(cached or {}, cached or {}, meta, cached is not None, renewed_at)
         if cached is not None:
             return _State(cached, cached, meta, True, renewed_at)
-        if self.log is not None and self.log.manifest(p) is None:
+        if self.log is not None and self.log.claim_first_write(p, now):
             # Never written: a manifest (at least a "writing" one) precedes every item write,
-            # so without one there are no items and no index Query is needed.
-            return _State({}, {}, meta, False, renewed_at, unwritten=True)
+            # so without one there are no items and no index Query is needed. The claim put
+            # the "writing" one before this write's items.
+            return _State({}, {}, meta, False, renewed_at)
         index = self.dynamo.load_index(p)
         stored = {arn: entry[0] for arn, entry in index.items()}
         oldest = min((entry[1] for entry in index.values()), default=None)

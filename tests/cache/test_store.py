@@ -267,23 +267,37 @@ def test_partitions_of_one_listing_share_batch_writes(runtime, dynamo_calls):
 
 
 def test_a_partition_without_a_manifest_is_not_queried_and_one_with_items_always_has_one(
-    runtime, dynamo_calls
+    runtime, dynamo_calls, monkeypatch
 ):
-    """A cold write looks the manifest up (GetItem) instead of querying the partition index;
-    a "writing" manifest goes in before a new partition's first items, so a crash between the
-    items and the real manifest still leaves one, and the next cold write queries."""
+    """A cold write claims the partition with a conditional "writing" manifest instead of
+    querying the partition index: one call says the partition is new and marks it before its
+    first items, so a crash between the items and the real manifest still leaves the marker,
+    and the next cold write queries."""
     records = [record(n) for n in range(3)]
     p = Partition(KIND, ACCOUNT)
     dynamo_calls.clear()
     replace(runtime, records)
-    assert dynamo_calls["Query"] == 0
+    assert (dynamo_calls["Query"], dynamo_calls["GetItem"]) == (0, 0)
     assert runtime.replication.manifest(p).digest  # the real one, after the items
 
-    # Crash between the items and the real manifest: only the "writing" one is there.
-    runtime.replication.put_writing([p], time.time())
+    # A new partition's write crashes between its items and the real manifest.
+    other = "210987654321"
+
+    def crash(*_args, **_kwargs):
+        raise ConnectionError("the process died before the real manifest")
+
+    monkeypatch.setattr(runtime.replication, "put_manifest", crash)
+    with pytest.raises(ConnectionError):
+        runtime.store.replace_partition(KIND, other, GLOBAL, records, complete=True)
+    monkeypatch.undo()
+    marker = runtime.replication.manifest(Partition(KIND, other))
+    assert marker is not None and marker.digest == ""  # the "writing" marker
+    assert set(runtime.dynamo.items(Partition(KIND, other))) == {r["arn"] for r in records}
+
+    # With Redis lost, the next write finds the marker and reads the index: nothing is missed.
     runtime.redis.flushdb()
     dynamo_calls.clear()
-    again = replace(runtime, records[:2])
+    again = runtime.store.replace_partition(KIND, other, GLOBAL, records[:2], complete=True)
     assert dynamo_calls["Query"] == 1  # the index is read: the items exist
     assert (again.dynamo_writes, again.removed) == (1, 1)
-    assert set(runtime.dynamo.items(p)) == {r["arn"] for r in records[:2]}
+    assert set(runtime.dynamo.items(Partition(KIND, other))) == {r["arn"] for r in records[:2]}
