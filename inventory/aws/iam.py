@@ -213,14 +213,17 @@ def transform_authorization_details(details: AuthorizationDetails, account_id: s
 
 def collect_iam(ctx: CollectContext) -> dict[str, Listing]:
     """The four IAM kinds of one account from one GetAccountAuthorizationDetails listing, and
-    the roles' settings from ListRoles.
+    the roles' settings from ListRoles (the two read at once).
 
     A record that cannot be transformed keeps its cached copy; one that cannot even be named
     could be any cached item, so then no kind's listing is complete.
     """
     listed_at = time.time()
-    details = get_authorization_details(ctx.client)
-    settings, pages = get_role_settings(ctx.client)
+    # The two listings are independent: read at once on the sync's pool (one after the
+    # other when it has one thread), so ListRoles adds no time to the authorization details.
+    details, (settings, pages) = ctx.reads.map(
+        lambda listing: listing(ctx.client), (get_authorization_details, get_role_settings)
+    )
     details.roles = with_role_settings(details.roles, settings)
     details.pages += pages
     records = transform_authorization_details(details, ctx.account_id)
