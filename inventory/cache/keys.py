@@ -237,3 +237,8 @@ def s3_snapshot_key(prefix: str, p: Partition) -> str:
 def s3_jsonl_key(prefix: str, p: Partition) -> str:
     """One gzipped JSON Lines object per partition under Hive-style folders (Athena, DuckDB)."""
     return f"{prefix}kind={p.kind}/account={p.account_id}/region={p.region}/records.jsonl.gz"
+
+
+def principal_key(principal: str) -> str:
+    """Principal records are keyed ``principal:<name>`` (the store's key field is ``arn``)."""
+    return f"principal:{principal.lower()}"

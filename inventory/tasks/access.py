@@ -17,6 +17,7 @@ from inventory.cache.keys import (
     PRINCIPAL_ACCESS,
     ROLE_ACCESS,
     Partition,
+    principal_key,
 )
 from inventory.runtime import Runtime
 from inventory.tasks.base import MAINTENANCE, InventoryTask
@@ -52,11 +53,6 @@ def build_mapping(
         for principal in principals:
             by_principal[principal].add(arn)
     return dict(by_role), dict(by_principal)
-
-
-def principal_key(principal: str) -> str:
-    """Principal records are keyed ``principal:<name>`` (the store's key field is ``arn``)."""
-    return f"principal:{principal.lower()}"
 
 
 def store_credential_mapping(runtime: Runtime) -> dict[str, int]:

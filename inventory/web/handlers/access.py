@@ -22,13 +22,13 @@ from inventory.cache.keys import (
     PRINCIPAL_ACCESS,
     ROLE_ACCESS,
     Partition,
+    principal_key,
 )
 from inventory.cache.redis_cache import PartitionMeta, RedisCache
 from inventory.cache.web_state import RefreshClaims
 from inventory.registry import synced_kinds
 from inventory.schedule import ScheduleEntry, effective_schedule
 from inventory.settings import Settings
-from inventory.tasks.access import principal_key
 from inventory.web import params
 from inventory.web.api import operation
 from inventory.web.auth import (
