@@ -182,6 +182,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pools", default="1,16", help="aws.detail_reads; 1 = the serial path")
     parser.add_argument("--latency-ms", type=float, default=0, help="added to every AWS answer")
     parser.add_argument("--timeout", type=float, default=3600)
+    parser.add_argument(
+        "--one-floor", action="store_true", help="the floor before the sweeps only (large sizes)"
+    )
     parser.add_argument("--output", default="sweep.md")
     args = parser.parse_args(argv)
     pools = [int(p) for p in args.pools.split(",")]
@@ -212,7 +215,8 @@ def main(argv: list[str] | None = None) -> int:
         for label in ("first", "steady"):
             for pool in pools:
                 bench.sweep(label, pool)
-            bench.floor()
+            if not args.one_floor:
+                bench.floor()
         lines = report(args, sizes, s.seed_seconds, pools, bench, _load())
         write_result(args.output, lines)
     return 0

@@ -43,7 +43,8 @@ class AwsSettings(_Section):
         ge=1,
         le=64,
         description="Per-resource detail reads (policy, tags, attributes) in flight per account "
-        "and region, shared by its fetchers; 1 = one after another",
+        "and region, shared by its fetchers, and the read-backs in flight per event refresh; "
+        "1 = one after another",
     )
     connect_timeout: float = Field(5.0, gt=0, le=120, description="Seconds to connect")
     read_timeout: float = Field(30.0, gt=0, le=900, description="Seconds to read a response")
