@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import amqp
 
 if TYPE_CHECKING:
+    from celery import Celery
     from kombu import Connection, Queue
 
     from inventory.settings import Settings
@@ -123,10 +124,11 @@ class BrokerQueues:
                 pass
 
 
-def broker_queues(settings: Settings) -> BrokerQueues:
-    """Queue lengths of the configured broker, for every queue the workers consume."""
+def broker_queues(settings: Settings, app: Celery | None = None) -> BrokerQueues:
+    """Queue lengths of the configured broker, for every queue the workers consume (through
+    ``app``, an app of these settings, when the caller has one already)."""
     from inventory.celery_app import QUEUES, create_app
 
-    app = create_app(settings)
+    app = app if app is not None else create_app(settings)
     queues = [app.amqp.queues[name] for name in QUEUES]
     return BrokerQueues(app.connection_for_read, queues)

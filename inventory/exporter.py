@@ -36,6 +36,8 @@ from inventory.metrics import EVENT_DROP_REASONS, EVENT_LAG_BUCKETS, RUNTIME_BUC
 if TYPE_CHECKING:
     from wsgiref.simple_server import WSGIServer
 
+    from celery import Celery
+
     from inventory.runtime import Runtime
     from inventory.schedule import ScheduleEntry
     from inventory.settings import Settings
@@ -471,14 +473,17 @@ def task_thresholds(settings: Settings) -> dict[str, float]:
     return result
 
 
-def build_collector(runtime: Runtime, settings: Settings) -> InventoryCollector:
-    """The collector over a runtime's cache Redis and the broker's queues (any broker)."""
+def build_collector(
+    runtime: Runtime, settings: Settings, app: Celery | None = None
+) -> InventoryCollector:
+    """The collector over a runtime's cache Redis and the broker's queues (any broker; through
+    ``app`` when the caller has a Celery app of these settings already)."""
     from inventory.brokers import broker_queues
 
     return InventoryCollector(
         runtime.redis,
         runtime.keys,
-        broker_queues(settings),
+        broker_queues(settings, app),
         settings.metrics.stale_after_seconds,
         task_stale_after=task_thresholds(settings),
         partition_series=settings.metrics.partition_series,

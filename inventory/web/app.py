@@ -75,12 +75,13 @@ def make_readers(settings: Settings) -> Readers:
     # Opens an index already on disk and starts the host's indexer if none runs; never waits
     # for a build (the web tier listens at once, /readyz says "indexing" meanwhile).
     search.sync_safely()
+    celery = create_app(settings)  # one app for the refresh queue and the broker's metrics
     return Readers(
         runtime.redis_cache,
         runtime.outcomes,
-        metrics=build_collector(runtime, settings),
+        metrics=build_collector(runtime, settings, celery),
         search=search,
         requests=runtime.requests,
-        tasks=CeleryQueue(create_app(settings)),
+        tasks=CeleryQueue(celery),
         access=AccessReader(runtime.redis_cache).start(),
     )
