@@ -183,10 +183,12 @@ def web(settings: Settings, host: str | None, port: int | None, json_logs: bool)
     address, listen_port = host or settings.web.host, port or settings.web.port
     app.listen(listen_port, address, **server_options(settings.web))
     if readers.search is not None:
-        follow = tornado.ioloop.PeriodicCallback(
-            readers.search.sync_safely, settings.web.search_sync_seconds * 1000
-        )
-        follow.start()
+        from inventory.web.search import LOOK_SECONDS
+
+        # Looking for the indexer's commits is a read of a small file: often, so a commit is
+        # searchable at once.
+        every = min(settings.web.search_sync_seconds, LOOK_SECONDS)
+        tornado.ioloop.PeriodicCallback(readers.search.sync_safely, every * 1000).start()
     if settings.health.heartbeat_path:
         from inventory.liveness import touch
 

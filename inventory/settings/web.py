@@ -91,7 +91,11 @@ class WebSettings(_Section):
         16_384, ge=4096, le=262_144, description="Larger request header blocks get a 431"
     )
     search_sync_seconds: float = Field(
-        1.0, gt=0, le=60, description="How often the search index applies cache changes"
+        1.0,
+        gt=0,
+        le=60,
+        description="How often the search index applies cache changes (web processes look "
+        "for its commits four times a second)",
     )
     search_rebuild_seconds: float = Field(
         10.0,

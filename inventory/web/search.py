@@ -70,6 +70,10 @@ def index_directory(settings: Settings) -> Path:
     return Path(settings.web.search_index_dir) / hashlib.sha256(source.encode()).hexdigest()[:16]
 
 
+#: How often a web process looks for the host's indexer's commits (``state.json``) at most.
+LOOK_SECONDS = 0.25
+
+
 class SearchUnavailable(Exception):
     """No index generation is open yet (the first build is under way)."""
 

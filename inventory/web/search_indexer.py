@@ -265,7 +265,11 @@ class Indexer:
 
     def _read(self, block_ms: int | None) -> list[tuple[str, dict[str, str]]]:
         """Up to a batch of changes past the cursor (XREAD)."""
-        # Wait for changes only once caught up: until then, read what is there at once.
+        # Wait for changes only once caught up: until then, read what is there at once. With
+        # changes waiting for their commit, wait no longer than until it is due.
+        if block_ms is not None and self.uncommitted:
+            due = self.committed_at + self.rebuild_seconds - time.monotonic()
+            block_ms = max(1, min(block_ms, int(due * 1000)))
         found = self.client.xread(
             {self.keys.changes(): self.cursor},
             count=STREAM_BATCH,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import urllib.parse
 from collections.abc import Iterator
 
@@ -286,6 +287,38 @@ def test_index_follows_changes_and_reloads_after_a_gap(world):
         # The module's other tests share this world (in any order): leave it as it was.
         iam.delete_role(RoleName="late-worker-role")
         sync_iam_account(rt, dev.id)
+
+
+def test_changes_waiting_for_their_commit_are_committed_when_due_not_after_the_wait(world):
+    """A change applied too soon after a commit waits for ``rebuild_seconds``, not for the next
+    change or for the indexer's whole XREAD wait (which would hold it back up to that long)."""
+    rt, _, _ = world
+    table = rt.policies_table
+    index = PolicySearch(rt.redis, rt.keys, rebuild_seconds=2.0)
+    index.load()
+    original = next(iter(rows(rt).values()))
+    p = Partition(original["kind"], original["account_id"], original["region"])
+
+    def change(tag: str) -> None:
+        # Straight into the change stream (the cached table is left as it is).
+        table.publish(p, {}, [], [original | {"tags": {**original["tags"], "probe": tag}}], [])
+
+    try:
+        change("first")
+        index.sync()  # the first change after a build commits at once
+        assert total(index, "probe=first") == 1
+        change("second")
+        index.sync()
+        assert total(index, "probe=second") == 0, "applied, and waiting for its commit"
+        started = time.monotonic()
+        # No more changes come: the wait ends when the commit is due (2 s), not after 8 s (under
+        # the client's 10 s socket timeout).
+        index.sync(block_ms=8_000)
+        waited = time.monotonic() - started
+        assert total(index, "probe=second") == 1
+        assert waited < 6, waited
+    finally:
+        table.publish(p, {}, [], [original], [])
 
 
 def test_typeahead_on_a_typed_arn_is_a_prefix_range(web, world):
