@@ -163,6 +163,9 @@ class FaultProxy:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body go out as two writes: without TCP_NODELAY the body waits for the
+            # client's delayed ACK (about 40 ms on every answer).
+            disable_nagle_algorithm = True
 
             def log_message(self, *args: object) -> None:
                 pass
