@@ -19,7 +19,8 @@ def _comparable(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def rebuild_policies_table(runtime: Runtime) -> dict[str, int]:
-    """Recompute every row from the cached partitions; fix rows that drifted, drop orphans."""
+    """Recompute every row from the cached partitions; fix rows that drifted, drop orphans and
+    the keys of the former index."""
     table = runtime.policies_table
     expected = expected_rows(runtime)
     current = table.rows()
@@ -34,7 +35,13 @@ def rebuild_policies_table(runtime: Runtime) -> dict[str, int]:
     if fixed or orphans:
         # Tell search indexes about the repair (they reload or apply these rows).
         table.publish(Partition("policies_table", "all"), {}, [], fixed, orphans)
-    return {"rows": len(expected), "fixed": len(fixed), "removed": len(orphans)}
+    obsolete = table.forget_obsolete()
+    return {
+        "rows": len(expected),
+        "fixed": len(fixed),
+        "removed": len(orphans),
+        "obsolete_keys": obsolete,
+    }
 
 
 def expected_rows(runtime: Runtime) -> dict[str, dict[str, Any]]:

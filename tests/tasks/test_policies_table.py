@@ -8,7 +8,6 @@ import pytest
 
 from inventory.aws.config import transform_resource
 from inventory.cache.keys import GLOBAL, IAM_KINDS, Partition
-from inventory.cache.policies_table import text_score
 from inventory.demo.seed import Seeder, demo_account
 from inventory.registry import BY_STEM, TABLE_KINDS
 from inventory.tasks.accounts import store_account_mapping
@@ -72,27 +71,59 @@ def test_rows_follow_every_partition_change(runtime, synced):
     assert set(table.rows()) == set(cached_arns(runtime))
 
 
-def test_facet_and_sort_indexes_match_rows(runtime, synced):
-    seeder, seeds = synced
+def test_account_sets_match_rows_and_follow_a_row_to_its_new_account(runtime, synced):
     table = runtime.policies_table
     rows = table.rows()
     client = runtime.redis
-    for facet in ("account_id", "kind", "region"):
-        for value in {str(r[facet]) for r in rows.values()}:
-            members = client.smembers(table.facet_key(facet, value))
-            assert members == {a for a, r in rows.items() if str(r[facet]) == value}
-    by_name = client.zrange(table.sort_key("name"), 0, -1)
-    assert set(by_name) == set(rows)
-    names = [rows[a]["name"].lower()[:8] for a in by_name]
-    assert names == sorted(names, key=text_score)
-    assert client.scard(table.facet_key("kind", "iam_role")) == sum(
-        1 for r in rows.values() if r["kind"] == "iam_role"
-    )
+    for account in {str(r["account_id"]) for r in rows.values()}:
+        members = client.smembers(table.account_key(account))
+        assert members == {a for a, r in rows.items() if str(r["account_id"]) == account}
+    # A bucket name is global: deleted in one account and created in another, its row moves.
+    arn, row = next((a, r) for a, r in rows.items() if r["kind"] == "s3_bucket")
+    other = "999999999999"
+    try:
+        table.upsert([row | {"account_id": other}])
+        assert arn not in client.smembers(table.account_key(row["account_id"]))
+        assert client.smembers(table.account_key(other)) == {arn}
+    finally:
+        table.upsert([row])
+        client.delete(table.account_key(other))
+    assert arn in client.smembers(table.account_key(row["account_id"]))
+
+
+def test_rebuild_deletes_the_former_index_keys_and_nothing_else(runtime, synced):
+    """Releases before 2026-12 kept facet sets and sorted sets nothing reads now."""
+    table, client = runtime.policies_table, runtime.redis
+    arn = next(iter(table.rows()))
+    former = [
+        f"{table.prefix}s:name",
+        f"{table.prefix}s:last_updated",
+        f"{table.prefix}f:kind:iam_role",
+        f"{table.prefix}f:region:us-east-1",
+        f"{table.prefix}f:has_errors",
+    ]
+    for key in former:
+        if key.split(":")[-2] == "s":
+            client.zadd(key, {arn: 1.0})
+        else:
+            client.sadd(key, arn)
+    keys_before = {k for k in client.scan_iter(count=1_000) if k not in former}
+
+    assert rebuild_policies_table(runtime)["obsolete_keys"] == len(former)
+
+    assert not client.exists(*former)
+    assert set(client.scan_iter(count=1_000)) == keys_before
+    assert rebuild_policies_table(runtime)["obsolete_keys"] == 0
 
 
 def test_rebuild_reports_no_drift_when_in_step_and_repairs_when_not(runtime, synced):
     table = runtime.policies_table
-    assert rebuild_policies_table(runtime) == {"rows": table.count(), "fixed": 0, "removed": 0}
+    assert rebuild_policies_table(runtime) == {
+        "rows": table.count(),
+        "fixed": 0,
+        "removed": 0,
+        "obsolete_keys": 0,
+    }
 
     victim = next(iter(table.rows()))
     broken = table.rows()[victim] | {"name": "tampered", "account_name": "nope"}
@@ -105,14 +136,9 @@ def test_rebuild_reports_no_drift_when_in_step_and_repairs_when_not(runtime, syn
 
     result = rebuild_policies_table(runtime)
 
-    assert result == {"rows": table.count(), "fixed": 1, "removed": 1}
+    assert result == {"rows": table.count(), "fixed": 1, "removed": 1, "obsolete_keys": 0}
     assert table.rows()[victim]["name"] != "tampered"
     assert "arn:aws:iam::000000000000:role/orphan" not in table.rows()
-
-
-def test_text_score_orders_like_lowercase_prefix():
-    words = ["Zeta", "alpha", "alp", "beta-2", "beta-10", "0day", ""]
-    assert sorted(words, key=text_score) == sorted(words, key=lambda w: w.lower()[:8])
 
 
 def test_config_resources_come_from_the_listing_fallback(runtime, synced):
@@ -154,9 +180,9 @@ def test_rows_written_before_the_account_mapping_get_its_names_when_it_is_cached
 
     row = runtime.policies_table.rows()["arn:aws:s3:::early"]
     assert row["account_name"] == "dev"
-    assert runtime.policies_table.client.smembers(
-        runtime.policies_table.facet_key("account_id", dev.id)
-    ) == {"arn:aws:s3:::early"}
+    assert runtime.policies_table.client.smembers(runtime.policies_table.account_key(dev.id)) == {
+        "arn:aws:s3:::early"
+    }
     # The search index follows the stream: the renamed row is in its latest entry.
     _, latest = runtime.redis.xrevrange(runtime.keys.changes(), count=1)[0]
     assert json.loads(latest["rows"]) == [row]
@@ -218,4 +244,5 @@ def test_config_resources_of_types_not_listed_directly_are_rows_with_their_confi
     runtime.store.replace_partition("config_resource", dev.id, "us-east-1", [], complete=True)
     assert table.rows()[also_a_bucket["arn"]]["kind"] == "s3_bucket"
     assert group["arn"] not in table.rows()
-    assert rebuild_policies_table(runtime) == {"rows": table.count(), "fixed": 0, "removed": 0}
+    rebuilt = rebuild_policies_table(runtime)
+    assert rebuilt["fixed"] == rebuilt["removed"] == 0
