@@ -311,7 +311,12 @@ def report(
 ) -> list[str]:
     resources = sum(bench.counts.values())
     fl = median(bench.floors)
-    proxy = f" behind a proxy holding every AWS answer {args.latency_ms:g} ms"
+    proxy = f" behind a proxy holding every AWS answer {args.latency_ms:g} ms (`bench.latency`)"
+    when = (
+        "measured once, before the sweeps (`--one-floor`)"
+        if args.one_floor
+        else "measured before, between and after the sweeps (median)"
+    )
     values = ", ".join(map(str, pools))
     lines = [
         "# Sweep benchmark",
@@ -325,8 +330,8 @@ def report(
         f"{args.concurrency} processes, once per `aws.detail_reads` value ({values}; "
         f"1 = the serial path as it was), each on its own keys and tables. Floor: the same "
         f"list/describe calls through the same clients one after another with no processing, "
-        f"{args.concurrency} processes, measured before, between and after the sweeps "
-        f"(median). This machine: 2 cores, shared; load at the end {load}. Seeding moto took "
+        f"{args.concurrency} processes, {when}. This machine: 2 cores, shared; load at the "
+        f"end {load}. Seeding moto took "
         f"{seed_seconds:.0f} s.",
         "",
     ]
