@@ -414,7 +414,8 @@ def _print_how_to_use(demo: Demo, seeds: list[Any], changed: str | None) -> None
             "(drained every minute) into the cache and the history:"
         )
         print(f"{demo.web_url}/changes", flush=True)
-    console.print(f"logs: {demo.state / 'logs'}   Ctrl-C stops everything.")
+    console.print(f"logs: {demo.state / 'logs'}")
+    console.print("Ctrl-C stops everything.")  # a line of its own: never wrapped mid-phrase
 
 
 def _supervise(demo: Demo) -> int:
