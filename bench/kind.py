@@ -202,13 +202,14 @@ def report(
     load: list[str],
 ) -> list[str]:
     count = next(iter(results.values()))["resources"]
+    when = "measured before the syncs only" if args.one_floor else "median of before and after"
     lines = [
         f"# Per-kind benchmark: {stem}",
         "",
         f"One member account with {count:,} resources ({stem}), moto in server mode; this "
         f"process runs `sync_kind` (the task's code) per pool size (`aws.detail_reads`; 1 = "
         f"the serial path as it was). Floor: the same raw calls one after another, no "
-        f"processing (median of before and after). Load average (1, 5, 15 min) at each "
+        f"processing ({when}). Load average (1, 5, 15 min) at each "
         f"latency's start and at the end: {'; '.join(load)}. This machine: 2 cores, shared. "
         f"Peak RSS of this process (syncs, clients and pools): {max_rss_mb():.0f} MB.",
         "",
