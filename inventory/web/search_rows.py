@@ -33,6 +33,11 @@ def _sort_arn(key: bytes) -> str:
     return key.split(b"\0", 1)[1].decode()
 
 
+def _same(old: Any, new: Any) -> bool:
+    """Equal values of one type (1 and True are equal, and sort apart as text)."""
+    return type(old) is type(new) and old == new
+
+
 def row_document(
     row: Mapping[str, Any], labels: Sequence[int], text: str, encoded: str
 ) -> Document:
@@ -69,8 +74,6 @@ CREATE TABLE IF NOT EXISTS rows (
         self.db.commit()
         #: Rows written since the last commit, at hand for rewriting their documents.
         self.fresh: dict[str, Stored] = {}
-        #: The stored rows and labels of the rows a ``put`` has yet to write.
-        self.batch: dict[str, tuple[dict[str, Any], list[int]]] = {}
 
     def schema(self) -> tantivy.Schema:
         return rows_schema()
@@ -96,84 +99,61 @@ CREATE TABLE IF NOT EXISTS rows (
             )
             progress(len(batch))
 
-    def _stored(self, arns: Sequence[str]) -> dict[str, tuple[dict[str, Any], list[int]]]:
-        """The stored rows and labels of those ``arns`` that have one (a query per 500)."""
-        sql = "SELECT arn, row, labels FROM rows WHERE arn IN ({})"
-        return {
-            arn: (json.loads(row), list(LABELS.unpack(labels)))
-            for arn, row, labels in self.select_in(sql, list(arns))
-        }
-
-    def _label(
-        self,
-        row: Mapping[str, Any],
-        stored: tuple[dict[str, Any], list[int]] | None,
-        labels: list[int],
-    ) -> None:
-        """Fill in the row's labels: a stored one is kept where the column's value did not change
-        (raw values are compared first: sort keys cost more), else the old key leaves its order
-        and the new one is inserted (which may move other rows' labels)."""
-        for i, (column, order) in enumerate(self.orders.items()):
-            if stored is not None:
-                old_row, old_labels = stored
-                old, new = old_row.get(column), row.get(column)
-                if type(old) is type(new) and old == new:
-                    labels[i] = old_labels[i]
-                    continue
-                previous, key = sort_key(old_row, column), sort_key(row, column)
-                if previous == key:
-                    labels[i] = old_labels[i]
-                    continue
-                order.remove(previous)
-            else:
-                key = sort_key(row, column)
-            labels[i], moved = order.insert(key)
-            self._moved(i, moved)
+    def _stored(self, arn: str) -> tuple[dict[str, Any], list[int]] | None:
+        found = self.db.execute("SELECT row, labels FROM rows WHERE arn = ?", (arn,)).fetchone()
+        return None if found is None else (json.loads(found[0]), list(LABELS.unpack(found[1])))
 
     def put(self, rows: Iterable[Mapping[str, Any]]) -> None:
         """Add or replace rows (their documents are rewritten at the next commit)."""
-        rows = list({row["arn"]: row for row in rows}.values())  # the last of an ARN wins
-        # Read at once; an insert that moves labels updates them here too (``_moved``).
-        self.batch = self._stored([row["arn"] for row in rows])
         for row in rows:
-            # In ``fresh`` first: a later row's insert may move this one's labels too.
+            arn = row["arn"]
+            stored = self._stored(arn)
             labels = [0] * len(SORT_COLUMNS)
-            self.fresh[row["arn"]] = (dict(row), json.dumps(row), labels)
-            self._label(row, self.batch.pop(row["arn"], None), labels)
-        arns = [row["arn"] for row in rows]
-        self.db.executemany(
-            "INSERT OR REPLACE INTO rows VALUES (?, ?, ?)",
-            ((a, self.fresh[a][1].encode(), LABELS.pack(*self.fresh[a][2])) for a in arns),
-        )
-        self.pending(arns)
+            for i, (column, order) in enumerate(self.orders.items()):
+                if stored is not None and _same(stored[0].get(column), row.get(column)):
+                    labels[i] = stored[1][i]  # unchanged: no sort key to compute
+                    continue
+                key = sort_key(row, column)
+                if stored is not None:
+                    previous = sort_key(stored[0], column)
+                    if previous == key:
+                        labels[i] = stored[1][i]
+                        continue
+                    order.remove(previous)
+                labels[i], moved = order.insert(key)
+                self._moved(i, moved)
+            encoded = json.dumps(row)
+            self.db.execute(
+                "INSERT OR REPLACE INTO rows VALUES (?, ?, ?)",
+                (arn, encoded.encode(), LABELS.pack(*labels)),
+            )
+            self.fresh[arn] = (dict(row), encoded, labels)
+            self.pending([arn])
 
     def _moved(self, column: int, moved: Mapping[bytes, int]) -> None:
         """Labels a spread changed: into the rows' stored labels, and their documents."""
         for key, label in moved.items():
             arn = _sort_arn(key)
             found = self.db.execute("SELECT labels FROM rows WHERE arn = ?", (arn,)).fetchone()
-            if found is not None:
-                labels = list(LABELS.unpack(found[0]))
-                labels[column] = label
-                self.db.execute(
-                    "UPDATE rows SET labels = ? WHERE arn = ?", (LABELS.pack(*labels), arn)
-                )
-            if arn in self.batch:
-                self.batch[arn][1][column] = label
+            if found is None:
+                continue
+            labels = list(LABELS.unpack(found[0]))
+            labels[column] = label
+            self.db.execute("UPDATE rows SET labels = ? WHERE arn = ?", (LABELS.pack(*labels), arn))
             if arn in self.fresh:
                 self.fresh[arn][2][column] = label
-            elif found is None:
-                continue
             self.pending([arn])
 
     def remove(self, arns: Iterable[str]) -> None:
-        stored = self._stored(list(dict.fromkeys(arns)))
-        for arn, (row, _) in stored.items():
+        for arn in arns:
+            stored = self._stored(arn)
+            if stored is None:
+                continue
             for column, labels in self.orders.items():
-                labels.remove(sort_key(row, column))
+                labels.remove(sort_key(stored[0], column))
+            self.db.execute("DELETE FROM rows WHERE arn = ?", (arn,))
             self.fresh.pop(arn, None)
-        self.db.executemany("DELETE FROM rows WHERE arn = ?", ((arn,) for arn in stored))
-        self.pending(stored)
+            self.pending([arn])
 
     def add_documents(self, arns: list[str]) -> None:
         # Rows written since the last commit are at hand; others (moved, or left pending by a
