@@ -33,8 +33,9 @@ from inventory.registry import BY_KIND, TABLE_KINDS
 
 #: Entries kept in the change stream; a reader further behind than this reloads in full.
 STREAM_LENGTH = 200_000
-#: Keys of the former index (under the table's prefix), deleted by ``forget_obsolete``.
-OBSOLETE = ("s:*", "f:kind:*", "f:region:*", "f:has_errors")
+#: The former index's keys (sorted sets ``s:*``, facet sets ``f:*``) under the table's
+#: prefix, but for the account sets, which stay: deleted by ``forget_obsolete``.
+OBSOLETE = "[sf]:*"
 OWNER_TAGS = ("owner", "Owner", "team", "Team")
 TEMPLATE_TAGS = ("template", "aws:cloudformation:stack-name")
 
@@ -133,9 +134,9 @@ class PoliciesTable:
 
     def forget_obsolete(self) -> int:
         """Delete the former index's keys (see the module's docstring); how many there were."""
-        found: list[str] = []
-        for pattern in OBSOLETE:
-            found += self.client.scan_iter(match=f"{self.prefix}{pattern}", count=1_000)
+        keep = self.account_key("")
+        matching = self.client.scan_iter(match=f"{self.prefix}{OBSOLETE}", count=1_000)
+        found = [key for key in matching if not key.startswith(keep)]  # one pass of SCAN
         if found:
             self.client.unlink(*found)
         return len(found)
