@@ -94,7 +94,7 @@ def test_a_batch_of_rows_whose_inserts_spread_each_other_is_stored_and_indexed_i
     # timestamps past the end: every insert halves the gap left by the one before.
     batch = [_row(f"b{i:04d}", 20.0 + i) for i in range(300)]
     # And changes to existing rows in the same batch: one column changed, one value unchanged.
-    batch.append(_row("c", 5.0, {"team": "x"}))
+    batch.append(_row("c", 99.5, {"team": "x"}))  # now among the new rows, not before "e"
     batch.append(_row("e", 10.0, {"team": "y"}))
     writer.put_rows(batch)
     writer.remove_rows([_row("a", 0)["arn"]])
