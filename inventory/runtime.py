@@ -131,6 +131,7 @@ class Runtime:
             ttl_days=d.item_ttl_days,
             read_capacity=d.read_capacity,
             write_capacity=d.write_capacity,
+            write_concurrency=d.write_concurrency,
         )
 
     @cached_property

@@ -53,6 +53,7 @@ DEFAULTS = {
         "item_ttl_days": 30,
         "read_capacity": 0,
         "write_capacity": 0,
+        "write_concurrency": 16,
     },
     "s3": {"bucket": None, "prefix": "inventory/", "region": None, "layout": "envelope"},
     "aws": {

@@ -32,8 +32,9 @@ INLINE_LIMIT = 300_000
 # BatchWriteItem takes at most 25 requests.
 # https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_BatchWriteItem.html
 BATCH_SIZE = 25
-# Batches in flight at once: the calls are latency-bound, not CPU-bound, on our side.
-WRITE_CONCURRENCY = 4
+# Batches in flight at once (settings: dynamodb.write_concurrency): the calls are
+# latency-bound, not CPU-bound, on our side.
+WRITE_CONCURRENCY = 16
 UNPROCESSED_ATTEMPTS = 8
 BACKOFF_BASE, BACKOFF_CAP = 0.05, 5.0
 
@@ -132,12 +133,14 @@ def _bind(
     host: str | None,
     read_capacity: int,
     write_capacity: int,
+    max_pool_connections: int = 10,
 ) -> type[ResourceItem]:
     """A ResourceItem subclass bound to one physical table."""
     meta_attrs: dict[str, Any] = {
         "table_name": table_name,
         "region": region,
         "host": host,
+        "max_pool_connections": max_pool_connections,
         "max_retry_attempts": 5,
         "connect_timeout_seconds": 5,
         "read_timeout_seconds": 30,
@@ -181,7 +184,15 @@ class DynamoStore:
         self._executor: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
         self.models = {
-            logical: _bind(table_prefix + logical, region, host, read_capacity, write_capacity)
+            logical: _bind(
+                table_prefix + logical,
+                region,
+                host,
+                read_capacity,
+                write_capacity,
+                # Every batch in flight holds a connection (botocore's pool is 10 by default).
+                max_pool_connections=max(10, self.write_concurrency),
+            )
             for logical in TABLES
         }
 

@@ -6,8 +6,9 @@ import hashlib
 import json
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from inventory.cache.dynamo import DynamoStore
 from inventory.cache.history import Cause, Change, ChangeHistory, diff_records
@@ -15,7 +16,12 @@ from inventory.cache.keys import Partition
 from inventory.cache.redis_cache import PartitionMeta, RedisCache
 from inventory.cache.replication import ReplicationLog
 from inventory.cache.s3_snapshot import S3Snapshots
+from inventory.observability import carry_context
 from inventory.registry import UNTRACKED_KINDS, VOLATILE_FIELDS
+
+_T = TypeVar("_T")
+#: Partitions of one listing whose round trips (state load, publication) are made at once.
+PARTITIONS_AT_ONCE = 8
 
 
 def canonical_json(record: Mapping[str, Any]) -> str:
@@ -82,6 +88,10 @@ class PartitionWrite:
     listed_at: float | None = None
     #: False: the service is not set up in the account and region (nothing to list there).
     enabled: bool = True
+
+    @property
+    def partition(self) -> Partition:
+        return Partition(self.kind, self.account_id, self.region)
 
 
 @dataclass
@@ -236,17 +246,46 @@ class Store:
         costs ceil(items / 25) calls per table rather than per partition.
         """
         now = self.clock()
-        plans = [self._plan(w, now) for w in writes]
+        states = self._each(lambda w: self._load(w, now), writes)
+        plans = [self._plan(w, now, state) for w, state in zip(writes, states, strict=True)]
         durable = [pl for pl in plans if pl.write.durable]
         counts = self.dynamo.write_many([(pl.p, pl.writes, pl.removed) for pl in durable], now)
         written = {pl.p: count for pl, count in zip(durable, counts, strict=True)}
-        return [self._finish(pl, written.get(pl.p, 0)) for pl in plans]
+        finals = [self._apply_redis(pl) for pl in plans]
+        published = self._each(lambda job: self._publish(*job), zip(plans, finals, strict=True))
+        return [
+            self._result(pl, written.get(pl.p, 0), s3_objects)
+            for pl, s3_objects in zip(plans, published, strict=True)
+        ]
 
-    def _plan(self, w: PartitionWrite, now: float) -> _Plan:
+    def _each(self, fn: Callable[[Any], _T], items: Iterable[Any]) -> list[_T]:
+        """``fn`` of each item, in order; several at once when there are several.
+
+        A partition's state load and its publication wait on AWS round trips (a conditional
+        PutItem; an S3 object and a manifest), not on our CPU: one listing's partitions take
+        one round trip's time, not one each. Every item has finished before any failure raises.
+        """
+        items = list(items)
+        if len(items) <= 1:
+            return [fn(item) for item in items]
+        self._build_clients()
+        workers = min(len(items), PARTITIONS_AT_ONCE)
+        with ThreadPoolExecutor(workers, thread_name_prefix="partition") as pool:
+            futures = [pool.submit(carry_context(fn), item) for item in items]
+            wait(futures)
+        return [future.result() for future in futures]
+
+    def _build_clients(self) -> None:
+        """Build the botocore clients here, once: pool threads racing to build one can fail."""
+        if self.log is not None:
+            _ = self.log.model._get_connection().connection.client
+        for model in self.dynamo.models.values():
+            _ = model._get_connection().connection.client
+
+    def _plan(self, w: PartitionWrite, now: float, state: _State) -> _Plan:
         """Everything up to the DynamoDB item writes (the history is written here)."""
-        p = Partition(w.kind, w.account_id, w.region)
+        p = w.partition
         encoded = {record["arn"]: encode(w.kind, record) for record in w.records}
-        state = self._load(w, p, now)
         keep = set(w.keep)
         if w.listed_at is not None:
             self._keep_newer_reads(encoded, state.stored, keep, w.complete, w.listed_at)
@@ -271,8 +310,9 @@ class Store:
             changes=changes,
         )
 
-    def _load(self, w: PartitionWrite, p: Partition, now: float) -> _State:
+    def _load(self, w: PartitionWrite, now: float) -> _State:
         """What Redis holds of the partition, and what DynamoDB holds (from Redis when warm)."""
+        p = w.partition
         cached, meta = self.redis.load_state(p)
         renewed_at = meta.renewed_at if meta is not None else None
         if not w.durable:
@@ -308,15 +348,36 @@ class Store:
         self.history.write(changes)
         return changes
 
-    def _finish(self, pl: _Plan, dynamo_writes: int) -> PartitionResult:
-        """Redis (one transaction), the listeners, then S3 and the manifest."""
-        w, p = pl.write, pl.p
+    def _apply_redis(self, pl: _Plan) -> dict[str, str]:
+        """The Redis side in one transaction (with the history feed), then the listeners.
+
+        Returns the partition's content hashes by ARN as it now stands.
+        """
         final = {a: h for a, h in pl.cached.items() if a not in pl.redis_removed}
         final.update({a: v[1] for a, v in pl.encoded.items()})
-        self._apply_redis(pl, len(final))
-        s3_objects = 0
-        if w.durable and (self.s3 is not None or self.log is not None):
-            s3_objects = self._publish(p, pl.encoded, final, pl.complete_flag, pl.now, pl.meta)
+        history = self.history
+        self.redis.apply(
+            pl.p,
+            pl.redis_upserts,
+            pl.redis_removed,
+            pl.encoded,
+            pl.now,
+            pl.write.complete,
+            len(final),
+            partial=pl.write.partial,
+            feed=history.feed_entries(pl.changes) if history else (),
+            feed_max=history.feed_max_entries if history else 0,
+            renewed_at=pl.renewed_at,
+            enabled=pl.write.enabled,
+        )
+        if pl.redis_upserts or pl.redis_removed:
+            documents = {a: v[0] for a, v in pl.redis_upserts.items()}
+            for listener in self.listeners:
+                listener.partition_changed(pl.p, documents, pl.redis_removed)
+        return final
+
+    def _result(self, pl: _Plan, dynamo_writes: int, s3_objects: int) -> PartitionResult:
+        w = pl.write
         created = sum(1 for a in pl.dynamo_upserts if a not in pl.stored)
         return PartitionResult(
             kind=w.kind,
@@ -330,28 +391,6 @@ class Store:
             dynamo_writes=dynamo_writes,
             s3_objects=s3_objects,
         )
-
-    def _apply_redis(self, pl: _Plan, count: int) -> None:
-        """The Redis side in one transaction (with the history feed), then the listeners."""
-        history = self.history
-        self.redis.apply(
-            pl.p,
-            pl.redis_upserts,
-            pl.redis_removed,
-            pl.encoded,
-            pl.now,
-            pl.write.complete,
-            count,
-            partial=pl.write.partial,
-            feed=history.feed_entries(pl.changes) if history else (),
-            feed_max=history.feed_max_entries if history else 0,
-            renewed_at=pl.renewed_at,
-            enabled=pl.write.enabled,
-        )
-        if pl.redis_upserts or pl.redis_removed:
-            documents = {a: v[0] for a, v in pl.redis_upserts.items()}
-            for listener in self.listeners:
-                listener.partition_changed(pl.p, documents, pl.redis_removed)
 
     def _due(self, renewed_at: float | None, now: float, stored: Mapping[str, str]) -> bool:
         """Whether the partition's items must be rewritten to push their DynamoDB TTL back."""
@@ -397,15 +436,7 @@ class Store:
             old.update({a: doc for a, (doc, _) in self.dynamo.documents(p, missing).items()})
         return {a: json.loads(doc) for a, doc in old.items()}
 
-    def _publish(
-        self,
-        p: Partition,
-        encoded: Mapping[str, tuple[str, str]],
-        final: Mapping[str, str],
-        complete: bool,
-        now: float,
-        meta: PartitionMeta | None,
-    ) -> int:
+    def _publish(self, pl: _Plan, final: Mapping[str, str]) -> int:
         """Write the S3 snapshot and the replication manifest when the partition moved.
 
         Each is written only when the digest (for the manifest: or the completeness) differs
@@ -413,20 +444,26 @@ class Store:
         is stamped when it is written, after the items: a secondary reading it sees a time no
         earlier than the items'. Returns the S3 objects written.
         """
+        if not pl.write.durable:
+            return 0
         digest = partition_digest(final)
         s3_objects = 0
-        if self.s3 is not None and (meta is None or meta.s3_digest != digest):
-            documents = {a: v[0] for a, v in encoded.items()}
-            kept = [a for a in final if a not in documents]
-            documents.update(self.redis.get_items(p, kept))
-            self.s3.put(p, documents, now)
-            self.redis.set_s3_digest(p, digest)
+        if self.s3 is not None and (pl.meta is None or pl.meta.s3_digest != digest):
+            self._put_snapshot(self.s3, pl, final)
+            self.redis.set_s3_digest(pl.p, digest)
             s3_objects = 1
-        published = f"{digest}|{int(complete)}"
-        if self.log is not None and (meta is None or meta.manifest_digest != published):
-            self.log.put_manifest(p, digest, len(final), complete, self.clock())
-            self.redis.set_manifest_digest(p, published)
+        published = f"{digest}|{int(pl.complete_flag)}"
+        if self.log is not None and (pl.meta is None or pl.meta.manifest_digest != published):
+            self.log.put_manifest(pl.p, digest, len(final), pl.complete_flag, self.clock())
+            self.redis.set_manifest_digest(pl.p, published)
         return s3_objects
+
+    def _put_snapshot(self, s3: S3Snapshots, pl: _Plan, final: Mapping[str, str]) -> None:
+        """The whole partition to S3: this write's documents, and the kept ones from Redis."""
+        documents = {a: v[0] for a, v in pl.encoded.items()}
+        kept = [a for a in final if a not in documents]
+        documents.update(self.redis.get_items(pl.p, kept))
+        s3.put(pl.p, documents, pl.now)
 
     def _mirrored_feed(
         self,

@@ -180,6 +180,13 @@ class DynamoSettings(_Section):
     )
     read_capacity: int = Field(0, ge=0, description="0 means on-demand billing")
     write_capacity: int = Field(0, ge=0, description="0 means on-demand billing")
+    write_concurrency: int = Field(
+        16,
+        ge=1,
+        le=64,
+        description="BatchWriteItem calls in flight per worker process, shared by its syncs; "
+        "1 = one after another",
+    )
 
     @field_validator("region")
     @classmethod
