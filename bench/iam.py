@@ -1,6 +1,7 @@
 """IAM sync cost next to the floor set by its one AWS listing, at 500, 2,000 and 5,000 roles.
 
     .venv/bin/python -m bench iam [--sizes 500,2000,5000] [--reps 3] [--profile 2000]
+                                  [--latency-ms 30]
 
 One moto host holds one member account per size (roles with 2 inline + 2 attached policies
 and 3 tags; customer managed policies, users and groups). For each size a fresh process runs
@@ -18,7 +19,11 @@ redis-server, moto's DynamoDB and S3:
 A warm-up child (unreported) runs before the measured ones: the first child against a fresh
 moto measured slower throughout, floors included.
 
-Writes bench/results/iam.md.
+With ``--latency-ms N`` every AWS answer (IAM, DynamoDB and S3 alike, floors included) is held
+N ms by tests/faultproxy.py in a process of its own (bench/latency.py), as real AWS takes tens
+of milliseconds where moto on loopback takes none.
+
+Writes bench/results/iam.md (iam-<N>ms.md with a latency).
 """
 
 from __future__ import annotations
@@ -31,6 +36,8 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +46,7 @@ from bench.common import (
     RESULTS,
     AwsCalls,
     calls_since,
+    cpu_seconds,
     markdown_table,
     max_rss_mb,
     median,
@@ -134,18 +142,28 @@ def child(account_id: str, reps: int, profile: str | None) -> dict[str, Any]:
 
     gc.callbacks.append(on_gc)
 
+    moto_pid = int(base_env["BENCH_MOTO_PID"])
+    moto_cpu: dict[str, list[float]] = {"floor": [], "list_roles": [], "first": [], "steady": []}
+
     def floor() -> None:
-        details, roles = floor_fetch(client)
-        floors.append(details)
-        list_roles.append(roles)
+        for fetch, seconds, cpu_used in (
+            (authorization_details_fetch, floors, moto_cpu["floor"]),
+            (list_roles_fetch, list_roles, moto_cpu["list_roles"]),
+        ):
+            cpu, start = cpu_seconds(moto_pid), time.perf_counter()
+            fetch(client)
+            seconds.append(time.perf_counter() - start)
+            cpu_used.append(cpu_seconds(moto_pid) - cpu)
 
     def sync(rep: int) -> dict[str, Any]:
         app.runtime = runtimes[rep]
         before, commands = counter.snapshot(), redis_command_count(server)
         gc_before = gc_seconds[0]
+        cpu = cpu_seconds(moto_pid)
         start = time.perf_counter()
         result = task.apply(args=[account_id]).get()
         seconds = time.perf_counter() - start
+        moto_cpu["first" if len(first) < reps else "steady"].append(cpu_seconds(moto_pid) - cpu)
         commands = redis_command_count(server) - commands - 1  # the first INFO
         used = calls_since(before, counter.snapshot())
         return {
@@ -190,6 +208,7 @@ def child(account_id: str, reps: int, profile: str | None) -> dict[str, Any]:
         "steady": steady,
         "rss_setup_mb": rss_setup,
         "rss_first_mb": rss_first,
+        "moto_cpu": moto_cpu,
     }
 
 
@@ -232,15 +251,19 @@ def summarise(size: int, data: dict[str, Any]) -> dict[str, Any]:
         "rss_setup_mb": data["rss_setup_mb"],
         "rss_first_mb": data["rss_first_mb"],
         "listed": {k: v["listed"] for k, v in first["result"]["partitions"].items()},
+        "moto_cpu": {k: median(v) for k, v in data["moto_cpu"].items()},
     }
 
 
-def report(rows: list[dict[str, Any]], reps: int, seed_seconds: float) -> list[str]:
+def report(
+    rows: list[dict[str, Any]], reps: int, seed_seconds: float, latency: float = 0
+) -> list[str]:
+    held = f", every AWS answer held {latency:g} ms by a proxy" if latency else ""
     lines = [
-        "# IAM sync benchmark",
+        "# IAM sync benchmark" + (f", {latency:g} ms per AWS answer" if latency else ""),
         "",
         f"`cache_iam_resources_for_account` run in-process, one member account per size, "
-        f"against moto (server mode, HTTP), our own redis-server, moto DynamoDB and S3; this "
+        f"against moto (server mode, HTTP{held}), our own redis-server, moto DynamoDB and S3; this "
         f"machine (2 cores, shared). Median of {reps} first syncs (each on fresh tables and "
         f"keys) and {reps} steady syncs (no AWS change); the floor is the same "
         f"GetAccountAuthorizationDetails pages through the same client with no processing, "
@@ -317,6 +340,16 @@ def report(rows: list[dict[str, Any]], reps: int, seed_seconds: float) -> list[s
     lines += markdown_table(["roles", "floors", "first syncs", "steady syncs"], table)
     lines += [
         "",
+        "CPU seconds of the moto server (median): "
+        + ", ".join(
+            f"{r['roles']:,} roles: floor {r['moto_cpu']['floor']:.2f}, ListRoles "
+            f"{r['moto_cpu']['list_roles']:.2f}, first sync "
+            f"{r['moto_cpu']['first']:.2f}, steady sync {r['moto_cpu']['steady']:.2f}"
+            for r in rows
+        )
+        + ". moto serves every call on one core, so its CPU during a sync bounds the sync's "
+        "wall time from below on this machine.",
+        "",
         "Time in Python's cyclic garbage collector during a first sync (median): "
         + ", ".join(f"{r['roles']:,} roles {r['first_gc_s']:.2f} s" for r in rows)
         + ".",
@@ -332,6 +365,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench iam")
     parser.add_argument("--sizes", default="500,2000,5000", help="roles per account")
     parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--latency-ms", type=float, default=0, help="added to every AWS answer")
     parser.add_argument("--profile", type=int, default=None, help="pyinstrument this size")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--profile-out", default=None, help=argparse.SUPPRESS)
@@ -342,7 +376,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     sizes = [int(s) for s in args.sizes.split(",")]
     rows = []
-    with servers(SIZES.to_json(), roles=sizes) as s:
+    with servers(SIZES.to_json(), roles=sizes) as s, _endpoint(s.moto_url, args.latency_ms) as url:
         import boto3
 
         boto3.client(
@@ -350,14 +384,21 @@ def main(argv: list[str] | None = None) -> int:
         ).create_bucket(Bucket=BUCKET)
         # The first child against a fresh moto measured slower in everything, its floors
         # included (about a second at 2,000 roles): a warm-up child runs first, unreported.
-        warm = s.env(BENCH_OUT=str(RESULTS / ".iam-warm-up.json"), BENCH_WARM_UP="w")
+        warm = s.env(
+            BENCH_MOTO_PID=str(s.moto_pid),
+            BENCH_OUT=str(RESULTS / ".iam-warm-up.json"),
+            BENCH_WARM_UP="w",
+            INVENTORY_AWS__ENDPOINT_URL=url,
+        )
         print("warm-up child ...", flush=True)
         run_child(warm, s.accounts[0], 1, None)
         (RESULTS / ".iam-warm-up.json").unlink()
         for size, account in zip(sizes, s.accounts, strict=True):
             out = RESULTS / f".iam-{size}.json"
             profile = str(RESULTS / f"profile-iam-{size}") if args.profile == size else None
-            env = s.env(BENCH_OUT=str(out))
+            env = s.env(
+                BENCH_OUT=str(out), BENCH_MOTO_PID=str(s.moto_pid), INVENTORY_AWS__ENDPOINT_URL=url
+            )
             print(f"{size} roles: account {account['id']} ...", flush=True)
             data = run_child(env, account, args.reps, profile)
             out.unlink()
@@ -368,8 +409,21 @@ def main(argv: list[str] | None = None) -> int:
                 f"steady {r['steady_s']:.2f}s rss {r['rss_first_mb']:.0f}MB",
                 flush=True,
             )
-        write_result("iam.md", report(rows, args.reps, s.seed_seconds))
+        name = f"iam-{args.latency_ms:g}ms.md" if args.latency_ms else "iam.md"
+        write_result(name, report(rows, args.reps, s.seed_seconds, args.latency_ms))
     return 0
+
+
+@contextmanager
+def _endpoint(moto_url: str, latency_ms: float) -> Iterator[str]:
+    """moto's URL, or a latency proxy's in front of it."""
+    if not latency_ms:
+        yield moto_url
+        return
+    from bench.latency import latency_proxy
+
+    with latency_proxy(moto_url, latency_ms) as url:
+        yield url
 
 
 def _fake_credentials() -> dict[str, str]:
