@@ -80,16 +80,6 @@ def list_roles_fetch(client: Any) -> int:
     return pages
 
 
-def floor_fetch(client: Any) -> tuple[float, float]:
-    """The listing's calls one after the other: seconds of GetAccountAuthorizationDetails and
-    of ListRoles."""
-    start = time.perf_counter()
-    authorization_details_fetch(client)
-    middle = time.perf_counter()
-    list_roles_fetch(client)
-    return middle - start, time.perf_counter() - middle
-
-
 def child(account_id: str, reps: int, profile: str | None) -> dict[str, Any]:
     """Runs in a fresh process: setup, then floors interleaved with first and steady syncs."""
     counter = AwsCalls().install()
@@ -123,7 +113,9 @@ def child(account_id: str, reps: int, profile: str | None) -> dict[str, Any]:
     server = redis.Redis.from_url(base_env["INVENTORY_REDIS__URL"])
     region = app.runtime.settings.deployment_region
     client = app.runtime.account_client("iam", account_record(app.runtime, account_id), region)
-    floor_fetch(client)  # warm-up: AssumeRole, client, botocore's IAM model (once per process)
+    # Warm-up: AssumeRole, the client, botocore's IAM model (once per process).
+    authorization_details_fetch(client)
+    list_roles_fetch(client)
     rss_setup = max_rss_mb()
     from inventory.celery_signals import freeze_start_up_heap
 

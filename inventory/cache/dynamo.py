@@ -261,14 +261,18 @@ class DynamoStore:
             for connection, batch in jobs:
                 self._write_batch(connection, batch)
         else:
-            for connection, _ in jobs:
-                # Each client is built here, once, not by pool threads racing to build it.
-                _ = connection.connection.client
+            self.build_clients()
             futures = [self._pool().submit(self._write_batch, c, b) for c, b in jobs]
             wait(futures)  # every batch has finished (or failed) before anything raises
             for future in futures:
                 future.result()
         return counts
+
+    def build_clients(self) -> None:
+        """Build every table's botocore client here, once: pool threads racing to build one
+        can fail (botocore's client creation is not thread-safe)."""
+        for model in self.models.values():
+            _ = model._get_connection().connection.client
 
     def _requests(
         self,

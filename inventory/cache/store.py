@@ -276,11 +276,10 @@ class Store:
         return [future.result() for future in futures]
 
     def _build_clients(self) -> None:
-        """Build the botocore clients here, once: pool threads racing to build one can fail."""
+        """Build the botocore clients the pool threads use, here, once (see build_clients)."""
         if self.log is not None:
             _ = self.log.model._get_connection().connection.client
-        for model in self.dynamo.models.values():
-            _ = model._get_connection().connection.client
+        self.dynamo.build_clients()
 
     def _plan(self, w: PartitionWrite, now: float, state: _State) -> _Plan:
         """Everything up to the DynamoDB item writes (the history is written here)."""
