@@ -36,11 +36,15 @@ KINDS = frozenset({*IAM_KINDS, *RESOURCE_POLICY_KINDS, AWS_MANAGED_POLICY, ACCOU
 class AccessReader:
     """Holds the current :class:`AccessIndex` and keeps it in step with the cache."""
 
-    def __init__(self, cache: RedisCache, refresh_seconds: float = 15.0) -> None:
+    def __init__(
+        self, cache: RedisCache, refresh_seconds: float = 15.0, recheck_seconds: float = 2.0
+    ) -> None:
         self.cache = cache
         self.refresh_seconds = refresh_seconds
+        self.recheck_seconds = recheck_seconds
         self.index: AccessIndex | None = None
         self.built_at: float | None = None
+        self.checked_at = 0.0
         self._loaded: dict[Partition, tuple[float, dict[str, dict[str, Any]]]] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -58,6 +62,7 @@ class AccessReader:
         """Rebuild the index if any partition it reads changed; True when it did."""
         with self._lock:
             current = self._changed_at()
+            self.checked_at = time.monotonic()
             if self.index is not None and {p: at for p, (at, _) in self._loaded.items()} == current:
                 return False
             loaded = {}
@@ -85,6 +90,20 @@ class AccessReader:
         return build_index(accounts, aws, org | set(accounts), generation)
 
     def current(self) -> AccessIndex | None:
+        return self.index
+
+    def checked(self) -> AccessIndex | None:
+        """The index, first brought up to date unless checked under ``recheck_seconds`` ago.
+
+        For a lookup that missed: the principal may be newer than the last periodic rebuild (a
+        demo opened the moment its first sweep ends). ``recheck_seconds`` bounds the Redis reads
+        and rebuilds any number of such lookups cause; a failed read keeps the current index.
+        """
+        if time.monotonic() - self.checked_at >= self.recheck_seconds:
+            try:
+                self.refresh()
+            except redis.RedisError as exc:
+                log.warning("access index: cannot read Redis: %s", exc)
         return self.index
 
     def start(self) -> AccessReader:

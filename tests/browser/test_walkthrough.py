@@ -73,6 +73,8 @@ def test_the_first_ten_minutes_as_readme_tells_them(demo, shots: Path):
         page.set_default_timeout(20_000)
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
         page.on("pageerror", lambda exc: errors.append(str(exc)))
+        # Chromium's "Failed to load resource" does not say which: the response does.
+        page.on("response", lambda r: r.status < 400 or errors.append(f"{r.status} {r.url}"))
 
         # 1. Open the login URL the demo printed and paste the API token: the Policies page.
         page.goto(demo["login"])

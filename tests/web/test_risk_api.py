@@ -271,6 +271,47 @@ def test_what_a_role_can_do_on_a_service(client, world):
     )
 
 
+def test_a_role_cached_after_the_last_rebuild_is_found_at_once_and_rechecks_are_bounded(
+    risk_settings, world, moto_server
+):
+    """The web tier rebuilds its access index every 15 s; a role synced since then (a demo
+    opened the moment its first sweep ends) is found by one recheck, not a 404, while a reader
+    that checked Redis under ``recheck_seconds`` ago keeps its index and answers 404."""
+    rt, (dev, _) = world
+    prompt = AccessReader(rt.redis_cache, recheck_seconds=0)
+    bounded = AccessReader(rt.redis_cache, recheck_seconds=3600)
+    for reader in (prompt, bounded):
+        reader.refresh()
+    iam = Seeder(moto_server.url).client("iam", dev.id)
+    trust = doc({"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"},
+                 "Action": "sts:AssumeRole"})  # fmt: skip
+    iam.create_role(RoleName="dev-late", AssumeRolePolicyDocument=trust)
+    servers = [
+        LiveServer(make_app(risk_settings, Readers(rt.redis_cache, rt.outcomes, access=r))).start()
+        for r in (prompt, bounded)
+    ]
+    try:
+        iam.put_role_policy(
+            RoleName="dev-late",
+            PolicyName="read",
+            PolicyDocument=doc({"Effect": "Allow", "Action": "sqs:GetQueueUrl", "Resource": "*"}),
+        )
+        sync_iam_account(rt, dev.id)
+        query = urllib.parse.urlencode({"arn": dev.role_arn("dev-late"), "service": "sqs"})
+        found, missed = (
+            Client(s).get(f"/api/v1/access/principal?{query}", token=DEV_TOKEN) for s in servers
+        )
+        assert found.status == 200, found.body
+        assert [a["action"] for a in found.json()["actions"]] == ["sqs:GetQueueUrl"]
+        assert missed.status == 404
+    finally:
+        for s in servers:
+            s.stop()
+        iam.delete_role_policy(RoleName="dev-late", PolicyName="read")
+        iam.delete_role(RoleName="dev-late")
+        sync_iam_account(rt, dev.id)
+
+
 def test_access_without_an_index_is_503_and_every_route_needs_a_login(risk_settings, world):
     rt, _ = world
     live = LiveServer(make_app(risk_settings, Readers(rt.redis_cache, rt.outcomes))).start()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import tornado.web
 
@@ -19,6 +19,7 @@ from inventory.analysis.catalogue import catalogue
 from inventory.analysis.findings import SEVERITIES, SEVERITY_RANK
 from inventory.cache.keys import FINDING, GLOBAL, Partition
 from inventory.cache.redis_cache import RedisCache
+from inventory.web.access_reader import AccessReader
 from inventory.web.api import operation
 from inventory.web.base import AuthenticatedHandler
 from inventory.web.models.risk import (
@@ -123,12 +124,14 @@ class FindingsHandler(AuthenticatedHandler):
 
 class AccessBase(AuthenticatedHandler):
     @property
-    def index(self) -> AccessIndex:
-        reader = self.readers.access
-        index = reader.current() if reader is not None else None
-        if index is None:
+    def reader(self) -> AccessReader:
+        if self.readers.access is None or self.readers.access.current() is None:
             raise tornado.web.HTTPError(503, "access index unavailable (still loading?)")
-        return index
+        return self.readers.access
+
+    @property
+    def index(self) -> AccessIndex:
+        return cast(AccessIndex, self.reader.current())
 
 
 class AccessHandler(AccessBase):
@@ -148,7 +151,11 @@ class PrincipalAccessHandler(AccessBase):
     async def get(self) -> None:
         """What a role or user may do on one service, by action."""
         q = self.query(PrincipalAccessQuery)
+        reader = self.reader
         actions = await off_loop(self.index.what_can, q.arn, q.service)
+        if actions is None and (index := await off_loop(reader.checked)):
+            # Perhaps cached since the last periodic rebuild: ask an up-to-date index once more.
+            actions = await off_loop(index.what_can, q.arn, q.service)
         if actions is None:
             raise tornado.web.HTTPError(404, "no cached role or user with that ARN")
         found = {"arn": q.arn, "service": q.service, "actions": actions}
