@@ -91,8 +91,15 @@ def test_the_first_ten_minutes_as_readme_tells_them(demo, shots: Path):
         # an ECR repository in each of dev, staging and prod, listed as a bucket is.
         for kind in ("kms_key", "lambda_function", "secretsmanager_secret", "ecr_repository"):
             page.select_option("#kind", kind)
+            # Until this kind's rows replace the last kind's (whose total also read "3
+            # resources"), reading them races their removal: a detached cell's text runs together.
             page.wait_for_function(
-                "() => /^[3-9] resources/.test(document.getElementById('total').textContent)"
+                """kind => {
+                  const badges = [...document.querySelectorAll('#rows tr[data-arn] .badge-kind')];
+                  return badges.length > 0 && badges.every(b => b.dataset.kind === kind)
+                    && /^[3-9] resources/.test(document.getElementById('total').textContent);
+                }""",
+                arg=kind,
             )
             accounts = page.locator("#rows tr[data-arn] td:nth-child(3)").all_inner_texts()
             assert {"dev", "staging", "prod"} <= {a.split()[0] for a in accounts}, (kind, accounts)
