@@ -105,6 +105,8 @@ def test_worker_logs_json_with_task_context_reports_to_sentry_and_never_shows_a_
         f"{masked_url(locked_redis, 1)}, cache {masked_url(locked_redis, 2)}, beat store "
         f"{masked_url(locked_redis, 0)}"
     ]
+    # `inventory worker` starts without mingle's one-second wait; Celery's own command mingles.
+    assert any(x["message"].startswith("mingle:") for x in lines) == (launcher == "celery")
     stored = [x for x in lines if x["message"].startswith("stored sqs_queue")]
     assert {(x["task"], x["task_id"], x["account_id"], x["region"]) for x in stored} == {
         ("inventory.cache_sqs_queues_for_account", ok.id, dev.id, region)
