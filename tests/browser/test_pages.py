@@ -172,9 +172,20 @@ def test_the_pager_walks_through_every_row_once(admin_page, world):
 
 
 # --- /resource/<arn> -------------------------------------------------------------------------
+def wait_loaded(page: Watched, q: str) -> None:
+    """Until the table holds the answer to the search ``q`` (typing waits 250 ms to search)."""
+    page.page.wait_for_function(
+        "q => new URLSearchParams(location.search).get('q') === q"
+        " && document.getElementById('policies').getAttribute('aria-busy') === 'false'",
+        arg=q,
+    )
+
+
 def open_resource_from_the_table(page: Watched, name: str) -> None:
     page.goto("/policies")
     page.page.locator("#q").fill(name)
+    # Not the unfiltered rows: the search's answer replacing them can take the click.
+    wait_loaded(page, name)
     page.page.locator(f"{ROWS} a.name-link", has_text=re.compile(f"^{name}$")).click()
     page.page.locator("#content").wait_for(state="visible")
 

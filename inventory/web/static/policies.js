@@ -122,13 +122,18 @@
 
   async function load() {
     const mine = ++generation;
+    // The rows are stale until this query's answer replaces them (assistive technology waits).
+    document.getElementById("policies").setAttribute("aria-busy", "true");
     writeUrl();
     renderHeaders();
     let page;
     try {
       page = await api("/api/v1/policies?" + query({ limit: String(state.limit) }));
     } catch (err) {
-      if (mine === generation) showError(err);
+      if (mine === generation) {
+        showError(err);
+        document.getElementById("policies").setAttribute("aria-busy", "false");
+      }
       return;
     }
     if (mine !== generation) return; // a newer query is on its way
@@ -147,6 +152,7 @@
     document.getElementById("page").textContent = "Page " + (Math.floor(page.offset / page.limit) + 1) + " of " + pages;
     document.getElementById("prev").disabled = page.offset <= 0;
     document.getElementById("next").disabled = last >= total;
+    document.getElementById("policies").setAttribute("aria-busy", "false");
   }
 
   function onFilter(event) {
