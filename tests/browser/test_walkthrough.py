@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser.conftest import CHROMIUM_ARGS, SCREENSHOTS
+from tests.browser.conftest import SCREENSHOTS
 from tests.servers import free_port
 from tests.test_cli import ANSI, CLI, descendants, start_in_terminal, still_alive
 
@@ -62,14 +62,12 @@ def shots(tmp_path: Path) -> Path:
     return SCREENSHOTS if os.environ.get("UPDATE_SCREENSHOTS") == "1" else tmp_path
 
 
-def test_the_first_ten_minutes_as_readme_tells_them(demo, shots: Path):
-    sync_api = pytest.importorskip("playwright.sync_api")
+def test_the_first_ten_minutes_as_readme_tells_them(demo, browser, shots: Path):
     errors: list[str] = []
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS
-        )
-        page = browser.new_page(viewport={"width": 1280, "height": 900}, locale="en-US")
+    # The package's browser: a second Playwright in this process would refuse to start.
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-US")
+    try:
+        page = context.new_page()
         page.set_default_timeout(20_000)
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
         page.on("pageerror", lambda exc: errors.append(str(exc)))
@@ -146,5 +144,6 @@ def test_the_first_ten_minutes_as_readme_tells_them(demo, shots: Path):
         names = page.locator("#rows .account-name").all_inner_texts()
         assert {"dev", "staging", "prod"} <= set(names)
         page.screenshot(path=str(shots / "accounts.png"))
-        browser.close()
+    finally:
+        context.close()
     assert errors == []
