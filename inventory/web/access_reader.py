@@ -58,22 +58,32 @@ class AccessReader:
         values = pipe.execute()
         return {p: float(v) for p, v in zip(partitions, values, strict=True) if v is not None}
 
-    def refresh(self) -> bool:
-        """Rebuild the index if any partition it reads changed; True when it did."""
-        with self._lock:
-            current = self._changed_at()
-            self.checked_at = time.monotonic()
-            if self.index is not None and {p: at for p, (at, _) in self._loaded.items()} == current:
-                return False
-            loaded = {}
-            for p, at in current.items():
-                previous = self._loaded.get(p)
-                items = previous[1] if previous and previous[0] == at else self.cache.items(p)
-                loaded[p] = (at, items)
-            self._loaded = loaded
-            self.index = self._build(loaded)
-            self.built_at = time.time()
-            return True
+    def refresh(self, wait: bool = True) -> bool:
+        """Rebuild the index if any partition it reads changed; True when it did.
+
+        ``wait=False``: when another refresh is under way, return False at once instead.
+        """
+        if not self._lock.acquire(blocking=wait):
+            return False
+        try:
+            return self._refresh()
+        finally:
+            self._lock.release()
+
+    def _refresh(self) -> bool:
+        current = self._changed_at()
+        self.checked_at = time.monotonic()
+        if self.index is not None and {p: at for p, (at, _) in self._loaded.items()} == current:
+            return False
+        loaded = {}
+        for p, at in current.items():
+            previous = self._loaded.get(p)
+            items = previous[1] if previous and previous[0] == at else self.cache.items(p)
+            loaded[p] = (at, items)
+        self._loaded = loaded
+        self.index = self._build(loaded)
+        self.built_at = time.time()
+        return True
 
     def _build(self, loaded: Mapping[Partition, tuple[float, dict[str, Any]]]) -> AccessIndex:
         accounts: dict[str, dict[str, dict[str, Any]]] = {}
@@ -101,7 +111,7 @@ class AccessReader:
         """
         if time.monotonic() - self.checked_at >= self.recheck_seconds:
             try:
-                self.refresh()
+                self.refresh(wait=False)  # a rebuild under way: no request queues behind it
             except redis.RedisError as exc:
                 log.warning("access index: cannot read Redis: %s", exc)
         return self.index

@@ -7,6 +7,8 @@ together, a bucket anyone may read and a role trusted by an account outside the 
 from __future__ import annotations
 
 import json
+import threading
+import time
 import urllib.parse
 from collections.abc import Iterator
 from typing import Any
@@ -286,16 +288,16 @@ def test_a_role_cached_after_the_last_rebuild_is_found_at_once_and_rechecks_are_
     trust = doc({"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"},
                  "Action": "sts:AssumeRole"})  # fmt: skip
     iam.create_role(RoleName="dev-late", AssumeRolePolicyDocument=trust)
+    iam.put_role_policy(
+        RoleName="dev-late",
+        PolicyName="read",
+        PolicyDocument=doc({"Effect": "Allow", "Action": "sqs:GetQueueUrl", "Resource": "*"}),
+    )
     servers = [
         LiveServer(make_app(risk_settings, Readers(rt.redis_cache, rt.outcomes, access=r))).start()
         for r in (prompt, bounded)
     ]
     try:
-        iam.put_role_policy(
-            RoleName="dev-late",
-            PolicyName="read",
-            PolicyDocument=doc({"Effect": "Allow", "Action": "sqs:GetQueueUrl", "Resource": "*"}),
-        )
         sync_iam_account(rt, dev.id)
         query = urllib.parse.urlencode({"arn": dev.role_arn("dev-late"), "service": "sqs"})
         found, missed = (
@@ -310,6 +312,34 @@ def test_a_role_cached_after_the_last_rebuild_is_found_at_once_and_rechecks_are_
         iam.delete_role_policy(RoleName="dev-late", PolicyName="read")
         iam.delete_role(RoleName="dev-late")
         sync_iam_account(rt, dev.id)
+
+
+def test_a_recheck_never_queues_behind_a_rebuild_under_way(world):
+    """Misses during a long rebuild (a large organisation) answer from the current index at
+    once instead of each holding an executor thread until the rebuild ends. The rebuild under
+    way is stood in for by holding the reader's lock (no real rebuild can be made slow here)."""
+    rt, _ = world
+    reader = AccessReader(rt.redis_cache, recheck_seconds=0)
+    reader.refresh()
+    index = reader.current()
+    held, release = threading.Event(), threading.Event()
+
+    def rebuilding() -> None:
+        with reader._lock:
+            held.set()
+            release.wait(10)
+
+    rebuild = threading.Thread(target=rebuilding)
+    rebuild.start()
+    try:
+        held.wait(5)
+        started = time.monotonic()
+        assert reader.checked() is index
+        assert time.monotonic() - started < 2
+    finally:
+        release.set()
+        rebuild.join()
+    assert reader.refresh() is False  # nothing changed: the waiting refresh still works
 
 
 def test_access_without_an_index_is_503_and_every_route_needs_a_login(risk_settings, world):

@@ -151,9 +151,8 @@ class PrincipalAccessHandler(AccessBase):
     async def get(self) -> None:
         """What a role or user may do on one service, by action."""
         q = self.query(PrincipalAccessQuery)
-        reader = self.reader
         actions = await off_loop(self.index.what_can, q.arn, q.service)
-        if actions is None and (index := await off_loop(reader.checked)):
+        if actions is None and (index := await off_loop(self.reader.checked)):
             # Perhaps cached since the last periodic rebuild: ask an up-to-date index once more.
             actions = await off_loop(index.what_can, q.arn, q.service)
         if actions is None:
