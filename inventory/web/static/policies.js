@@ -120,10 +120,14 @@
     );
   }
 
+  // The rows are stale until a query's answer replaces them (assistive technology waits).
+  function busy(flag) {
+    document.getElementById("policies").setAttribute("aria-busy", String(flag));
+  }
+
   async function load() {
     const mine = ++generation;
-    // The rows are stale until this query's answer replaces them (assistive technology waits).
-    document.getElementById("policies").setAttribute("aria-busy", "true");
+    busy(true);
     writeUrl();
     renderHeaders();
     let page;
@@ -132,7 +136,7 @@
     } catch (err) {
       if (mine === generation) {
         showError(err);
-        document.getElementById("policies").setAttribute("aria-busy", "false");
+        busy(false);
       }
       return;
     }
@@ -152,7 +156,7 @@
     document.getElementById("page").textContent = "Page " + (Math.floor(page.offset / page.limit) + 1) + " of " + pages;
     document.getElementById("prev").disabled = page.offset <= 0;
     document.getElementById("next").disabled = last >= total;
-    document.getElementById("policies").setAttribute("aria-busy", "false");
+    busy(false);
   }
 
   function onFilter(event) {
